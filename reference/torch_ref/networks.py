@@ -1,0 +1,3 @@
+"""Filled in by the foundation work."""
+
+__all__: list[str] = []
