@@ -1,0 +1,1 @@
+"""Clauses on activations (to be written)."""

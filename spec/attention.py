@@ -1,0 +1,1 @@
+"""Clauses on attention (to be written)."""

@@ -1,0 +1,1 @@
+"""Clauses on backprop (to be written)."""

@@ -1,0 +1,1 @@
+"""Clauses on blocks (to be written)."""

@@ -1,0 +1,211 @@
+"""What a clause is, and the small interface a clause's property is written against.
+
+A clause is one normative sentence of the documents made executable: an id (``ATT-MASK-ZERO``), the
+sentence, where it comes from, the capabilities it needs, and a *property*: a function
+``prop(impl, ck)`` that draws inputs through ``ck``, calls the implementation ``impl`` and states
+what must hold through ``ck``'s assertions. The engine (:mod:`nnspec.verify`) runs the property under
+Hypothesis, turns assertion failures into readable reports and decides applicability.
+
+Clause modules only *declare*; they never import the engine. That keeps the catalogue readable as
+a document and lets any runner (the pytest plugin, the CLI, a notebook) execute it.
+
+Writing a property
+------------------
+``impl`` offers the public names of :mod:`nnspec.reference.numpy_ref` that the implementation has
+(``impl.softmax(x, axis=-1)``, ``impl.scaled_dot_product_attention(q, k, v, mask)``,
+``impl.MLP(config, params)``...). Arrays go in and come out as NumPy ``float64``; masks are boolean
+with **True = may attend**, whatever the implementation's own convention (its adapter translates).
+
+``ck`` is a :class:`Check`:
+
+- ``ck.draw(strategy, label)``: draw an input (labelled, shrunk by Hypothesis on failure).
+- ``ck.input(x)``: ``x`` rounded to the implementation's dtype, still float64. Feed the *same*
+  rounded values to the implementation and to any closed form, so input rounding is not blamed.
+- ``ck.oracle``: :mod:`numpy_ref`, configured with the implementation's declared conventions.
+- ``ck.close(observed, expected, *, output, what)``: ``observed`` (from ``impl``) is close to an
+  independent ``expected`` (a closed form, a document's number, a metamorphic partner), within the
+  tolerance the policy gives for the implementation's dtype and the output kind ``output``.
+- ``ck.close_to_oracle(name, *args, output, **kwargs)``: the differential check: calls
+  ``impl.<name>`` and the oracle, and for low precision a same-precision baseline too.
+- ``ck.equal(observed, expected, *, what)``: exact equality (masked weights are exactly 0).
+- ``ck.that(condition, *, what, observed, expected)``: any other predicate.
+- ``ck.note(key, value)``: record a measurement (error, count) in the report row.
+
+Every assertion raises :class:`ClauseFailure` carrying what was observed and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+Level = Literal["MUST", "SHOULD", "INFORMATIVE"]
+Cost = Literal["cheap", "network", "training"]
+
+# The titles to cite, from ../shared/seeds/README.md.
+NEURAL_NETWORKS = "Neural Networks (notes on 3Blue1Brown)"
+DEEP_LEARNING = "Deep Learning (notes on 3Blue1Brown, chapters 1-6)"
+VIDEO_NOTES = "Neural Networks and Transformers (3Blue1Brown video wjZofJX0v4M)"
+LECTURE_NOTES = "Transformer lecture notes (handwritten)"
+RECAP = "Deep learning recap to the Transformer (video summaries)"
+
+VASWANI_2017 = "Vaswani et al. 2017, Attention Is All You Need"
+BAHDANAU_2015 = "Bahdanau, Cho and Bengio 2015, Neural Machine Translation by Jointly Learning to Align and Translate"
+LUONG_2015 = "Luong, Pham and Manning 2015, Effective Approaches to Attention-based Neural Machine Translation"
+SUTSKEVER_2014 = "Sutskever, Vinyals and Le 2014, Sequence to Sequence Learning with Neural Networks"
+BA_2016 = "Ba, Kiros and Hinton 2016, Layer Normalization"
+IOFFE_2015 = "Ioffe and Szegedy 2015, Batch Normalization"
+RUMELHART_1986 = "Rumelhart, Hinton and Williams 1986, Learning representations by back-propagating errors"
+BROWN_2020 = "Brown et al. 2020, Language Models are Few-Shot Learners"
+HOCHREITER_1997 = "Hochreiter and Schmidhuber 1997, Long Short-Term Memory"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a clause comes from: a document of ``shared/seeds`` and its section, plus the paper."""
+
+    document: str
+    section: str
+    paper: str | None = None
+
+    def __str__(self) -> str:
+        cited = f"{self.document}, {self.section}"
+        return f"{cited} ({self.paper})" if self.paper else cited
+
+
+class ClauseFailure(AssertionError):
+    """A property did not hold. ``observed``/``expected`` are short human-readable strings."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        observed: str,
+        expected: str,
+        error: float | None = None,
+        tolerance: float | None = None,
+        detail: str = "",
+    ) -> None:
+        self.what = what
+        self.observed = observed
+        self.expected = expected
+        self.error = error
+        self.tolerance = tolerance
+        self.detail = detail
+        message = f"{what}: observed {observed}, but should be {expected}"
+        if error is not None and tolerance is not None:
+            message += f" (error {error:.3g} > tolerance {tolerance:.3g})"
+        if detail:
+            message += f"\n{detail}"
+        super().__init__(message)
+
+
+class Check(Protocol):
+    """The interface a property uses; implemented by the engine."""
+
+    oracle: Any
+
+    def draw(self, strategy: Any, label: str) -> Any: ...
+
+    def input(self, x: np.ndarray) -> np.ndarray: ...
+
+    def close(
+        self, observed: Any, expected: Any, *, output: str = "default", what: str
+    ) -> None: ...
+
+    def close_to_oracle(self, name: str, *args: Any, output: str = "default", **kwargs: Any) -> Any: ...
+
+    def equal(self, observed: Any, expected: Any, *, what: str) -> None: ...
+
+    def that(self, condition: bool, *, what: str, observed: Any = "", expected: Any = "") -> None: ...
+
+    def note(self, key: str, value: Any) -> None: ...
+
+
+Property = Callable[[Any, Check], None]
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One executable clause of the specification."""
+
+    id: str
+    statement: str
+    source: Source
+    needs: tuple[str, ...]
+    prop: Property
+    topic: str
+    level: Level = "MUST"
+    cost: Cost = "cheap"
+    errata: tuple[str, ...] = ()
+    # False for clauses with nothing to draw (a document's worked table): run once, not under Hypothesis.
+    hypothesis: bool = True
+    note: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def title(self) -> str:
+        """What the test id and the report row show: ``ATT-MASK-ZERO``."""
+        return self.id
+
+
+REGISTRY: dict[str, Clause] = {}
+
+
+def clause(
+    id: str,
+    statement: str,
+    *,
+    source: Source,
+    needs: tuple[str, ...] | list[str],
+    topic: str,
+    level: Level = "MUST",
+    cost: Cost = "cheap",
+    errata: tuple[str, ...] | list[str] = (),
+    hypothesis: bool = True,
+    note: str = "",
+) -> Callable[[Property], Property]:
+    """Register ``prop`` as the property of clause ``id``; returns ``prop`` unchanged."""
+
+    def register(prop: Property) -> Property:
+        if id in REGISTRY:
+            raise ValueError(f"clause id {id!r} is declared twice ({REGISTRY[id].prop!r} and {prop!r})")
+        if not statement.strip().endswith("."):
+            raise ValueError(f"clause {id!r}: the statement should be one full sentence ending in '.'")
+        REGISTRY[id] = Clause(
+            id=id,
+            statement=statement,
+            source=source,
+            needs=tuple(needs),
+            prop=prop,
+            topic=topic,
+            level=level,
+            cost=cost,
+            errata=tuple(errata),
+            hypothesis=hypothesis,
+            note=note,
+        )
+        return prop
+
+    return register
+
+
+@dataclass(frozen=True)
+class Informative:
+    """A claim of the documents that cannot be checked as stated; listed, never silently dropped."""
+
+    id: str
+    statement: str
+    source: Source
+    topic: str
+    reason: str
+
+
+INFORMATIVE: dict[str, Informative] = {}
+
+
+def informative(id: str, statement: str, *, source: Source, topic: str, reason: str) -> None:
+    INFORMATIVE[id] = Informative(id, statement, source, topic, reason)

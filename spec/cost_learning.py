@@ -1,0 +1,1 @@
+"""Clauses on cost_learning (to be written)."""

@@ -1,0 +1,1 @@
+"""Clauses on embeddings (to be written)."""

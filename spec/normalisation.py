@@ -1,0 +1,1 @@
+"""Clauses on normalisation (to be written)."""

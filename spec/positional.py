@@ -1,0 +1,1 @@
+"""Clauses on positional (to be written)."""

@@ -1,0 +1,1 @@
+"""Clauses on rnn_attention (to be written)."""

@@ -1,0 +1,1 @@
+"""Clauses on softmax (to be written)."""

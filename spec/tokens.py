@@ -1,0 +1,1 @@
+"""Clauses on tokens (to be written)."""
