@@ -1,0 +1,132 @@
+"""Vocabulary: tokenisation, unknown words, padding/truncation masks, id <-> token round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from nnspec.reference import numpy_ref
+from nnspec.reference.config import END_ID, PAD_ID, START_ID, UNK_ID
+from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary, tokenize
+
+CORPUS = ["the cat sat on the mat.", "The dog sat!", "a cat, a dog and the mat"]
+# lowercase ASCII words; a word may be in the corpus vocabulary or not
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6)
+
+
+def test_specials_have_the_pinned_ids() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    assert vocab.tokens[:4] == ["<pad>", "<unk>", "<start>", "<end>"] == list(SPECIAL_TOKENS)
+    assert [vocab.id_of(t) for t in SPECIAL_TOKENS] == [PAD_ID, UNK_ID, START_ID, END_ID]
+    assert (vocab.pad_id, vocab.unk_id, vocab.start_id, vocab.end_id) == (0, 1, 2, 3)
+
+
+def test_tokenisation_rule() -> None:
+    assert tokenize("How are you?") == ["how", "are", "you", "?"]
+    assert tokenize("  Hello,  World!! ") == ["hello", ",", "world", "!", "!"]
+    assert tokenize("don't") == ["don", "'", "t"]
+    # Devanagari vowel signs are marks, not punctuation: the words stay whole
+    assert tokenize("आप कैसे हैं") == ["आप", "कैसे", "हैं"]
+    assert tokenize("") == []
+
+
+def test_order_is_frequency_then_alphabet() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    # "the" x3; "a", "cat", "dog", "mat", "sat" x2; then the words seen once, alphabetically
+    assert vocab.tokens[4:] == [
+        "the", "a", "cat", "dog", "mat", "sat", "!", ",", ".", "and", "on",
+    ]
+    assert len(vocab) == 4 + 11
+
+
+def test_min_count_sends_rare_words_to_unk() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS, min_count=2)
+    assert "on" not in vocab and "the" in vocab
+    assert vocab.encode("the cat on") == [vocab.id_of("the"), vocab.id_of("cat"), UNK_ID]
+    with pytest.raises(ValueError):
+        Vocabulary.from_sentences(CORPUS, min_count=0)
+
+
+@given(data=st.data())
+def test_out_of_vocabulary_words_become_unk(data: st.DataObject) -> None:
+    known = data.draw(st.lists(WORDS, min_size=1, max_size=8, unique=True), label="known")
+    vocab = Vocabulary.from_sentences([" ".join(known)])
+    words = data.draw(st.lists(WORDS, max_size=10), label="sentence")
+    ids = vocab.encode(" ".join(words))
+    assert len(ids) == len(words)
+    for word, i in zip(words, ids, strict=True):
+        if word in known:
+            assert vocab.tokens[i] == word
+        else:
+            assert i == UNK_ID
+
+
+def test_start_and_end_markers() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    body = vocab.encode("the dog")
+    assert vocab.encode("the dog", add_end=True) == body + [END_ID]
+    assert vocab.encode("the dog", add_start=True, add_end=True) == [START_ID, *body, END_ID]
+    # to_text drops <start> and <pad> and stops at the first <end>
+    assert vocab.to_text([START_ID, *body, END_ID, *body, PAD_ID]) == "the dog"
+
+
+@given(data=st.data())
+def test_ids_to_tokens_to_ids_round_trip(data: st.DataObject) -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    ids = data.draw(
+        hnp.arrays(np.int64, st.integers(0, 12), elements=st.integers(0, len(vocab) - 1)),
+        label="ids",
+    )
+    tokens = vocab.decode(ids)
+    assert vocab.encode(" ".join(tokens)) == ids.tolist()
+
+
+@given(data=st.data())
+def test_tokens_to_ids_to_tokens_round_trip(data: st.DataObject) -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    words = data.draw(st.lists(st.sampled_from(vocab.tokens[4:]), max_size=12), label="words")
+    sentence = " ".join(words)
+    assert vocab.decode(vocab.encode(sentence)) == tokenize(sentence) == words
+
+
+def test_decode_rejects_ids_outside_the_vocabulary() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    with pytest.raises(ValueError):
+        vocab.decode([len(vocab)])
+    with pytest.raises(ValueError):
+        vocab.decode([-1])
+
+
+@given(data=st.data())
+def test_pad_truncates_and_masks_exactly_the_pads(data: st.DataObject) -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    # real tokens only (ids >= 4), so a PAD_ID in the output can only be padding
+    seqs = data.draw(
+        st.lists(
+            hnp.arrays(np.int64, st.integers(0, 10), elements=st.integers(4, len(vocab) - 1)),
+            min_size=1,
+            max_size=5,
+        ),
+        label="sequences",
+    )
+    length = data.draw(st.integers(0, 12), label="length")
+    ids, mask = vocab.pad([s.tolist() for s in seqs], length)
+    assert ids.shape == mask.shape == (len(seqs), length)
+    assert ids.dtype == np.int64 and mask.dtype == bool
+    for b, seq in enumerate(seqs):
+        kept = min(len(seq), length)
+        np.testing.assert_array_equal(ids[b, :kept], seq[:kept])  # truncation keeps the start
+        assert mask[b, :kept].all() and not mask[b, kept:].any()
+    assert (mask == (ids != PAD_ID)).all()
+    padding_mask = getattr(numpy_ref, "padding_mask", None)
+    if padding_mask is not None:  # the oracle's mask for the same batch, (B, 1, T)
+        np.testing.assert_array_equal(padding_mask(ids, PAD_ID)[:, 0, :], mask)
+
+
+def test_pad_without_length_uses_the_longest() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    ids, mask = vocab.pad([[5, 6, 7], [8]])
+    np.testing.assert_array_equal(ids, [[5, 6, 7], [8, PAD_ID, PAD_ID]])
+    np.testing.assert_array_equal(mask, [[True, True, True], [True, False, False]])
