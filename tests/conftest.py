@@ -16,6 +16,10 @@ settings.register_profile(
 )
 settings.load_profile("nnspec-selftest")
 
+# One intra-op thread per process: `pytest -n 2` already gives each core a worker, and small
+# matrices run 10-20x slower when two workers' thread pools fight over two cores.
+torch.set_num_threads(1)
+
 DEVICES = [
     "cpu",
     pytest.param(
