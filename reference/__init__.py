@@ -1,1 +1,1 @@
-"""Reference implementations: the NumPy oracle (`numpy_ref`) and its PyTorch mirror (`torch_ref`)."""
+"""Reference implementations: the NumPy oracle (`numpy_ref`) and its PyTorch mirror."""

@@ -28,7 +28,7 @@ class MLPConfig:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """The encoder-decoder Transformer of Vaswani et al. (2017), with the switches real models need."""
+    """The encoder-decoder Transformer of Vaswani et al. (2017), with real models' switches."""
 
     n_src_vocab: int
     n_tgt_vocab: int
@@ -76,7 +76,7 @@ class GPTConfig:
 
 @dataclass(frozen=True)
 class Seq2SeqConfig:
-    """The LSTM encoder-decoder of Sutskever et al. (2014), optionally with Bahdanau or Luong attention."""
+    """The LSTM encoder-decoder of Sutskever et al. (2014), with optional Bahdanau/Luong attention."""
 
     n_src_vocab: int
     n_tgt_vocab: int
