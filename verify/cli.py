@@ -1,13 +1,194 @@
-"""The ``nnspec`` command line."""
+"""The ``nnspec`` command line.
+
+::
+
+    nnspec verify [IMPL ...] [--profile P] [--report DIR] [-n N] [--clause ID] [--seed S]
+    nnspec list [--topic T] [--json]
+    nnspec show ID
+    nnspec --version
+
+``nnspec verify`` runs pytest programmatically with the nnspec plugin on the clauses alone (it
+ignores the current directory's tests and configuration). Without IMPL it verifies the bundled torch
+implementation on the CPU (``torch``, i.e. ``torch:cpu:float32``). Exit codes: 0 every applicable
+clause passed, 1 an implementation does not conform (or a clause broke), 2 usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
+import os
+import sys
+import tempfile
+import textwrap
 from importlib.metadata import version
+from pathlib import Path
+
+EXIT_OK, EXIT_NONCONFORMING, EXIT_USAGE = 0, 1, 2
+# The names of nnspec.verify.profiles.PROFILES (not imported here: that would import Hypothesis
+# before pytest starts); tests/test_cli.py checks the two agree.
+PROFILES = ("quick", "default", "thorough", "ci")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import pytest
+
+    if args.profile not in PROFILES:
+        print(f"nnspec verify: unknown profile {args.profile!r}; use one of {', '.join(PROFILES)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    impls = args.impl or ["torch"]
+    with tempfile.TemporaryDirectory(prefix="nnspec-verify-") as tmp:
+        # An empty project: no tests, no conftest, no ini of the caller's directory.
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly", "-rfEs"]
+        argv += [f"--nnspec-impl={name}" for name in impls]
+        argv += [f"--nnspec-profile={args.profile}", f"--nnspec-seed={args.seed}"]
+        argv += [f"--nnspec-clause={c}" for c in args.clause]
+        argv += [f"--nnspec-catalogue={c}" for c in args.catalogue]
+        if args.report:
+            argv.append(f"--nnspec-report={Path(args.report).resolve()}")
+        if args.time_limit is not None:
+            argv.append(f"--nnspec-time-limit={args.time_limit}")
+        if args.n is not None:
+            argv += ["-n", str(args.n)]
+        if args.k:
+            argv += ["-k", args.k]
+        argv += ["-v"] * args.verbose + ["-q"] * args.quiet
+        argv.append(tmp)
+        # like `python -m`: implementations named package.module:object import from the cwd
+        cwd = os.getcwd()
+        sys.path.insert(0, cwd)
+        os.chdir(tmp)  # node ids print as `nnspec::ID[impl]`, not as a path to the temp dir
+        try:
+            code = int(pytest.main(argv))
+        finally:
+            os.chdir(cwd)
+            sys.path.remove(cwd)
+    if code == 0:
+        return EXIT_OK
+    if code == 1:
+        return EXIT_NONCONFORMING
+    if code == 5:
+        print("nnspec verify: no clause was selected (check --clause and -k)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _clauses(catalogues: list[str]) -> dict:
+    from . import catalogue
+
+    return catalogue.catalogue(catalogues)
+
+
+def _list(args: argparse.Namespace) -> int:
+    clauses = _clauses(args.catalogue)
+    rows = [c for c in clauses.values() if not args.topic or c.topic == args.topic]
+    if args.json:
+        print(json.dumps([
+            {"id": c.id, "statement": c.statement, "source": str(c.source), "needs": list(c.needs),
+             "topic": c.topic, "level": c.level, "cost": c.cost}
+            for c in rows
+        ], indent=1))
+        return EXIT_OK
+    for c in rows:
+        print(f"{c.id}  [{c.level}, {c.topic}, needs {', '.join(c.needs) or '-'}, cost {c.cost}]")
+        print(textwrap.fill(c.statement, 100, initial_indent="    ", subsequent_indent="    "))
+        print(f"    source: {c.source}")
+    print(f"{len(rows)} clauses", file=sys.stderr)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from . import catalogue
+
+    clauses = _clauses(args.catalogue)
+    c = clauses.get(args.id) or clauses.get(args.id.upper())
+    if c is None:
+        try:
+            matches = catalogue.select(clauses, [args.id])
+            problem = f"{args.id!r} is a pattern matching {len(matches)} clauses; give one clause id"
+        except catalogue.CatalogueError as exc:
+            problem = str(exc)
+        print(f"nnspec show: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{c.id} ({c.level}, topic {c.topic}, cost {c.cost})")
+    print(textwrap.fill(c.statement, 100))
+    print(f"source: {c.source}")
+    print(f"needs: {', '.join(c.needs) or '-'}")
+    print(f"runs under Hypothesis: {'yes' if c.hypothesis else 'no (once)'}")
+    if c.note:
+        print(f"note: {c.note}")
+    for erratum in c.errata:
+        print(f"erratum: {erratum}")
+    try:
+        code = inspect.getsource(c.prop)
+        print("\nproperty:\n" + textwrap.indent(code, "    "))
+    except (OSError, TypeError):
+        pass
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnspec",
+        description="Executable specifications of neural networks and transformers.",
+    )
+    parser.add_argument("--version", action="version", version=f"nnspec {version('nnspec')}")
+    sub = parser.add_subparsers(dest="command")
+
+    verify = sub.add_parser(
+        "verify", help="check implementations against the clauses",
+        description="Check implementations against every clause (pytest + the nnspec plugin).",
+    )
+    verify.add_argument(
+        "impl", nargs="*",
+        help="numpy, torch[:device[:dtype]], package.module:object or an entry-point name "
+        "(default: torch = torch:cpu:float32)",
+    )
+    verify.add_argument("--profile", default="default", help="quick, default, thorough or ci")
+    verify.add_argument("--report", metavar="DIR", help="write results.json to DIR")
+    verify.add_argument("-n", metavar="N", help="pytest-xdist workers (a number or auto)")
+    verify.add_argument("--clause", action="append", default=[], metavar="ID",
+                        help="only these clause ids or globs (repeatable)")
+    verify.add_argument("-k", metavar="EXPR", help="pytest -k expression on clause ids and topics")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="per-clause time limit (default: the profile's)")
+    verify.add_argument("-v", "--verbose", action="count", default=0, help="one line per clause")
+    verify.add_argument("-q", "--quiet", action="count", default=0)
+    verify.add_argument("--catalogue", action="append", default=[], help=argparse.SUPPRESS)
+    verify.set_defaults(run=_verify)
+
+    listing = sub.add_parser("list", help="list the clauses")
+    listing.add_argument("--topic", help="only this topic")
+    listing.add_argument("--json", action="store_true", help="machine-readable")
+    listing.add_argument("--catalogue", action="append", default=[], help=argparse.SUPPRESS)
+    listing.set_defaults(run=_list)
+
+    show = sub.add_parser("show", help="show one clause: sentence, source, needs, property")
+    show.add_argument("id")
+    show.add_argument("--catalogue", action="append", default=[], help=argparse.SUPPRESS)
+    show.set_defaults(run=_show)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nnspec")
-    parser.add_argument("--version", action="version", version=f"nnspec {version('nnspec')}")
-    parser.parse_args(argv)
-    return 0
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # `nnspec list | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The ``nnspec`` command: verify (exit codes 0/1/2), list, show, --version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from broken_impls import TEST_CLAUSES
+from nnspec.verify.cli import main
+
+TESTS = Path(__file__).parent
+CATALOGUE = ["--catalogue", "broken_impls:TEST_CLAUSES"]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("nnspec ")
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["verify", "--profile"]) == 2  # argparse: missing value
+
+
+def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", *CATALOGUE]) == 0
+    out = capsys.readouterr().out
+    for clause in TEST_CLAUSES.values():
+        assert clause.id in out and clause.statement in out
+    assert main(["list", "--json", *CATALOGUE]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == list(TEST_CLAUSES)
+    assert rows[0]["needs"] == ["sigmoid"]
+
+    assert main(["show", "T-MASK", *CATALOGUE]) == 0
+    out = capsys.readouterr().out
+    assert "Masked attention weights are exactly zero." in out
+    assert "needs: scaled_dot_product_attention" in out
+    assert "def _masked_weights_are_zero" in out  # the property's source
+
+    assert main(["show", "T-MAKS", *CATALOGUE]) == 2
+    assert "did you mean T-MASK" in capsys.readouterr().err
+
+
+def test_the_installed_catalogue_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["id"] and r["statement"].endswith(".") and r["source"] for r in rows)
+
+
+def test_verify_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    quick = ["--profile", "quick", *CATALOGUE]
+    assert main(["verify", "numpy", *quick]) == 0
+    assert "numpy: 5 passed" in capsys.readouterr().out
+    assert main(["verify", "broken_impls:BROKEN", *quick, "-k", "not RELU"]) == 1
+    out = capsys.readouterr().out
+    assert "T-SOFTMAX [broken] failed" in out and "3 failed, 1 passed" in out
+    assert main(["verify", "pytorch", *quick]) == 2
+    assert "unknown implementation 'pytorch'" in capsys.readouterr().err
+    assert main(["verify", "numpy", "--profile", "fast", *CATALOGUE]) == 2
+    assert main(["verify", "numpy", *quick, "-k", "NOTHING"]) == 2
+    assert "no clause was selected" in capsys.readouterr().err
+
+
+def test_verify_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "numpy", "torch:cuda", "--profile", "quick", "--report", str(tmp_path), *CATALOGUE]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert {i["name"] for i in data["meta"]["implementations"]} == {"numpy", "torch:cuda:float32"}
+    assert len(data["results"]) == 2 * len(TEST_CLAUSES)
+    assert data["meta"]["profile"] == "quick"
+
+
+@pytest.mark.slow
+def test_default_verify_runs_from_outside_the_repository(tmp_path: Path) -> None:
+    """`nnspec verify` alone: the bundled torch implementation on the CPU, real clauses."""
+    env = {**os.environ, "PYTHONPATH": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnspec.verify.cli", "verify", "--clause", "SM-SUM,ATT-CAUSAL", "--profile", "quick"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nnspec implementation: torch:cpu:float32" in proc.stdout
+    assert "torch:cpu:float32: 2 passed" in proc.stdout
+    assert not list(tmp_path.iterdir())  # nothing left behind in the user's directory

@@ -1,0 +1,401 @@
+"""The engine: run_clause's statuses and messages, implementations, conventions, the Check."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from broken_impls import BROKEN, EXPECTED_FAILURES, TEST_CLAUSES, TEST_SOURCE
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from nnspec.reference import numpy_ref
+from nnspec.reference.config import preset
+from nnspec.spec.clause import Clause, ClauseFailure
+from nnspec.verify import (
+    Conventions,
+    Implementation,
+    ImplementationError,
+    MissingCapability,
+    UnknownImplementation,
+    load_implementation,
+    patched,
+    run_clause,
+)
+from nnspec.verify.check import EngineCheck
+from nnspec.verify.profiles import PROFILES
+
+
+def _toy(prop, *, needs=("softmax",), **kw) -> Clause:
+    return Clause(id="T-TOY", statement="A toy clause.", source=TEST_SOURCE, needs=needs, prop=prop,
+                  topic="engine-selftest", **kw)
+
+
+# ------------------------------------------------------------------------------------------------
+# statuses
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clause_id", sorted(TEST_CLAUSES))
+def test_the_oracle_passes_every_test_clause(clause_id: str) -> None:
+    result = run_clause(TEST_CLAUSES[clause_id], "numpy")
+    assert result.status == "passed", result.message
+    assert result.examples >= PROFILES["quick"].max_examples
+    assert result.max_error is not None and result.max_error <= result.tolerance
+    assert result.reason  # the rule that gave the tolerance
+
+
+def test_broken_implementation_fails_four_clauses_with_clear_messages() -> None:
+    results = {cid: run_clause(c, BROKEN, time_limit=2.0) for cid, c in TEST_CLAUSES.items()}
+    failed = {cid for cid, r in results.items() if r.status == "failed"}
+    assert failed == set(EXPECTED_FAILURES)
+    assert results["T-MASK"].status == "passed"  # the untouched capability still conforms
+    for cid, word in EXPECTED_FAILURES.items():
+        r = results[cid]
+        assert word in r.message, r.message
+        assert TEST_CLAUSES[cid].statement in r.message
+        assert "shrunk input:" in r.message and "x = array" in r.message
+        assert f"nnspec verify broken --clause {cid}" in r.reproduce
+        assert r.reproduce in r.message
+    assert "while broken's relu was running" in results["T-RELU"].message
+    assert "RuntimeError: softmax kernel" in results["T-SOFTMAX"].message
+    assert results["T-RELU"].duration < 10
+
+
+def test_missing_capability_is_not_applicable() -> None:
+    no_softmax = patched("numpy", name="no-softmax", softmax=None)
+    result = run_clause(TEST_CLAUSES["T-SOFTMAX"], no_softmax)
+    assert result.status == "not_applicable"
+    assert "softmax" in result.message
+    assert result.examples == 0
+
+
+def test_capability_used_but_not_declared_is_not_applicable() -> None:
+    def prop(impl, ck):
+        impl.softmax(np.zeros(3))
+        impl.layer_norm(np.zeros(3), np.ones(3), np.zeros(3))
+
+    result = run_clause(_toy(prop), patched("numpy", name="no-ln", layer_norm=None))
+    assert result.status == "not_applicable"
+    assert "layer_norm" in result.message and "not in its needs" in result.message
+
+
+def test_a_broken_clause_is_an_error_not_a_failure() -> None:
+    def prop(impl, ck):
+        p = impl.softmax(ck.input(ck.draw(hnp.arrays(np.float64, 3, elements=st.floats(-1, 1)), "x")))
+        p.no_such_attribute  # noqa: B018  (the clause's own bug)
+
+    result = run_clause(_toy(prop), "numpy")
+    assert result.status == "error"
+    assert "AttributeError" in result.message and "not of numpy" in result.message
+
+
+def test_an_unknown_output_kind_is_the_clauses_error() -> None:
+    def prop(impl, ck):
+        ck.close(impl.softmax(np.zeros(2)), np.full(2, 0.5), output="probabilty", what="typo")
+
+    result = run_clause(_toy(prop, hypothesis=False), "numpy")
+    assert result.status == "error" and "probabilty" in result.message
+
+
+def test_clause_without_hypothesis_runs_once_and_cannot_draw() -> None:
+    calls = []
+
+    def prop(impl, ck):
+        calls.append(1)
+        ck.close(impl.softmax(np.zeros(4)), np.full(4, 0.25), output="probability", what="uniform")
+
+    assert run_clause(_toy(prop, hypothesis=False), "numpy").status == "passed"
+    assert calls == [1]
+
+    def draws(impl, ck):
+        ck.draw(st.integers(), "n")
+
+    assert run_clause(_toy(draws, hypothesis=False), "numpy").status == "error"
+
+
+@pytest.mark.parametrize(("cost", "fraction"), [("cheap", 1.0), ("network", 0.2), ("training", 0.05)])
+def test_expensive_clauses_get_a_fraction_of_the_examples(cost: str, fraction: float) -> None:
+    def prop(impl, ck):
+        ck.draw(st.integers(0, 10**6), "n")
+
+    result = run_clause(_toy(prop, cost=cost), "numpy", profile="default")
+    # documented: max(1, ceil(max_examples * fraction)); default profile: 50, 10, 3
+    assert result.examples == max(1, math.ceil(PROFILES["default"].max_examples * fraction))
+
+
+def test_ci_profile_gives_identical_results_twice() -> None:
+    def strip(r):
+        return {k: v for k, v in r.to_dict().items() if k != "duration"}
+
+    for impl, cid in (("numpy", "T-MASK"), ("numpy", "T-LAYERNORM"), (BROKEN, "T-LAYERNORM")):
+        first = run_clause(TEST_CLAUSES[cid], impl, profile="ci")
+        second = run_clause(TEST_CLAUSES[cid], impl, profile="ci")
+        assert strip(first) == strip(second)
+        assert first.examples >= (1 if first.status == "failed" else PROFILES["ci"].max_examples)
+
+
+def test_cuda_implementation_without_gpu_is_not_applicable() -> None:
+    import torch
+
+    impl = load_implementation("torch:cuda:bfloat16")
+    result = run_clause(TEST_CLAUSES["T-SOFTMAX"], impl)
+    if torch.cuda.is_available():
+        assert result.status == "passed", result.message
+    else:
+        assert result.status == "not_applicable" and "no CUDA device" in result.message
+
+
+def test_result_round_trips_through_json() -> None:
+    import json
+
+    from nnspec.verify import ClauseResult
+
+    result = run_clause(TEST_CLAUSES["T-LAYERNORM"], BROKEN)
+    again = ClauseResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.to_dict() == result.to_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# implementations
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "dtype"),
+    [
+        ("torch", "cpu", "float32"),
+        ("torch:cpu", "cpu", "float32"),
+        ("torch:cpu:float64", "cpu", "float64"),
+        ("torch:cpu:bf16", "cpu", "bfloat16"),
+        ("torch:cuda:half", "cuda", "float16"),
+        ("torch:float64", "cpu", "float64"),
+    ],
+)
+def test_torch_names(name: str, device: str, dtype: str) -> None:
+    impl = load_implementation(name)
+    assert (impl.device, impl.dtype) == (device, dtype)
+    assert impl.name == f"torch:{device}:{dtype}"
+
+
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("pytorch", "torch[:device[:dtype]]"),
+        ("torch:tpu", "choose one of"),
+        ("torch:cpu:int8", "float32"),
+        ("no_such_package.mod:impl", "cannot import module 'no_such_package.mod'"),
+        ("broken_impls:NOPE", "has no attribute 'NOPE'"),
+    ],
+)
+def test_bad_names_say_how_to_fix_them(name: str, fix: str) -> None:
+    with pytest.raises(UnknownImplementation, match=".*") as info:
+        load_implementation(name)
+    assert fix in str(info.value) and repr(name) in str(info.value)
+
+
+def test_import_path_objects_and_factories() -> None:
+    assert load_implementation("broken_impls:BROKEN") is BROKEN
+
+    class Mine:
+        nnspec_name = "mine"
+        nnspec_dtype = "fp32"
+        nnspec_conventions = {"mask_true_means": "masked"}
+        __version__ = "1.2"
+
+        @staticmethod
+        def softmax(x, axis=-1, temperature=1.0):
+            return numpy_ref.softmax(x, axis=axis, temperature=temperature)
+
+    from nnspec.verify.implementations import from_object
+
+    impl = from_object(Mine, name="x")
+    assert (impl.name, impl.dtype, impl.version) == ("mine", "float32", "1.2")
+    assert impl.capabilities == {"softmax"}
+    assert impl.conventions.mask_true_means == "masked"
+    assert from_object(lambda: BROKEN, name="factory") is BROKEN
+    with pytest.raises(UnknownImplementation, match="offers none of the capabilities"):
+        from_object(object(), name="empty")
+
+
+def test_entry_point_implementations_are_found_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from nnspec.verify import implementations
+
+    ep = EntryPoint("broken-ep", "broken_impls:BROKEN", implementations.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(implementations, "entry_points", lambda group: [ep] if group == ep.group else [])
+    monkeypatch.setattr(implementations, "_CACHE", {})
+    assert load_implementation("broken-ep") is BROKEN
+    with pytest.raises(UnknownImplementation, match="installed entry points: \\['broken-ep'\\]"):
+        load_implementation("nothing")
+
+
+def test_implementation_exceptions_keep_their_type() -> None:
+    def bad(x, axis=-1, temperature=1.0):
+        raise ValueError("axis out of range")
+
+    impl = patched("numpy", name="v", softmax=bad)
+    with pytest.raises(ValueError, match="axis out of range") as info:
+        impl.softmax(np.zeros(2))
+    assert isinstance(info.value, ImplementationError) and isinstance(info.value, ClauseFailure)
+    with pytest.raises(MissingCapability):
+        _ = patched("numpy", name="n", softmax=None).softmax
+    with pytest.raises(ValueError, match="not capabilities"):
+        patched("numpy", name="n", sofmax=bad)
+
+
+def test_capabilities_include_network_methods() -> None:
+    assert load_implementation("torch:cpu:float64").has("GPT.forward_cached")
+    assert not load_implementation("numpy").has("GPT.forward_cached")
+    assert load_implementation("numpy").has("GPT")
+
+
+def test_torch_adapter_crosses_as_numpy(device: str) -> None:
+    impl = load_implementation(f"torch:{device}:float64")
+    x = np.linspace(-3, 3, 12).reshape(3, 4)
+    out = impl.softmax(x, axis=-1)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
+    np.testing.assert_allclose(out, numpy_ref.softmax(x), atol=1e-14)
+    mask = impl.causal_mask(2, 3)
+    assert mask.dtype == bool and mask.tolist() == [[True, True, False], [True, True, True]]
+    pe = impl.positional_encoding(4, 6)
+    assert pe.dtype == np.float64 and pe.shape == (4, 6)
+
+
+def test_torch_adapter_wraps_networks(device: str) -> None:
+    config = preset("gpt_tiny", n_layers=1)
+    params = numpy_ref.init_params(config, seed=1)
+    ids = np.array([[4, 5, 6, 7]])
+    expected = numpy_ref.GPT(config, params).forward(ids)
+    for dtype, atol in (("float64", 1e-10), ("float32", 1e-4)):
+        net = load_implementation(f"torch:{device}:{dtype}").GPT(config, params)
+        logits = net.forward(ids)
+        assert isinstance(logits, np.ndarray) and logits.dtype == np.float64
+        np.testing.assert_allclose(logits, expected, atol=atol)
+    assert isinstance(net.params["W_E"], np.ndarray)
+    torch_params = load_implementation(f"torch:{device}:float64").init_params(config, seed=1)
+    np.testing.assert_array_equal(torch_params["W_E"], params["W_E"])
+
+
+# ------------------------------------------------------------------------------------------------
+# conventions
+# ------------------------------------------------------------------------------------------------
+
+
+def _inverted_polarity_sdpa(q, k, v, mask=None):
+    """An implementation whose masks say True = *masked* (nn.MultiheadAttention's attn_mask)."""
+    return numpy_ref.scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)
+
+
+def _inverted_causal_mask(n_queries, n_keys):
+    return ~numpy_ref.causal_mask(n_queries, n_keys)
+
+
+def test_declared_mask_polarity_is_translated() -> None:
+    namespace = {"scaled_dot_product_attention": _inverted_polarity_sdpa, "causal_mask": _inverted_causal_mask}
+    declared = Implementation("masked-true", namespace, conventions={"mask_true_means": "masked"})
+    undeclared = Implementation("undeclared", namespace)
+    assert run_clause(TEST_CLAUSES["T-MASK"], declared).status == "passed"
+    assert declared.causal_mask(2, 2).tolist() == [[True, False], [True, True]]
+    assert run_clause(TEST_CLAUSES["T-MASK"], undeclared).status == "failed"
+
+
+def test_oracle_follows_declared_conventions() -> None:
+    top_left = Conventions(causal_alignment="top_left", sinusoid_layout="concatenated", layer_norm_eps=0.5)
+    oracle = Implementation("x", {}, conventions=top_left).oracle
+    assert oracle.causal_mask(2, 3).tolist() == [[True, False, False], [True, True, False]]
+    pe, interleaved = oracle.positional_encoding(3, 5), numpy_ref.positional_encoding(3, 5)
+    np.testing.assert_array_equal(pe[:, :3], interleaved[:, 0::2])  # sines first
+    np.testing.assert_array_equal(pe[:, 3:], interleaved[:, 1::2])
+    x = np.array([[1.0, -1.0]])
+    np.testing.assert_allclose(oracle.layer_norm(x, np.ones(2), np.zeros(2)), x / np.sqrt(1.5))
+    assert Implementation("y", {}).oracle.causal_mask(2, 3).tolist() == numpy_ref.causal_mask(2, 3).tolist()
+
+
+def test_declared_network_conventions_adjust_both_sides() -> None:
+    pre_ln = Conventions(norm_placement="pre", bias=False, activation="gelu_tanh")
+    config = preset("transformer_tiny")
+    adjusted = pre_ln.apply(config)
+    assert (adjusted.norm_placement, adjusted.bias, adjusted.activation) == ("pre", False, "gelu_tanh")
+    assert pre_ln.apply(preset("mnist_3b1b")) == preset("mnist_3b1b")  # an MLP keeps its activation
+    seen = []
+    impl = Implementation("pre-only", {"init_params": lambda c, seed=0: seen.append(c) or {}}, conventions=pre_ln)
+    impl.init_params(config)
+    assert seen == [adjusted]
+    with pytest.raises(ValueError, match="norm_placement"):
+        Conventions(norm_placement="sandwich")
+    with pytest.raises(ValueError, match="unknown convention"):
+        Conventions.coerce({"mask_polarity": "masked"})
+
+
+# ------------------------------------------------------------------------------------------------
+# the Check
+# ------------------------------------------------------------------------------------------------
+
+
+def test_input_rounds_to_the_implementation_dtype() -> None:
+    x = np.array([1 + 2.0**-10, 1 + 2.0**-30, 3.0])
+    assert EngineCheck(load_implementation("numpy")).input(x) is x
+    assert EngineCheck(load_implementation("torch:cpu:bfloat16")).input(x).tolist() == [1.0, 1.0, 3.0]
+    assert EngineCheck(load_implementation("torch:cpu:float16")).input(x).tolist() == [1 + 2.0**-10, 1.0, 3.0]
+    huge = np.array([7e4, -1e6, np.inf])
+    assert EngineCheck(load_implementation("torch:cpu:float16")).input(huge).tolist() == [65504.0, -65504.0, np.inf]
+    ids = np.array([1, 2])
+    assert EngineCheck(load_implementation("torch:cpu:bfloat16")).input(ids) is ids
+
+
+@given(x=hnp.arrays(np.float64, hnp.array_shapes(max_dims=2), elements=st.floats(-50, 50)))
+def test_input_is_idempotent(x: np.ndarray) -> None:
+    ck = EngineCheck(load_implementation("torch:cpu:float16"))
+    once = ck.input(x)
+    np.testing.assert_array_equal(ck.input(once), once)
+
+
+def test_check_records_and_failures() -> None:
+    ck = EngineCheck(load_implementation("numpy"))
+    ck.close(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-13]), output="default", what="ok")
+    assert ck.records[-1].passed and ck.records[-1].error == pytest.approx(1e-13, rel=0.01)
+    with pytest.raises(ClauseFailure, match="wrong shape"):
+        ck.close(np.zeros((2, 1)), np.zeros(2), what="shape")
+    with pytest.raises(ClauseFailure, match="wrong dtype"):
+        ck.close(np.zeros(2, dtype=np.int64), np.zeros(2), what="dtype")
+    with pytest.raises(ClauseFailure, match="wrong structure"):
+        ck.close((np.zeros(2),), (np.zeros(2), np.zeros(2)), what="pair")
+    with pytest.raises(ClauseFailure, match="1 element\\(s\\) differ, first at index \\(1,\\)"):
+        ck.equal(np.array([0.0, 1e-300]), np.zeros(2), what="exact zeros")
+    with pytest.raises(ClauseFailure, match="rows sum to one"):
+        ck.that(False, what="rows sum to one", observed="1.5", expected="1")
+    assert [r.passed for r in ck.records] == [True, False, False, False, False, False]
+    ck.note("examples", 3)
+    assert ck.notes == {"examples": 3}
+
+
+def test_close_to_oracle_uses_the_same_rounded_inputs_and_the_baseline() -> None:
+    ck = EngineCheck(load_implementation("torch:cpu:bfloat16"))
+    x = np.array([[0.1, 0.2, 0.3]])  # not bf16 values: both sides must see the rounded ones
+    out, weights = ck.close_to_oracle(
+        "scaled_dot_product_attention", x, x, x, output="attention"
+    )
+    assert out.shape == (1, 3) and weights.shape == (1, 1)
+    assert all("baseline error" in r.reason for r in ck.records)
+    assert len(ck.records) == 2  # output and weights
+
+
+def test_lambda_close_to_oracle_for_network_methods() -> None:
+    config = preset("gpt_tiny", n_layers=1)
+    params = numpy_ref.init_params(config, seed=0)
+    ck = EngineCheck(load_implementation("torch:cpu:float32"))
+    logits = ck.close_to_oracle(lambda m: m.GPT(config, params).forward(np.array([1, 2, 3])), output="network")
+    assert logits.shape == (3, config.n_vocab)
+    assert ck.records[-1].passed and "network" in ck.records[-1].reason
+
+
+def test_profiles_are_documented() -> None:
+    from nnspec.verify import cli, profiles
+
+    assert tuple(profiles.PROFILES) == cli.PROFILES
+    assert PROFILES["ci"].derandomize and not PROFILES["quick"].derandomize
+    assert dataclasses.asdict(PROFILES["quick"])["max_examples"] < PROFILES["thorough"].max_examples

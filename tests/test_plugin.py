@@ -1,0 +1,142 @@
+"""The pytest plugin, run in a scratch project with ``pytester``: ids, -k, results, usage errors, xdist."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from broken_impls import EXPECTED_FAILURES, TEST_CLAUSES
+
+pytest_plugins = ["pytester"]
+
+TESTS = Path(__file__).parent
+CATALOGUE = "--nnspec-catalogue=broken_impls:TEST_CLAUSES"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A project outside the repository that can import tests/broken_impls.py (also in xdist workers)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    pytester.makeini("[pytest]\n")
+    return pytester
+
+
+def _statuses(report_dir: Path) -> dict[tuple[str, str], str]:
+    data = json.loads((report_dir / "results.json").read_text())
+    return {(r["clause_id"], r["implementation"]): r["status"] for r in data["results"]}
+
+
+def test_inactive_without_an_implementation(project: pytest.Pytester) -> None:
+    project.makepyfile(test_mine="def test_mine():\n    assert True\n")
+    result = project.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "nnspec implementation" not in result.stdout.str()
+
+
+def test_ids_header_and_keyword_selection(project: pytest.Pytester) -> None:
+    result = project.runpytest(
+        "--nnspec-impl=numpy", "--nnspec-impl=torch:cpu:float32", CATALOGUE,
+        "--nnspec-profile=quick", "--nnspec-seed=3", "-v", "-k", "SOFTMAX or MASK",
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines([
+        "nnspec *: 5 clauses, profile quick, seed 3",
+        "nnspec implementation: numpy, version numpy *, device cpu, dtype float64",
+        "nnspec implementation: torch:cpu:float32, version torch *, device cpu, dtype float32",
+        "*collected 10 items / 6 deselected / 4 selected*",
+        "nnspec::T-SOFTMAX[[]numpy[]] PASSED*",
+        "nnspec::T-MASK[[]torch:cpu:float32[]] PASSED*",
+        "numpy: 2 passed",
+    ])
+
+
+def test_broken_implementation_gives_four_failures_and_a_finished_run(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    report = tmp_path / "report"
+    result = project.runpytest(
+        "--nnspec-impl=broken_impls:BROKEN", "--nnspec-impl=numpy", CATALOGUE,
+        "--nnspec-profile=quick", "--nnspec-time-limit=2", f"--nnspec-report={report}",
+    )
+    result.assert_outcomes(passed=len(TEST_CLAUSES) + 1, failed=4)
+    out = result.stdout.str()
+    for cid, word in EXPECTED_FAILURES.items():
+        assert f"{cid} [broken] failed: {TEST_CLAUSES[cid].statement}" in out
+        assert word in out
+        assert f"--nnspec-clause={cid}" in out
+    assert "timed out after 2 s while broken's relu was running" in out
+    assert "Traceback" not in out  # the report is the clause's text, not the engine's stack
+    statuses = _statuses(report)
+    assert {k for k, s in statuses.items() if s == "failed"} == {(c, "broken") for c in EXPECTED_FAILURES}
+    assert len(statuses) == 2 * len(TEST_CLAUSES)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "--nnspec-impl=pytorch",
+            "--nnspec-impl=pytorch: unknown implementation 'pytorch'; use 'numpy', 'torch[[]:device[[]:dtype[]][]]'*",
+        ),
+        (
+            "--nnspec-impl=no_such_pkg.impl:obj",
+            "*cannot import module 'no_such_pkg.impl'*install the package or fix the import path*",
+        ),
+        ("--nnspec-impl=torch:gpu", "*unknown device 'gpu'; choose one of*"),
+        ("--nnspec-profile=fast", "--nnspec-profile=fast: unknown profile; use one of quick, default, thorough, ci"),
+        ("--nnspec-clause=T-SOFTMX", "--nnspec-clause: no clause matches 'T-SOFTMX'; did you mean T-SOFTMAX*"),
+        ("--nnspec-seed=abc", "--nnspec-seed=abc: not an integer*"),
+        ("--nnspec-time-limit=-1", "*not a positive number of seconds*"),
+    ],
+)
+def test_usage_errors_name_the_value_and_the_fix(project: pytest.Pytester, option: str, message: str) -> None:
+    args = [option, CATALOGUE] if option.startswith("--nnspec-impl") else ["--nnspec-impl=numpy", CATALOGUE, option]
+    result = project.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_cuda_is_not_applicable_without_a_gpu(project: pytest.Pytester) -> None:
+    result = project.runpytest("--nnspec-impl=torch:cuda:float32", CATALOGUE, "--nnspec-profile=quick", "-rs")
+    if torch.cuda.is_available():
+        result.assert_outcomes(passed=len(TEST_CLAUSES))
+    else:
+        result.assert_outcomes(skipped=len(TEST_CLAUSES))
+        result.stdout.fnmatch_lines(["*not applicable: torch:cuda:float32: no CUDA device is available*"])
+
+
+@pytest.mark.slow
+def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) -> None:
+    # the hanging capability is left out: its time-out is tested above, and waiting costs seconds
+    args = ["--nnspec-impl=broken_impls:BROKEN", "--nnspec-impl=numpy", CATALOGUE,
+            "--nnspec-profile=ci", "-k", "not RELU", "-p", "no:randomly"]
+    serial = project.runpytest(*args, "-n", "0", f"--nnspec-report={tmp_path / 'serial'}")
+    parallel = project.runpytest_subprocess(*args, "-n", "2", f"--nnspec-report={tmp_path / 'parallel'}")
+    serial.assert_outcomes(passed=5, failed=3, deselected=2)
+    parallel.assert_outcomes(passed=5, failed=3)  # xdist does not count deselections
+    assert _statuses(tmp_path / "serial") == _statuses(tmp_path / "parallel")
+    rows = {
+        r["clause_id"] + r["implementation"]: {k: v for k, v in r.items() if k != "duration"}
+        for r in json.loads((tmp_path / "parallel" / "results.json").read_text())["results"]
+    }
+    again = {
+        r["clause_id"] + r["implementation"]: {k: v for k, v in r.items() if k != "duration"}
+        for r in json.loads((tmp_path / "serial" / "results.json").read_text())["results"]
+    }
+    # deterministic (ci profile, no example database): the same examples, errors and inputs
+    assert rows == again
+
+
+def test_each_xdist_worker_gets_one_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnspec.verify.plugin import _assign_gpu
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    monkeypatch.delenv("NNSPEC_GPU_ASSIGNED", raising=False)
+    _assign_gpu()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    _assign_gpu()  # once per worker: a second call must not narrow it again
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"

@@ -1,0 +1,257 @@
+"""The engine's implementation of :class:`nnspec.spec.clause.Check`.
+
+One :class:`EngineCheck` is made per Hypothesis example. It draws through Hypothesis (every draw
+labelled and remembered for the failure report), rounds inputs to the implementation's dtype, calls
+the oracle configured with the implementation's conventions, applies the tolerance policy of
+:mod:`nnspec.verify.tolerances`, and records every assertion (observed error, tolerance, why).
+Every failed assertion raises :class:`ClauseFailure`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from nnspec.spec.clause import ClauseFailure
+
+from . import tolerances
+from .implementations import Implementation, load_implementation, patched, round_tree
+
+
+@dataclass
+class Record:
+    """One assertion a clause made: what, whether it held, the error, the tolerance and why."""
+
+    what: str
+    passed: bool
+    error: float | None = None
+    tolerance: float | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "passed": self.passed,
+            "error": self.error,
+            "tolerance": self.tolerance,
+            "reason": self.reason,
+        }
+
+
+def summarise(value: Any, width: int = 6) -> str:
+    """A short human-readable preview: shape, dtype and a few values."""
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            return repr(arr.item())
+        flat = arr.ravel()
+        head = np.array2string(flat[:width], precision=4, separator=", ", threshold=width + 1)
+        more = ", ..." if flat.size > width else ""
+        return f"array{arr.shape} {arr.dtype} {head[:-1]}{more}]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k!r}: {summarise(v, 3)}" for k, v in list(value.items())[:4])
+        return "{" + inner + (", ..." if len(value) > 4 else "") + "}"
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, int | np.integer) for v in value):
+            text = repr(list(value)[:12])
+            return text[:-1] + ", ...]" if len(value) > 12 else text
+        inner = ", ".join(summarise(v, 3) for v in value[:4])
+        return f"{type(value).__name__}({inner}{', ...' if len(value) > 4 else ''})"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _is_float_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray | np.generic) and np.asarray(x).dtype.kind == "f"
+
+
+class EngineCheck:
+    """See :class:`nnspec.spec.clause.Check` for the interface; ``data`` is Hypothesis' ``st.data()``
+    object (None for clauses with ``hypothesis=False``)."""
+
+    def __init__(self, impl: Implementation, data: Any = None) -> None:
+        self.impl = impl
+        self.oracle = impl.oracle
+        self.records: list[Record] = []
+        self.notes: dict[str, Any] = {}
+        self.drawn: list[tuple[str, Any]] = []
+        self._data = data
+
+    # -- inputs --------------------------------------------------------------------------------
+    def draw(self, strategy: Any, label: str) -> Any:
+        if self._data is None:
+            raise RuntimeError(
+                f"ck.draw({label!r}) in a clause declared hypothesis=False; declare it with "
+                "hypothesis=True (the default) to draw inputs"
+            )
+        value = self._data.draw(strategy, label=label)
+        self.drawn.append((label, value))
+        return value
+
+    def input(self, x: Any) -> Any:
+        return round_tree(np.asarray(x, dtype=np.float64) if isinstance(x, float | list) else x, self.impl.dtype)
+
+    # -- assertions ----------------------------------------------------------------------------
+    def _fail(self, what: str, observed: str, expected: str, verdict: tolerances.Verdict | None = None) -> None:
+        detail = ""
+        if verdict is not None:
+            detail = f"tolerance rule: {verdict.reason}" + (f"; {verdict.detail}" if verdict.detail else "")
+        raise ClauseFailure(
+            what,
+            observed=observed,
+            expected=expected,
+            error=None if verdict is None or not np.isfinite(verdict.error) else verdict.error,
+            tolerance=None if verdict is None or not np.isfinite(verdict.error) else verdict.tolerance,
+            detail=detail,
+        )
+
+    def _structure(self, observed: Any, expected: Any, what: str) -> list[tuple[Any, Any, str]]:
+        """Pair up the leaves of two outputs (tuples, lists, dicts), failing on a mismatch."""
+        if isinstance(expected, tuple | list) and not isinstance(expected, np.ndarray):
+            if not isinstance(observed, tuple | list) or len(observed) != len(expected):
+                self.records.append(Record(what, False, reason="structure"))
+                self._fail(
+                    f"{what}: wrong structure", summarise(observed),
+                    f"a {type(expected).__name__} of {len(expected)}",
+                )
+            pairs = []
+            for i, (o, e) in enumerate(zip(observed, expected, strict=True)):
+                pairs += self._structure(o, e, f"{what}[{i}]")
+            return pairs
+        if isinstance(expected, dict):
+            if not isinstance(observed, dict) or set(observed) != set(expected):
+                self.records.append(Record(what, False, reason="structure"))
+                self._fail(f"{what}: wrong keys", summarise(observed), f"keys {sorted(expected)}")
+            pairs = []
+            for key in expected:
+                pairs += self._structure(observed[key], expected[key], f"{what}[{key!r}]")
+            return pairs
+        return [(observed, expected, what)]
+
+    def _shape_and_dtype(self, observed: Any, expected: Any, what: str) -> None:
+        if np.shape(observed) != np.shape(expected):
+            self.records.append(Record(what, False, reason="shape"))
+            self._fail(
+                f"{what}: wrong shape", f"shape {np.shape(observed)} ({summarise(observed)})",
+                f"shape {np.shape(expected)}",
+            )
+        if _is_float_array(expected) and isinstance(observed, np.ndarray) and observed.dtype.kind not in "f":
+            self.records.append(Record(what, False, reason="dtype"))
+            self._fail(f"{what}: wrong dtype", f"dtype {observed.dtype}", "a floating-point array")
+        if isinstance(expected, np.ndarray) and expected.dtype == bool and isinstance(observed, np.ndarray) \
+                and observed.dtype != bool:
+            self.records.append(Record(what, False, reason="dtype"))
+            self._fail(f"{what}: wrong dtype", f"dtype {observed.dtype}", "a boolean mask")
+
+    def _judge(self, verdict: tolerances.Verdict, observed: Any, expected: Any, what: str) -> None:
+        self.records.append(Record(what, verdict.passed, verdict.error, verdict.tolerance, verdict.reason))
+        if not verdict.passed:
+            self._fail(what, summarise(observed), summarise(expected), verdict)
+
+    def close(self, observed: Any, expected: Any, *, output: str = "default", what: str) -> None:
+        tolerances.kind(output)  # an unknown kind is the clause's error, even when values agree
+        for obs, exp, label in self._structure(observed, expected, what):
+            self._shape_and_dtype(obs, exp, label)
+            self._judge(tolerances.closed_form(obs, exp, output, self.impl.dtype), obs, exp, label)
+
+    def close_to_oracle(
+        self, name: str | Callable[[Any], Any], *args: Any, output: str = "default", **kwargs: Any
+    ) -> Any:
+        """Call ``impl.<name>`` and ``oracle.<name>`` on the same (dtype-rounded) arguments and
+        compare; returns the implementation's output. ``name`` may also be a function of the
+        namespace, ``lambda m: m.GPT(config, params).forward(ids)``, for methods of networks."""
+        tolerances.kind(output)
+        args = round_tree(args, self.impl.dtype)
+        kwargs = round_tree(kwargs, self.impl.dtype)
+        label = name if isinstance(name, str) else getattr(name, "__name__", "call")
+
+        def call(namespace: Any) -> Any:
+            if isinstance(name, str):
+                return getattr(namespace, name)(*args, **kwargs)
+            return name(namespace)
+
+        observed = call(self.impl)
+        expected = call(self.oracle)
+        baseline = None
+        if self.impl.dtype != "float64":
+            baseline = self._baseline(call)
+        what = f"{label} vs oracle"
+        pairs = self._structure(observed, expected, what)
+        base_pairs = None
+        if baseline is not None:
+            try:
+                base_pairs = [b for b, _, _ in self._structure(baseline, expected, what)]
+            except ClauseFailure:
+                self.records.pop()
+                base_pairs = None
+        for i, (obs, exp, leaf) in enumerate(pairs):
+            self._shape_and_dtype(obs, exp, leaf)
+            if isinstance(exp, np.ndarray) and exp.dtype.kind in "biu":
+                self.equal(obs, exp, what=leaf)
+                continue
+            if self.impl.dtype == "float64":
+                verdict = tolerances.against_oracle_float64(obs, exp, output)
+            else:
+                base = base_pairs[i] if base_pairs is not None else None
+                verdict = tolerances.against_baseline(obs, exp, base, output, self.impl.dtype)
+            self._judge(verdict, obs, exp, leaf)
+        return observed
+
+    def _baseline(self, call: Callable[[Any], Any]) -> Any:
+        """The same call through torch_ref at the implementation's dtype (None if it cannot run)."""
+        device = self.impl.device if self.impl.device in ("cpu", "cuda") and self.impl.available else "cpu"
+        try:
+            base_impl = load_implementation(f"torch:{device}:{self.impl.dtype}")
+            # the matched conventions (configs, eps) apply to the baseline; masks it reads natively
+            matched = dataclasses.replace(self.impl.conventions, mask_true_means="attend")
+            if matched != base_impl.conventions:
+                base_impl = patched(base_impl, name=f"{base_impl.name}+conventions")
+                base_impl.conventions = matched
+            return call(base_impl)
+        except Exception:
+            return None
+
+    def equal(self, observed: Any, expected: Any, *, what: str) -> None:
+        for obs, exp, label in self._structure(observed, expected, what):
+            obs_a, exp_a = np.asarray(obs), np.asarray(exp)
+            if obs_a.shape != exp_a.shape:
+                self.records.append(Record(label, False, reason="shape"))
+                self._fail(f"{label}: wrong shape", f"shape {obs_a.shape} ({summarise(obs)})", f"shape {exp_a.shape}")
+            if obs_a.dtype.kind in "fc" or exp_a.dtype.kind in "fc":
+                try:
+                    differ = ~((obs_a == exp_a) | (np.isnan(obs_a.astype(float)) & np.isnan(exp_a.astype(float))))
+                except (TypeError, ValueError):
+                    differ = obs_a != exp_a
+            else:
+                differ = obs_a != exp_a
+            differ = np.asarray(differ)
+            n_bad = int(differ.sum())
+            error = 0.0
+            if n_bad and obs_a.dtype.kind in "biuf" and exp_a.dtype.kind in "biuf":
+                error = float(np.nanmax(np.abs(obs_a.astype(float) - exp_a.astype(float))))
+            rec = Record(label, n_bad == 0, error if n_bad else 0.0, 0.0, "exact equality")
+            self.records.append(rec)
+            if n_bad:
+                where = tuple(int(i) for i in np.argwhere(differ)[0]) if differ.ndim else ()
+                raise ClauseFailure(
+                    label,
+                    observed=summarise(obs),
+                    expected=summarise(exp),
+                    detail=f"exact equality required; {n_bad} element(s) differ, first at index {where}",
+                )
+
+    def that(self, condition: bool, *, what: str, observed: Any = "", expected: Any = "") -> None:
+        held = bool(condition)
+        self.records.append(Record(what, held, reason="predicate"))
+        if not held:
+            raise ClauseFailure(
+                what,
+                observed=observed if isinstance(observed, str) else summarise(observed),
+                expected=expected if isinstance(expected, str) else summarise(expected),
+            )
+
+    def note(self, key: str, value: Any) -> None:
+        self.notes[key] = value

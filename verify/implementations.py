@@ -1,0 +1,632 @@
+"""Implementations under test: loading them by name, the NumPy boundary, and planted bugs.
+
+An :class:`Implementation` is a facade over a *namespace* of capabilities (functions and network
+classes named as in :mod:`numpy_ref`) that take and return NumPy arrays. The facade
+
+- answers "which capabilities do you have" (``impl.capabilities``, ``impl.has("GPT.forward_cached")``),
+- attributes every exception raised *inside* the implementation to it (:class:`ImplementationError`,
+  a :class:`ClauseFailure` that is also an instance of the original exception type), so a clause
+  fails, naming what the implementation did, instead of erroring,
+- applies the declared :class:`Conventions` (mask polarity translated, configs adjusted),
+- raises :class:`MissingCapability` for a name it does not offer (the clause is not applicable).
+
+Names (``load_implementation``):
+
+``numpy``
+    the float64 oracle itself (:mod:`nnspec.reference.numpy_ref`).
+``torch[:device[:dtype]]``
+    the bundled :mod:`nnspec.reference.torch_ref` through the torch adapter. ``device`` is ``cpu``,
+    ``cuda`` or ``mps``; ``dtype`` is ``float64``, ``float32`` (``fp32``), ``float16`` (``fp16``,
+    ``half``) or ``bfloat16`` (``bf16``). Bare ``torch`` is ``torch:cpu:float32`` and ``torch:cuda``
+    is ``torch:cuda:float32``: the precision people actually run. A device that is absent gives an
+    implementation whose every clause is *not applicable*.
+``package.module:object``
+    a third-party object: an :class:`Implementation`, a module or object whose public attributes are
+    capabilities, or a zero-argument factory returning either. Optional attributes declare the rest:
+    ``nnspec_name``, ``nnspec_dtype`` (default ``float64``), ``nnspec_device`` (``cpu``),
+    ``nnspec_conventions`` (a dict of :class:`Conventions` fields), ``__version__``.
+an entry-point name
+    a package that registers ``name = "package.module:object"`` under the entry-point group
+    ``nnspec.implementations`` is found by ``name``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from importlib.metadata import version as package_version
+from typing import Any
+
+import numpy as np
+from nnspec.spec.clause import ClauseFailure
+
+from .conventions import ConfiguredOracle, Conventions, apply_to_arguments
+from .protocols import CAPABILITIES, CREATORS, NETWORK_CLASSES, SHARED, shared_capabilities
+
+ENTRY_POINT_GROUP = "nnspec.implementations"
+
+# Which implementation call is running (a time-out names it).
+CURRENT_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar("nnspec_call", default=None)
+
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+DTYPE_ALIASES = {
+    "float64": "float64", "fp64": "float64", "f64": "float64", "double": "float64",
+    "float32": "float32", "fp32": "float32", "f32": "float32", "float": "float32",
+    "float16": "float16", "fp16": "float16", "f16": "float16", "half": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+}
+DEVICES = ("cpu", "cuda", "mps")
+
+# Arguments that are masks (boolean, True = may attend after translation), by capability.
+_MASK_ARGUMENTS: dict[str, tuple[tuple[str, int], ...]] = {
+    "scaled_dot_product_attention": (("mask", 3),),
+    "multi_head_attention": (("mask", 4),),
+    "additive_attention": (("mask", 3),),
+    "dot_attention": (("mask", 2),),
+    "encoder_layer": (("mask", 3),),
+    "decoder_layer": (("self_mask", 4), ("cross_mask", 5)),
+    "Transformer.encode": (("src_mask", 1),),
+    "Transformer.decode": (("src_mask", 2),),
+}
+_MASK_RESULTS = ("causal_mask", "padding_mask")
+
+
+class UnknownImplementation(ValueError):
+    """A name ``load_implementation`` cannot resolve; the message names the fix."""
+
+
+class MissingCapability(AttributeError):
+    """The implementation does not offer a capability: clauses that need it are not applicable."""
+
+    def __init__(self, implementation: str, capability: str) -> None:
+        self.implementation = implementation
+        self.capability = capability
+        super().__init__(f"implementation {implementation!r} does not offer {capability!r}")
+
+
+class ImplementationError(ClauseFailure):
+    """The implementation raised while a clause called it. ``original`` is what it raised."""
+
+    original: BaseException
+
+
+@functools.cache
+def _error_class(original_type: type) -> type:
+    """``ImplementationError`` that is also an ``original_type``, so a clause that expects the
+    implementation to raise ``ValueError`` can still write ``except ValueError``."""
+    if issubclass(original_type, ImplementationError) or original_type in (Exception, AssertionError):
+        return ImplementationError
+    try:
+        return type(f"ImplementationError[{original_type.__name__}]", (ImplementationError, original_type), {})
+    except TypeError:  # incompatible layouts (OSError & co): the plain class still fails the clause
+        return ImplementationError
+
+
+def _preview(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array{value.shape} {value.dtype}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_preview(v)}" for k, v in list(value.items())[:6]) + "}"
+    if isinstance(value, list | tuple) and len(value) > 4:
+        return f"{type(value).__name__} of {len(value)}"
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _implementation_error(impl_name: str, call: str, args: tuple, kwargs: dict, exc: Exception):
+    arguments = ", ".join([_preview(a) for a in args] + [f"{k}={_preview(v)}" for k, v in kwargs.items()])
+    err = _error_class(type(exc))(
+        f"{impl_name}: {call}({arguments}) raised",
+        observed=f"{type(exc).__name__}: {exc}",
+        expected="a result (the clause only passes valid inputs)",
+    )
+    err.original = exc
+    return err
+
+
+def _flip_masks(value: Any) -> Any:
+    """Invert boolean masks (``True = may attend`` <-> ``True = masked``)."""
+    if isinstance(value, np.ndarray) and value.dtype == bool:
+        return ~value
+    if isinstance(value, tuple | list):
+        return type(value)(_flip_masks(v) for v in value)
+    return value
+
+
+def _flip_mask_arguments(name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    args = list(args)
+    for arg_name, position in _MASK_ARGUMENTS.get(name, ()):
+        if arg_name in kwargs:
+            kwargs = {**kwargs, arg_name: _flip_masks(kwargs[arg_name])}
+        elif len(args) > position:
+            args[position] = _flip_masks(args[position])
+    # network methods: every keyword ending in "mask" (src_mask, tgt_mask)
+    kwargs = {k: _flip_masks(v) if k.endswith("mask") else v for k, v in kwargs.items()}
+    return tuple(args), kwargs
+
+
+class NetworkProxy:
+    """A network instance seen through the facade: every method call is attributed to the
+    implementation and translated by its conventions; other attributes pass through."""
+
+    def __init__(self, impl: Implementation, class_name: str, network: Any) -> None:
+        self._impl = impl
+        self._class_name = class_name
+        self._network = network
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            target = getattr(self._network, name)
+        except AttributeError:
+            raise MissingCapability(self._impl.name, f"{self._class_name}.{name}") from None
+        if not callable(target):
+            return target
+        return self._impl._wrap(f"{self._class_name}.{name}", target)
+
+    def __repr__(self) -> str:
+        return f"<{self._impl.name} {self._class_name}>"
+
+
+class Implementation:
+    """An implementation under test, at the NumPy boundary. See the module docstring.
+
+    ``namespace`` maps capability names to callables that already take and return NumPy arrays
+    (an adapter's job). ``available=False`` (with ``unavailable_reason``) marks an implementation
+    that cannot run here, e.g. ``torch:cuda:*`` without a GPU: every clause is not applicable.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        namespace: Mapping[str, Any],
+        *,
+        dtype: str = "float64",
+        device: str = "cpu",
+        version: str = "",
+        conventions: Conventions | dict[str, Any] | None = None,
+        available: bool = True,
+        unavailable_reason: str = "",
+        framework: str = "numpy",
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
+        self.name = name
+        self.dtype = dtype
+        self.device = device
+        self.version = version
+        self.framework = framework
+        self.conventions = Conventions.coerce(conventions)
+        self.available = available
+        self.unavailable_reason = unavailable_reason
+        self._namespace = {k: v for k, v in namespace.items() if v is not None}
+
+    # -- what it offers ------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self._namespace)
+
+    def has(self, capability: str) -> bool:
+        """``"softmax"``, or ``"GPT.forward_cached"`` for a method of a network class."""
+        head, _, method = capability.partition(".")
+        if head not in self._namespace:
+            return False
+        if not method:
+            return True
+        target = self._namespace[head]
+        probe = getattr(target, "nnspec_has_method", None)
+        return bool(probe(method)) if probe is not None else hasattr(target, method)
+
+    def missing(self, needs: tuple[str, ...] | list[str]) -> list[str]:
+        return [n for n in needs if not self.has(n)]
+
+    @functools.cached_property
+    def oracle(self) -> ConfiguredOracle:
+        """:mod:`numpy_ref` configured with this implementation's conventions."""
+        return ConfiguredOracle(self.conventions)
+
+    def describe(self) -> str:
+        """One line for headers: name, version, device, dtype and any non-default conventions."""
+        parts = [self.name]
+        if self.version:
+            parts.append(f"version {self.version}")
+        parts += [f"device {self.device}", f"dtype {self.dtype}"]
+        if not self.available:
+            parts.append(f"UNAVAILABLE: {self.unavailable_reason}")
+        diff = self.conventions.differences()
+        if diff:
+            parts.append("conventions " + ", ".join(f"{k}={v}" for k, v in diff.items()))
+        return ", ".join(parts)
+
+    # -- calling it ----------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            target = self._namespace[name]
+        except KeyError:
+            raise MissingCapability(self.name, name) from None
+        return self._wrap(name, target)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._namespace))
+
+    def _wrap(self, call: str, target: Callable) -> Callable:
+        """``target`` with conventions applied and exceptions attributed to the implementation."""
+        impl = self
+        flip = impl.conventions.mask_true_means == "masked"
+
+        @functools.wraps(target)
+        def call_implementation(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs = apply_to_arguments(impl.conventions, args, kwargs)
+            if flip:
+                args, kwargs = _flip_mask_arguments(call, args, kwargs)
+            outer = CURRENT_CALL.get()
+            CURRENT_CALL.set(f"{impl.name}'s {call}")
+            try:
+                result = target(*args, **kwargs)
+            except (ClauseFailure, MissingCapability):
+                raise
+            except Exception as exc:
+                raise _implementation_error(impl.name, call, args, kwargs, exc) from exc
+            finally:
+                CURRENT_CALL.set(outer)
+            if flip and call in _MASK_RESULTS:
+                result = _flip_masks(result)
+            if call in NETWORK_CLASSES:
+                return NetworkProxy(impl, call, result)
+            return result
+
+        return call_implementation
+
+    def __repr__(self) -> str:
+        return f"<Implementation {self.describe()}>"
+
+
+# ------------------------------------------------------------------------------------------------
+# The torch adapter
+# ------------------------------------------------------------------------------------------------
+
+
+def torch_dtype(dtype: str) -> Any:
+    import torch
+
+    return getattr(torch, dtype)
+
+
+def round_to_dtype(x: Any, dtype: str) -> Any:
+    """``x`` rounded to ``dtype`` and back to float64 (through torch for float16/bfloat16, which
+    NumPy lacks or rounds differently). Finite values beyond the dtype's range saturate at its
+    largest finite value (a finite draw stays finite: float16 overflows at 65520). Integers,
+    booleans and non-arrays pass unchanged."""
+    if dtype == "float64":
+        return x
+    if isinstance(x, float):
+        return float(round_to_dtype(np.asarray(x, dtype=np.float64), dtype))
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        return x
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    biggest = torch.finfo(torch_dtype(dtype)).max
+    finite = torch.isfinite(t)
+    t = torch.where(finite, t.clamp(-biggest, biggest), t)
+    return t.to(torch_dtype(dtype)).to(torch.float64).numpy()
+
+
+def round_tree(value: Any, dtype: str) -> Any:
+    """:func:`round_to_dtype` through dicts, lists and tuples (parameter dicts)."""
+    if isinstance(value, dict):
+        return {k: round_tree(v, dtype) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(round_tree(v, dtype) for v in value)
+    if isinstance(value, np.ndarray):
+        return round_to_dtype(value, dtype)
+    return value
+
+
+def to_framework(value: Any, device: str, dtype: str) -> Any:
+    """NumPy -> torch: float arrays to ``dtype`` on ``device``, bool and int arrays keep their kind."""
+    import torch
+
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool:
+            return torch.from_numpy(value.copy()).to(device)
+        if value.dtype.kind in "iu":
+            return torch.from_numpy(value.astype(np.int64)).to(device)
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64)).to(
+            device=device, dtype=torch_dtype(dtype)
+        )
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: to_framework(v, device, dtype) for k, v in value.items()}
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(to_framework(v, device, dtype) for v in value)
+    return value
+
+
+def to_numpy(value: Any) -> Any:
+    """torch -> NumPy: floating tensors become float64 arrays (exact: widening), others keep kind."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            return value.to(torch.float64).numpy()
+        if value.dtype == torch.bool:
+            return value.numpy()
+        return value.to(torch.int64).numpy()
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(to_numpy(v) for v in value)
+    return value
+
+
+class TorchNetwork:
+    """A torch network instance behind the NumPy boundary: parameters arrive as a NumPy dict and are
+    converted once, on construction; every method converts its arguments and its results."""
+
+    def __init__(self, cls: type, device: str, dtype: str, config: Any, params: Any, *a: Any, **k: Any):
+        self._device, self._dtype = device, dtype
+        self._network = cls(config, to_framework(params, device, dtype), *a, **k)
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._network, name)
+        if name == "params" or not callable(target):
+            return to_numpy(target)
+        device, dtype = self._device, self._dtype
+
+        @functools.wraps(target)
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return to_numpy(
+                target(*to_framework(args, device, dtype), **to_framework(kwargs, device, dtype))
+            )
+
+        return method
+
+
+def _torch_network_class(cls: type, device: str, dtype: str) -> Callable:
+    def construct(config: Any, params: Any, *args: Any, **kwargs: Any) -> TorchNetwork:
+        return TorchNetwork(cls, device, dtype, config, params, *args, **kwargs)
+
+    construct.__name__ = cls.__name__
+    construct.__doc__ = cls.__doc__
+    construct.nnspec_has_method = lambda method: hasattr(cls, method)  # type: ignore[attr-defined]
+    return construct
+
+
+def _torch_function(name: str, fn: Callable, device: str, dtype: str) -> Callable:
+    import torch
+
+    creator = name in CREATORS
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        args = to_framework(args, device, dtype)
+        kwargs = to_framework(kwargs, device, dtype)
+        if creator:
+            if "device" in parameters:
+                kwargs.setdefault("device", device)
+            if "dtype" in parameters and name != "causal_mask":  # masks stay boolean
+                kwargs.setdefault("dtype", torch_dtype(dtype))
+        with torch.no_grad():
+            return to_numpy(fn(*args, **kwargs))
+
+    return call
+
+
+def _device_available(device: str) -> tuple[bool, str]:
+    import torch
+
+    if device == "cpu":
+        return True, ""
+    if device == "cuda":
+        return (True, "") if torch.cuda.is_available() else (False, "no CUDA device is available")
+    if device == "mps":
+        ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        return (True, "") if ok else (False, "no MPS device is available")
+    return False, f"unknown device {device!r}"
+
+
+def torch_implementation(device: str = "cpu", dtype: str = "float32", *, module: Any = None) -> Implementation:
+    """The bundled torch_ref (or another module with its public names) behind the NumPy boundary."""
+    import torch
+
+    if module is None:
+        from nnspec.reference import torch_ref as module
+    available, reason = _device_available(device)
+    namespace: dict[str, Any] = {}
+    for name in CAPABILITIES:
+        target = getattr(module, name, None)
+        if target is None or name in SHARED:
+            continue
+        if name in NETWORK_CLASSES and isinstance(target, type):
+            namespace[name] = _torch_network_class(target, device, dtype)
+        elif callable(target):
+            namespace[name] = _torch_function(name, target, device, dtype)
+    for name, target in shared_capabilities().items():
+        namespace.setdefault(name, target)
+    # Methods that only torch_ref has (GPT.forward_cached) come along with their class.
+    return Implementation(
+        f"torch:{device}:{dtype}",
+        namespace,
+        dtype=dtype,
+        device=device,
+        version=f"torch {torch.__version__}",
+        available=available,
+        unavailable_reason=reason,
+        framework="torch",
+    )
+
+
+def numpy_implementation() -> Implementation:
+    """The oracle as an implementation (it must pass every clause: the catalogue's self-check)."""
+    from nnspec.reference import numpy_ref
+
+    namespace = {name: getattr(numpy_ref, name) for name in CAPABILITIES if hasattr(numpy_ref, name)}
+    for name, target in shared_capabilities().items():
+        namespace.setdefault(name, target)
+    return Implementation(
+        "numpy", namespace, dtype="float64", device="cpu", version=f"numpy {np.__version__}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Names -> implementations
+# ------------------------------------------------------------------------------------------------
+
+SYNTAX_HELP = (
+    "use 'numpy', 'torch[:device[:dtype]]' (e.g. torch:cpu:float32, torch:cuda:bfloat16), "
+    "'package.module:object', or the name of an installed entry point in the group "
+    f"'{ENTRY_POINT_GROUP}'"
+)
+
+
+def _parse_torch(name: str) -> tuple[str, str]:
+    parts = name.split(":")
+    device = parts[1] if len(parts) > 1 and parts[1] else "cpu"
+    dtype = parts[2] if len(parts) > 2 and parts[2] else "float32"
+    if len(parts) > 3:
+        raise UnknownImplementation(f"implementation {name!r}: too many ':' parts; {SYNTAX_HELP}")
+    if device in DTYPE_ALIASES and len(parts) == 2:  # torch:float64 -> cpu
+        device, dtype = "cpu", device
+    if device not in DEVICES:
+        raise UnknownImplementation(
+            f"implementation {name!r}: unknown device {device!r}; choose one of {list(DEVICES)} "
+            "(pick a GPU with CUDA_VISIBLE_DEVICES)"
+        )
+    if dtype not in DTYPE_ALIASES:
+        raise UnknownImplementation(
+            f"implementation {name!r}: unknown dtype {dtype!r}; choose one of {list(DTYPES)}"
+        )
+    return device, DTYPE_ALIASES[dtype]
+
+
+def from_object(obj: Any, *, name: str) -> Implementation:
+    """Wrap a third-party object (see the module docstring). Factories are called first."""
+    if isinstance(obj, Implementation):
+        return obj
+    if callable(obj) and not inspect.ismodule(obj) and not any(hasattr(obj, c) for c in CAPABILITIES):
+        obj = obj()
+        if isinstance(obj, Implementation):
+            return obj
+    namespace = {c: getattr(obj, c) for c in CAPABILITIES if callable(getattr(obj, c, None))}
+    if not namespace:
+        raise UnknownImplementation(
+            f"implementation {name!r}: {obj!r} offers none of the capabilities "
+            f"({', '.join(CAPABILITIES[:5])}, ...); expose functions named as in numpy_ref "
+            "or return an nnspec.verify.Implementation"
+        )
+    version = getattr(obj, "__version__", "")
+    if not version and inspect.ismodule(obj):
+        try:
+            version = package_version(obj.__name__.split(".")[0])
+        except Exception:
+            version = ""
+    return Implementation(
+        getattr(obj, "nnspec_name", name),
+        namespace,
+        dtype=DTYPE_ALIASES.get(getattr(obj, "nnspec_dtype", "float64"), "float64"),
+        device=getattr(obj, "nnspec_device", "cpu"),
+        version=str(version),
+        conventions=getattr(obj, "nnspec_conventions", None),
+        framework="third-party",
+    )
+
+
+def _import_object(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownImplementation(
+            f"implementation {spec!r}: cannot import module {module_name!r} "
+            f"({type(exc).__name__}: {exc}); install the package or fix the import path"
+        ) from exc
+    obj: Any = module
+    for part in attr.split(".") if attr else ():
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UnknownImplementation(
+                f"implementation {spec!r}: module {module_name!r} has no attribute {attr!r}; "
+                f"available: {sorted(n for n in dir(module) if not n.startswith('_'))[:12]}"
+            ) from None
+    return obj
+
+
+def _entry_point(name: str) -> Any | None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep
+    return None
+
+
+_CACHE: dict[str, Implementation] = {}
+
+
+def load_implementation(name: str | Implementation) -> Implementation:
+    """Resolve an implementation name (see the module docstring); cached per name."""
+    if isinstance(name, Implementation):
+        return name
+    name = name.strip()
+    if name in _CACHE:
+        return _CACHE[name]
+    if name == "numpy":
+        impl = numpy_implementation()
+    elif name == "torch" or name.startswith("torch:"):
+        impl = torch_implementation(*_parse_torch(name))
+    elif (ep := _entry_point(name)) is not None:
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise UnknownImplementation(
+                f"implementation {name!r}: the entry point {ep.value!r} failed to load "
+                f"({type(exc).__name__}: {exc}); reinstall the package that provides it"
+            ) from exc
+        impl = from_object(obj, name=name)
+    elif re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", name) and (":" in name or "." in name):
+        impl = from_object(_import_object(name), name=name)
+    else:
+        known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+        extra = f" (installed entry points: {known})" if known else ""
+        raise UnknownImplementation(f"unknown implementation {name!r}; {SYNTAX_HELP}{extra}")
+    _CACHE[name] = impl
+    return impl
+
+
+def patched(base: str | Implementation, *, name: str, **overrides: Any) -> Implementation:
+    """``base`` with some capabilities replaced (how tests plant bugs) or removed (value ``None``).
+
+    Overrides work at the NumPy boundary, whatever the base: they take and return NumPy arrays,
+    like every capability the facade exposes::
+
+        bad = patched("torch:cpu:float64", name="softmax-no-shift",
+                      softmax=lambda x, axis=-1, temperature=1.0: np.exp(x) / np.exp(x).sum(axis, keepdims=True))
+    """
+    base = load_implementation(base)
+    unknown = [k for k in overrides if k not in CAPABILITIES]
+    if unknown:
+        raise ValueError(f"patched(): {unknown} are not capabilities; known: {list(CAPABILITIES)}")
+    namespace = {**base._namespace, **overrides}
+    return Implementation(
+        name,
+        namespace,
+        dtype=base.dtype,
+        device=base.device,
+        version=base.version,
+        conventions=base.conventions,
+        available=base.available,
+        unavailable_reason=base.unavailable_reason,
+        framework=base.framework,
+    )

@@ -1,0 +1,309 @@
+"""Running one clause against one implementation: :func:`run_clause` and its :class:`ClauseResult`.
+
+Statuses:
+
+``passed``
+    every example held.
+``failed``
+    the implementation does not conform: an assertion failed (:class:`ClauseFailure`), or the
+    implementation raised, returned NaN/Inf, the wrong shape or dtype, or did not return within the
+    clause's time limit. The message says what was observed and expected, the error and tolerance,
+    the shrunk input and the command that reproduces it.
+``not_applicable``
+    the implementation lacks a capability the clause needs, or cannot run here (no GPU).
+``error``
+    the clause itself (or the oracle) broke, or Hypothesis could not generate data: a bug of the
+    catalogue, never blamed on the implementation.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hypothesis import given
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
+from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
+
+from .check import EngineCheck, Record, summarise
+from .implementations import CURRENT_CALL, Implementation, MissingCapability, load_implementation
+from .profiles import get_profile
+
+Status = Literal["passed", "failed", "error", "not_applicable"]
+
+
+class ClauseTimeout(BaseException):
+    """Raised by the alarm when a clause runs past its time limit. A ``BaseException`` so neither
+    the implementation's nor Hypothesis' ``except Exception`` swallows it."""
+
+
+@dataclass
+class ClauseResult:
+    """Everything a report row needs about one clause on one implementation."""
+
+    clause_id: str
+    implementation: str
+    status: Status
+    message: str = ""
+    examples: int = 0
+    max_error: float | None = None
+    tolerance: float | None = None
+    reason: str = ""
+    duration: float = 0.0
+    counterexample: str = ""
+    reproduce: str = ""
+    statement: str = ""
+    source: str = ""
+    topic: str = ""
+    level: str = ""
+    cost: str = ""
+    needs: tuple[str, ...] = ()
+    profile: str = "quick"
+    seed: int = 0
+    dtype: str = ""
+    device: str = ""
+    records: list[Record] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True unless the implementation failed or the clause errored."""
+        return self.status in ("passed", "not_applicable")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what crosses from xdist workers and what report writers read)."""
+        return {
+            "clause_id": self.clause_id,
+            "implementation": self.implementation,
+            "status": self.status,
+            "message": self.message,
+            "examples": self.examples,
+            "max_error": self.max_error,
+            "tolerance": self.tolerance,
+            "reason": self.reason,
+            "duration": self.duration,
+            "counterexample": self.counterexample,
+            "reproduce": self.reproduce,
+            "statement": self.statement,
+            "source": self.source,
+            "topic": self.topic,
+            "level": self.level,
+            "cost": self.cost,
+            "needs": list(self.needs),
+            "profile": self.profile,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "device": self.device,
+            "records": [r.to_dict() for r in self.records[-20:]],
+            "notes": {k: _jsonable(v) for k, v in self.notes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClauseResult:
+        data = dict(data)
+        data["needs"] = tuple(data.get("needs", ()))
+        data["records"] = [Record(**r) for r in data.get("records", [])]
+        return cls(**data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return summarise(value)
+
+
+def get_clause(clause_or_id: str | Clause) -> Clause:
+    """A clause by id from the installed catalogue (imports :mod:`nnspec.spec` once)."""
+    if isinstance(clause_or_id, Clause):
+        return clause_or_id
+    import nnspec.spec  # noqa: F401  (registers the catalogue)
+
+    try:
+        return REGISTRY[clause_or_id]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(clause_or_id, list(REGISTRY), n=3)
+        hint = f"; did you mean {close}?" if close else "; `nnspec list` shows every id"
+        raise KeyError(f"unknown clause id {clause_or_id!r}{hint}") from None
+
+
+def reproduce_command(clause_id: str, impl: str, profile: str, seed: int) -> str:
+    return f"nnspec verify {impl} --clause {clause_id} --profile {profile} --seed {seed}"
+
+
+class _TimeLimit:
+    """SIGALRM-based limit on the main thread; elsewhere (or on Windows) no limit is enforced."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.active = (
+            bool(seconds)
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        raise ClauseTimeout(CURRENT_CALL.get())
+
+    def __enter__(self) -> _TimeLimit:
+        if self.active:
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+            # Re-fire every half second after the limit: an exception raised while the interpreter
+            # runs a gc callback or a __del__ is swallowed, and one lost alarm must not mean no limit.
+            signal.setitimer(signal.ITIMER_REAL, float(self.seconds), 0.5)  # type: ignore[arg-type]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+
+def _worst(records: list[Record]) -> Record | None:
+    """The record closest to (or furthest past) its tolerance."""
+    best, best_ratio = None, -1.0
+    for r in records:
+        if r.error is None or r.tolerance is None:
+            continue
+        ratio = r.error / r.tolerance if r.tolerance > 0 else (float("inf") if r.error > 0 else 0.0)
+        if ratio > best_ratio:
+            best, best_ratio = r, ratio
+    return best
+
+
+def run_clause(
+    clause_or_id: str | Clause,
+    impl: str | Implementation,
+    *,
+    profile: str = "quick",
+    seed: int = 0,
+    time_limit: float | None = None,
+    reproduce_as: str | None = None,
+) -> ClauseResult:
+    """Run one clause's property on ``impl`` under Hypothesis and return what happened.
+
+    ``time_limit`` (seconds, whole clause) defaults to the profile's. ``reproduce_as`` is the name
+    the reproduce command uses for the implementation (the one the user typed, e.g. an import path),
+    by default ``impl.name``. Never raises for anything the
+    implementation or the clause does; only for an unknown clause id, implementation or profile.
+    """
+    clause = get_clause(clause_or_id)
+    impl = load_implementation(impl)
+    prof = get_profile(profile)
+    result = ClauseResult(
+        clause_id=clause.id,
+        implementation=impl.name,
+        status="passed",
+        statement=clause.statement,
+        source=str(clause.source),
+        topic=clause.topic,
+        level=clause.level,
+        cost=clause.cost,
+        needs=clause.needs,
+        profile=prof.name,
+        seed=seed,
+        dtype=impl.dtype,
+        device=impl.device,
+        reproduce=reproduce_command(clause.id, reproduce_as or impl.name, prof.name, seed),
+    )
+    if not impl.available:
+        result.status, result.message = "not_applicable", f"{impl.name}: {impl.unavailable_reason}"
+        return result
+    missing = impl.missing(clause.needs)
+    if missing:
+        result.status = "not_applicable"
+        result.message = f"{impl.name} does not offer {', '.join(missing)}"
+        return result
+
+    state: dict[str, Any] = {"ck": None, "examples": 0, "records": []}
+
+    def example(data: Any) -> None:
+        ck = EngineCheck(impl, data)
+        state["ck"] = ck
+        state["examples"] += 1
+        try:
+            clause.prop(impl, ck)
+        finally:
+            state["records"].extend(r for r in ck.records if r.error is not None)
+            if len(state["records"]) > 200:  # keep the worst, not every record of a long run
+                worst = _worst(state["records"])
+                state["records"] = [worst] if worst else []
+
+    limit = time_limit if time_limit is not None else prof.time_limit
+    started = time.perf_counter()
+    try:
+        with _TimeLimit(limit):
+            if clause.hypothesis:
+                test = given(st.data())(example)
+                test = prof.hypothesis_settings(clause.cost)(test)
+                test = hypothesis_seed(seed * 1_000_003 + zlib.crc32(clause.id.encode()))(test)
+                test()
+            else:
+                example(None)
+    except ClauseTimeout as exc:
+        running = exc.args[0] if exc.args else None
+        result.status = "failed"
+        where = f" while {running} was running" if running else ""
+        result.message = (
+            f"timed out after {limit:g} s{where} (the per-clause time limit; the {prof.name!r} "
+            "profile's unless set); the implementation hung or is far too slow"
+        )
+    except MissingCapability as exc:
+        result.status = "not_applicable"
+        result.message = f"{exc} (used by the clause although not in its needs {list(clause.needs)})"
+    except ClauseFailure as exc:
+        result.status = "failed"
+        result.message = str(exc)
+        if exc.error is not None:
+            result.max_error, result.tolerance = exc.error, exc.tolerance
+    except HypothesisException as exc:
+        result.status = "error"
+        result.message = f"{clause.id}: Hypothesis could not run the clause: {type(exc).__name__}: {exc}"
+    except Exception as exc:
+        result.status = "error"
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+        result.message = (
+            f"{clause.id}: the clause itself raised {type(exc).__name__}: {exc} "
+            f"(a bug of the clause or the oracle, not of {impl.name})\n{tb}"
+        )
+    result.duration = time.perf_counter() - started
+    result.examples = state["examples"]
+    ck: EngineCheck | None = state["ck"]
+    if ck is not None:
+        result.notes = dict(ck.notes)
+        result.records = list(ck.records)
+        if result.status == "failed" and ck.drawn:
+            result.counterexample = "\n".join(f"{label} = {summarise(v)}" for label, v in ck.drawn)
+    worst = _worst(state["records"])
+    if result.status == "passed" and worst is not None:
+        result.max_error, result.tolerance, result.reason = worst.error, worst.tolerance, worst.reason
+    elif result.status == "failed" and ck is not None and ck.records and not ck.records[-1].passed:
+        result.reason = ck.records[-1].reason
+    if result.status == "failed":
+        result.message = format_failure(clause, result)
+    return result
+
+
+def format_failure(clause: Clause, result: ClauseResult) -> str:
+    """The full failure text: clause, sentence, what happened, the input and how to reproduce."""
+    lines = [
+        f"{clause.id} [{result.implementation}] failed: {clause.statement}",
+        f"  source: {clause.source}",
+        "  " + result.message.replace("\n", "\n  "),
+    ]
+    if result.counterexample:
+        lines.append("  shrunk input:")
+        lines += [f"    {line}" for line in result.counterexample.splitlines()]
+    lines.append(f"  reproduce: {result.reproduce}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""The tolerance policy: one module, one table.
+
+Three comparisons, each recording the observed error, the tolerance and why:
+
+1. **float64 implementation vs the oracle** (``ck.close_to_oracle`` on a float64 implementation):
+   elementwise ``|observed - expected| <= atol + rtol * |expected|`` with ``atol64``/``rtol64`` of
+   the output kind. Both sides compute the same formula in the same precision; what is left is
+   summation order and library kernels, a few hundred ulps at most for a whole network.
+
+2. **lower precision vs the oracle** (float32/float16/bfloat16): the rule of FlashAttention's and
+   PyTorch's SDPA tests. Compute a *baseline* of the same call with ``torch_ref`` at the same dtype,
+   then require ::
+
+       max|observed - oracle| <= k * max|baseline - oracle| + floor,
+       floor = floor_ulps * eps(dtype) * max(1, max|oracle|)
+
+   i.e. the implementation may be at most ``k`` times as wrong as a straightforward implementation
+   at its precision. ``k`` grows with how much the output kind lets a reordering of the arithmetic
+   matter (one rounding for an elementwise function; long sums for a network). The floor keeps an
+   exact baseline (error 0) from demanding exactness. When no baseline can be computed (torch_ref
+   lacks the capability, or the baseline itself is not finite) the closed-form rule 3 applies.
+
+3. **closed forms** (``ck.close``: a formula, a document's number, a metamorphic partner) use a
+   dtype-eps table: ``atol = max(atol64, ulps * eps)`` and ``rtol = max(rtol64, ulps * eps)``, with
+   ``ulps`` for float64/float32 and the smaller ``ulps16`` for float16/bfloat16, whose kernels
+   accumulate in float32 so the error is a few roundings of the 8- or 11-bit result.
+
+Always: NaN or Inf in the observed output where the expected output is finite fails, whatever the
+tolerance; where the expected output is itself NaN/Inf the observed output must match it exactly.
+
+Output kinds (the ``output=`` argument of ``ck.close``/``ck.close_to_oracle``) are the rows of
+:data:`TABLE`; an unknown kind is an error of the clause, not a silent default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Machine epsilon (spacing of floats at 1.0) per dtype.
+EPS: dict[str, float] = {
+    "float64": float(np.finfo(np.float64).eps),  # 2.2e-16
+    "float32": float(np.finfo(np.float32).eps),  # 1.2e-7
+    "float16": float(np.finfo(np.float16).eps),  # 9.8e-4
+    "bfloat16": 2.0**-7,  # 7.8e-3 (8 significand bits)
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One row of the table. See the module docstring for how each column is used."""
+
+    atol64: float
+    rtol64: float
+    ulps: float  # closed forms at float64/float32, in units of eps(dtype)
+    ulps16: float  # closed forms at float16/bfloat16 (kernels accumulate in float32: fewer ulps)
+    k: float
+    floor_ulps: float
+    why: str
+
+
+TABLE: dict[str, Kind] = {
+    #                 atol64  rtol64  ulps  ulps16  k  floor_ulps
+    "exact": Kind(0.0, 0.0, 0, 0, 1, 0, "a value the arithmetic cannot change (copies, selections, masks)"),
+    "elementwise": Kind(1e-14, 1e-13, 8, 2, 2, 2, "one elementwise function: a few roundings"),
+    "default": Kind(1e-12, 1e-11, 64, 4, 2, 4, "a short computation"),
+    "probability": Kind(1e-13, 1e-11, 32, 4, 2, 4, "softmax outputs and attention weights in [0, 1]"),
+    "reduction": Kind(1e-11, 1e-10, 256, 8, 3, 16, "sums, means, costs, dot products: order-dependent"),
+    "attention": Kind(1e-11, 1e-10, 256, 8, 3, 16, "attention outputs: matmul, softmax, matmul"),
+    "normalised": Kind(1e-10, 1e-9, 256, 8, 3, 16, "normalisation divides by a std that can be small"),
+    "network": Kind(1e-9, 1e-8, 4096, 32, 4, 64, "a whole forward pass: many layers of reductions"),
+    "gradient": Kind(1e-8, 1e-7, 4096, 32, 5, 64, "backpropagation by hand vs autograd, or finite differences"),
+}
+
+
+def kind(output: str) -> Kind:
+    try:
+        return TABLE[output]
+    except KeyError:
+        raise ValueError(f"unknown output kind {output!r}; use one of {sorted(TABLE)}") from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one comparison: ``error`` vs ``tolerance``, and why that tolerance."""
+
+    passed: bool
+    error: float
+    tolerance: float
+    reason: str
+    detail: str = ""
+
+
+def _as_float(x: object) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _locate(mask: np.ndarray) -> str:
+    index = tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
+    return f"{int(mask.sum())} element(s), first at index {index}"
+
+
+def check_nonfinite(observed: np.ndarray, expected: np.ndarray) -> Verdict | None:
+    """The always-fail rule: NaN/Inf where the expected output has none, or a mismatch where it has."""
+    obs_bad = ~np.isfinite(observed)
+    exp_bad = ~np.isfinite(expected)
+    new = obs_bad & ~exp_bad
+    if new.any():
+        what = "NaN" if np.isnan(observed[new]).any() else "Inf"
+        return Verdict(
+            False, float("inf"), 0.0, f"{what} where the expected output is finite (always a failure)",
+            _locate(new),
+        )
+    if exp_bad.any():
+        same = (np.isnan(observed) & np.isnan(expected)) | (observed == expected)
+        differ = exp_bad & ~same
+        if differ.any():
+            return Verdict(
+                False, float("inf"), 0.0, "the expected output's NaN/Inf are not matched exactly",
+                _locate(differ),
+            )
+    return None
+
+
+def _elementwise(observed: np.ndarray, expected: np.ndarray, atol: float, rtol: float, reason: str) -> Verdict:
+    finite = np.isfinite(expected)
+    diff = np.where(finite, np.abs(observed - expected), 0.0)
+    allowed = atol + rtol * np.abs(np.where(finite, expected, 0.0))
+    if diff.size == 0:
+        return Verdict(True, 0.0, atol, reason)
+    # the element closest to (or furthest past) its own tolerance decides
+    ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    error, tolerance = float(diff[worst]), float(allowed[worst])
+    passed = bool((diff <= allowed).all())
+    where = tuple(int(i) for i in worst)
+    detail = "" if passed else f"worst at index {where}: {_locate(diff > allowed)} out of tolerance"
+    return Verdict(passed, error, tolerance, reason, detail)
+
+
+def against_oracle_float64(observed: object, expected: object, output: str) -> Verdict:
+    """Rule 1: a float64 implementation against the float64 oracle."""
+    row = kind(output)
+    observed, expected = _as_float(observed), _as_float(expected)
+    bad = check_nonfinite(observed, expected)
+    if bad:
+        return bad
+    reason = f"float64 vs oracle, {output}: atol {row.atol64:g} + rtol {row.rtol64:g} ({row.why})"
+    return _elementwise(observed, expected, row.atol64, row.rtol64, reason)
+
+
+def closed_form(observed: object, expected: object, output: str, dtype: str) -> Verdict:
+    """Rule 3: against a closed form or a document's number, at the implementation's dtype."""
+    row = kind(output)
+    observed, expected = _as_float(observed), _as_float(expected)
+    bad = check_nonfinite(observed, expected)
+    if bad:
+        return bad
+    eps = EPS[dtype]
+    ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
+    atol = max(row.atol64, ulps * eps)
+    rtol = max(row.rtol64, ulps * eps)
+    reason = f"closed form, {dtype}, {output}: atol {atol:.3g} + rtol {rtol:.3g} ({ulps:g} ulps; {row.why})"
+    return _elementwise(observed, expected, atol, rtol, reason)
+
+
+def against_baseline(
+    observed: object, expected: object, baseline: object | None, output: str, dtype: str
+) -> Verdict:
+    """Rule 2: a low-precision implementation; falls back to rule 3 without a usable baseline."""
+    row = kind(output)
+    observed, expected = _as_float(observed), _as_float(expected)
+    bad = check_nonfinite(observed, expected)
+    if bad:
+        return bad
+    if baseline is None:
+        return closed_form(observed, expected, output, dtype)
+    baseline = _as_float(baseline)
+    if baseline.shape != expected.shape or not np.isfinite(baseline[np.isfinite(expected)]).all():
+        return closed_form(observed, expected, output, dtype)
+    finite = np.isfinite(expected)
+    error = float(np.max(np.abs(observed - expected)[finite], initial=0.0))
+    baseline_error = float(np.max(np.abs(baseline - expected)[finite], initial=0.0))
+    scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
+    floor = row.floor_ulps * EPS[dtype] * scale
+    tolerance = row.k * baseline_error + floor
+    reason = (
+        f"{dtype} vs oracle, {output}: k={row.k:g} x baseline error {baseline_error:.3g} "
+        f"(torch_ref at {dtype}) + floor {floor:.3g} ({row.floor_ulps:g} ulps x max|oracle|)"
+    )
+    return Verdict(error <= tolerance, error, tolerance, reason)
