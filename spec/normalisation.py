@@ -1,1 +1,187 @@
-"""Clauses on normalisation (to be written)."""
+"""Clauses on layer and batch normalisation.
+
+Sources: "Transformer lecture notes (handwritten)", sections "What is Normalization" (transform to
+mean 0 and variance 1, then a learnable scale gamma and shift beta), "Why don't we use Batch Norm
+in Transformers?" and "Layer Norm in Transformers" (batch norm computes statistics per feature
+across the batch, which padded self-attention batches distort; layer norm computes them per token
+across its features), after Ba, Kiros and Hinton (2016) and Ioffe and Szegedy (2015).
+
+Convention (PARAMETERS.md): biased variance (divide by d) with eps inside the square root,
+``gamma * (x - mean) / sqrt(var + eps) + beta``; layer norm over the last axis, batch norm per
+feature (last axis) over every other axis. With eps inside the root, the normalised output's
+variance is exactly ``var / (var + eps)``: that is the "up to eps" of the clauses, as a closed form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis.strategies as st
+import numpy as np
+from hypothesis.extra import numpy as hnp
+
+from .clause import BA_2016, IOFFE_2015, LECTURE_NOTES, Check, Source, clause
+
+NORM_SECTION = Source(LECTURE_NOTES, "What is Normalization", paper=BA_2016)
+LN_SECTION = Source(LECTURE_NOTES, "Layer Norm in Transformers", paper=BA_2016)
+BN_SECTION = Source(LECTURE_NOTES, "Why don't we use Batch Norm in Transformers?", paper=IOFFE_2015)
+EPS = 1e-5
+
+
+def _grid(shape: tuple[int, ...], bound: int = 160) -> st.SearchStrategy[np.ndarray]:
+    """Values k/16 with |k| <= bound (|x| <= 10): exact under dyadic scalings and shifts."""
+    return hnp.arrays(np.int64, shape, elements=st.integers(-bound, bound)).map(
+        lambda k: k.astype(np.float64) / 16.0
+    )
+
+
+def _tokens(ck: Check, *, min_batch: int = 1, min_d: int = 2) -> np.ndarray:
+    """A batch of token sequences (B, T, d)."""
+    shape = (ck.draw(st.integers(min_batch, 3), "B"), ck.draw(st.integers(1, 4), "T"),
+             ck.draw(st.integers(min_d, 12), "d"))
+    return ck.input(ck.draw(_grid(shape), "x"))
+
+
+def _normalised(x: np.ndarray, axes: int | tuple[int, ...], eps: float) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps), biased variance over ``axes``: the notes' (x - mu) / sigma."""
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+@clause(
+    "LN-STATS",
+    "With gamma = 1 and beta = 0, layer norm MUST give every token mean 0 and biased variance "
+    "var / (var + eps), i.e. 1 up to eps, over its features.",
+    source=NORM_SECTION,
+    needs=("layer_norm",),
+    topic="normalisation",
+)
+def layer_norm_statistics(impl: Any, ck: Check) -> None:
+    x = _tokens(ck)
+    d = x.shape[-1]
+    y = impl.layer_norm(x, np.ones(d), np.zeros(d), eps=EPS)
+    var_in = x.var(axis=-1)  # biased, (B, T)
+    ck.close(y.mean(axis=-1), np.zeros(x.shape[:-1]), output="normalised",
+             what="layer_norm(x).mean(-1)")
+    # Var((x - m) / sqrt(v + eps)) = v / (v + eps)
+    ck.close(y.var(axis=-1), var_in / (var_in + EPS), output="normalised",
+             what="layer_norm(x).var(-1)")
+
+
+@clause(
+    "LN-AFFINE",
+    "Layer norm MUST scale the normalised token by gamma and then shift it by beta, feature by "
+    "feature: gamma * (x - mean) / sqrt(var + eps) + beta.",
+    source=NORM_SECTION,
+    needs=("layer_norm",),
+    topic="normalisation",
+)
+def layer_norm_affine(impl: Any, ck: Check) -> None:
+    x = _tokens(ck)
+    d = x.shape[-1]
+    gamma = ck.input(ck.draw(_grid((d,), bound=48), "gamma"))
+    beta = ck.input(ck.draw(_grid((d,), bound=48), "beta"))
+    # y = gamma * x_hat + beta
+    ck.close(impl.layer_norm(x, gamma, beta, eps=EPS), gamma * _normalised(x, -1, EPS) + beta,
+             output="normalised", what="layer_norm(x, gamma, beta)")
+    ck.close(impl.layer_norm(x, gamma, beta, eps=EPS),
+             gamma * impl.layer_norm(x, np.ones(d), np.zeros(d), eps=EPS) + beta,
+             output="normalised", what="layer_norm(x, gamma, beta) vs gamma * layer_norm(x) + beta")
+    ck.close_to_oracle("layer_norm", x, gamma, beta, eps=EPS, output="normalised")
+
+
+@clause(
+    "LN-INVARIANT",
+    "Layer norm MUST be unchanged when each token is shifted by its own constant and all are "
+    "scaled by a > 0, with eps scaled by a^2: LN(a x + c; eps a^2) = LN(x; eps).",
+    source=LN_SECTION,
+    needs=("layer_norm",),
+    topic="normalisation",
+)
+def layer_norm_invariant(impl: Any, ck: Check) -> None:
+    x = _tokens(ck)
+    d = x.shape[-1]
+    # a a power of two and c on a 1/4 grid keep a x + c and eps a^2 exact in float32 and float64
+    # (|c| stays small so float32's cancellation in mean(a x + c) does not swamp a small spread)
+    a = 2.0 ** ck.draw(st.integers(-1, 2), "log2 a")
+    c = ck.draw(_grid(x.shape[:-1] + (1,), bound=16), "c") * 4  # one shift per token, |c| <= 4
+    moved = ck.input(a * x + c)
+    ones, zeros = np.ones(d), np.zeros(d)
+    # (a x + c - (a m + c)) / sqrt(a^2 v + a^2 eps) = (x - m) / sqrt(v + eps)
+    ck.close(impl.layer_norm(moved, ones, zeros, eps=EPS * a * a),
+             impl.layer_norm(x, ones, zeros, eps=EPS), output="normalised",
+             what=f"layer_norm({a:g} x + c, eps * {a * a:g})")
+
+
+@clause(
+    "LN-INDEPENDENT",
+    "A token's layer-norm output MUST depend on that token alone, not on the other tokens of the "
+    "sequence or the other items of the batch.",
+    source=LN_SECTION,
+    needs=("layer_norm",),
+    topic="normalisation",
+)
+def layer_norm_independent(impl: Any, ck: Check) -> None:
+    x = _tokens(ck, min_batch=2)
+    d = x.shape[-1]
+    gamma, beta = np.ones(d), np.zeros(d)
+    b = ck.draw(st.integers(0, x.shape[0] - 1), "b")
+    t = ck.draw(st.integers(0, x.shape[1] - 1), "t")
+    others = ck.input(ck.draw(_grid(x.shape), "other tokens"))
+    changed = others.copy()
+    changed[b, t] = x[b, t]  # same token (b, t), every other token replaced
+    y = impl.layer_norm(x, gamma, beta, eps=EPS)
+    ck.close(impl.layer_norm(changed, gamma, beta, eps=EPS)[b, t], y[b, t], output="normalised",
+             what=f"layer_norm(x)[{b}, {t}] after changing the other tokens")
+    ck.close(impl.layer_norm(x[b, t][None, :], gamma, beta, eps=EPS)[0], y[b, t],
+             output="normalised", what=f"layer_norm(x[{b}, {t}] alone)")
+    # and it is the token's own statistics: (x - mean) / sqrt(var + eps)
+    ck.close(y[b, t], _normalised(x[b, t], -1, EPS), output="normalised",
+             what=f"layer_norm(x)[{b}, {t}]")
+
+
+@clause(
+    "BN-STATS",
+    "With gamma = 1 and beta = 0, batch norm MUST give every feature mean 0 and biased variance "
+    "var / (var + eps) across the batch (every axis but the features).",
+    source=BN_SECTION,
+    needs=("batch_norm",),
+    topic="normalisation",
+)
+def batch_norm_statistics(impl: Any, ck: Check) -> None:
+    x = _tokens(ck, min_batch=2, min_d=1)
+    d = x.shape[-1]
+    y = impl.batch_norm(x, np.ones(d), np.zeros(d), eps=EPS)
+    axes = (0, 1)
+    var_in = x.var(axis=axes)  # (d,)
+    ck.close(y.mean(axis=axes), np.zeros(d), output="normalised", what="batch_norm(x).mean(B, T)")
+    ck.close(y.var(axis=axes), var_in / (var_in + EPS), output="normalised",
+             what="batch_norm(x).var(B, T)")
+    ck.close(y, _normalised(x, axes, EPS), output="normalised", what="batch_norm(x)")
+
+
+@clause(
+    "BN-DEPENDENT",
+    "A batch-norm output MUST depend on the other items of the batch (a token's normalised "
+    "value changes when another item changes), which is why transformers use layer norm.",
+    source=BN_SECTION,
+    needs=("batch_norm",),
+    topic="normalisation",
+)
+def batch_norm_depends_on_batch(impl: Any, ck: Check) -> None:
+    x = _tokens(ck, min_batch=2)
+    d = x.shape[-1]
+    ones, zeros = np.ones(d), np.zeros(d)
+    # shift the *other* items by +1 in every feature: the per-feature mean moves by
+    # (B - 1) / B != 0, so item 0's normalised value must move as well
+    other = x.copy()
+    other[1:] += 1.0
+    other = ck.input(other)
+    y = impl.batch_norm(x, ones, zeros, eps=EPS)
+    y_other = impl.batch_norm(other, ones, zeros, eps=EPS)
+    ck.that(bool(np.any(y_other[0] != y[0])), what="batch_norm(x)[0] after shifting items 1..B-1",
+            observed="unchanged", expected="a different normalised value for item 0")
+    # and by exactly as much as the batch statistics say
+    ck.close(y_other, _normalised(other, (0, 1), EPS), output="normalised",
+             what="batch_norm(x with other items shifted)")

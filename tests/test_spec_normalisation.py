@@ -1,0 +1,96 @@
+"""The normalisation clauses: bundled implementations pass, realistic bugs are rejected."""
+
+from __future__ import annotations
+
+import nnspec.spec  # noqa: F401  (registers every clause)
+import numpy as np
+import pytest
+from nnspec.spec.clause import REGISTRY
+from nnspec.verify import patched, run_clause
+
+CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "normalisation")
+
+
+def test_the_topic_declares_the_issue_clauses() -> None:
+    assert set(CLAUSES) >= {"LN-STATS", "LN-AFFINE", "LN-INVARIANT", "LN-INDEPENDENT", "BN-STATS",
+                            "BN-DEPENDENT"}
+
+
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_numpy_oracle_passes(clause_id: str) -> None:
+    result = run_clause(clause_id, "numpy")
+    assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
+    result = run_clause(clause_id, f"torch:{device}:{dtype}")
+    assert result.status == "passed", result.message
+
+
+# ------------------------------------------------------------------ planted bugs
+def _norm(x, gamma, beta, eps, axes, ddof=0, centre=True):
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=axes, keepdims=True) if centre else 0.0
+    var = ((x - mean) ** 2).sum(axis=axes, keepdims=True) / (
+        np.prod([x.shape[a] for a in np.atleast_1d(axes)]) - ddof
+    )
+    return gamma * (x - mean) / np.sqrt(var + eps) + beta
+
+
+def layer_norm_unbiased(x, gamma, beta, eps=1e-5):
+    """Divides by d - 1 (torch.var's default) instead of d."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _norm(x, gamma, beta, eps, -1, ddof=1)
+
+
+def layer_norm_shift_inside(x, gamma, beta, eps=1e-5):
+    """gamma * (x_hat + beta): the shift applied before the scale."""
+    return gamma * (_norm(x, 1.0, 0.0, eps, -1) + beta)
+
+
+def rms_norm(x, gamma, beta, eps=1e-5):
+    """RMSNorm in place of LayerNorm: no mean subtraction, so not shift invariant."""
+    return _norm(x, gamma, beta, eps, -1, centre=False)
+
+
+def layer_norm_over_sequence(x, gamma, beta, eps=1e-5):
+    """Statistics over the whole (T, d) layer of each item, not per token."""
+    return _norm(x, gamma, beta, eps, (-2, -1))
+
+
+def batch_norm_over_features(x, gamma, beta, eps=1e-5):
+    """Normalises each token over its features: layer norm under batch norm's name."""
+    return _norm(x, gamma, beta, eps, -1)
+
+
+def batch_norm_per_item(x, gamma, beta, eps=1e-5):
+    """Statistics over the time axis of each item only (instance norm): never sees the batch."""
+    return _norm(x, gamma, beta, eps, -2)
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "overrides"),
+    [
+        ("LN-STATS", {"layer_norm": layer_norm_unbiased}),
+        ("LN-AFFINE", {"layer_norm": layer_norm_shift_inside}),
+        ("LN-INVARIANT", {"layer_norm": rms_norm}),
+        ("LN-INDEPENDENT", {"layer_norm": layer_norm_over_sequence}),
+        ("BN-STATS", {"batch_norm": batch_norm_over_features}),
+        ("BN-DEPENDENT", {"batch_norm": batch_norm_per_item}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else next(iter(v.values())).__name__,
+)
+def test_clause_rejects_planted_bug(clause_id: str, overrides: dict) -> None:
+    name = next(iter(overrides.values())).__name__
+    result = run_clause(clause_id, patched("numpy", name=name, **overrides))
+    assert result.status == "failed", result.message
+
+
+def test_bn_dependent_names_the_missing_dependence() -> None:
+    """Instance norm is rejected for ignoring the batch, the reason the clause exists."""
+    result = run_clause("BN-DEPENDENT", patched("numpy", name="instance-norm",
+                                                 batch_norm=batch_norm_per_item))
+    assert result.status == "failed"
+    assert "after shifting items 1..B-1" in result.message
