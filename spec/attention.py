@@ -1,1 +1,948 @@
-"""Clauses on attention (to be written)."""
+"""Clauses on (scaled dot-product, masked, cross- and multi-head) attention.
+
+Sources: Neural Networks (notes on 3Blue1Brown) §6 "Attention in Transformers"; Deep Learning (notes
+on 3Blue1Brown) "Chapter 6: Attention in transformers"; the Transformer lecture notes (handwritten),
+"Query, Key & Value Vectors", "What is d_k", "Geometric Intuition", "Finding the answer" (masking)
+and "What is Cross Attention"; Deep learning recap to the Transformer, "Multi-headed attention" and
+"Masked multihead attention". The paper behind them is Vaswani et al. 2017.
+
+Every property states what the documents say, computed here from first principles (the softmax of
+the scaled scores written out with ``np.exp``, the head slices of the parameter contract, closed
+forms of the gradients, metamorphic partners); :data:`ATT-ORACLE` adds the differential check with
+the oracle on top.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .clause import (
+    DEEP_LEARNING,
+    LECTURE_NOTES,
+    NEURAL_NETWORKS,
+    RECAP,
+    VASWANI_2017,
+    Check,
+    Source,
+    clause,
+    informative,
+)
+
+TOPIC = "attention"
+
+SDPA = "scaled_dot_product_attention"
+MHA = "multi_head_attention"
+
+# Sections cited below.
+_SINGLE_HEAD = Source(
+    NEURAL_NETWORKS, "6b. Single Head of Attention (Self Attention)", VASWANI_2017
+)
+_CH6 = Source(DEEP_LEARNING, "Chapter 6: Attention in transformers", VASWANI_2017)
+_RECAP_MHA = Source(RECAP, "Multi-headed attention", VASWANI_2017)
+_RECAP_MASKED = Source(RECAP, "Masked multihead attention", VASWANI_2017)
+_QKV = Source(LECTURE_NOTES, "Query, Key & Value Vectors; What is d_k", VASWANI_2017)
+_WORKED = Source(LECTURE_NOTES, "Geometric Intuition", VASWANI_2017)
+_FINDING = Source(LECTURE_NOTES, "Finding the answer", VASWANI_2017)
+_CROSS = Source(NEURAL_NETWORKS, "6c. Cross-Attention", VASWANI_2017)
+_MULTI_HEAD = Source(
+    NEURAL_NETWORKS, "6d. Multi-Head Attention and 1 Attention block", VASWANI_2017
+)
+_OUTPUT_MATRIX = Source(NEURAL_NETWORKS, "6e. Output Matrix", VASWANI_2017)
+_INPUT_EMB = Source(RECAP, "Input embeddings", VASWANI_2017)
+
+WORKED_EXAMPLE_ERRATA = (
+    "Transformer lecture notes, Geometric Intuition: 10/sqrt(2) is 7.07, printed 7.09.",
+    "Transformer lecture notes, Geometric Intuition: 32/sqrt(2) is 22.63, printed 22.69.",
+    "Transformer lecture notes, Geometric Intuition: the printed softmax weights 0.2 and 0.8 do "
+    "not follow from the scaled scores (they give about 1.8e-7 and 1 - 1.8e-7); the notes mark "
+    "the values as hypothetical.",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small strategies (moderate values: the softmax never saturates to exact 0/1 by accident)
+# ---------------------------------------------------------------------------------------------
+
+_ELEMENT = st.floats(
+    min_value=-2.0, max_value=2.0, allow_nan=False, allow_infinity=False, allow_subnormal=False
+)
+# "Whatever their values": large enough to beat a finite additive mask such as -1e4.
+_WIDE = st.floats(
+    min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, allow_subnormal=False
+)
+
+
+def _array(ck: Check, shape: tuple[int, ...], label: str, elements: Any = _ELEMENT) -> np.ndarray:
+    """An array drawn element by element (shrinks well), rounded to the implementation's dtype."""
+    return ck.input(ck.draw(hnp.arrays(np.float64, shape, elements=elements), label))
+
+
+def _batch(ck: Check) -> tuple[int, ...]:
+    """Leading batch dimensions: none, one or two, each small."""
+    return tuple(
+        ck.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2), "batch shape")
+    )
+
+
+def _qkv(
+    ck: Check, *, min_d_k: int = 1, min_n_q: int = 1, min_n_k: int = 1, same_length: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v)."""
+    batch = _batch(ck)
+    n_q = ck.draw(st.integers(min_n_q, 5), "n_q")
+    n_k = n_q if same_length else ck.draw(st.integers(min_n_k, 5), "n_k")
+    d_k = ck.draw(st.integers(min_d_k, 6), "d_k")
+    d_v = ck.draw(st.integers(1, 4), "d_v")
+    q = _array(ck, (*batch, n_q, d_k), "q")
+    k = _array(ck, (*batch, n_k, d_k), "k")
+    v = _array(ck, (*batch, n_k, d_v), "v")
+    return q, k, v
+
+
+def _mask(ck: Check, shape: tuple[int, ...], label: str) -> np.ndarray:
+    """A boolean mask (True = may attend) with at least one allowed key in every query row."""
+    mask = ck.draw(hnp.arrays(np.bool_, shape), label)
+    keep = ck.draw(
+        hnp.arrays(np.int64, shape[:-1], elements=st.integers(0, shape[-1] - 1)),
+        f"{label}: always allowed key",
+    )
+    np.put_along_axis(mask, keep[..., None], True, axis=-1)
+    return mask
+
+
+def _mha_params(ck: Check, d_model: int, *, bias: bool = True) -> dict[str, np.ndarray]:
+    """W_q, W_k, W_v, W_o (d_model, d_model) and their biases, entries ~ N(0, 1/d_model)."""
+    seed = ck.draw(st.integers(0, 2**32 - 1), "parameter seed")
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name in ("q", "k", "v", "o"):
+        params[f"W_{name}"] = ck.input(rng.standard_normal((d_model, d_model)) / math.sqrt(d_model))
+        if bias:
+            params[f"b_{name}"] = ck.input(0.1 * rng.standard_normal(d_model))
+    return params
+
+
+def _mha_dims(ck: Check, *, min_heads: int = 1, min_d_head: int = 1) -> tuple[int, int]:
+    n_heads = ck.draw(st.integers(min_heads, 3), "n_heads")
+    d_head = ck.draw(st.integers(min_d_head, 3), "d_head")
+    return n_heads, d_head
+
+
+# ---------------------------------------------------------------------------------------------
+# The documents' equations, written out here (not taken from the oracle)
+# ---------------------------------------------------------------------------------------------
+
+
+def _softmax_rows(scores: np.ndarray) -> np.ndarray:
+    """softmax over the last axis: exp(s_j) / sum_l exp(s_l) (max subtracted; -inf -> weight 0)."""
+    top = np.max(scores, axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(scores - top)
+    total = e.sum(axis=-1, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+def _attention_weights(q: np.ndarray, k: np.ndarray, scale: float) -> np.ndarray:
+    """softmax(q k^T / scale)  (..., n_q, n_k)."""
+    return _softmax_rows(q @ np.swapaxes(k, -1, -2) / scale)
+
+
+def _split_heads(y: np.ndarray, n_heads: int) -> np.ndarray:
+    """(..., T, d_model) -> (..., n_heads, T, d_head); head h: features h*d_head:(h+1)*d_head."""
+    *lead, T, d_model = y.shape
+    return np.swapaxes(y.reshape(*lead, T, n_heads, d_model // n_heads), -2, -3)
+
+
+def _project(x: np.ndarray, params: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """x W^T + b with W (out, in) as in PARAMETERS.md; an absent bias is no bias."""
+    y = x @ params[f"W_{name}"].T
+    bias = params.get(f"b_{name}")
+    return y if bias is None else y + bias
+
+
+def _head_slice(h: int, d_head: int) -> slice:
+    return slice(h * d_head, (h + 1) * d_head)
+
+
+# ---------------------------------------------------------------------------------------------
+# Single-head attention: weights, scaling, variance
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "ATT-ROWS-SUM",
+    "The attention weights of each query MUST be non-negative and sum to one over the keys.",
+    source=_SINGLE_HEAD,
+    needs=(SDPA,),
+    topic=TOPIC,
+)
+def att_rows_sum(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    _, weights = impl.scaled_dot_product_attention(q, k, v)  # (..., n_q, n_k)
+    ck.that(
+        bool(np.all(weights >= 0)),
+        what="weights >= 0",
+        observed=float(np.min(weights)),
+        expected=">= 0",
+    )
+    # sum_j softmax(s_i)_j = 1 for every query i: each query's scores become a distribution
+    ck.close(
+        weights.sum(axis=-1),
+        np.ones(weights.shape[:-1]),
+        output="probability",
+        what="weights.sum(-1)",
+    )
+
+
+@clause(
+    "ATT-SCALE",
+    "Attention weights MUST equal softmax(Q K^T / sqrt(d_k)) with d_k the query/key dimension of a "
+    "head, not d_k, sqrt(d_model) or 1.",
+    source=_QKV,
+    needs=(SDPA, MHA),
+    topic=TOPIC,
+)
+def att_scale(impl: Any, ck: Check) -> None:
+    # A pinned case where the candidate scales give clearly different weights: d_k = 4, scores 0, 4.
+    #   sqrt(d_k) = 2 -> softmax(0, 2) = (0.119, 0.881); d_k = 4 -> (0.269, 0.731);
+    #   1 -> (0.018, 0.982)
+    q0 = ck.input(np.ones((1, 4)))  # (1, d_k)
+    k0 = ck.input(np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))  # (2, d_k)
+    _, w0 = impl.scaled_dot_product_attention(q0, k0, k0)
+    ck.close(
+        w0,
+        _attention_weights(q0, k0, math.sqrt(4)),
+        output="probability",
+        what="weights for scores (0, 4), d_k=4",
+    )
+
+    # Drawn single-head inputs (d_k >= 2 so that sqrt(d_k), d_k and 1 differ).
+    q, k, v = _qkv(ck, min_d_k=2)
+    d_k = q.shape[-1]
+    _, weights = impl.scaled_dot_product_attention(q, k, v)
+    # weights = softmax(q k^T / sqrt(d_k))
+    ck.close(
+        weights,
+        _attention_weights(q, k, math.sqrt(d_k)),
+        output="probability",
+        what="softmax(q k^T / sqrt(d_k))",
+    )
+
+    # Multi-head: each head scales by sqrt(d_head), not sqrt(d_model) (>= 2 heads: they differ).
+    n_heads, d_head = _mha_dims(ck, min_heads=2, min_d_head=2)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model)
+    x = _array(ck, (*q.shape[:-2], q.shape[-2], d_model), "x")
+    _, mha_weights = impl.multi_head_attention(params, x, x, n_heads)  # (..., nh, T, T)
+    q_h = _split_heads(_project(x, params, "q"), n_heads)  # (..., nh, T, dh)
+    k_h = _split_heads(_project(x, params, "k"), n_heads)  # (..., nh, T, dh)
+    ck.close(
+        mha_weights,
+        _attention_weights(q_h, k_h, math.sqrt(d_head)),
+        output="probability",
+        what="head weights softmax(Q_h K_h^T / sqrt(d_head))",
+    )
+
+
+def _scores_from_weights(weights: np.ndarray) -> np.ndarray:
+    """Recover the scaled scores s_j - s_0 = log w_j - log w_0 (softmax: exp(s) over one sum)."""
+    return np.log(weights[..., 1:]) - np.log(weights[..., :1])
+
+
+@clause(
+    "ATT-VARIANCE",
+    "For queries and keys with independent zero-mean unit-variance entries, q.k MUST have variance "
+    "d_k and the scores the attention applies softmax to MUST have variance 1, since Var(cX) = c^2 "
+    "Var(X) with c = 1/sqrt(d_k).",
+    source=_QKV,
+    needs=(SDPA,),
+    topic=TOPIC,
+    hypothesis=False,
+    note="Statistical clause with fixed seeds and a 6-sigma bound on the sample variance.",
+)
+def att_variance(impl: Any, ck: Check) -> None:
+    # Each batch item holds one query and two keys, the first key zero: its score is 0, so the
+    # implementation's scaled score of the second key is recovered exactly as log(w_1 / w_0).
+    #
+    # Statistical bound. X = q.k with q, k ~ N(0, I_d): E X = 0, Var X = d, E X^4 = 3 d^2 + 6 d,
+    # so for Y = X / sqrt(d): Var Y = 1 and the fourth moment mu_4 = 3 + 6/d. The sample variance
+    # S^2 of n independent draws has Var(S^2) = (mu_4 - (n-3)/(n-1)) / n <= (2 + 6/d) / n. With
+    # n = 4000 and d >= 4 the standard deviation of S^2 is at most sqrt(3.5 / 4000) = 0.0296; we
+    # allow 6 standard deviations (two-sided Gaussian tail 2e-9). The seeds are fixed, so the
+    # result never changes from run to run. Wrong scales land far outside: 1/d_k gives
+    # Var = 1/d_k <= 0.25, no scale gives Var = d_k >= 4.
+    n = 4000
+    for d_k, seed in ((4, 4), (16, 16), (64, 64)):
+        rng = np.random.default_rng(2017 + seed)
+        q = ck.input(rng.standard_normal((n, 1, d_k)))  # (n, 1, d_k)
+        k = np.zeros((n, 2, d_k))
+        k[:, 1, :] = rng.standard_normal((n, d_k))
+        k = ck.input(k)  # (n, 2, d_k): key 0 is the zero vector
+        v = ck.input(np.zeros((n, 2, 1)))
+        _, weights = impl.scaled_dot_product_attention(q, k, v)  # (n, 1, 2)
+        score = _scores_from_weights(weights)[:, 0, 0]  # (n,) the implementation's scaled q.k
+        raw = np.einsum("nd,nd->n", q[:, 0, :], k[:, 1, :])  # (n,) the unscaled q.k
+
+        bound = 6 * math.sqrt((2 + 6 / d_k) / n)
+        var_raw = float(np.var(raw, ddof=1))
+        var_score = float(np.var(score, ddof=1))
+        ck.note(f"Var(q.k), d_k={d_k}", var_raw)
+        ck.note(f"Var(score), d_k={d_k}", var_score)
+        # Var(q.k) = d_k: the drawn inputs are what the clause says they are.
+        ck.that(
+            abs(var_raw / d_k - 1) <= bound,
+            what=f"Var(q.k) / d_k, d_k={d_k}",
+            observed=var_raw / d_k,
+            expected=f"1 +- {bound:.3g}",
+        )
+        # Var(q.k / sqrt(d_k)) = 1 on the implementation's own scores.
+        ck.that(
+            abs(var_score - 1) <= bound,
+            what=f"Var(softmax input), d_k={d_k}",
+            observed=var_score,
+            expected=f"1 +- {bound:.3g} (scale 1/d_k gives {1 / d_k:.3g}, no scale {d_k})",
+        )
+        # Var(cX) = c^2 Var(X): the scores are c q.k for one constant c, fitted by least squares.
+        c = float(score @ raw / (raw @ raw))
+        ck.close(score, c * raw, output="attention", what=f"scores = c q.k, d_k={d_k}")
+        ck.close(
+            var_score,
+            c**2 * var_raw,
+            output="attention",
+            what=f"Var(c q.k) = c^2 Var(q.k), d_k={d_k}",
+        )
+        ck.note(f"c * sqrt(d_k), d_k={d_k}", c * math.sqrt(d_k))
+
+
+@clause(
+    "ATT-WORKED-EXAMPLE",
+    "For the lecture notes' 2-d example with raw scores 10 and 32, attention MUST use the scaled "
+    "scores 10/sqrt(2) = 7.07 and 32/sqrt(2) = 22.63 and the softmax weights that follow from "
+    "them.",
+    source=_WORKED,
+    needs=(SDPA,),
+    topic=TOPIC,
+    errata=WORKED_EXAMPLE_ERRATA,
+    hypothesis=False,
+)
+def att_worked_example(impl: Any, ck: Check) -> None:
+    # The notes give only the scores S_21 = 10, S_22 = 32 (their embeddings are "hypothetical");
+    # q_2 = (1, 3), k_1 = (1, 3), k_2 = (5, 9) reproduce them: 1+9 = 10 and 5+27 = 32.
+    q = ck.input(np.array([[1.0, 3.0]]))  # (1, d_k=2)
+    k = ck.input(np.array([[1.0, 3.0], [5.0, 9.0]]))  # (2, 2)
+    v = ck.input(np.array([[4.0, 1.0], [2.0, 1.0]]))  # (2, 2) any values
+    out, weights = impl.scaled_dot_product_attention(q, k, v)
+    # The scaled scores, to two decimals: 7.07 and 22.63 (the notes print 7.09 and 22.69).
+    s_21, s_22 = 7.07, 22.63
+    # log(w_22 / w_21) = s'_22 - s'_21 = 22 / sqrt(2) = 15.556; with the printed values 15.60.
+    ck.close(
+        _scores_from_weights(weights)[0, 0],
+        22 / math.sqrt(2),
+        output="attention",
+        what="log(w_22 / w_21)",
+    )
+    ck.that(
+        round(float(_scores_from_weights(weights)[0, 0]), 2) == round(s_22 - s_21, 2),
+        what="s'_22 - s'_21 to two decimals",
+        observed=float(_scores_from_weights(weights)[0, 0]),
+        expected=f"{s_22 - s_21:.2f}",
+    )
+    # w_21 = 1 / (1 + e^(22/sqrt 2)) = 1.76e-7, w_22 = 1 - w_21 (not the printed 0.2 / 0.8).
+    w_21 = 1.0 / (1.0 + math.exp(22 / math.sqrt(2)))
+    ck.close(weights[0], np.array([w_21, 1.0 - w_21]), output="probability", what="(w_21, w_22)")
+    ck.close(
+        out[0], w_21 * v[0] + (1 - w_21) * v[1], output="attention", what="w_21 v_1 + w_22 v_2"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Masking
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "ATT-MASK-ZERO",
+    "Masked attention weights MUST be exactly zero and each query's remaining weights MUST still "
+    "sum to one.",
+    source=_SINGLE_HEAD,
+    needs=(SDPA,),
+    topic=TOPIC,
+)
+def att_mask_zero(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")  # (..., n_q, n_k)
+    _, weights = impl.scaled_dot_product_attention(q, k, v, mask)
+    # softmax(-inf) = 0 exactly (lecture notes, "Finding the answer")
+    ck.equal(weights[~mask], np.zeros(int((~mask).sum())), what="weights[~mask]")
+    ck.close(
+        weights.sum(axis=-1),
+        np.ones(weights.shape[:-1]),
+        output="probability",
+        what="weights.sum(-1)",
+    )
+
+
+@clause(
+    "ATT-CAUSAL",
+    "With the causal mask, the attention output at position i MUST NOT change when the inputs at "
+    "positions after i change, whatever their values, and queries at the last positions MUST see "
+    "the same keys as in the full pass.",
+    source=_RECAP_MASKED,
+    needs=(SDPA, "causal_mask"),
+    topic=TOPIC,
+)
+def att_causal(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck, min_n_q=2, same_length=True)
+    T = q.shape[-2]
+    mask = impl.causal_mask(T, T)  # (T, T)
+    out, weights = impl.scaled_dot_product_attention(q, k, v, mask)
+
+    # Replace everything after position p by new values from a much wider range.
+    p = ck.draw(st.integers(0, T - 2), "last unchanged position")
+    later = slice(p + 1, None)
+    q2, k2, v2 = q.copy(), k.copy(), v.copy()
+    q2[..., later, :] = _array(ck, q[..., later, :].shape, "new later q", _WIDE)
+    k2[..., later, :] = _array(ck, k[..., later, :].shape, "new later k", _WIDE)
+    v2[..., later, :] = _array(ck, v[..., later, :].shape, "new later v", _WIDE)
+    out2, _ = impl.scaled_dot_product_attention(q2, k2, v2, mask)
+    ck.close(
+        out2[..., : p + 1, :],
+        out[..., : p + 1, :],
+        output="attention",
+        what="out[..., :p+1] after changing inputs > p",
+    )
+    # No weight on future keys.
+    future = np.triu(np.ones((T, T), dtype=bool), k=1)
+    ck.equal(weights[..., future], np.zeros(weights[..., future].shape), what="weights[i, j > i]")
+
+    # Cached decoding: the last m queries against all T keys (causal_mask(m, T), bottom-right
+    # aligned) give the last m rows of the full parallel pass.
+    m = ck.draw(st.integers(1, T), "n_queries of the cached step")
+    out_last, _ = impl.scaled_dot_product_attention(
+        q[..., T - m :, :], k, v, impl.causal_mask(m, T)
+    )
+    ck.close(
+        out_last,
+        out[..., T - m :, :],
+        output="attention",
+        what="attention(q[-m:], k, v, causal_mask(m, T))",
+    )
+
+
+@clause(
+    "ATT-MASK-RENORM",
+    "Setting masked scores to -inf before the softmax MUST equal the unmasked softmax renormalised "
+    "over the allowed keys, and MUST equal attention over the allowed keys alone.",
+    source=_CH6,
+    needs=(SDPA,),
+    topic=TOPIC,
+)
+def att_mask_renorm(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")  # (..., n_q, n_k)
+    _, w_masked = impl.scaled_dot_product_attention(q, k, v, mask)
+    _, w_full = impl.scaled_dot_product_attention(q, k, v)
+    # w_masked_ij = w_ij [mask_ij] / sum_l w_il [mask_il]
+    kept = np.where(mask, w_full, 0.0)
+    ck.close(
+        w_masked,
+        kept / kept.sum(axis=-1, keepdims=True),
+        output="probability",
+        what="renormalised unmasked weights",
+    )
+
+    # A mask shared by every query is the same as dropping the masked keys.
+    keep = _mask(ck, (k.shape[-2],), "keys kept")  # (n_k,)
+    out_mask, w_mask = impl.scaled_dot_product_attention(q, k, v, keep[None, :])
+    out_drop, w_drop = impl.scaled_dot_product_attention(q, k[..., keep, :], v[..., keep, :])
+    ck.close(
+        out_mask, out_drop, output="attention", what="attention with keys masked vs keys dropped"
+    )
+    ck.close(w_mask[..., keep], w_drop, output="probability", what="weights of kept keys")
+
+
+@clause(
+    "ATT-PADDING",
+    "The attention outputs of real tokens MUST NOT depend on the contents of padded positions when "
+    "the padding mask is applied.",
+    source=_INPUT_EMB,
+    needs=(SDPA, MHA, "padding_mask"),
+    topic=TOPIC,
+)
+def att_padding(impl: Any, ck: Check) -> None:
+    batch = ck.draw(st.integers(1, 3), "batch")
+    T = ck.draw(st.integers(2, 5), "T")
+    pad_id = 0
+    lengths = ck.draw(hnp.arrays(np.int64, (batch,), elements=st.integers(1, T)), "real lengths")
+    ids = ck.draw(hnp.arrays(np.int64, (batch, T), elements=st.integers(1, 9)), "token ids")
+    real = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    ids = np.where(real, ids, pad_id)
+    mask = impl.padding_mask(ids, pad_id)  # (B, 1, T)
+
+    n_heads, d_head = _mha_dims(ck)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model)
+    x = _array(ck, (batch, T, d_model), "x")
+    x2 = np.where(real[..., None], x, _array(ck, (batch, T, d_model), "new padded contents", _WIDE))
+
+    out, w = impl.scaled_dot_product_attention(x, x, x, mask)
+    out2, _ = impl.scaled_dot_product_attention(x2, x2, x2, mask)
+    ck.close(
+        out2[real],
+        out[real],
+        output="attention",
+        what="sdpa output of real tokens after changing pads",
+    )
+    padded_keys = np.broadcast_to(~real[:, None, :], w.shape)  # (B, T, T)
+    ck.equal(w[padded_keys], np.zeros(int(padded_keys.sum())), what="weights on padded keys")
+
+    mha_mask = mask[:, None]  # (B, 1, 1, T): broadcasts over heads and queries
+    mout, _ = impl.multi_head_attention(params, x, x, n_heads, mha_mask)
+    mout2, _ = impl.multi_head_attention(params, x2, x2, n_heads, mha_mask)
+    ck.close(
+        mout2[real],
+        mout[real],
+        output="attention",
+        what="MHA output of real tokens after changing pads",
+    )
+
+
+@clause(
+    "ATT-FULLY-MASKED",
+    "A query with no allowed key MUST get all-zero attention weights and a finite (zero) output, "
+    "without disturbing the other queries.",
+    source=_FINDING,
+    needs=(SDPA,),
+    topic=TOPIC,
+)
+def att_fully_masked(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")
+    blocked = ck.draw(hnp.arrays(np.bool_, q.shape[:-1]), "fully masked queries")  # (..., n_q)
+    mask = mask & ~blocked[..., None]
+    out, weights = impl.scaled_dot_product_attention(q, k, v, mask)
+    ck.that(
+        bool(np.all(np.isfinite(out))),
+        what="isfinite(output)",
+        observed="non-finite values",
+        expected="finite",
+    )
+    # softmax(-inf, ..., -inf) -> 0 weights, so the weighted sum of values is 0.
+    ck.equal(
+        weights[blocked], np.zeros(weights[blocked].shape), what="weights of a fully masked query"
+    )
+    ck.equal(out[blocked], np.zeros(out[blocked].shape), what="output of a fully masked query")
+    ck.close(
+        weights[~blocked].sum(axis=-1),
+        np.ones(int((~blocked).sum())),
+        output="probability",
+        what="weights.sum(-1) of the other queries",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What attention computes
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "ATT-CONVEX",
+    "Each attention output row MUST be a convex combination of the value rows, so parameter-free "
+    "self-attention softmax(X X^T) X stays in the convex hull of the inputs.",
+    source=_RECAP_MHA,
+    needs=(SDPA,),
+    topic=TOPIC,
+)
+def att_convex(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    out, weights = impl.scaled_dot_product_attention(q, k, v)
+    # AttentionVector_i = sum_j w_ij V_j with w_i on the simplex
+    ck.close(out, weights @ v, output="attention", what="output = weights @ v")
+    ck.that(
+        bool(np.all(weights >= 0)),
+        what="weights >= 0",
+        observed=float(weights.min()),
+        expected=">= 0",
+    )
+    ck.close(
+        weights.sum(axis=-1),
+        np.ones(weights.shape[:-1]),
+        output="probability",
+        what="weights.sum(-1)",
+    )
+    lo, hi = v.min(axis=-2, keepdims=True), v.max(axis=-2, keepdims=True)
+    ck.close(
+        np.clip(out, lo, hi),
+        out,
+        output="attention",
+        what="output inside the box of the value rows",
+    )
+
+    # softmax(X X^T) X: passing q = k = X d^(1/4) makes the scaled scores exactly X X^T.
+    x = q
+    d = x.shape[-1]
+    xs = ck.input(x * d**0.25)
+    hull_out, hull_w = impl.scaled_dot_product_attention(xs, xs, x)
+    ck.close(
+        hull_w,
+        _attention_weights(xs, xs, math.sqrt(d)),
+        output="probability",
+        what="softmax(X X^T)",
+    )
+    ck.close(hull_out, hull_w @ x, output="attention", what="softmax(X X^T) X = weights @ X")
+    lo, hi = x.min(axis=-2, keepdims=True), x.max(axis=-2, keepdims=True)
+    ck.close(
+        np.clip(hull_out, lo, hi),
+        hull_out,
+        output="attention",
+        what="softmax(X X^T) X inside the box of X",
+    )
+
+
+@clause(
+    "ATT-PERMUTE",
+    "Self-attention without positional information MUST be permutation-equivariant: permuting the "
+    "tokens permutes the outputs and the attention pattern the same way.",
+    source=_SINGLE_HEAD,
+    needs=(SDPA, MHA),
+    topic=TOPIC,
+)
+def att_permute(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    T = ck.draw(st.integers(2, 5), "T")
+    perm = np.array(ck.draw(st.permutations(range(T)), "permutation"))
+    n_heads, d_head = _mha_dims(ck)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model)
+    x = _array(ck, (*batch, T, d_model), "x")
+    out, w = impl.multi_head_attention(params, x, x, n_heads)  # (..., T, d), (..., nh, T, T)
+    out_p, w_p = impl.multi_head_attention(params, x[..., perm, :], x[..., perm, :], n_heads)
+    # MHA(P X) = P MHA(X),  W(P X) = P W(X) P^T
+    ck.close(out_p, out[..., perm, :], output="attention", what="MHA(x[perm]) vs MHA(x)[perm]")
+    ck.close(
+        w_p,
+        w[..., perm, :][..., perm],
+        output="probability",
+        what="weights(x[perm]) vs P weights P^T",
+    )
+    s_out, _ = impl.scaled_dot_product_attention(x, x, x)
+    s_out_p, _ = impl.scaled_dot_product_attention(
+        x[..., perm, :], x[..., perm, :], x[..., perm, :]
+    )
+    ck.close(
+        s_out_p, s_out[..., perm, :], output="attention", what="sdpa(x[perm]) vs sdpa(x)[perm]"
+    )
+
+
+@clause(
+    "ATT-CROSS",
+    "Cross-attention with queries from a sequence of length m and keys and values from another of "
+    "length n MUST give m output rows, apply no causal mask, and let every output depend on every "
+    "source position.",
+    source=_CROSS,
+    needs=(SDPA, MHA),
+    topic=TOPIC,
+)
+def att_cross(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    m = ck.draw(st.integers(1, 5), "m (target length)")
+    n = ck.draw(st.integers(1, 5), "n (source length)")
+    n_heads, d_head = _mha_dims(ck)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model)
+    x_tgt = _array(ck, (*batch, m, d_model), "target x")
+    x_src = _array(ck, (*batch, n, d_model), "source x")
+    out, w = impl.multi_head_attention(params, x_tgt, x_src, n_heads)
+    ck.equal(out.shape, (*batch, m, d_model), what="output shape")
+    ck.equal(w.shape, (*batch, n_heads, m, n), what="weights shape")
+    # No mask: every query gives every source position a positive weight (softmax of finite scores).
+    ck.that(
+        bool(np.all(w > 0)),
+        what="all cross-attention weights > 0",
+        observed=float(w.min()),
+        expected="> 0",
+    )
+
+    # Every output row depends on every source position: change the value of source position j by
+    # delta and the output row i moves by exactly w_ij delta (sdpa is linear in v).
+    j = ck.draw(st.integers(0, n - 1), "changed source position")
+    d_v = ck.draw(st.integers(1, 3), "d_v")
+    q = _array(ck, (*batch, m, d_model), "q")
+    k = x_src
+    v = _array(ck, (*batch, n, d_v), "v")
+    delta = ck.input(np.ones(d_v))
+    v2 = v.copy()
+    v2[..., j, :] += delta
+    v2 = ck.input(v2)
+    out_v, w_v = impl.scaled_dot_product_attention(q, k, v)
+    out_v2, _ = impl.scaled_dot_product_attention(q, k, v2)
+    ck.close(
+        out_v2 - out_v,
+        w_v[..., :, j, None] * (v2[..., j, :] - v[..., j, :])[..., None, :],
+        output="attention",
+        what="change of every output row = w_ij * delta",
+    )
+    ck.that(
+        bool(np.all(w_v[..., :, j] > 0)),
+        what="w_ij > 0 for every target i",
+        observed=float(w_v[..., :, j].min()),
+        expected="> 0",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-head attention
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "MHA-CONCAT",
+    "Multi-head attention MUST equal concat(head_1, ..., head_h) W_O, which is the sum over heads "
+    "of head_i times its own slice of the output matrix.",
+    source=_OUTPUT_MATRIX,
+    needs=(MHA,),
+    topic=TOPIC,
+)
+def mha_concat(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    n_heads, d_head = _mha_dims(ck, min_heads=2)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model)
+    n_q = ck.draw(st.integers(1, 4), "n_q")
+    n_k = ck.draw(st.integers(1, 4), "n_k")
+    x_q = _array(ck, (*batch, n_q, d_model), "x_q")
+    x_kv = _array(ck, (*batch, n_k, d_model), "x_kv")
+    out, weights = impl.multi_head_attention(
+        params, x_q, x_kv, n_heads
+    )  # weights (..., nh, n_q, n_k)
+
+    # head_i = w_i (x_kv W_v[i]^T + b_v[i]) with W_v[i] the rows of head i;
+    # out = sum_i head_i W_o[:, i]^T + b_o with W_o[:, i] the columns of head i
+    v_h = _split_heads(_project(x_kv, params, "v"), n_heads)  # (..., nh, n_k, dh)
+    heads = weights @ v_h  # (..., nh, n_q, dh)
+    expected = params["b_o"] + sum(
+        heads[..., h, :, :] @ params["W_o"][:, _head_slice(h, d_head)].T for h in range(n_heads)
+    )
+    ck.close(out, expected, output="attention", what="sum_i head_i W_o[:, head i]^T + b_o")
+
+    # The same sum, made by the implementation: keep only head i's slice of W_o, add the pieces up.
+    pieces = []
+    for h in range(n_heads):
+        value_up = np.zeros_like(params["W_o"])
+        value_up[:, _head_slice(h, d_head)] = params["W_o"][:, _head_slice(h, d_head)]
+        piece, _ = impl.multi_head_attention(dict(params, W_o=value_up), x_q, x_kv, n_heads)
+        pieces.append(piece - params["b_o"])
+    ck.close(
+        out,
+        params["b_o"] + sum(pieces),
+        output="attention",
+        what="MHA = b_o + sum of one-head-slice MHAs",
+    )
+
+
+@clause(
+    "MHA-ONE-HEAD",
+    "Multi-head attention with one head MUST be single-head scaled dot-product attention of the "
+    "projected queries, keys and values, followed by the output matrix.",
+    source=_MULTI_HEAD,
+    needs=(SDPA, MHA),
+    topic=TOPIC,
+)
+def mha_one_head(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    d_model = ck.draw(st.integers(1, 6), "d_model")
+    params = _mha_params(ck, d_model, bias=ck.draw(st.booleans(), "biases"))
+    n_q = ck.draw(st.integers(1, 4), "n_q")
+    n_k = ck.draw(st.integers(1, 4), "n_k")
+    x_q = _array(ck, (*batch, n_q, d_model), "x_q")
+    x_kv = _array(ck, (*batch, n_k, d_model), "x_kv")
+    out, weights = impl.multi_head_attention(params, x_q, x_kv, 1)
+    q, k, v = (ck.input(_project(x, params, n)) for x, n in ((x_q, "q"), (x_kv, "k"), (x_kv, "v")))
+    head, head_w = impl.scaled_dot_product_attention(q, k, v)
+    ck.close(
+        weights[..., 0, :, :],
+        head_w,
+        output="probability",
+        what="MHA weights (h=1) vs sdpa weights",
+    )
+    ck.close(
+        out,
+        _project(head, params, "o"),
+        output="attention",
+        what="MHA(h=1) vs sdpa(...) W_o^T + b_o",
+    )
+    # And independently of sdpa: softmax(q k^T / sqrt(d_model)) v W_o^T + b_o
+    ck.close(
+        out,
+        _project(_attention_weights(q, k, math.sqrt(d_model)) @ v, params, "o"),
+        output="attention",
+        what="softmax(q k^T / sqrt(d_model)) v W_o^T + b_o",
+    )
+
+
+@clause(
+    "MHA-LOWRANK",
+    "Each head's value map MUST be the product of a value-up (d_model x d_head) and a value-down "
+    "(d_head x d_model) matrix, so its contribution has rank at most d_head and lies in the span "
+    "of its value-up matrix, with as many parameters (2 d_head d_model) as its query and key maps "
+    "together.",
+    source=_SINGLE_HEAD,
+    needs=(MHA,),
+    topic=TOPIC,
+)
+def mha_lowrank(impl: Any, ck: Check) -> None:
+    n_heads, d_head = _mha_dims(ck, min_heads=2)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model, bias=False)
+    h = ck.draw(st.integers(0, n_heads - 1), "head")
+    rows = _head_slice(h, d_head)
+    # Keep only head h's value-down rows: the other heads then contribute nothing.
+    value_down = np.zeros_like(params["W_v"])
+    value_down[rows] = params["W_v"][rows]  # (d_head rows kept of (d_model, d_model))
+    only_h = dict(params, W_v=value_down)
+    T = ck.draw(st.integers(d_model + 1, d_model + 3), "T (more tokens than d_model)")
+    x = _array(ck, (T, d_model), "x")
+    out, _ = impl.multi_head_attention(only_h, x, x, n_heads)  # (T, d_model)
+
+    value_up = params["W_o"][:, rows]  # (d_model, d_head)
+    # The contribution lies in the column space of value-up: projecting onto it changes nothing.
+    basis, _ = np.linalg.qr(value_up)  # (d_model, d_head) orthonormal
+    ck.close(
+        out @ basis @ basis.T,
+        out,
+        output="attention",
+        what="head output projected on span(value-up)",
+    )
+    # rank <= d_head  (recorded; implied by the projection check above)
+    singular = np.linalg.svd(out, compute_uv=False)
+    ck.note("singular values", singular.round(6).tolist())
+    # Parameter count (recorded, it is arithmetic on the layout): value-down (d_head x d_model) plus
+    # value-up (d_model x d_head) = 2 d_head d_model = query rows + key rows of the head.
+    ck.note("value map parameters", params["W_v"][rows].size + value_up.size)
+    ck.note("query + key parameters", params["W_q"][rows].size + params["W_k"][rows].size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradients and the differential check
+# ---------------------------------------------------------------------------------------------
+
+
+def _input_epsilon(ck: Check) -> float:
+    """Machine epsilon of the implementation's dtype, read off how ck.input rounds 1 + 2^-p."""
+    powers = np.arange(1, 64)
+    rounded = ck.input(1.0 + 2.0**-powers)
+    lost = powers[rounded == 1.0]
+    return float(2.0 ** -(lost[0] - 1)) if lost.size else float(np.finfo(np.float64).eps)
+
+
+@clause(
+    "GRAD-ATTN",
+    "The gradients of a scalar loss of the attention output with respect to Q, K and V, derived by "
+    "the chain rule, MUST equal central finite differences of the implementation's forward pass.",
+    source=Source(NEURAL_NETWORKS, "4. Calculus behind Backpropagation", VASWANI_2017),
+    needs=(SDPA,),
+    topic=TOPIC,
+)
+def grad_attn(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    d_k = q.shape[-1]
+    g = _array(ck, q.shape[:-1] + (v.shape[-1],), "dL/dO")  # L = sum(G * O)
+    out, w = impl.scaled_dot_product_attention(q, k, v)
+
+    # Backpropagation by hand, S = Q K^T / sqrt(d_k), W = softmax(S), O = W V, L = sum(G O):
+    #   dL/dV = W^T G
+    #   dL/dW = G V^T
+    #   dL/dS_ij = W_ij (dL/dW_ij - sum_l W_il dL/dW_il)          (softmax Jacobian diag(w) - w w^T)
+    #   dL/dQ = dL/dS K / sqrt(d_k),   dL/dK = dL/dS^T Q / sqrt(d_k)
+    dV = np.swapaxes(w, -1, -2) @ g
+    dW = g @ np.swapaxes(v, -1, -2)
+    dS = w * (dW - np.sum(w * dW, axis=-1, keepdims=True))
+    dQ = dS @ k / math.sqrt(d_k)
+    dK = np.swapaxes(dS, -1, -2) @ q / math.sqrt(d_k)
+
+    def loss(q_: np.ndarray, k_: np.ndarray, v_: np.ndarray) -> float:
+        return float(np.sum(g * impl.scaled_dot_product_attention(q_, k_, v_)[0]))
+
+    # Directional derivatives along drawn directions D: (L(X + eps D) - L(X - eps D)) / (2 eps)
+    # = <dL/dX, D> + O(eps^2). eps follows the implementation's precision: the cube root of its
+    # machine epsilon balances rounding (eps_mach / eps) against truncation (eps^2).
+    step = _input_epsilon(ck) ** (1 / 3)
+    for idx, (name, grad) in enumerate((("Q", dQ), ("K", dK), ("V", dV))):
+        direction = ck.draw(
+            hnp.arrays(np.float64, grad.shape, elements=st.sampled_from([-1.0, 1.0])),
+            f"direction for {name}",
+        )
+        plus, minus = [q, k, v], [q, k, v]
+        plus[idx] = ck.input(plus[idx] + step * direction)
+        minus[idx] = ck.input(minus[idx] - step * direction)
+        # the rounded points are what the implementation saw: divide by their actual distance
+        fd = (loss(*plus) - loss(*minus)) / (2 * step)
+        expected = float(np.sum(grad * (plus[idx] - minus[idx]))) / (2 * step)
+        ck.close(
+            fd, expected, output="gradient", what=f"<dL/d{name}, D> vs central finite difference"
+        )
+    ck.note("max |output|", float(np.max(np.abs(out))) if out.size else 0.0)
+
+
+@clause(
+    "ATT-ORACLE",
+    "Scaled dot-product and multi-head attention MUST agree with the float64 oracle on the same "
+    "inputs, parameters and mask.",
+    source=_RECAP_MHA,
+    needs=(SDPA, MHA),
+    topic=TOPIC,
+)
+def att_oracle(impl: Any, ck: Check) -> None:
+    q, k, v = _qkv(ck)
+    mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")
+    ck.close_to_oracle(SDPA, q, k, v, mask, output="attention")
+    batch = q.shape[:-2]
+    n_heads, d_head = _mha_dims(ck)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model, bias=ck.draw(st.booleans(), "biases"))
+    x_q = _array(ck, (*batch, q.shape[-2], d_model), "x_q")
+    x_kv = _array(ck, (*batch, k.shape[-2], d_model), "x_kv")
+    ck.close_to_oracle(
+        MHA, params, x_q, x_kv, n_heads, mask=mask[..., None, :, :], output="attention"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims of the documents that cannot be checked on an attention function alone
+# ---------------------------------------------------------------------------------------------
+
+informative(
+    "ATT-CONTEXT-MEANING",
+    "Attention SHOULD move a token's embedding toward its meaning in context: in 'a fluffy blue "
+    "creature', the keys of 'fluffy' and 'blue' align with the query of 'creature' and their "
+    "values are added to its embedding.",
+    source=_SINGLE_HEAD,
+    topic=TOPIC,
+    reason="A property of trained query, key and value matrices (GPT-3's); attention with any "
+    "weights computes the same function, and nnspec ships no trained model to inspect.",
+)
+
+informative(
+    "MHA-DIVERSE-HEADS",
+    "Different heads SHOULD learn different relationships between tokens (GPT-3: 96 heads in each "
+    "of 96 attention blocks).",
+    source=_RECAP_MHA,
+    topic=TOPIC,
+    reason="What heads learn depends on training; the head count itself is a configuration "
+    "(preset 'gpt3') checked by the GPT-3 size clauses.",
+)
+
+informative(
+    "ATT-SCALE-STABILITY",
+    "Dividing the scores by sqrt(d_k) SHOULD make training numerically more stable, since "
+    "unscaled scores push the softmax toward one-hot outputs with vanishing gradients.",
+    source=_SINGLE_HEAD,
+    topic=TOPIC,
+    reason="A statement about training dynamics; the checkable parts (the scale itself and the "
+    "unit variance of the scaled scores) are ATT-SCALE and ATT-VARIANCE.",
+)

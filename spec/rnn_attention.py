@@ -1,1 +1,237 @@
-"""Clauses on rnn_attention (to be written)."""
+"""Clauses on the recurrent encoder-decoder's pieces: Bahdanau and Luong attention, the LSTM cell.
+
+Sources: the Transformer lecture notes (handwritten), "Bahdanau Attention" (the alignment model
+``e_ij = v^T tanh(W [s_{i-1}; h_j] + b)`` and ``c_i = sum_j alpha_ij h_j``), "Luong Attention" (the
+dot-product score ``e_ij = s_i^T h_j``, the notes' [a b c d].[e f g h] = ae + bf + cg + dh), and
+"Improvement 2 - Deep LSTMs" / "The Sutskever Architecture" for the LSTM (whose gate equations the
+notes take from Hochreiter and Schmidhuber 1997; the stacking order i, f, g, o is pinned in
+``reference/PARAMETERS.md``).
+
+Each property computes the documents' equation here, with ``np.tanh`` and ``np.exp``, never via the
+oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .attention import _array, _batch, _mask, _softmax_rows
+from .clause import (
+    BAHDANAU_2015,
+    HOCHREITER_1997,
+    LECTURE_NOTES,
+    LUONG_2015,
+    SUTSKEVER_2014,
+    Check,
+    Source,
+    clause,
+    informative,
+)
+
+TOPIC = "rnn_attention"
+
+_BAHDANAU = Source(LECTURE_NOTES, "Bahdanau Attention", BAHDANAU_2015)
+_LUONG = Source(LECTURE_NOTES, "Luong Attention", LUONG_2015)
+_LSTM = Source(
+    LECTURE_NOTES,
+    "Improvement 2 - Deep LSTMs; The Sutskever Architecture",
+    f"{HOCHREITER_1997}; {SUTSKEVER_2014}",
+)
+
+
+def _gaussian(ck: Check, shape: tuple[int, ...], scale: float, seed: int) -> np.ndarray:
+    """Parameters drawn from a seeded N(0, scale^2), rounded to the implementation's dtype."""
+    return ck.input(scale * np.random.default_rng(seed).standard_normal(shape))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """sigma(z) = 1 / (1 + e^-z), written without overflow for either sign of z."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _context_checks(
+    ck: Check, context: np.ndarray, weights: np.ndarray, h: np.ndarray, mask: np.ndarray | None
+) -> None:
+    """c_i = sum_j alpha_ij h_j, alpha_i on the simplex: the context lies in the hull of the h_j."""
+    ck.that(
+        bool(np.all(weights >= 0)),
+        what="alpha >= 0",
+        observed=float(weights.min()),
+        expected=">= 0",
+    )
+    ck.close(
+        weights.sum(axis=-1),
+        np.ones(weights.shape[:-1]),
+        output="probability",
+        what="sum_j alpha_j",
+    )
+    h_b = np.broadcast_to(h, (*weights.shape, h.shape[-1]))  # (..., n, d_h)
+    ck.close(
+        context,
+        np.einsum("...j,...jd->...d", weights, h_b),
+        output="attention",
+        what="sum_j alpha_j h_j",
+    )
+    if mask is not None:
+        ck.equal(weights[~mask], np.zeros(int((~mask).sum())), what="alpha_j of masked h_j")
+        h_b = np.where(mask[..., None], h_b, np.nan)
+    lo, hi = np.nanmin(h_b, axis=-2), np.nanmax(h_b, axis=-2)  # (..., d_h) over allowed j
+    ck.close(
+        np.clip(context, lo, hi),
+        context,
+        output="attention",
+        what="context inside the box of the h_j",
+    )
+
+
+@clause(
+    "ADD-ATT",
+    "Additive (Bahdanau) attention weights MUST be the softmax over j of "
+    "e_j = v^T tanh(W [s_{i-1}; h_j] + b), computed from the previous decoder state and each "
+    "encoder state, and the context MUST be the weighted sum of the h_j.",
+    source=_BAHDANAU,
+    needs=("additive_attention",),
+    topic=TOPIC,
+)
+def add_att(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    n = ck.draw(st.integers(1, 5), "n encoder states")
+    d_s = ck.draw(st.integers(1, 4), "d_s")
+    d_h = ck.draw(st.integers(1, 4), "d_h")
+    d_attn = ck.draw(st.integers(1, 4), "d_attn")
+    seed = ck.draw(st.integers(0, 2**32 - 1), "parameter seed")
+    params = {
+        "W": _gaussian(ck, (d_attn, d_s + d_h), 1 / math.sqrt(d_s + d_h), seed),
+        "b": _gaussian(ck, (d_attn,), 0.5, seed + 1),
+        "v": _gaussian(ck, (d_attn,), 2.0, seed + 2),
+    }
+    s_prev = _array(ck, (*batch, d_s), "s_{i-1}")
+    h = _array(ck, (*batch, n, d_h), "h")
+    use_mask = ck.draw(st.booleans(), "with a mask")
+    mask = _mask(ck, (*batch, n), "mask") if use_mask else None
+    context, weights = impl.additive_attention(params, s_prev, h, mask)
+
+    # e_j = v . tanh(W [s_{i-1}; h_j] + b): W's first d_s columns read s_{i-1}, the rest read h_j
+    s_part = s_prev @ params["W"][:, :d_s].T  # (..., d_attn), shared by every j
+    h_part = h @ params["W"][:, d_s:].T  # (..., n, d_attn)
+    e = np.tanh(s_part[..., None, :] + h_part + params["b"]) @ params["v"]  # (..., n)
+    if mask is not None:
+        e = np.where(mask, e, -np.inf)
+    # alpha_j = exp(e_j) / sum_k exp(e_k)
+    ck.close(
+        weights,
+        _softmax_rows(e),
+        output="probability",
+        what="alpha = softmax(v . tanh(W[s;h] + b))",
+    )
+    _context_checks(ck, context, weights, h, mask)
+
+
+@clause(
+    "DOT-ATT",
+    "Dot-product (Luong) attention MUST score each encoder state by e_j = s^T h_j, with no scaling "
+    "and no parameters, take the softmax over j and return the weighted sum of the h_j.",
+    source=_LUONG,
+    needs=("dot_attention",),
+    topic=TOPIC,
+)
+def dot_att(impl: Any, ck: Check) -> None:
+    # The notes' example: s = [a b c d], h = [e f g h] -> ae + bf + cg + dh. With s = (1, 2, 0, 1),
+    # h_1 = 0 and h_2 = (1, 1, 1, 1): e = (0, 1 + 2 + 0 + 1 = 4), alpha = (1, e^4) / (1 + e^4).
+    s0 = ck.input(np.array([1.0, 2.0, 0.0, 1.0]))
+    h0 = ck.input(np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))
+    c0, w0 = impl.dot_attention(s0, h0)
+    alpha = np.array([1.0, math.exp(4.0)]) / (1.0 + math.exp(4.0))
+    ck.close(w0, alpha, output="probability", what="alpha for e = (0, ae+bf+cg+dh = 4)")
+    ck.close(c0, alpha[1] * h0[1], output="attention", what="context for e = (0, 4)")
+
+    batch = _batch(ck)
+    n = ck.draw(st.integers(1, 5), "n encoder states")
+    d = ck.draw(st.integers(1, 5), "d")
+    s = _array(ck, (*batch, d), "s_i")
+    h = _array(ck, (*batch, n, d), "h")
+    use_mask = ck.draw(st.booleans(), "with a mask")
+    mask = _mask(ck, (*batch, n), "mask") if use_mask else None
+    context, weights = impl.dot_attention(s, h, mask)
+    e = np.einsum("...d,...jd->...j", s, h)  # e_j = s^T h_j  (..., n)
+    if mask is not None:
+        e = np.where(mask, e, -np.inf)
+    ck.close(weights, _softmax_rows(e), output="probability", what="alpha = softmax(s^T h_j)")
+    _context_checks(ck, context, weights, h, mask)
+
+
+@clause(
+    "LSTM-CELL",
+    "An LSTM cell MUST follow the gate equations: i, f, o = sigma(.), g = tanh(.) of "
+    "W_ih x + b_ih + W_hh h + b_hh (stacked i, f, g, o), c' = f * c + i * g and h' = o * tanh(c').",
+    source=_LSTM,
+    needs=("lstm_cell",),
+    topic=TOPIC,
+)
+def lstm_cell(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    D = ck.draw(st.integers(1, 4), "input size D")
+    H = ck.draw(st.integers(1, 4), "hidden size H")
+    seed = ck.draw(st.integers(0, 2**32 - 1), "parameter seed")
+    params = {
+        "W_ih": _gaussian(ck, (4 * H, D), 1.0, seed),
+        "W_hh": _gaussian(ck, (4 * H, H), 1.0, seed + 1),
+        "b_ih": _gaussian(ck, (4 * H,), 0.5, seed + 2),
+        "b_hh": _gaussian(ck, (4 * H,), 0.5, seed + 3),
+    }
+    x = _array(ck, (*batch, D), "x")
+    h = _array(ck, (*batch, H), "h")
+    c = _array(ck, (*batch, H), "c")
+    h_new, c_new = impl.lstm_cell(params, x, h, c)
+
+    # z = W_ih x + b_ih + W_hh h + b_hh, rows stacked as [i; f; g; o], H rows each
+    z = x @ params["W_ih"].T + params["b_ih"] + h @ params["W_hh"].T + params["b_hh"]  # (..., 4H)
+    z_i, z_f, z_g, z_o = (z[..., n * H : (n + 1) * H] for n in range(4))
+    i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), np.tanh(z_g), _sigmoid(z_o)
+    # c' = f * c + i * g   (forget part of the old cell, write the gated candidate)
+    expected_c = f * c + i * g
+    # h' = o * tanh(c')
+    expected_h = o * np.tanh(expected_c)
+    ck.close(c_new, expected_c, output="default", what="c' = f*c + i*g")
+    ck.close(h_new, expected_h, output="default", what="h' = o*tanh(c')")
+    # |h'| < 1: a gate in (0, 1) times a tanh in (-1, 1)
+    ck.that(
+        bool(np.all(np.abs(h_new) <= 1)),
+        what="|h'| <= 1",
+        observed=float(np.max(np.abs(h_new))) if h_new.size else 0.0,
+        expected="<= 1",
+    )
+
+    # Metamorphic: a saturated forget gate (b_f large, f -> 1) and a closed input gate
+    # (b_i very negative, i -> 0) carry the cell over unchanged: c' = c.
+    keep = {name: value.copy() for name, value in params.items()}
+    keep["b_ih"][:H] = -1e4  # input gate closed
+    keep["b_ih"][H : 2 * H] = 1e4  # forget gate open
+    keep = {name: ck.input(value) for name, value in keep.items()}
+    _, c_kept = impl.lstm_cell(keep, x, h, c)
+    ck.close(c_kept, c, output="default", what="c' with f = 1, i = 0")
+
+
+informative(
+    "DOT-ATT-FASTER",
+    "Luong's dot-product score SHOULD be faster to compute than Bahdanau's additive score, which "
+    "runs a small feed-forward network for every pair (s, h_j).",
+    source=_LUONG,
+    topic=TOPIC,
+    reason="Speed depends on the hardware and the sizes; the checkable part (the dot score has no "
+    "parameters and no scaling) is DOT-ATT.",
+)
+
+informative(
+    "ADD-ATT-ALIGNMENT",
+    "After training, the attention weights SHOULD align each target word with the source words it "
+    "translates (the notes' 'turn off the lights' example).",
+    source=_BAHDANAU,
+    topic=TOPIC,
+    reason="A property of a trained translation model; nnspec ships none for this language pair.",
+)

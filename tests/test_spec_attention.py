@@ -1,0 +1,310 @@
+"""The attention clauses pass on the bundled implementations and reject realistic wrong ones.
+
+Each wrong implementation below is a bug seen in real attention code (the scale of a different
+paper, softmax over the wrong axis, a mask applied after the softmax, an additive -1e4 mask, the
+head split done the other way round...). Each is planted into the NumPy reference with
+``patched`` and must make its clause fail, not error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import Phase, settings
+from nnspec.reference import numpy_ref
+from nnspec.spec import REGISTRY
+from nnspec.verify import patched, run_clause
+
+ATTENTION_CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "attention")
+
+
+@pytest.fixture
+def no_shrinking():
+    """A mutant only has to be rejected: skip Hypothesis' shrinking of the counterexample.
+
+    Shrinking a failure costs hundreds of examples (20 s for one clause) and tells these tests
+    nothing; the engine's "quick" profile is restored afterwards.
+    """
+    name = "nnspec-quick"
+    saved = settings.get_profile(name)
+    settings.register_profile(name, saved, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    yield
+    settings.register_profile(name, saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong implementations
+# ---------------------------------------------------------------------------------------------
+
+
+def _softmax(s: np.ndarray, axis: int = -1) -> np.ndarray:
+    return numpy_ref.softmax(s, axis=axis)
+
+
+def sdpa_with_scale(scale_of_d_k):
+    """Scaled dot-product attention dividing the scores by scale_of_d_k(d_k), not sqrt(d_k)."""
+
+    def sdpa(q, k, v, mask=None):
+        scores = q @ np.swapaxes(k, -1, -2) / scale_of_d_k(q.shape[-1])
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        weights = _softmax(scores)
+        return weights @ v, weights
+
+    return sdpa
+
+
+sdpa_divide_by_d_k = sdpa_with_scale(lambda d_k: d_k)
+sdpa_unscaled = sdpa_with_scale(lambda d_k: 1.0)
+
+
+def sdpa_softmax_over_queries(q, k, v, mask=None):
+    """The 3Blue1Brown grid normalises columns; transcribing it row-major normalises the queries."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    weights = _softmax(scores, axis=-2)
+    return weights @ v, weights
+
+
+def sdpa_mask_after_softmax(q, k, v, mask=None):
+    """Zeroes the masked weights after the softmax, without renormalising."""
+    _, weights = numpy_ref.scaled_dot_product_attention(q, k, v)
+    if mask is not None:
+        weights = weights * mask
+    return weights @ v, weights
+
+
+def sdpa_mask_inverted(q, k, v, mask=None):
+    """Reads the mask with nn.MultiheadAttention's polarity (True = blocked)."""
+    return numpy_ref.scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)
+
+
+def sdpa_additive_mask(q, k, v, mask=None):
+    """Adds -1e4 to masked scores (the fp16-era idiom) instead of setting them to -inf."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + np.where(mask, 0.0, -1e4)
+    weights = _softmax(scores)
+    return weights @ v, weights
+
+
+def sdpa_mask_by_multiplying(q, k, v, mask=None):
+    """Multiplies the scores by the mask: masked scores become 0, not -inf."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores * mask
+    weights = _softmax(scores)
+    return weights @ v, weights
+
+
+def sdpa_naive_fully_masked(q, k, v, mask=None):
+    """exp(s - max s) / sum with -inf masking: a fully masked row gives 0/0 = NaN."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights = e / e.sum(axis=-1, keepdims=True)
+    return weights @ v, weights
+
+
+def sdpa_sigmoid(q, k, v, mask=None):
+    """'Sigmoid attention': each weight squashed on its own, rows no longer sum to one."""
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    weights = 1 / (1 + np.exp(-scores))
+    if mask is not None:
+        weights = weights * mask
+    return weights @ v, weights
+
+
+def causal_mask_upper(n_queries, n_keys):
+    """The look-ahead mask transposed: True on and above the diagonal."""
+    return np.triu(np.ones((n_queries, n_keys), dtype=bool))
+
+
+def causal_mask_top_left(n_queries, n_keys):
+    """Top-left aligned: fine for n_q = n_k, wrong for the last queries of a cached step."""
+    return np.tril(np.ones((n_queries, n_keys), dtype=bool))
+
+
+def padding_mask_inverted(token_ids, pad_id):
+    """True for the pads, the opposite of the documented polarity."""
+    return (np.asarray(token_ids) == pad_id)[..., None, :]
+
+
+def _heads(y, n_heads, *, interleaved=False):
+    *lead, T, d_model = y.shape
+    if interleaved:  # head h gets features h, h + n_heads, h + 2 n_heads, ...
+        y = np.swapaxes(y.reshape(*lead, T, d_model // n_heads, n_heads), -1, -2)
+    else:
+        y = y.reshape(*lead, T, n_heads, d_model // n_heads)
+    return np.swapaxes(y, -2, -3)  # (..., nh, T, dh)
+
+
+def mha_variant(
+    *,
+    scale="d_head",
+    interleaved=False,
+    default_causal=False,
+    transposed_weights=False,
+    output_transposed=False,
+    kv_from_queries=False,
+):
+    """Multi-head attention with one classic bug switched on."""
+
+    def linear(x, W, b, transposed=False):
+        y = x @ (W if transposed else W.T)
+        return y if b is None else y + b
+
+    def mha(params, x_q, x_kv, n_heads, mask=None):
+        if kv_from_queries:
+            x_kv = x_q
+        d_model = x_q.shape[-1]
+        q = _heads(
+            linear(x_q, params["W_q"], params.get("b_q"), transposed_weights),
+            n_heads,
+            interleaved=interleaved,
+        )
+        k = _heads(
+            linear(x_kv, params["W_k"], params.get("b_k"), transposed_weights),
+            n_heads,
+            interleaved=interleaved,
+        )
+        v = _heads(
+            linear(x_kv, params["W_v"], params.get("b_v"), transposed_weights),
+            n_heads,
+            interleaved=interleaved,
+        )
+        d = d_model if scale == "d_model" else d_model // n_heads
+        scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(d)  # (..., nh, n_q, n_k)
+        if mask is None and default_causal:
+            mask = numpy_ref.causal_mask(x_q.shape[-2], x_kv.shape[-2])
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        weights = _softmax(scores)
+        heads = weights @ v  # (..., nh, n_q, dh)
+        concat = np.swapaxes(heads, -2, -3)  # (..., n_q, nh, dh)
+        if interleaved:
+            concat = np.swapaxes(concat, -1, -2)
+        concat = concat.reshape(*concat.shape[:-2], d_model)
+        out = linear(
+            concat, params["W_o"], params.get("b_o"), output_transposed or transposed_weights
+        )
+        return out, weights
+
+    return mha
+
+
+# ---------------------------------------------------------------------------------------------
+# The bundled implementations pass
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch:cpu:float64", "torch:cpu:float32"])
+@pytest.mark.parametrize("clause_id", ATTENTION_CLAUSES)
+def test_bundled_implementations_pass(clause_id: str, impl: str) -> None:
+    result = run_clause(clause_id, impl)
+    assert result.status == "passed", result.message
+
+
+def test_torch_on_device_passes_the_masking_clauses(device: str) -> None:
+    for clause_id in ("ATT-MASK-ZERO", "ATT-FULLY-MASKED", "ATT-CAUSAL"):
+        result = run_clause(clause_id, f"torch:{device}:float32")
+        assert result.status == "passed", result.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Each clause rejects a realistic wrong implementation
+# ---------------------------------------------------------------------------------------------
+
+MUTANTS = [
+    (
+        "ATT-ROWS-SUM",
+        "softmax-over-queries",
+        {"scaled_dot_product_attention": sdpa_softmax_over_queries},
+    ),
+    ("ATT-SCALE", "scale-d_k", {"scaled_dot_product_attention": sdpa_divide_by_d_k}),
+    ("ATT-SCALE", "unscaled", {"scaled_dot_product_attention": sdpa_unscaled}),
+    ("ATT-SCALE", "mha-scale-d_model", {"multi_head_attention": mha_variant(scale="d_model")}),
+    ("ATT-VARIANCE", "scale-d_k", {"scaled_dot_product_attention": sdpa_divide_by_d_k}),
+    ("ATT-VARIANCE", "unscaled", {"scaled_dot_product_attention": sdpa_unscaled}),
+    ("ATT-WORKED-EXAMPLE", "unscaled", {"scaled_dot_product_attention": sdpa_unscaled}),
+    (
+        "ATT-MASK-ZERO",
+        "mask-after-softmax",
+        {"scaled_dot_product_attention": sdpa_mask_after_softmax},
+    ),
+    ("ATT-MASK-ZERO", "mask-inverted", {"scaled_dot_product_attention": sdpa_mask_inverted}),
+    ("ATT-CAUSAL", "causal-mask-upper", {"causal_mask": causal_mask_upper}),
+    ("ATT-CAUSAL", "causal-mask-top-left", {"causal_mask": causal_mask_top_left}),
+    ("ATT-CAUSAL", "additive-1e4-mask", {"scaled_dot_product_attention": sdpa_additive_mask}),
+    (
+        "ATT-MASK-RENORM",
+        "mask-by-multiplying",
+        {"scaled_dot_product_attention": sdpa_mask_by_multiplying},
+    ),
+    (
+        "ATT-MASK-RENORM",
+        "mask-after-softmax",
+        {"scaled_dot_product_attention": sdpa_mask_after_softmax},
+    ),
+    ("ATT-PADDING", "padding-mask-inverted", {"padding_mask": padding_mask_inverted}),
+    (
+        "ATT-FULLY-MASKED",
+        "naive-masked-softmax",
+        {"scaled_dot_product_attention": sdpa_naive_fully_masked},
+    ),
+    ("ATT-CONVEX", "sigmoid-attention", {"scaled_dot_product_attention": sdpa_sigmoid}),
+    (
+        "ATT-PERMUTE",
+        "mha-causal-by-default",
+        {"multi_head_attention": mha_variant(default_causal=True)},
+    ),
+    (
+        "ATT-CROSS",
+        "mha-causal-by-default",
+        {"multi_head_attention": mha_variant(default_causal=True)},
+    ),
+    (
+        "ATT-CROSS",
+        "mha-kv-from-queries",
+        {"multi_head_attention": mha_variant(kv_from_queries=True)},
+    ),
+    ("MHA-CONCAT", "interleaved-heads", {"multi_head_attention": mha_variant(interleaved=True)}),
+    (
+        "MHA-ONE-HEAD",
+        "weights-not-transposed",
+        {"multi_head_attention": mha_variant(transposed_weights=True)},
+    ),
+    (
+        "MHA-LOWRANK",
+        "output-matrix-transposed",
+        {"multi_head_attention": mha_variant(output_transposed=True)},
+    ),
+    ("GRAD-ATTN", "scale-d_k", {"scaled_dot_product_attention": sdpa_divide_by_d_k}),
+    ("GRAD-ATTN", "sigmoid-attention", {"scaled_dot_product_attention": sdpa_sigmoid}),
+    ("ATT-ORACLE", "scale-d_k", {"scaled_dot_product_attention": sdpa_divide_by_d_k}),
+    ("ATT-ORACLE", "mha-scale-d_model", {"multi_head_attention": mha_variant(scale="d_model")}),
+]
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "name", "overrides"), MUTANTS, ids=[f"{c}:{n}" for c, n, _ in MUTANTS]
+)
+def test_clause_rejects_wrong_implementation(
+    clause_id: str, name: str, overrides: dict, no_shrinking: None
+) -> None:
+    bad = patched("numpy", name=name, **overrides)
+    result = run_clause(clause_id, bad)
+    assert result.status == "failed", f"{clause_id} vs {name}: {result.status}: {result.message}"
+
+
+def test_every_attention_clause_has_a_mutant() -> None:
+    assert set(ATTENTION_CLAUSES) <= {clause_id for clause_id, _, _ in MUTANTS}
+
+
+def test_worked_example_records_the_notes_slips() -> None:
+    errata = " ".join(REGISTRY["ATT-WORKED-EXAMPLE"].errata)
+    for printed in ("7.09", "22.69", "0.2", "0.8"):
+        assert printed in errata
