@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 
 COST_FRACTION: dict[str, float] = {"cheap": 1.0, "network": 0.2, "training": 0.05}
 
@@ -38,8 +38,10 @@ class Profile:
     def examples_for(self, cost: str) -> int:
         return max(1, math.ceil(self.max_examples * COST_FRACTION.get(cost, 1.0)))
 
-    def hypothesis_settings(self, cost: str = "cheap") -> settings:
-        return settings(settings.get_profile(f"nnspec-{self.name}"), max_examples=self.examples_for(cost))
+    def hypothesis_settings(self, cost: str = "cheap", *, shrink: bool = True) -> settings:
+        base = settings.get_profile(f"nnspec-{self.name}")
+        phases = base.phases if shrink else tuple(p for p in base.phases if p is not Phase.shrink)
+        return settings(base, max_examples=self.examples_for(cost), phases=phases)
 
 
 PROFILES: dict[str, Profile] = {

@@ -53,6 +53,8 @@ class ClauseResult:
     status: Status
     message: str = ""
     examples: int = 0
+    # How many examples ran up to and including the first failing one (None when none failed).
+    examples_to_failure: int | None = None
     max_error: float | None = None
     tolerance: float | None = None
     reason: str = ""
@@ -85,6 +87,7 @@ class ClauseResult:
             "status": self.status,
             "message": self.message,
             "examples": self.examples,
+            "examples_to_failure": self.examples_to_failure,
             "max_error": self.max_error,
             "tolerance": self.tolerance,
             "reason": self.reason,
@@ -190,12 +193,15 @@ def run_clause(
     seed: int = 0,
     time_limit: float | None = None,
     reproduce_as: str | None = None,
+    shrink: bool = True,
 ) -> ClauseResult:
     """Run one clause's property on ``impl`` under Hypothesis and return what happened.
 
     ``time_limit`` (seconds, whole clause) defaults to the profile's. ``reproduce_as`` is the name
     the reproduce command uses for the implementation (the one the user typed, e.g. an import path),
-    by default ``impl.name``. Never raises for anything the
+    by default ``impl.name``. ``shrink=False`` skips Hypothesis's shrink phase: the failure is then
+    reported on the first failing input, which is what a kill-matrix run wants (it asks *whether*
+    and *how soon* a bug is found, not for the smallest input). Never raises for anything the
     implementation or the clause does; only for an unknown clause id, implementation or profile.
     """
     clause = get_clause(clause_or_id)
@@ -226,7 +232,7 @@ def run_clause(
         result.message = f"{impl.name} does not offer {', '.join(missing)}"
         return result
 
-    state: dict[str, Any] = {"ck": None, "examples": 0, "records": []}
+    state: dict[str, Any] = {"ck": None, "examples": 0, "records": [], "first_failure": None}
 
     def example(data: Any) -> None:
         ck = EngineCheck(impl, data)
@@ -234,6 +240,10 @@ def run_clause(
         state["examples"] += 1
         try:
             clause.prop(impl, ck)
+        except BaseException:
+            if state["first_failure"] is None:
+                state["first_failure"] = state["examples"]
+            raise
         finally:
             state["records"].extend(r for r in ck.records if r.error is not None)
             if len(state["records"]) > 200:  # keep the worst, not every record of a long run
@@ -246,7 +256,7 @@ def run_clause(
         with _TimeLimit(limit):
             if clause.hypothesis:
                 test = given(st.data())(example)
-                test = prof.hypothesis_settings(clause.cost)(test)
+                test = prof.hypothesis_settings(clause.cost, shrink=shrink)(test)
                 test = hypothesis_seed(seed * 1_000_003 + zlib.crc32(clause.id.encode()))(test)
                 test()
             else:
@@ -279,6 +289,7 @@ def run_clause(
         )
     result.duration = time.perf_counter() - started
     result.examples = state["examples"]
+    result.examples_to_failure = state["first_failure"]
     ck: EngineCheck | None = state["ck"]
     if ck is not None:
         result.notes = dict(ck.notes)
