@@ -1,1 +1,221 @@
-"""Clauses on backprop (to be written)."""
+"""Clauses on the calculus of backpropagation.
+
+The documents derive the gradient of the cost with the chain rule: first for a chain of layers with
+one neuron each (the cost C0 = (a(L) - y)^2 of one example, a(L) = sigma(z(L)), z(L) = w(L) a(L-1) +
+b(L)), then for layers with many neurons, where the sensitivity to an earlier activation sums over
+every path through the next layer. The truth these clauses compare against is computed without any
+reference implementation: sympy differentiates the cost expression built from the documents'
+definitions, and central finite differences in float64 differentiate a forward pass written here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+import sympy
+from hypothesis import strategies as st
+from nnspec.reference.config import MLPConfig
+
+from .clause import DEEP_LEARNING, NEURAL_NETWORKS, RUMELHART_1986, Check, Source, clause
+from .cost_learning import draw_array, draw_mlp_params, seeded_mlp_params
+
+TOPIC = "backprop"
+
+NN_CALCULUS = "4. Calculus behind Backpropagation"
+DL_CALCULUS = "Chapter 4: Backpropagation Calculus"
+
+
+# ---------------------------------------------------------------------------------------------
+# The cost as a sympy expression of every weight, bias, input and target.
+# ---------------------------------------------------------------------------------------------
+
+
+@cache
+def _symbolic_gradient(layer_sizes: tuple[int, ...]) -> Any:
+    """A numeric function ``(weights, biases, a0, y) -> gradient`` derived by sympy.
+
+    The cost of one example is built exactly as the documents define it,
+        z_j(l) = sum_k w_jk(l) a_k(l-1) + b_j(l),  a_j(l) = sigma(z_j(l)),
+        C0 = sum_j (a_j(L) - y_j)^2,
+    with sigma(z) = 1 / (1 + e^-z); sympy differentiates C0 with respect to every w_jk(l), b_j(l).
+    The function returns the derivatives layer by layer, weights (row-major) then biases.
+    """
+    a0 = sympy.symbols(f"a0_0:{layer_sizes[0]}", real=True)
+    y = sympy.symbols(f"y_0:{layer_sizes[-1]}", real=True)
+    weights, biases = [], []
+    a: list[Any] = list(a0)
+    for l, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:], strict=True), start=1):
+        W = sympy.Matrix(n_out, n_in, lambda j, k, l=l: sympy.Symbol(f"w{l}_{j}_{k}", real=True))
+        b = sympy.Matrix(n_out, 1, lambda j, _, l=l: sympy.Symbol(f"b{l}_{j}", real=True))
+        weights.append(W)
+        biases.append(b)
+        z = [sum(W[j, k] * a[k] for k in range(n_in)) + b[j] for j in range(n_out)]
+        a = [1 / (1 + sympy.exp(-zj)) for zj in z]
+    cost = sum((a[j] - y[j]) ** 2 for j in range(layer_sizes[-1]))
+    unknowns = []
+    for W, b in zip(weights, biases, strict=True):
+        unknowns += list(W) + list(b)  # sympy.Matrix iterates row-major
+    derivatives = [sympy.diff(cost, u) for u in unknowns]
+    inputs = unknowns + list(a0) + list(y)
+    return sympy.lambdify(inputs, derivatives, modules="numpy", cse=True)
+
+
+def _expected_gradient(
+    layer_sizes: tuple[int, ...], params: dict, a0: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """sympy's gradient of C0 at one example, flattened as in :func:`_symbolic_gradient`."""
+    values: list[float] = []
+    for layer in params["layers"]:
+        values += list(np.ravel(layer["W"])) + list(np.ravel(layer["b"]))
+    values += list(a0) + list(y)
+    return np.asarray(_symbolic_gradient(layer_sizes)(*values), dtype=np.float64)
+
+
+def _observed_gradient(dW: list, db: list) -> np.ndarray:
+    parts: list[np.ndarray] = []
+    for gw, gb in zip(dW, db, strict=True):
+        parts += [
+            np.ravel(np.asarray(gw, dtype=np.float64)),
+            np.ravel(np.asarray(gb, dtype=np.float64)),
+        ]
+    return np.concatenate(parts)
+
+
+def _gradient_labels(layer_sizes: tuple[int, ...]) -> list[str]:
+    labels = []
+    for l, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:], strict=True), start=1):
+        labels += [f"dC0/dw_{j}{k}({l})" for j in range(n_out) for k in range(n_in)]
+        labels += [f"dC0/db_{j}({l})" for j in range(n_out)]
+    return labels
+
+
+def _check_against_sympy(impl: Any, ck: Check, layer_sizes: tuple[int, ...]) -> None:
+    params = draw_mlp_params(ck, layer_sizes)
+    a0 = draw_array(ck, (layer_sizes[0],), "a(0)")
+    y = draw_array(ck, (layer_sizes[-1],), "y", 0.0, 1.0)
+    net = impl.MLP(MLPConfig(layer_sizes=layer_sizes, activation="sigmoid"), params)
+    dW, db = net.gradients(a0[None, :], y[None, :])
+    observed = _observed_gradient(dW, db)
+    expected = _expected_gradient(layer_sizes, params, a0, y)
+    worst = int(np.argmax(np.abs(observed - expected)))
+    ck.note("worst_component", _gradient_labels(layer_sizes)[worst])
+    ck.close(observed, expected, output="gradient", what="MLP.gradients vs sympy d C0 / d (w, b)")
+
+
+# The notes' example: four layers of one neuron each (input a(0), then a(1), a(2), a(3) = a(L)).
+CHAIN_OF_FOUR = (1, 1, 1, 1)
+
+
+@clause(
+    "BP-CHAIN-1",
+    "For a chain of one-neuron layers, the gradient MUST follow the chain rule: dC0/dw(L) = a(L-1) "
+    "sigma'(z(L)) 2(a(L) - y), dC0/db(L) = sigma'(z(L)) 2(a(L) - y), and earlier layers through "
+    "dC0/da(L-1) = w(L) sigma'(z(L)) 2(a(L) - y).",
+    source=Source(NEURAL_NETWORKS, NN_CALCULUS, paper=RUMELHART_1986),
+    needs=("MLP.gradients",),
+    topic=TOPIC,
+    note="Expected values: sympy differentiates C0 = (a(3) - y)^2 of the notes' 4-layer chain.",
+)
+def bp_chain_1(impl: Any, ck: Check) -> None:
+    _check_against_sympy(impl, ck, CHAIN_OF_FOUR)
+
+
+@clause(
+    "BP-CHAIN-MULTI",
+    "With many neurons per layer, dC0/dw_jk(L) MUST equal a_k(L-1) sigma'(z_j(L)) 2(a_j(L) - y_j), "
+    "and the sensitivity to a_k(L-1) MUST sum w_jk(L) sigma'(z_j(L)) 2(a_j(L) - y_j) over j.",
+    source=Source(NEURAL_NETWORKS, NN_CALCULUS, paper=RUMELHART_1986),
+    needs=("MLP.gradients",),
+    topic=TOPIC,
+    note="Expected values: sympy differentiates C0 = sum_j (a_j(L) - y_j)^2 for small layers.",
+)
+def bp_chain_multi(impl: Any, ck: Check) -> None:
+    # Unequal sizes, so that a transposed weight gradient cannot pass by having the right shape.
+    sizes = ck.draw(
+        st.sampled_from([(2, 3, 2), (3, 2, 3), (2, 3), (3, 2), (2, 2, 3, 2), (1, 3, 2)]),
+        "layer sizes",
+    )
+    _check_against_sympy(impl, ck, sizes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Any MLP against central finite differences.
+# ---------------------------------------------------------------------------------------------
+
+# The activations the documents name, written out here so the truth does not come from a reference.
+_ACTIVATIONS = {
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": np.tanh,
+}
+
+
+def _cost64(params: dict, activation: str, x: np.ndarray, y: np.ndarray) -> float:
+    """C = mean_i sum_j (a_ij(L) - y_ij)^2 in float64, written from the definitions."""
+    act = _ACTIVATIONS[activation]
+    a = x  # (n, n_0)
+    for layer in params["layers"]:
+        # a(l) = act(W(l) a(l-1) + b(l)), one example per row
+        a = act(a @ layer["W"].T + layer["b"])  # (n, n_l)
+    return float(((a - y) ** 2).sum(axis=-1).mean())
+
+
+def central_differences(
+    params: dict, activation: str, x: np.ndarray, y: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
+    """dC/dtheta by (C(theta + h e) - C(theta - h e)) / 2h for every weight and bias (float64).
+
+    Truncation error h^2 C''' / 6 ~ 1e-12 and rounding error ~ 1e-16 / h = 1e-10 for O(1) costs.
+    """
+    grads: list[float] = []
+    for layer in params["layers"]:
+        for name in ("W", "b"):
+            array = layer[name]
+            for index in np.ndindex(array.shape):
+                saved = array[index]
+                array[index] = saved + h
+                plus = _cost64(params, activation, x, y)
+                array[index] = saved - h
+                minus = _cost64(params, activation, x, y)
+                array[index] = saved
+                grads.append((plus - minus) / (2.0 * h))
+    return np.asarray(grads)
+
+
+@clause(
+    "BP-FULL",
+    "The gradients an implementation computes for any fully connected network MUST equal central "
+    "finite differences of the cost in float64.",
+    source=Source(DEEP_LEARNING, DL_CALCULUS, paper=RUMELHART_1986),
+    needs=("MLP.gradients",),
+    topic=TOPIC,
+)
+def bp_full(impl: Any, ck: Check) -> None:
+    n_layers = ck.draw(st.integers(1, 3), "n_layers")
+    sizes = tuple(
+        ck.draw(
+            st.lists(st.integers(1, 5), min_size=n_layers + 1, max_size=n_layers + 1), "layer sizes"
+        )
+    )
+    activation = ck.draw(st.sampled_from(sorted(_ACTIVATIONS)), "activation")
+    params = seeded_mlp_params(ck, sizes)
+    n = ck.draw(st.integers(1, 4), "n_examples")
+    x = draw_array(ck, (n, sizes[0]), "x")
+    y = draw_array(ck, (n, sizes[-1]), "y", -1.0, 1.0)
+    net = impl.MLP(MLPConfig(layer_sizes=sizes, activation=activation), params)
+    dW, db = net.gradients(x, y)
+    observed = _observed_gradient(dW, db)
+    expected = central_differences(
+        {
+            "layers": [
+                {"W": layer["W"].copy(), "b": layer["b"].copy()} for layer in params["layers"]
+            ]
+        },
+        activation,
+        x,
+        y,
+    )
+    ck.close(
+        observed, expected, output="gradient", what="MLP.gradients vs central finite differences"
+    )

@@ -1,1 +1,986 @@
-"""Clauses on blocks (to be written)."""
+"""Clauses on the Transformer's blocks and on whole networks.
+
+The lecture notes and the recap build the encoder from two sub-layers (multi-head self-attention and
+a position-wise feed-forward network), each wrapped in a residual connection and a layer norm, and
+the decoder from three (masked self-attention, cross-attention on the encoder's output,
+feed-forward);
+a final linear layer and a softmax turn each decoder position into a distribution over the next
+token, produced one token at a time at inference and in parallel (masked) at training. The LSTM
+encoder-decoder of Sutskever et al. reads the source reversed, ends sentences with an end token and,
+without attention, passes the whole source through the encoder's final state.
+
+Truths used here, none of them the oracle's say-so: formulas written out in NumPy (the FFN, layer
+norm, sinusoidal positions), compositions of the implementation's own sub-layer functions (whose
+clauses live in their topics), and metamorphic relations (permutations, changed future tokens,
+changed source tokens, prefix-by-prefix decoding). NET-ORACLE and the oracle halves of ENC-LAYER and
+DEC-LAYER are the differential checks that come on top.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from nnspec.reference.config import (
+    END_ID,
+    START_ID,
+    GPTConfig,
+    MLPConfig,
+    Seq2SeqConfig,
+    TransformerConfig,
+)
+
+from .clause import (
+    LECTURE_NOTES,
+    RECAP,
+    SUTSKEVER_2014,
+    VASWANI_2017,
+    VIDEO_NOTES,
+    Check,
+    Source,
+    clause,
+    informative,
+)
+from .cost_learning import copy_params, draw_array, finite, rounded_params
+
+TOPIC = "blocks"
+
+# Sections of the documents cited below.
+RECAP_FFN = "Feed-forward layer"
+RECAP_MASKED = "Masked multihead attention"
+RECAP_OUTPUT = "Predicting the final outputs"
+RECAP_EMBED = "Input embeddings"
+NOTES_ENCODER = "Encoder Architecture"
+NOTES_QUESTIONS = "Some questions (why residual connections)"
+NOTES_LAYER_NORM = "Layer Norm in Transformers"
+NOTES_AUTOREGRESSIVE = "Transformer as an Autoregressive Model"
+NOTES_PARALLEL = "The problem in parallelizing / Finding the answer"
+NOTES_CROSS = "What is Cross Attention"
+NOTES_POSITIONS = "Self-Attention / Proposing a simple solution"
+NOTES_SUTSKEVER = "The Sutskever Architecture"
+NOTES_WHY = "The Why (the encoder's single context vector)"
+NOTES_TRAINING = "Transformer as an Autoregressive Model / Training"
+VIDEO_GPT = "GPT data flow: predicting the next token"
+
+# The first ids are reserved (PAD, UNK, START, END); drawn sentences use ordinary tokens only.
+FIRST_WORD_ID = 4
+VOCAB = 11
+
+
+# ---------------------------------------------------------------------------------------------
+# Formulas written out here, so that the truth does not come from a reference.
+# ---------------------------------------------------------------------------------------------
+
+
+def _erf(z: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(z)
+
+
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "gelu": lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0))),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+}
+
+
+def ffn_formula(params: dict, x: np.ndarray, activation: str) -> np.ndarray:
+    """FFN(x) = W_2 act(W_1 x + b_1) + b_2, one token per row (recap, "Feed-forward layer")."""
+    h = x @ params["W_1"].T + params.get("b_1", 0.0)  # (..., T, d_ff)
+    return ACTIVATIONS[activation](h) @ params["W_2"].T + params.get(
+        "b_2", 0.0
+    )  # (..., T, d_model)
+
+
+def layer_norm_formula(x: np.ndarray, norm: dict, eps: float) -> np.ndarray:
+    """gamma (x - mean) / sqrt(var + eps) + beta over each token's features (biased variance)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return norm["gamma"] * (x - mean) / np.sqrt(var + eps) + norm["beta"]
+
+
+def sinusoid_table(n_positions: int, d_model: int) -> np.ndarray:
+    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d))."""
+    pe = np.zeros((n_positions, d_model))
+    for pos in range(n_positions):
+        for col in range(d_model):
+            angle = pos / 10000 ** ((col - col % 2) / d_model)
+            pe[pos, col] = math.sin(angle) if col % 2 == 0 else math.cos(angle)
+    return pe
+
+
+def input_embedding(
+    ids: np.ndarray, W_E: np.ndarray, W_P: np.ndarray | None, config: Any
+) -> np.ndarray:
+    """Column ``t`` of W_E per token (x sqrt(d_model) if scaled) plus its position's encoding."""
+    x = W_E[:, ids].T  # (T, d_model)
+    if config.scale_embeddings:
+        x = x * math.sqrt(config.d_model)
+    if config.positional == "sinusoidal":
+        x = x + sinusoid_table(len(ids), config.d_model)
+    elif config.positional == "learned":
+        x = x + W_P[: len(ids)]
+    return x
+
+
+def lower_triangle(n: int) -> np.ndarray:
+    """The decoder's mask: position t may attend to positions <= t (True = may attend)."""
+    return np.tril(np.ones((n, n), dtype=bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing small networks.
+# ---------------------------------------------------------------------------------------------
+
+
+def jitter(params: Any, rng: np.random.Generator, scale: float = 0.3) -> Any:
+    """Add noise to every array, so that biases, gains and shifts are not at their 0/1 defaults."""
+    if isinstance(params, dict):
+        return {key: jitter(value, rng, scale) for key, value in params.items()}
+    if isinstance(params, (list, tuple)):
+        return [jitter(value, rng, scale) for value in params]
+    array = np.asarray(params, dtype=np.float64)
+    return array + rng.normal(0.0, scale, size=array.shape)
+
+
+def network_params(ck: Check, config: Any) -> dict:
+    """The oracle's layout for ``config`` with drawn values, rounded to the impl's dtype."""
+    seed = ck.draw(st.integers(0, 2**16), "parameter seed")
+    params = ck.oracle.init_params(config, seed=seed)
+    return rounded_params(ck, jitter(params, np.random.default_rng(seed)))
+
+
+def draw_tokens(
+    ck: Check, n_min: int, n_max: int, label: str, *, unique: bool = False
+) -> np.ndarray:
+    """A sentence of ordinary tokens (no PAD, UNK, START or END)."""
+    words = st.integers(FIRST_WORD_ID, VOCAB - 1)
+    drawn = ck.draw(st.lists(words, min_size=n_min, max_size=n_max, unique=unique), label)
+    return np.asarray(drawn, dtype=np.int64)
+
+
+def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
+    """A small encoder-decoder with every switch the configs offer drawn (``fixed`` pins some)."""
+    n_heads = ck.draw(st.sampled_from([1, 2]), "n_heads")
+    d_head = ck.draw(st.sampled_from([3, 4]), "d_head")
+    choices = {
+        "norm_placement": st.sampled_from(["post", "pre"]),
+        "activation": st.sampled_from(["relu", "gelu"]),
+        "positional": st.sampled_from(["sinusoidal", "learned", "none"]),
+        "bias": st.booleans(),
+        "tie_embeddings": st.booleans(),
+        "scale_embeddings": st.booleans(),
+        "n_encoder_layers": st.integers(1, 2),
+        "n_decoder_layers": st.integers(1, 2),
+    }
+    drawn = {
+        name: fixed[name] if name in fixed else ck.draw(strategy, name)
+        for name, strategy in choices.items()
+    }
+    return TransformerConfig(
+        n_src_vocab=VOCAB,
+        n_tgt_vocab=VOCAB,
+        d_model=n_heads * d_head,
+        n_heads=n_heads,
+        d_ff=4 * n_heads * d_head,
+        context=16,
+        **drawn,
+    )
+
+
+def tiny_gpt(ck: Check, **fixed: Any) -> GPTConfig:
+    n_heads = ck.draw(st.sampled_from([1, 2]), "n_heads")
+    d_head = ck.draw(st.sampled_from([3, 4]), "d_head")
+    choices = {
+        "norm_placement": st.sampled_from(["post", "pre"]),
+        "activation": st.sampled_from(["relu", "gelu"]),
+        "positional": st.sampled_from(["sinusoidal", "learned"]),
+        "bias": st.booleans(),
+        "tie_embeddings": st.booleans(),
+        "n_layers": st.integers(1, 2),
+    }
+    drawn = {
+        name: fixed[name] if name in fixed else ck.draw(strategy, name)
+        for name, strategy in choices.items()
+    }
+    return GPTConfig(
+        n_vocab=VOCAB,
+        context=16,
+        d_model=n_heads * d_head,
+        n_heads=n_heads,
+        d_ff=4 * n_heads * d_head,
+        **drawn,
+    )
+
+
+def tiny_seq2seq(ck: Check, **fixed: Any) -> Seq2SeqConfig:
+    choices = {
+        "n_layers": st.integers(1, 2),
+        "reverse_source": st.booleans(),
+        "attention": st.sampled_from([None, "luong", "bahdanau"]),
+    }
+    drawn = {
+        name: fixed[name] if name in fixed else ck.draw(strategy, name)
+        for name, strategy in choices.items()
+    }
+    return Seq2SeqConfig(
+        n_src_vocab=VOCAB, n_tgt_vocab=VOCAB, d_embed=4, d_hidden=5, d_attn=4, **drawn
+    )
+
+
+def largest_gap(logits: np.ndarray) -> float:
+    """Distance between the two largest logits: how safely an argmax is decided."""
+    top = np.sort(np.asarray(logits))[-2:]
+    return float(top[1] - top[0])
+
+
+# An argmax whose two best logits are closer than this may flip between two correct computations
+# that round differently (float32 logits carry errors ~1e-6); such steps end the comparison.
+DECIDED = 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# The position-wise feed-forward network.
+# ---------------------------------------------------------------------------------------------
+
+
+def _ffn_case(ck: Check) -> tuple[dict, np.ndarray, str]:
+    d_model = ck.draw(st.integers(1, 5), "d_model")
+    # The first linear map projects to a higher dimension (recap): d_ff > d_model.
+    d_ff = d_model + ck.draw(st.integers(1, 6), "d_ff - d_model")
+    bias = ck.draw(st.booleans(), "bias")
+    params = {
+        "W_1": draw_array(ck, (d_ff, d_model), "W_1"),
+        "W_2": draw_array(ck, (d_model, d_ff), "W_2"),
+    }
+    if bias:
+        params["b_1"] = draw_array(ck, (d_ff,), "b_1")
+        params["b_2"] = draw_array(ck, (d_model,), "b_2")
+    shape = ck.draw(st.sampled_from([(4,), (2, 3)]), "batch shape")
+    x = draw_array(ck, (*shape, d_model), "x", -2.0, 2.0)
+    activation = ck.draw(st.sampled_from(sorted(ACTIVATIONS)), "activation")
+    return params, x, activation
+
+
+@clause(
+    "FFN-FORMULA",
+    "The position-wise feed-forward network MUST compute W_2 act(W_1 x + b_1) + b_2, the first "
+    "linear map projecting each token to a wider hidden layer (d_ff > d_model).",
+    source=Source(RECAP, RECAP_FFN, paper=VASWANI_2017),
+    needs=("feed_forward",),
+    topic=TOPIC,
+)
+def ffn_formula_clause(impl: Any, ck: Check) -> None:
+    params, x, activation = _ffn_case(ck)
+    out = np.asarray(impl.feed_forward(params, x, activation))
+    ck.close(
+        out, ffn_formula(params, x, activation), output="reduction", what="feed_forward(params, x)"
+    )
+
+
+@clause(
+    "FFN-POSITIONWISE",
+    "The feed-forward output at position i MUST depend on x_i only, so that the network commutes "
+    "with any permutation of the positions.",
+    source=Source(RECAP, RECAP_FFN, paper=VASWANI_2017),
+    needs=("feed_forward",),
+    topic=TOPIC,
+)
+def ffn_positionwise(impl: Any, ck: Check) -> None:
+    params, x, activation = _ffn_case(ck)
+    out = np.asarray(impl.feed_forward(params, x, activation))  # (..., T, d_model)
+    T = x.shape[-2]
+    for i in range(T):
+        alone = np.asarray(impl.feed_forward(params, x[..., i : i + 1, :], activation))
+        ck.close(
+            alone,
+            out[..., i : i + 1, :],
+            output="reduction",
+            what=f"FFN(x_{i} alone) vs FFN(x)_{i}",
+        )
+    perm = np.asarray(ck.draw(st.permutations(list(range(T))), "permutation"))
+    ck.close(
+        np.asarray(impl.feed_forward(params, x[..., perm, :], activation)),
+        out[..., perm, :],
+        output="reduction",
+        what="FFN(x[perm]) vs FFN(x)[perm]",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Residual connections, and the encoder and decoder layers as compositions of sub-layers.
+# ---------------------------------------------------------------------------------------------
+
+
+def _silence_attention(mha: dict) -> None:
+    """W_o = 0 (and b_o = 0): the attention sub-layer then outputs exactly zero."""
+    mha["W_o"] = np.zeros_like(mha["W_o"])
+    if "b_o" in mha:
+        mha["b_o"] = np.zeros_like(mha["b_o"])
+
+
+@clause(
+    "RESIDUAL",
+    "Each sub-layer's output MUST be added to its input before the layer norm (post-LN: "
+    "LN(x + f(x))), so that with a zero sub-layer the block reduces to LN(x).",
+    source=Source(LECTURE_NOTES, NOTES_QUESTIONS, paper=VASWANI_2017),
+    needs=("Transformer",),
+    topic=TOPIC,
+    cost="network",
+    note="Pre-LN configurations are checked too: x + f(LN(x)), the identity for a zero sub-layer.",
+)
+def residual(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck, n_encoder_layers=1, positional="none")
+    params = network_params(ck, config)
+    layer = params["encoder"][0]
+    # The attention sub-layer is silenced; the feed-forward one is either silenced too or kept.
+    _silence_attention(layer["self_attn"])
+    zero_ffn = ck.draw(st.booleans(), "zero feed-forward")
+    if zero_ffn:
+        layer["ffn"]["W_2"] = np.zeros_like(layer["ffn"]["W_2"])
+        if "b_2" in layer["ffn"]:
+            layer["ffn"]["b_2"] = np.zeros_like(layer["ffn"]["b_2"])
+    src = draw_tokens(ck, 1, 5, "source")
+    memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
+
+    x = input_embedding(src, params["W_E_src"], None, config)  # (S, d_model)
+    eps = config.layer_norm_eps
+    if config.norm_placement == "post":
+        # x = LN_1(x + 0);  x = LN_2(x + FFN(x))
+        h = layer_norm_formula(x, layer["norm_1"], eps)
+        h = layer_norm_formula(
+            h + ffn_formula(layer["ffn"], h, config.activation), layer["norm_2"], eps
+        )
+    else:
+        # x = x + 0;  x = x + FFN(LN_2(x));  final LN
+        h = x + ffn_formula(
+            layer["ffn"], layer_norm_formula(x, layer["norm_2"], eps), config.activation
+        )
+        h = layer_norm_formula(h, params["encoder_norm"], eps)
+    ck.close(
+        memory,
+        h,
+        output="network",
+        what=f"encoder layer with zero attention ({config.norm_placement}-LN)",
+    )
+
+
+def _encoder_composition(
+    impl: Any, params: dict, config: TransformerConfig, src: np.ndarray
+) -> np.ndarray:
+    """The encoder as the documents compose it, from the implementation's own sub-layers."""
+    eps, n_heads = config.layer_norm_eps, config.n_heads
+    x = input_embedding(src, params["W_E_src"], params.get("W_P_src"), config)  # (S, d_model)
+
+    def norm(v: np.ndarray, p: dict) -> np.ndarray:
+        return np.asarray(impl.layer_norm(v, p["gamma"], p["beta"], eps))
+
+    def attend(p: dict, q: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        return np.asarray(impl.multi_head_attention(p, q, kv, n_heads)[0])
+
+    for layer in params["encoder"]:
+        if config.norm_placement == "post":
+            # x = LN(x + MultiHead(x, x, x));  x = LN(x + FFN(x))
+            x = norm(x + attend(layer["self_attn"], x, x), layer["norm_1"])
+            x = norm(
+                x + np.asarray(impl.feed_forward(layer["ffn"], x, config.activation)),
+                layer["norm_2"],
+            )
+        else:
+            # x = x + MultiHead(LN(x));  x = x + FFN(LN(x))
+            h = norm(x, layer["norm_1"])
+            x = x + attend(layer["self_attn"], h, h)
+            x = x + np.asarray(
+                impl.feed_forward(layer["ffn"], norm(x, layer["norm_2"]), config.activation)
+            )
+    if config.norm_placement == "pre":
+        x = norm(x, params["encoder_norm"])
+    return x
+
+
+@clause(
+    "ENC-LAYER",
+    "An encoder layer MUST equal multi-head self-attention followed by the feed-forward network, "
+    "each wrapped in a residual connection and a layer norm.",
+    source=Source(LECTURE_NOTES, NOTES_ENCODER, paper=VASWANI_2017),
+    needs=("Transformer", "multi_head_attention", "layer_norm", "feed_forward"),
+    topic=TOPIC,
+    cost="network",
+)
+def enc_layer(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck)
+    params = network_params(ck, config)
+    src = draw_tokens(ck, 1, 5, "source")
+    memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
+    ck.close(
+        memory,
+        _encoder_composition(impl, params, config, src),
+        output="network",
+        what="Transformer.encode vs composition of sub-layers",
+    )
+    ck.close_to_oracle(
+        lambda m: m.Transformer(config, copy_params(params)).encode(src), output="network"
+    )
+
+
+@clause(
+    "DEC-LAYER",
+    "A decoder layer MUST equal masked self-attention, cross-attention on the encoder output and "
+    "the feed-forward network, each wrapped in a residual connection and a layer norm.",
+    source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
+    needs=("Transformer", "multi_head_attention", "layer_norm", "feed_forward"),
+    topic=TOPIC,
+    cost="network",
+)
+def dec_layer(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck)
+    params = network_params(ck, config)
+    tgt = draw_tokens(ck, 1, 5, "target")
+    S = ck.draw(st.integers(1, 5), "source length")
+    memory = draw_array(ck, (S, config.d_model), "memory", -2.0, 2.0)
+    hidden = np.asarray(impl.Transformer(config, copy_params(params)).decode(tgt, memory))
+
+    eps, n_heads, T = config.layer_norm_eps, config.n_heads, len(tgt)
+    causal = lower_triangle(T)  # (T, T)
+
+    def norm(v: np.ndarray, p: dict) -> np.ndarray:
+        return np.asarray(impl.layer_norm(v, p["gamma"], p["beta"], eps))
+
+    def attend(
+        p: dict, q: np.ndarray, kv: np.ndarray, mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        return np.asarray(impl.multi_head_attention(p, q, kv, n_heads, mask)[0])
+
+    def ffn(p: dict, v: np.ndarray) -> np.ndarray:
+        return np.asarray(impl.feed_forward(p, v, config.activation))
+
+    y = input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config)  # (T, d_model)
+    for layer in params["decoder"]:
+        if config.norm_placement == "post":
+            # y = LN(y + MaskedMultiHead(y));  y = LN(y + MultiHead(y, memory));  y = LN(y + FFN(y))
+            y = norm(y + attend(layer["self_attn"], y, y, causal), layer["norm_1"])
+            y = norm(y + attend(layer["cross_attn"], y, memory), layer["norm_2"])
+            y = norm(y + ffn(layer["ffn"], y), layer["norm_3"])
+        else:
+            h = norm(y, layer["norm_1"])
+            y = y + attend(layer["self_attn"], h, h, causal)
+            y = y + attend(layer["cross_attn"], norm(y, layer["norm_2"]), memory)
+            y = y + ffn(layer["ffn"], norm(y, layer["norm_3"]))
+    if config.norm_placement == "pre":
+        y = norm(y, params["decoder_norm"])
+    ck.close(hidden, y, output="network", what="Transformer.decode vs composition of sub-layers")
+    ck.close_to_oracle(
+        lambda m: m.Transformer(config, copy_params(params)).decode(tgt, memory), output="network"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Order, masking and dependence.
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "ENC-PERMUTE",
+    "An encoder without positional encoding MUST be permutation-equivariant (permuting the tokens "
+    "permutes the outputs), and with positional encoding it MUST NOT be.",
+    source=Source(LECTURE_NOTES, NOTES_POSITIONS, paper=VASWANI_2017),
+    needs=("Transformer",),
+    topic=TOPIC,
+    cost="network",
+)
+def enc_permute(impl: Any, ck: Check) -> None:
+    src = draw_tokens(ck, 2, 5, "source (distinct tokens)", unique=True)
+    perm = np.asarray(ck.draw(st.permutations(list(range(len(src)))), "permutation"))
+    if np.array_equal(perm, np.arange(len(src))):
+        perm = np.roll(perm, 1)  # a permutation that moves something
+
+    config = tiny_transformer(ck, positional="none")
+    params = network_params(ck, config)
+    net = impl.Transformer(config, params)
+    ck.close(
+        np.asarray(net.encode(src[perm])),
+        np.asarray(net.encode(src))[perm],
+        output="network",
+        what="encode(src[perm]) vs encode(src)[perm], no positional encoding",
+    )
+
+    with_positions = replace(config, positional="sinusoidal")
+    net = impl.Transformer(with_positions, params)
+    moved = np.abs(np.asarray(net.encode(src[perm])) - np.asarray(net.encode(src))[perm]).max()
+    ck.note("difference_with_positions", float(moved))
+    # Distinct tokens moved to other positions receive other position vectors: the outputs differ
+    # by O(1) after the layer norms, far above any rounding (1e-3 is ~10^4 float32 ulps).
+    ck.that(
+        moved > 1e-3,
+        what="encode(src[perm]) vs encode(src)[perm] with sinusoidal positions",
+        observed=f"max difference {moved:.3g}",
+        expected="a difference: positions are encoded",
+    )
+
+
+@clause(
+    "DEC-CAUSAL",
+    "The decoder's output at position t MUST NOT depend on the target tokens after t (no looking "
+    "at the future during parallel training).",
+    source=Source(RECAP, RECAP_MASKED, paper=VASWANI_2017),
+    needs=("Transformer",),
+    topic=TOPIC,
+    cost="network",
+)
+def dec_causal(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck)
+    net = impl.Transformer(config, network_params(ck, config))
+    src = draw_tokens(ck, 1, 5, "source")
+    tgt = draw_tokens(ck, 2, 6, "target")
+    t = ck.draw(st.integers(0, len(tgt) - 2), "t")
+    future = draw_tokens(ck, len(tgt) - t - 1, len(tgt) - t - 1, "new tokens after t")
+    changed = np.concatenate([tgt[: t + 1], future])
+    ck.close(
+        np.asarray(net.forward(src, changed))[: t + 1],
+        np.asarray(net.forward(src, tgt))[: t + 1],
+        output="network",
+        what=f"logits[:{t + 1}] after changing target tokens > {t}",
+    )
+
+
+def _teacher_forced_argmax(ck: Check, tokens: list[int], logits: np.ndarray, what: str) -> None:
+    """tokens[s + 1] must be the argmax of logits[s] for every decided step s (see DECIDED)."""
+    for s in range(len(tokens) - 1):
+        if largest_gap(logits[s]) < DECIDED:
+            ck.note("stopped_at_undecided_step", s)
+            return
+        ck.equal(tokens[s + 1], int(np.argmax(logits[s])), what=f"{what}: token {s + 1}")
+
+
+@clause(
+    "DEC-AUTOREGRESSIVE",
+    "Decoding token by token (with a key-value cache where the implementation has one) MUST give "
+    "the same per-position outputs as the parallel teacher-forced pass.",
+    source=Source(LECTURE_NOTES, NOTES_AUTOREGRESSIVE, paper=VASWANI_2017),
+    needs=("Transformer", "GPT"),
+    topic=TOPIC,
+    cost="network",
+)
+def dec_autoregressive(impl: Any, ck: Check) -> None:
+    # Decoder-only: feed the sequence in pieces through the cache, or prefix by prefix without one.
+    gpt_config = tiny_gpt(ck)
+    gpt = impl.GPT(gpt_config, network_params(ck, gpt_config))
+    ids = draw_tokens(ck, 2, 7, "GPT tokens")
+    parallel = np.asarray(gpt.forward(ids))
+    has = getattr(impl, "has", None)
+    if has is not None and has("GPT.forward_cached"):
+        cuts = sorted(
+            set(ck.draw(st.lists(st.integers(1, len(ids) - 1), max_size=3), "cache cuts"))
+        )
+        pieces, cache = [], None
+        for start, stop in zip([0, *cuts], [*cuts, len(ids)], strict=True):
+            logits, cache = gpt.forward_cached(ids[start:stop], cache)
+            pieces.append(np.asarray(logits))
+        ck.close(
+            np.concatenate(pieces, axis=-2),
+            parallel,
+            output="network",
+            what="GPT: cached pieces vs parallel logits",
+        )
+    else:
+        stepwise = np.stack([np.asarray(gpt.forward(ids[: t + 1]))[-1] for t in range(len(ids))])
+        ck.close(
+            stepwise, parallel, output="network", what="GPT: prefix-by-prefix vs parallel logits"
+        )
+
+    # Encoder-decoder: the decoder run on each prefix gives, at its last position, that position's
+    # row of the parallel pass.
+    config = tiny_transformer(ck)
+    net = impl.Transformer(config, network_params(ck, config))
+    src = draw_tokens(ck, 1, 5, "source")
+    tgt = np.concatenate([[START_ID], draw_tokens(ck, 1, 5, "target")])
+    parallel = np.asarray(net.forward(src, tgt))  # (T, n_vocab)
+    stepwise = np.stack([np.asarray(net.forward(src, tgt[: t + 1]))[-1] for t in range(len(tgt))])
+    ck.close(
+        stepwise,
+        parallel,
+        output="network",
+        what="Transformer: prefix-by-prefix vs parallel logits",
+    )
+
+
+@clause(
+    "DEC-CROSS-ALL",
+    "Through cross-attention every target position MUST be able to depend on every source token: "
+    "changing any one source token changes the output at every target position.",
+    source=Source(LECTURE_NOTES, NOTES_CROSS, paper=VASWANI_2017),
+    needs=("Transformer",),
+    topic=TOPIC,
+    cost="network",
+)
+def dec_cross_all(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck)
+    net = impl.Transformer(config, network_params(ck, config))
+    tgt = draw_tokens(ck, 1, 4, "target")
+    # Directly on the decoder: every target position reads every row of the encoder's output.
+    # (Through the whole network the encoder's self-attention already mixes the source positions,
+    # which would hide a decoder that reads only some of them.)
+    S = ck.draw(st.integers(1, 5), "source length")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "memory seed"))
+    memory = ck.input(rng.normal(size=(S, config.d_model)))
+    base = np.asarray(net.decode(tgt, memory))  # (T, d_model)
+    for j in range(S):
+        moved = memory.copy()
+        moved[j] = ck.input(rng.normal(size=config.d_model))
+        change = np.abs(np.asarray(net.decode(tgt, moved)) - base).max(axis=-1)  # (T,)
+        ck.that(
+            bool(np.all(change > 0.0)),
+            what=f"change of each target position's output when memory row {j} changes",
+            observed=change.tolist(),
+            expected="every entry > 0",
+        )
+    # And end to end: changing one source token changes the logits at every target position.
+    src = draw_tokens(ck, 1, 5, "source")
+    base = np.asarray(net.forward(src, tgt))  # (T, n_vocab)
+    j = ck.draw(st.integers(0, len(src) - 1), "changed source position")
+    other = src.copy()
+    other[j] = FIRST_WORD_ID + (src[j] - FIRST_WORD_ID + 1) % (VOCAB - FIRST_WORD_ID)
+    change = np.abs(np.asarray(net.forward(other, tgt)) - base).max(axis=-1)  # (T,)
+    ck.that(
+        bool(np.all(change > 0.0)),
+        what=f"change of each target position's logits when source token {j} changes",
+        observed=change.tolist(),
+        expected="every entry > 0",
+    )
+
+
+@clause(
+    "OUT-DISTRIBUTION",
+    "The final linear layer and softmax MUST turn every target position into a probability "
+    "distribution over the vocabulary: softmax(logits / T), non-negative, summing to one.",
+    source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
+    needs=("Transformer.probabilities",),
+    topic=TOPIC,
+    cost="network",
+)
+def out_distribution(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck)
+    net = impl.Transformer(config, network_params(ck, config))
+    src = draw_tokens(ck, 1, 5, "source")
+    tgt = draw_tokens(ck, 1, 5, "target")
+    temperature = ck.draw(finite(0.25, 4.0), "temperature")
+    p = np.asarray(net.probabilities(src, tgt, temperature=temperature))
+    ck.equal(p.shape, (len(tgt), VOCAB), what="probabilities(src, tgt).shape")
+    ck.that(bool(np.all(p >= 0.0)), what="probabilities >= 0", observed=p.min(), expected=">= 0")
+    ck.close(p.sum(axis=-1), np.ones(len(tgt)), output="probability", what="probabilities.sum(-1)")
+    # softmax(l / T)_i = e^{(l_i - max l) / T} / sum_j e^{(l_j - max l) / T}
+    logits = np.asarray(net.forward(src, tgt)) / temperature
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    ck.close(
+        p, e / e.sum(axis=-1, keepdims=True), output="probability", what="softmax(forward / T)"
+    )
+
+
+@clause(
+    "GREEDY",
+    "Greedy decoding MUST pick the most probable token at each step and stop at the end token, and "
+    "sampling at a temperature tending to 0 MUST give the greedy output.",
+    source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
+    needs=("Transformer.greedy_decode", "Transformer.sample"),
+    topic=TOPIC,
+    cost="network",
+)
+def greedy(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck, bias=True)
+    params = network_params(ck, config)
+    # Lift the end token's logit by a drawn amount so that some drawn models stop early.
+    end_boost = ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias")
+    params["b_U"] = params["b_U"].copy()
+    params["b_U"][END_ID] += end_boost
+    net = impl.Transformer(config, params)
+    src = draw_tokens(ck, 1, 5, "source")
+    max_len = ck.draw(st.integers(1, 6), "max_len")
+    out = [int(t) for t in net.greedy_decode(src, max_len=max_len)]
+    ck.equal(out[0], START_ID, what="first token of greedy_decode")
+    ends = [i for i, t in enumerate(out) if t == END_ID]
+    if ends:
+        ck.equal(ends, [len(out) - 1], what="positions of the end token (only at the end)")
+    else:
+        ck.equal(len(out), max_len + 1, what="length without an end token (START + max_len)")
+    # Each token is the argmax of the distribution computed from the tokens before it.
+    logits = np.asarray(net.forward(src, np.asarray(out)))
+    _teacher_forced_argmax(ck, out, logits, "greedy_decode")
+
+    # softmax(l / T) -> one-hot argmax as T -> 0: at T = 1e-3 every decided step (gap > 0.05)
+    # leaves the other tokens probability < V e^{-50} ~ 1e-21.
+    gaps = [largest_gap(row) for row in logits[: len(out) - 1]]
+    if min(gaps, default=1.0) > 0.05:
+        sampled = [
+            int(t)
+            for t in net.sample(
+                src, max_len=max_len, temperature=1e-3, seed=ck.draw(st.integers(0, 99), "seed")
+            )
+        ]
+        ck.equal(sampled, out, what="sample(T=1e-3) vs greedy_decode")
+
+
+@clause(
+    "GPT-NEXT",
+    "A decoder-only model's logits at position t MUST depend on the tokens at positions <= t only.",
+    source=Source(VIDEO_NOTES, VIDEO_GPT, paper=VASWANI_2017),
+    needs=("GPT",),
+    topic=TOPIC,
+    cost="network",
+)
+def gpt_next(impl: Any, ck: Check) -> None:
+    config = tiny_gpt(ck)
+    net = impl.GPT(config, network_params(ck, config))
+    ids = draw_tokens(ck, 2, 7, "tokens")
+    t = ck.draw(st.integers(0, len(ids) - 2), "t")
+    future = draw_tokens(ck, len(ids) - t - 1, len(ids) - t - 1, "new tokens after t")
+    changed = np.concatenate([ids[: t + 1], future])
+    ck.close(
+        np.asarray(net.forward(changed))[: t + 1],
+        np.asarray(net.forward(ids))[: t + 1],
+        output="network",
+        what=f"GPT logits[:{t + 1}] after changing tokens > {t}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole networks against the oracle.
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "NET-ORACLE",
+    "The forward passes of the MLP, Transformer, GPT and Seq2Seq networks MUST equal the oracle's "
+    "for the same parameters and conventions.",
+    source=Source(LECTURE_NOTES, NOTES_ENCODER, paper=VASWANI_2017),
+    needs=("MLP", "Transformer", "GPT", "Seq2Seq"),
+    topic=TOPIC,
+    cost="network",
+    note="Differential: float64 within the network tolerance, lower precision by the policy.",
+)
+def net_oracle(impl: Any, ck: Check) -> None:
+    kind = ck.draw(st.sampled_from(["MLP", "Transformer", "GPT", "Seq2Seq"]), "network")
+    if kind == "MLP":
+        sizes = tuple(ck.draw(st.lists(st.integers(1, 6), min_size=2, max_size=4), "layer sizes"))
+        activation = ck.draw(st.sampled_from(["sigmoid", "relu", "tanh", "gelu"]), "activation")
+        mlp = MLPConfig(layer_sizes=sizes, activation=activation)
+        params = network_params(ck, mlp)
+        x = draw_array(ck, (3, sizes[0]), "x")
+        ck.close_to_oracle(
+            lambda m: m.MLP(mlp, copy_params(params)).forward(x)[1][-1], output="network"
+        )
+    elif kind == "Transformer":
+        transformer = tiny_transformer(ck)
+        params = network_params(ck, transformer)
+        src, tgt = draw_tokens(ck, 1, 5, "source"), draw_tokens(ck, 1, 5, "target")
+        ck.close_to_oracle(
+            lambda m: m.Transformer(transformer, copy_params(params)).forward(src, tgt),
+            output="network",
+        )
+    elif kind == "GPT":
+        gpt = tiny_gpt(ck)
+        params = network_params(ck, gpt)
+        ids = draw_tokens(ck, 1, 7, "tokens")
+        ck.close_to_oracle(lambda m: m.GPT(gpt, copy_params(params)).forward(ids), output="network")
+    else:
+        seq2seq = tiny_seq2seq(ck)
+        params = network_params(ck, seq2seq)
+        src, tgt = draw_tokens(ck, 1, 5, "source"), draw_tokens(ck, 1, 5, "target")
+        ck.close_to_oracle(
+            lambda m: m.Seq2Seq(seq2seq, copy_params(params)).forward(src, tgt), output="network"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The LSTM encoder-decoder (Sutskever et al. 2014).
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "S2S-REVERSE",
+    "Reading the source reversed MUST be the same as feeding the reversed source to an encoder "
+    "that reads it in order.",
+    source=Source(LECTURE_NOTES, NOTES_SUTSKEVER, paper=SUTSKEVER_2014),
+    needs=("Seq2Seq",),
+    topic=TOPIC,
+    cost="network",
+    note="With attention too: attention sums over source positions, so their order is moot.",
+)
+def s2s_reverse(impl: Any, ck: Check) -> None:
+    reversing = tiny_seq2seq(ck, reverse_source=True)
+    in_order = replace(reversing, reverse_source=False)
+    params = network_params(ck, reversing)
+    src = draw_tokens(ck, 1, 5, "source")
+    tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")])
+    ck.close(
+        np.asarray(impl.Seq2Seq(reversing, params).forward(src, tgt)),
+        np.asarray(impl.Seq2Seq(in_order, params).forward(src[::-1].copy(), tgt)),
+        output="network",
+        what="reverse_source=True on src vs reverse_source=False on src[::-1]",
+    )
+
+
+@clause(
+    "S2S-EOS",
+    "Greedy decoding of the encoder-decoder MUST emit the most probable token at each step and "
+    "stop as soon as it emits the end-of-sentence token.",
+    source=Source(LECTURE_NOTES, NOTES_SUTSKEVER, paper=SUTSKEVER_2014),
+    needs=("Seq2Seq.greedy_decode",),
+    topic=TOPIC,
+    cost="network",
+)
+def s2s_eos(impl: Any, ck: Check) -> None:
+    config = tiny_seq2seq(ck)
+    params = network_params(ck, config)
+    params["b_U"] = params["b_U"].copy()
+    params["b_U"][END_ID] += ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias")
+    net = impl.Seq2Seq(config, params)
+    src = draw_tokens(ck, 1, 5, "source")
+    max_len = ck.draw(st.integers(1, 6), "max_len")
+    out = [int(t) for t in net.greedy_decode(src, max_len=max_len)]
+    ck.equal(out[0], START_ID, what="first token of greedy_decode")
+    ends = [i for i, t in enumerate(out) if t == END_ID]
+    if ends:
+        ck.equal(ends, [len(out) - 1], what="positions of the end token (decoding stops there)")
+    else:
+        ck.equal(len(out), max_len + 1, what="length without an end token (START + max_len)")
+    _teacher_forced_argmax(
+        ck, out, np.asarray(net.forward(src, np.asarray(out))), "Seq2Seq.greedy_decode"
+    )
+
+
+@clause(
+    "S2S-BOTTLENECK",
+    "Without attention the decoder MUST see the source only through the encoder's final state: two "
+    "sources with equal final states give equal outputs, which attention need not.",
+    source=Source(LECTURE_NOTES, NOTES_WHY, paper=SUTSKEVER_2014),
+    needs=("Seq2Seq",),
+    topic=TOPIC,
+    cost="network",
+)
+def s2s_bottleneck(impl: Any, ck: Check) -> None:
+    config = tiny_seq2seq(ck, attention=None)
+    params = network_params(ck, config)
+    H = config.d_hidden
+    # Make every encoder layer forget: W_hh = 0 and a forget gate f = sigma(-100) ~ 4e-44 (gates i,
+    # f, g, o). Its final (h, c) then depends on the last token it reads and nothing before it.
+    for layer in params["encoder"]:
+        layer["W_hh"] = np.zeros_like(layer["W_hh"])
+        layer["W_ih"][H : 2 * H] = 0.0
+        layer["b_ih"][H : 2 * H] = -100.0
+        layer["b_hh"][H : 2 * H] = 0.0
+    first = draw_tokens(ck, 2, 5, "source 1")
+    second = draw_tokens(ck, len(first), len(first), "source 2")
+    # The token read last: the first one when the source is reversed.
+    last = 0 if config.reverse_source else -1
+    second[last] = first[last]
+    # Attention reads the encoder outputs as a set (a weighted sum over positions), and this
+    # forgetful encoder's output at j depends on token j alone; give the second source a token the
+    # first lacks, so that the two sets of encoder outputs differ.
+    fresh = min(set(range(FIRST_WORD_ID, VOCAB)) - set(first.tolist()))
+    second[1 if last == 0 else 0] = fresh
+    tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")])
+    ck.close(
+        np.asarray(impl.Seq2Seq(config, params).forward(second, tgt)),
+        np.asarray(impl.Seq2Seq(config, params).forward(first, tgt)),
+        output="network",
+        what="logits for two sources with the same final encoder state, no attention",
+    )
+    attending = replace(config, attention="luong")
+    # Luong's output layer h~ = tanh(W_c [s; ctx] + b_c), with generic (seeded normal) values.
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "W_c seed"))
+    params = {
+        **params,
+        "W_c": ck.input(rng.normal(size=(H, 2 * H))),
+        "b_c": ck.input(rng.normal(size=H)),
+    }
+    net = impl.Seq2Seq(attending, params)
+    moved = np.abs(np.asarray(net.forward(second, tgt)) - np.asarray(net.forward(first, tgt))).max()
+    ck.that(
+        moved > 0.0,
+        what="logits for the same two sources with Luong attention",
+        observed=f"max difference {moved:.3g}",
+        expected="a difference: attention reads every encoder output",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Training on the notes' own sentences.
+# ---------------------------------------------------------------------------------------------
+
+
+@clause(
+    "TRAIN-TRANSLATE",
+    "A tiny encoder-decoder trained on the lecture notes' own sentence pairs MUST reproduce every "
+    "target sentence by greedy decoding.",
+    source=Source(LECTURE_NOTES, NOTES_TRAINING, paper=VASWANI_2017),
+    needs=("Transformer.train",),
+    topic=TOPIC,
+    cost="training",
+    hypothesis=False,
+    note=(
+        "Needs a training method Transformer.train(src_ids, tgt_ids, *, epochs, eta, seed) taking "
+        "padded (N, S) and (N, T) id arrays (targets <start> ... <end>); neither bundled reference "
+        "has one yet, so the clause is not applicable to them."
+    ),
+)
+def train_translate(impl: Any, ck: Check) -> None:
+    from nnspec.reference.data import translation_corpus
+
+    corpus = translation_corpus()
+    S = max(len(s) for s in corpus.src_ids)
+    T = max(len(t) for t in corpus.tgt_ids)
+    src, _ = corpus.src_vocab.pad(corpus.src_ids, S)  # (N, S), PAD-filled
+    tgt, _ = corpus.tgt_vocab.pad(corpus.tgt_ids, T)  # (N, T), <start> ... <end> then PAD
+    config = TransformerConfig(
+        n_src_vocab=len(corpus.src_vocab),
+        n_tgt_vocab=len(corpus.tgt_vocab),
+        d_model=16,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        d_ff=32,
+        context=max(S, T) + 2,
+    )
+    net = impl.Transformer(config, rounded_params(ck, ck.oracle.init_params(config, seed=0)))
+    net.train(np.asarray(src), np.asarray(tgt), epochs=300, eta=0.01, seed=0)
+    for source, target in zip(corpus.src_ids, corpus.tgt_ids, strict=True):
+        decoded = [int(t) for t in net.greedy_decode(np.asarray(source), max_len=len(target) + 2)]
+        ck.equal(decoded, list(target), what=f"greedy_decode({corpus.src_vocab.to_text(source)!r})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims that cannot be checked as stated.
+# ---------------------------------------------------------------------------------------------
+
+informative(
+    "S2S-REVERSE-GAIN",
+    "Reversing the source sentence SHOULD make the encoder-decoder learn markedly better, "
+    "especially on long sentences.",
+    source=Source(LECTURE_NOTES, NOTES_SUTSKEVER, paper=SUTSKEVER_2014),
+    topic=TOPIC,
+    reason="A training-dynamics result on 12M sentence pairs; what the reversal computes is "
+    "S2S-REVERSE.",
+)
+
+informative(
+    "RESIDUAL-DEPTH",
+    "Residual connections SHOULD keep deep stacks of blocks trainable by letting gradients flow "
+    "around each sub-layer.",
+    source=Source(LECTURE_NOTES, NOTES_QUESTIONS, paper=VASWANI_2017),
+    topic=TOPIC,
+    reason="A claim about training deep networks with no measure given; the residual wiring "
+    "itself is RESIDUAL.",
+)
+
+informative(
+    "ENC-PARALLEL",
+    "A Transformer SHOULD process all input words at once, unlike a recurrent network that reads "
+    "them one after another.",
+    source=Source(RECAP, "The transformer architecture", paper=VASWANI_2017),
+    topic=TOPIC,
+    reason="A statement about how the computation is scheduled, not about its result; the "
+    "equivalence of the parallel and token-by-token decoder is DEC-AUTOREGRESSIVE.",
+)

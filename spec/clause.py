@@ -97,7 +97,7 @@ class ClauseFailure(AssertionError):
         self.detail = detail
         message = f"{what}: observed {observed}, but should be {expected}"
         if error is not None and tolerance is not None:
-            message += f" (error {error:.3g} > tolerance {tolerance:.3g})"
+            message += f" (error {error:.6g} > tolerance {tolerance:.6g})"
         if detail:
             message += f"\n{detail}"
         super().__init__(message)

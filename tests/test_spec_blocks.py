@@ -1,0 +1,334 @@
+"""Block and network clauses: bundled implementations pass, each clause rejects a realistic bug."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import nnspec.spec  # noqa: F401  (registers every clause)
+import numpy as np
+import pytest
+from nnspec.reference import numpy_ref
+from nnspec.reference.config import END_ID, PAD_ID, START_ID
+from nnspec.reference.numpy_ref import networks as nets
+from nnspec.spec import blocks
+from nnspec.spec.clause import REGISTRY
+from nnspec.verify import patched, run_clause
+
+CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "blocks")
+RUNNABLE = [cid for cid in CLAUSES if cid != "TRAIN-TRANSLATE"]
+
+
+def test_the_topic_declares_the_issue_clauses() -> None:
+    assert set(CLAUSES) == {
+        "FFN-FORMULA", "FFN-POSITIONWISE", "RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE",
+        "DEC-CAUSAL", "DEC-AUTOREGRESSIVE", "DEC-CROSS-ALL", "OUT-DISTRIBUTION", "GREEDY",
+        "GPT-NEXT", "NET-ORACLE", "S2S-REVERSE", "S2S-EOS", "S2S-BOTTLENECK", "TRAIN-TRANSLATE",
+    }
+
+
+@pytest.mark.parametrize("clause_id", RUNNABLE)
+def test_numpy_oracle_passes(clause_id: str) -> None:
+    result = run_clause(clause_id, "numpy")
+    assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("clause_id", RUNNABLE)
+def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
+    result = run_clause(clause_id, f"torch:{device}:{dtype}")
+    assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch:cpu:float64"])
+def test_train_translate_needs_a_training_method(impl: str) -> None:
+    """Neither reference can train a Transformer: the clause says so instead of passing."""
+    assert run_clause("TRAIN-TRANSLATE", impl).status == "not_applicable"
+
+
+def test_closed_forms_used_as_truth() -> None:
+    """The formulas the clauses trust, checked on hand-computed values."""
+    pe = blocks.sinusoid_table(2, 6)
+    np.testing.assert_allclose(pe[0], [0, 1, 0, 1, 0, 1])
+    np.testing.assert_allclose(pe[1, :4], [np.sin(1), np.cos(1), np.sin(1 / 10000 ** (2 / 6)),
+                                           np.cos(1 / 10000 ** (2 / 6))])
+    x = np.array([[1.0, 2.0, 3.0]])
+    ln = blocks.layer_norm_formula(x, {"gamma": np.ones(3), "beta": np.zeros(3)}, 0.0)
+    np.testing.assert_allclose(ln, [[-np.sqrt(1.5), 0.0, np.sqrt(1.5)]])
+    ffn = {"W_1": np.array([[1.0], [-1.0]]), "b_1": np.array([0.0, 1.0]),
+           "W_2": np.array([[2.0, 3.0]]), "b_2": np.array([0.5])}
+    # x = 2: hidden relu([2, -1]) = [2, 0] -> 2*2 + 3*0 + 0.5
+    np.testing.assert_allclose(blocks.ffn_formula(ffn, np.array([[2.0]]), "relu"), [[4.5]])
+
+
+# ------------------------------------------------------------------ planted bugs: functions
+def ffn_relu_on_output(params, x, activation="relu"):
+    """A ReLU after the second linear map as well: negative outputs vanish."""
+    out = numpy_ref.feed_forward(params, x, activation)
+    return np.maximum(out, 0.0)
+
+
+def ffn_centred_over_positions(params, x, activation="relu"):
+    """Centres the hidden layer over the sequence axis, mixing positions (a batch-norm reflex)."""
+    x = np.asarray(x)
+    h = x @ params["W_1"].T + params.get("b_1", 0.0)
+    h = h - h.mean(axis=-2, keepdims=True)
+    return numpy_ref.activation(activation)(h) @ params["W_2"].T + params.get("b_2", 0.0)
+
+
+# ------------------------------------------------------------------ planted bugs: networks
+def _norm(x, p, eps):
+    return numpy_ref.layer_norm(x, p["gamma"], p["beta"], eps)
+
+
+class EncoderBug(numpy_ref.Transformer):
+    """Base for encoder bugs: ``layer`` replaces the documented encoder layer."""
+
+    def layer(self, p, x, c):
+        raise NotImplementedError
+
+    def encode(self, src_ids, src_mask=None):
+        src = np.asarray(src_ids)
+        x = nets._embed_with_positions(src, self.params["W_E_src"], self.params.get("W_P_src"),
+                                       self.config)
+        for p in self.params["encoder"]:
+            x = self.layer(p, x, self.config)
+        if self.config.norm_placement == "pre":
+            x = _norm(x, self.params["encoder_norm"], self.config.layer_norm_eps)
+        return x
+
+
+class NoResidualTransformer(EncoderBug):
+    """Forgets the residual connections: LN(f(x)) instead of LN(x + f(x))."""
+
+    def layer(self, p, x, c):
+        eps = c.layer_norm_eps
+        attend = numpy_ref.multi_head_attention
+        if c.norm_placement == "post":
+            x = _norm(attend(p["self_attn"], x, x, c.n_heads)[0], p["norm_1"], eps)
+            return _norm(numpy_ref.feed_forward(p["ffn"], x, c.activation), p["norm_2"], eps)
+        h = _norm(x, p["norm_1"], eps)
+        x = attend(p["self_attn"], h, h, c.n_heads)[0]
+        return numpy_ref.feed_forward(p["ffn"], _norm(x, p["norm_2"], eps), c.activation)
+
+
+class SwappedSublayersTransformer(EncoderBug):
+    """Feed-forward first, attention second."""
+
+    def layer(self, p, x, c):
+        eps = c.layer_norm_eps
+        attend = numpy_ref.multi_head_attention
+        if c.norm_placement == "post":
+            x = _norm(x + numpy_ref.feed_forward(p["ffn"], x, c.activation), p["norm_1"], eps)
+            return _norm(x + attend(p["self_attn"], x, x, c.n_heads)[0], p["norm_2"], eps)
+        x = x + numpy_ref.feed_forward(p["ffn"], _norm(x, p["norm_1"], eps), c.activation)
+        h = _norm(x, p["norm_2"], eps)
+        return x + attend(p["self_attn"], h, h, c.n_heads)[0]
+
+
+class DecoderBug(numpy_ref.Transformer):
+    """Base for decoder bugs: the numpy decoder with other masks or memory."""
+
+    def masks(self, T, S):
+        return numpy_ref.causal_mask(T, T), None
+
+    def memory_for(self, y, memory):
+        return memory
+
+    def decode(self, tgt_ids, memory, src_mask=None):
+        tgt = np.asarray(tgt_ids)
+        p, c = self.params, self.config
+        y = nets._embed_with_positions(tgt, p["W_E_tgt"], p.get("W_P_tgt"), c)
+        self_mask, cross_mask = self.masks(tgt.shape[-1], np.shape(memory)[-2])
+        for layer in p["decoder"]:
+            y = nets.decoder_layer(layer, y, self.memory_for(y, memory), c, self_mask, cross_mask)
+        if c.norm_placement == "pre":
+            y = _norm(y, p["decoder_norm"], c.layer_norm_eps)
+        return y
+
+
+class UnmaskedDecoderTransformer(DecoderBug):
+    """No causal mask in the decoder's self-attention: position t sees the future."""
+
+    def masks(self, T, S):
+        return np.ones((T, T), dtype=bool), None
+
+
+class CausalCrossTransformer(DecoderBug):
+    """The causal mask reused for cross-attention: target t sees source tokens <= t only."""
+
+    def masks(self, T, S):
+        return numpy_ref.causal_mask(T, T), np.tril(np.ones((T, S), dtype=bool))
+
+
+class SelfAsCrossTransformer(DecoderBug):
+    """Cross-attention fed the decoder's own states instead of the encoder's memory."""
+
+    def memory_for(self, y, memory):
+        return y
+
+
+class AlwaysSinusoidalTransformer(numpy_ref.Transformer):
+    """Adds sinusoidal positions whatever ``config.positional`` says."""
+
+    def __init__(self, config, params):
+        if config.positional == "none":
+            config = replace(config, positional="sinusoidal")
+        super().__init__(config, params)
+
+
+class WrongAxisProbabilities(numpy_ref.Transformer):
+    """Softmax over the positions instead of the vocabulary."""
+
+    def probabilities(self, src_ids, tgt_ids, temperature=1.0):
+        return numpy_ref.softmax(self.forward(src_ids, tgt_ids), axis=-2, temperature=temperature)
+
+
+class NoStopTransformer(numpy_ref.Transformer):
+    """Greedy decoding that writes past the end token up to max_len."""
+
+    def greedy_decode(self, src_ids, *, max_len):
+        out = [START_ID]
+        memory = self.encode(src_ids)
+        for _ in range(max_len):
+            logits = numpy_ref.unembed(self.decode(np.array(out), memory)[-1],
+                                       *nets._unembedding(self.params, "W_E_tgt"))
+            out.append(int(np.argmax(logits)))
+        return out
+
+
+class TemperatureIgnoringSample(numpy_ref.Transformer):
+    """Sampling that always uses T = 1."""
+
+    def sample(self, src_ids, *, max_len, temperature, seed):
+        return super().sample(src_ids, max_len=max_len, temperature=1.0, seed=seed)
+
+
+class UnmaskedGPT(numpy_ref.GPT):
+    """A decoder-only model without its causal mask."""
+
+    def hidden(self, ids):
+        ids = np.asarray(ids)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c)
+        for b in p["blocks"]:
+            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, None)
+        if c.norm_placement == "pre":
+            x = _norm(x, p["final_norm"], c.layer_norm_eps)
+        return x
+
+
+class CacheIgnoringGPT(numpy_ref.GPT):
+    """A key-value cache that is returned but never read: each piece restarts at position 0."""
+
+    def forward_cached(self, ids, cache=None):
+        length = 0 if cache is None else cache["length"]
+        return self.forward(ids), {"length": length + np.shape(ids)[-1]}
+
+
+class PositionsFromOneGPT(numpy_ref.GPT):
+    """Positions counted from 1 instead of 0 (an off-by-one in the position index)."""
+
+    def hidden(self, ids):
+        ids = np.asarray(ids)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=1)
+        mask = numpy_ref.causal_mask(ids.shape[-1], ids.shape[-1])
+        for b in p["blocks"]:
+            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
+        if c.norm_placement == "pre":
+            x = _norm(x, p["final_norm"], c.layer_norm_eps)
+        return x
+
+
+class LinearOutputMLP(numpy_ref.MLP):
+    """No activation on the output layer."""
+
+    def forward(self, x):
+        zs, activations = super().forward(x)
+        activations[-1] = zs[-1]
+        return zs, activations
+
+
+class UnscaledEmbeddingTransformer(numpy_ref.Transformer):
+    """Ignores ``scale_embeddings`` (no x sqrt(d_model))."""
+
+    def __init__(self, config, params):
+        super().__init__(replace(config, scale_embeddings=False), params)
+
+
+class NeverReversingSeq2Seq(numpy_ref.Seq2Seq):
+    """Ignores ``reverse_source``: always reads the source in order."""
+
+    def __init__(self, config, params):
+        super().__init__(replace(config, reverse_source=False), params)
+
+
+class NoStopSeq2Seq(numpy_ref.Seq2Seq):
+    """Greedy decoding that does not stop at the end-of-sentence token."""
+
+    def greedy_decode(self, src_ids, *, max_len):
+        out = [START_ID]
+        for _ in range(max_len):
+            out.append(int(np.argmax(self.forward(src_ids, np.array(out))[-1])))
+        return out
+
+
+class LeakySeq2Seq(numpy_ref.Seq2Seq):
+    """Without attention, still adds the mean encoder output: a path around the bottleneck."""
+
+    def decoder_outputs(self, src_ids, tgt_ids):
+        out = super().decoder_outputs(src_ids, tgt_ids)
+        if self.config.attention is None:
+            enc, _ = self.encode(src_ids)
+            out = out + enc.mean(axis=-2, keepdims=True)
+        return out
+
+
+class NoOpTrainTransformer(numpy_ref.Transformer):
+    """A training method that returns without updating anything."""
+
+    def train(self, src_ids, tgt_ids, *, epochs, eta, seed):
+        return None
+
+
+BUGS = [
+    ("FFN-FORMULA", "relu-on-output", {"feed_forward": ffn_relu_on_output}),
+    ("FFN-POSITIONWISE", "centred-over-positions", {"feed_forward": ffn_centred_over_positions}),
+    ("RESIDUAL", "no-residual", {"Transformer": NoResidualTransformer}),
+    ("ENC-LAYER", "swapped-sublayers", {"Transformer": SwappedSublayersTransformer}),
+    ("DEC-LAYER", "self-as-cross", {"Transformer": SelfAsCrossTransformer}),
+    ("ENC-PERMUTE", "always-sinusoidal", {"Transformer": AlwaysSinusoidalTransformer}),
+    ("DEC-CAUSAL", "unmasked-decoder", {"Transformer": UnmaskedDecoderTransformer}),
+    ("DEC-AUTOREGRESSIVE", "unmasked-decoder", {"Transformer": UnmaskedDecoderTransformer}),
+    ("DEC-AUTOREGRESSIVE", "cache-ignored", {"GPT": CacheIgnoringGPT}),
+    ("DEC-CROSS-ALL", "causal-cross-attention", {"Transformer": CausalCrossTransformer}),
+    ("OUT-DISTRIBUTION", "softmax-over-positions", {"Transformer": WrongAxisProbabilities}),
+    ("GREEDY", "no-stop-at-end", {"Transformer": NoStopTransformer}),
+    ("GREEDY", "sample-ignores-temperature", {"Transformer": TemperatureIgnoringSample}),
+    ("GPT-NEXT", "unmasked-gpt", {"GPT": UnmaskedGPT}),
+    ("NET-ORACLE", "off-by-one-positions", {"GPT": PositionsFromOneGPT, "MLP": LinearOutputMLP,
+                                            "Transformer": UnscaledEmbeddingTransformer}),
+    ("S2S-REVERSE", "never-reverses", {"Seq2Seq": NeverReversingSeq2Seq}),
+    ("S2S-EOS", "no-stop-at-end", {"Seq2Seq": NoStopSeq2Seq}),
+    ("S2S-BOTTLENECK", "leaks-around-bottleneck", {"Seq2Seq": LeakySeq2Seq}),
+    ("TRAIN-TRANSLATE", "training-does-nothing", {"Transformer": NoOpTrainTransformer}),
+]
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "bug", "overrides"), BUGS, ids=[f"{c}-{b}" for c, b, _ in BUGS]
+)
+def test_clause_rejects_planted_bug(clause_id: str, bug: str, overrides: dict) -> None:
+    # Cheap clauses find these bugs in a few examples; network clauses get the default profile's 10.
+    profile = "quick" if REGISTRY[clause_id].cost == "cheap" else "default"
+    result = run_clause(clause_id, patched("numpy", name=bug, **overrides), profile=profile)
+    assert result.status == "failed", result.message
+
+
+def test_every_clause_has_a_planted_bug() -> None:
+    assert {c for c, _, _ in BUGS} == set(CLAUSES)
+
+
+def test_pad_and_end_ids_are_not_drawn() -> None:
+    """Drawn sentences avoid the reserved ids, so no clause is judged on padding by accident."""
+    assert blocks.FIRST_WORD_ID > max(PAD_ID, END_ID, START_ID)

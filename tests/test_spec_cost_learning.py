@@ -1,0 +1,168 @@
+"""Cost and learning clauses: bundled implementations pass, each clause rejects a realistic bug."""
+
+from __future__ import annotations
+
+import nnspec.spec  # noqa: F401  (registers every clause)
+import numpy as np
+import pytest
+from nnspec.reference import numpy_ref
+from nnspec.spec.clause import REGISTRY
+from nnspec.verify import patched, run_clause
+
+CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "cost_learning")
+CHEAP = [cid for cid in CLAUSES if REGISTRY[cid].cost != "training"]
+
+
+def test_the_topic_declares_the_issue_clauses() -> None:
+    assert set(CLAUSES) == {
+        "MLP-PARAMS", "LINREG-GD", "COST-SQ", "GD-DESCENT", "GD-AVERAGE", "SGD-PARTITION",
+        "LEARN-DIGITS", "LEARN-LABELS",
+    }
+    assert REGISTRY["COST-SQ"].errata, "the sum-vs-mean erratum belongs next to COST-SQ"
+
+
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_numpy_oracle_passes(clause_id: str) -> None:
+    result = run_clause(clause_id, "numpy")
+    assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("clause_id", CHEAP)
+def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
+    result = run_clause(clause_id, f"torch:{device}:{dtype}")
+    assert result.status == "passed", result.message
+
+
+def test_torch_float32_learns_labels_faster(device: str) -> None:
+    # LEARN-DIGITS on torch (30 epochs of SGD) belongs to `nnspec verify`, not to the unit tests.
+    result = run_clause("LEARN-LABELS", f"torch:{device}:float32")
+    assert result.status == "passed", result.message
+
+
+# ------------------------------------------------------------------ planted bugs
+class ArgminPredict(numpy_ref.MLP):
+    """Picks the least activated output neuron."""
+
+    def predict(self, x):
+        return np.argmin(self.forward(x)[1][-1], axis=-1)
+
+
+class LinearOutput(numpy_ref.MLP):
+    """Forgets the sigmoid on the output layer: outputs are the raw weighted sums."""
+
+    def forward(self, x):
+        zs, activations = super().forward(x)
+        activations[-1] = zs[-1]
+        return zs, activations
+
+
+def init_without_first_biases(config, seed=0):
+    """The first hidden layer built without biases (an off-by-one in the layer loop)."""
+    params = numpy_ref.init_params(config, seed)
+    params["layers"][0]["b"] = params["layers"][0]["b"][:0]
+    return params
+
+
+class HalfGradient(numpy_ref.MLP):
+    """Drops the factor 2 of d/da (a - y)^2."""
+
+    def gradients(self, x, y):
+        dW, db = super().gradients(x, y)
+        return [g / 2 for g in dW], [g / 2 for g in db]
+
+
+class SummedGradient(numpy_ref.MLP):
+    """Sums the per-example gradients instead of averaging them."""
+
+    def gradients(self, x, y):
+        dW, db = super().gradients(x, y)
+        n = len(np.atleast_2d(x))
+        return [g * n for g in dW], [g * n for g in db]
+
+
+class AscentGradient(numpy_ref.MLP):
+    """A sign slip: returns the negative gradient, so a descent step climbs."""
+
+    def gradients(self, x, y):
+        dW, db = super().gradients(x, y)
+        return [-g for g in dW], [-g for g in db]
+
+
+class DropsLastExample(numpy_ref.MLP):
+    """``range(0, len(X) - 1, batch_size)``-style slip: the last example is never trained on."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        super().train(X[:-1], Y[:-1], epochs=epochs, batch_size=batch_size, eta=eta, seed=seed)
+
+
+class StepOutsideBatchLoop(numpy_ref.MLP):
+    """An indentation slip: one SGD step per epoch (the last minibatch), not one per batch."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        X, Y = np.asarray(X), np.asarray(Y)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X), batch_size):
+                batch = order[start : start + batch_size]
+            self.sgd_step(X[batch], Y[batch], eta)
+
+
+class ShufflesLabelsSeparately(numpy_ref.MLP):
+    """Shuffles inputs and targets with two different permutations: every label is scrambled."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        X, Y = np.asarray(X), np.asarray(Y)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            x_order, y_order = rng.permutation(len(X)), rng.permutation(len(X))
+            for start in range(0, len(X), batch_size):
+                self.sgd_step(X[x_order[start : start + batch_size]],
+                              Y[y_order[start : start + batch_size]], eta)
+
+
+class MeanSquaredCost(numpy_ref.MLP):
+    """The documents' "mean squared error" taken literally: also averaged over output neurons."""
+
+    def cost(self, x, y):
+        return float(np.mean((self.forward(x)[1][-1] - np.asarray(y)) ** 2))
+
+
+def mean_over_outputs_cost(a, y):
+    return np.mean((np.asarray(a) - np.asarray(y)) ** 2, axis=-1)
+
+
+def absolute_cost(a, y):
+    return np.sum(np.abs(np.asarray(a) - np.asarray(y)), axis=-1)
+
+
+BUGS = [
+    ("MLP-PARAMS", "argmin-predict", {"MLP": ArgminPredict}),
+    ("MLP-PARAMS", "linear-output", {"MLP": LinearOutput}),
+    ("MLP-PARAMS", "missing-biases", {"init_params": init_without_first_biases}),
+    ("LINREG-GD", "half-gradient", {"MLP": HalfGradient}),
+    ("LINREG-GD", "summed-gradient", {"MLP": SummedGradient}),
+    ("COST-SQ", "mean-over-outputs", {"squared_error_cost": mean_over_outputs_cost}),
+    ("COST-SQ", "absolute-error", {"squared_error_cost": absolute_cost}),
+    ("COST-SQ", "mlp-cost-mse", {"MLP": MeanSquaredCost}),
+    ("GD-DESCENT", "ascent", {"MLP": AscentGradient}),
+    ("GD-DESCENT", "half-gradient", {"MLP": HalfGradient}),
+    ("GD-AVERAGE", "summed-gradient", {"MLP": SummedGradient}),
+    ("SGD-PARTITION", "summed-gradient", {"MLP": SummedGradient}),
+    ("SGD-PARTITION", "drops-last-example", {"MLP": DropsLastExample}),
+    ("LEARN-DIGITS", "step-outside-batch-loop", {"MLP": StepOutsideBatchLoop}),
+    ("LEARN-LABELS", "labels-shuffled-separately", {"MLP": ShufflesLabelsSeparately}),
+]
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "bug", "overrides"), BUGS, ids=[f"{c}-{b}" for c, b, _ in BUGS]
+)
+def test_clause_rejects_planted_bug(clause_id: str, bug: str, overrides: dict) -> None:
+    result = run_clause(clause_id, patched("numpy", name=bug, **overrides))
+    assert result.status == "failed", result.message
+
+
+def test_every_clause_has_a_planted_bug() -> None:
+    assert {c for c, _, _ in BUGS} == set(CLAUSES)
