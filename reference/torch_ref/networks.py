@@ -401,6 +401,58 @@ class Transformer:
 
         return self._generate(src_ids, max_len, pick)
 
+    def train(
+        self, src_ids: Any, tgt_ids: Any, *, epochs: int, eta: float, seed: int = 0
+    ) -> list[float]:
+        """Teacher-forced training in place; returns the loss of every epoch.
+
+        Lecture notes, "Transformer as an Autoregressive Model" / "Training": at training time the
+        decoder reads the whole shifted target at once (the causal mask keeps it honest) and every
+        position learns the next token. With ``tgt`` = ``<start> y_1 ... y_n <end> <pad>...``:
+
+            loss = mean over real next tokens t of  -log softmax(forward(src, tgt[:, :-1]))[t, tgt[t+1]]
+
+        minimised by full-batch Adam (Kingma and Ba 2015) with learning rate ``eta``, gradients by
+        autograd. ``seed`` seeds torch's generator; full-batch Adam itself draws nothing.
+        src_ids (N, S), tgt_ids (N, T): padded with PAD_ID.
+        """
+        torch.manual_seed(seed)
+        src = _ids(src_ids, self.device)  # (N, S)
+        tgt = _ids(tgt_ids, self.device)  # (N, T)
+        inputs, targets = tgt[..., :-1], tgt[..., 1:]  # (N, T-1) each
+        real = targets != PAD_ID  # (N, T-1)
+        leaves = _parameter_leaves(self.params)
+        for leaf in leaves:
+            leaf.requires_grad_(True)
+        optimiser = torch.optim.Adam(leaves, lr=eta)
+        losses = []
+        try:
+            for _ in range(epochs):
+                optimiser.zero_grad()
+                logits = self.forward(src, inputs)  # (N, T-1, V)
+                log_p = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+                nll = -log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N, T-1)
+                loss = nll[real].mean()
+                loss.backward()
+                optimiser.step()
+                losses.append(float(loss.detach()))
+        finally:
+            for leaf in leaves:
+                leaf.requires_grad_(False)
+                leaf.grad = None
+        return losses
+
+
+def _parameter_leaves(params: Any) -> list[torch.Tensor]:
+    """Every tensor of a nested parameter dict/list, in a fixed order."""
+    if isinstance(params, torch.Tensor):
+        return [params]
+    if isinstance(params, dict):
+        return [leaf for key in sorted(params) for leaf in _parameter_leaves(params[key])]
+    if isinstance(params, list | tuple):
+        return [leaf for item in params for leaf in _parameter_leaves(item)]
+    return []
+
 
 # ----------------------------------------------------------------------------------------------
 # GPT (decoder-only), with a key/value cache
