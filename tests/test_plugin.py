@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from broken_impls import EXPECTED_FAILURES, TEST_CLAUSES
+from nnspec.report import validate
 
 pytest_plugins = ["pytester"]
 
@@ -113,7 +115,9 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) 
     # the hanging capability is left out: its time-out is tested above, and waiting costs seconds
     args = ["--nnspec-impl=broken_impls:BROKEN", "--nnspec-impl=numpy", CATALOGUE,
             "--nnspec-profile=ci", "-k", "not RELU", "-p", "no:randomly"]
-    serial = project.runpytest(*args, "-n", "0", f"--nnspec-report={tmp_path / 'serial'}")
+    # both in fresh processes: Hypothesis draws constants from the local modules already imported
+    # (nnspec is installed editable), so a run inside this test process could see other examples
+    serial = project.runpytest_subprocess(*args, "-n", "0", f"--nnspec-report={tmp_path / 'serial'}")
     parallel = project.runpytest_subprocess(*args, "-n", "2", f"--nnspec-report={tmp_path / 'parallel'}")
     serial.assert_outcomes(passed=5, failed=3, deselected=2)
     parallel.assert_outcomes(passed=5, failed=3)  # xdist does not count deselections
@@ -128,6 +132,21 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) 
     }
     # deterministic (ci profile, no example database): the same examples, errors and inputs
     assert rows == again
+    # and the reports built from them agree, modulo timings and the worker count
+    reports = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("serial", "parallel")]
+    for report in reports:
+        validate(report)
+        assert report["meta"]["complete"] is True
+    assert reports[0]["summary"] == reports[1]["summary"]
+    assert (reports[0]["meta"]["workers"], reports[1]["meta"]["workers"]) == (0, 2)
+    timeless = [_without_timings((tmp_path / d / "report.md").read_text()) for d in ("serial", "parallel")]
+    assert timeless[0] == timeless[1] and "T-SOFTMAX" in timeless[0]
+
+
+def _without_timings(markdown: str) -> str:
+    """The Markdown report with start time, run duration and per-clause seconds blanked."""
+    markdown = re.sub(r"\d{4}-\d\d-\d\dT[\d:+]+ \([\d.]+ s\)", "TIME", markdown)
+    return re.sub(r"\| [\d.]+ \|$", "| S |", markdown, flags=re.MULTILINE)
 
 
 def test_each_xdist_worker_gets_one_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

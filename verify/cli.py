@@ -5,6 +5,7 @@
     nnspec verify [IMPL ...] [--profile P] [--report DIR] [-n N] [--clause ID] [--seed S]
     nnspec list [--topic T] [--json]
     nnspec show ID
+    nnspec report compare A.json B.json ... -o DIR
     nnspec --version
 
 ``nnspec verify`` runs pytest programmatically with the nnspec plugin on the clauses alone (it
@@ -50,6 +51,9 @@ def _verify(args: argparse.Namespace) -> int:
         argv += [f"--nnspec-catalogue={c}" for c in args.catalogue]
         if args.report:
             argv.append(f"--nnspec-report={Path(args.report).resolve()}")
+        command = ["nnspec", "verify", *impls, "--profile", args.profile, "--seed", str(args.seed)]
+        command += [f"--clause={c}" for c in args.clause]
+        argv.append("--nnspec-command=" + " ".join(command))  # what the report says was run
         if args.time_limit is not None:
             argv.append(f"--nnspec-time-limit={args.time_limit}")
         if args.n is not None:
@@ -130,6 +134,21 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report_compare(args: argparse.Namespace) -> int:
+    import jsonschema
+    from nnspec.report import ReportDirError, write_comparison
+
+    try:
+        written = write_comparison(args.reports, args.output)
+    except (OSError, ValueError, jsonschema.ValidationError, ReportDirError) as exc:
+        problem = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
+        print(f"nnspec report compare: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in written.values():
+        print(path)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnspec",
@@ -148,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: torch = torch:cpu:float32)",
     )
     verify.add_argument("--profile", default="default", help="quick, default, thorough or ci")
-    verify.add_argument("--report", metavar="DIR", help="write results.json to DIR")
+    verify.add_argument("--report", metavar="DIR",
+                        help="write the report (results.json, report.md, report.html) to DIR: a new or "
+                        "empty directory, or an earlier report, which is replaced whole")
     verify.add_argument("-n", metavar="N", help="pytest-xdist workers (a number or auto)")
     verify.add_argument("--clause", action="append", default=[], metavar="ID",
                         help="only these clause ids or globs (repeatable)")
@@ -171,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id")
     show.add_argument("--catalogue", action="append", default=[], help=argparse.SUPPRESS)
     show.set_defaults(run=_show)
+
+    report = sub.add_parser("report", help="work with reports: compare several runs")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    compare = report_sub.add_parser(
+        "compare", help="a clauses x implementations matrix of several reports",
+        description="Put several reports (results.json files or their directories) side by side, "
+        "highlighting the clauses where implementations disagree. Writes compare.md, compare.html "
+        "and compare.json to DIR.",
+    )
+    compare.add_argument("reports", nargs="+", metavar="REPORT", help="results.json or a report directory")
+    compare.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write the comparison")
+    compare.set_defaults(run=_report_compare)
     return parser
 
 

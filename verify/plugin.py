@@ -11,6 +11,11 @@ clause is a failed test saying so. Each test carries its :class:`ClauseResult` a
 property (``nnspec_result``), which pytest-xdist ships to the controller; the controller gathers
 them (:func:`session_results`) for the report writer and the closing summary.
 
+``--nnspec-report=DIR``: at the end of the session the controller writes the conformance report
+(:mod:`nnspec.report`: results.json, report.md, report.html) -- also after Ctrl-C, ``-x`` or a crashed
+worker, marked incomplete, with the selected clauses that never ran listed as skipped. A non-empty
+DIR that nnspec did not write is refused before anything runs; an earlier report is replaced whole.
+
 pytest-xdist: ``-n auto`` and ``--dist loadgroup`` work; results are identical with and without xdist
 (no example database; seeds derive from the profile, ``--nnspec-seed`` and the clause id). With
 several GPUs, each worker ``gwN`` sees one GPU (``CUDA_VISIBLE_DEVICES`` is set to the N-th visible
@@ -19,10 +24,10 @@ device, round robin) before torch initialises CUDA.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,16 @@ class _State:
         self.report_dir: Path | None = None
         self.results: list[dict[str, Any]] = []
         self.started = time.time()
+        # (clause id, implementation name) of every selected clause item, learned from the collection
+        # (serial) or from the workers' collections (xdist); None until known. What a report lists
+        # as skipped when the run ends before they ran.
+        self.selected: list[tuple[str, str]] | None = None
+        self.workers: set[str] = set()
+        # test name -> what went wrong outside the clause (a crashed worker), for items without a result
+        self.crashes: dict[str, str] = {}
+        self.command = ""
+        self.written: dict[str, Path] = {}  # the report's files, by format, once written
+        self.report_problem = ""  # why the report could not be written
 
 
 STATE = pytest.StashKey[_State]()
@@ -81,8 +96,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--nnspec-report", default=None, metavar="DIR",
-        help="write the per-clause results (results.json) to DIR.",
+        help="write the conformance report to DIR: results.json, report.md, report.html. DIR must "
+        "be new, empty, or an earlier nnspec report (which is replaced whole).",
     )
+    group.addoption("--nnspec-command", default="", help=argparse.SUPPRESS)  # set by `nnspec verify`
     group.addoption(
         "--nnspec-catalogue", action="append", default=[], metavar="MODULE[:NAME]",
         help="run the clauses of this module's dict NAME (default CLAUSES) instead of nnspec's.",
@@ -143,9 +160,17 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
     report = config.getoption("nnspec_report")
     if report:
+        from nnspec.report.writers import ReportDirError, check_output_dir
+
         state.report_dir = Path(report)
-        if state.report_dir.exists() and not state.report_dir.is_dir():
-            raise _usage("--nnspec-report", report, "exists and is not a directory; name a directory")
+        if _is_controller(config):
+            try:  # refuse a directory we would mix with or delete, before anything runs
+                check_output_dir(state.report_dir)
+            except ReportDirError as exc:
+                raise _usage("--nnspec-report", report, str(exc)) from None
+    state.command = config.getoption("nnspec_command") or " ".join(
+        ["pytest", *map(str, config.invocation_params.args)]
+    )
 
     if any(n.startswith("torch:cuda") for n in names):
         _assign_gpu()
@@ -271,11 +296,32 @@ class _ResultGatherer:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
+        found = False
         for name, value in report.user_properties:
-            if name == RESULT_PROPERTY:
+            if name == RESULT_PROPERTY and report.when == "call":
                 self.state.results.append(json.loads(value))
+                found = True
+        if not found and report.failed and report.nodeid.startswith("nnspec::"):
+            # no result although the item failed: it crashed outside the clause (xdist reports a
+            # crashed worker's item like this, with when="???"), or its setup broke
+            last = (str(report.longrepr).strip().splitlines() or ["no report"])[-1]
+            self.state.crashes[report.nodeid.split("::", 1)[1]] = last
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.state.selected = [
+            (item.clause.id, item.impl.name) for item in session.items if isinstance(item, ClauseItem)
+        ]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller collects nothing: learn the selection from the workers'."""
+        state = self.state
+        names = {f"{c.id}[{i.name}]": (c.id, i.name) for c in state.clauses for i in state.implementations}
+        ours = [i.split("::", 1)[1] for i in ids if i.startswith("nnspec::")]
+        selected = [names[name] for name in ours if name in names]
+        self.state.workers.add(str(getattr(node, "gateway", node)))
+        if self.state.selected is None:
+            self.state.selected = selected
 
 
 def session_results(config: pytest.Config) -> list[dict[str, Any]]:
@@ -301,30 +347,74 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         text = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items())) or "nothing ran"
         tr.write_line(f"{impl.name}: {text}")
-    if state.report_dir is not None:
-        tr.write_line(f"results written to {state.report_dir / 'results.json'}")
+    if state.written:
+        names = ", ".join(p.name for p in state.written.values())
+        tr.write_line(f"report written to {state.report_dir}: {names}")
+    if state.report_problem:
+        tr.write_line(f"report NOT written: {state.report_problem}", red=True, bold=True)
+
+
+def _completeness(session: pytest.Session, exitstatus: int, state: _State, missing: int) -> str | None:
+    """Why the run is incomplete, or None when every selected clause ran to its end."""
+    reasons = []
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        reasons.append("interrupted (Ctrl-C)")
+    elif exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+        reasons.append("pytest hit an internal error")
+    if session.shouldstop:
+        reasons.append(f"stopped early: {session.shouldstop}")
+    elif session.shouldfail:
+        reasons.append(f"stopped early: {session.shouldfail}")
+    if state.crashes:
+        crashed = [f"{name} ({why})" for name, why in list(state.crashes.items())[:3]]
+        reasons.append(f"{len(state.crashes)} clause run(s) crashed outside the clause (e.g. a worker died): "
+                       + "; ".join(crashed))
+    if state.selected is None and exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        reasons.append("the run ended before the clauses were collected")
+    if missing:
+        reasons.append(f"{missing} selected clause result(s) missing")
+    return "; ".join(reasons) or None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the report (all formats) on the controller, also after Ctrl-C, -x or a crashed worker."""
     config = session.config
     state = config.stash.get(STATE, None)
     if state is None or not state.active or state.report_dir is None or not _is_controller(config):
         return
-    state.report_dir.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "implementations": [
+    from nnspec.report import ReportDirError, build_report, run_metadata, skipped_row, write_report
+
+    clauses = {c.id: c for c in state.clauses}
+    order = {(c.id, i.name): n for n, (c, i) in enumerate(
+        (c, i) for c in state.clauses for i in state.implementations)}
+    rows = {(r["clause_id"], r["implementation"]): r for r in state.results}
+    missing = [key for key in (state.selected or []) if key not in rows]
+    reason = _completeness(session, int(exitstatus), state, len(missing))
+    for clause_id, impl_name in missing:
+        crash = state.crashes.get(f"{clause_id}[{impl_name}]")
+        why = f"no result: it crashed ({crash})" if crash else f"never ran: the run ended first ({reason})"
+        rows[(clause_id, impl_name)] = skipped_row(clauses[clause_id], impl_name, why)
+    ordered = sorted(rows.values(), key=lambda r: order.get((r["clause_id"], r["implementation"]), 1 << 30))
+    meta = run_metadata(
+        implementations=[
             {"name": i.name, "version": i.version, "device": i.device, "dtype": i.dtype,
              "available": i.available, "conventions": i.conventions.differences()}
             for i in state.implementations
         ],
-        "profile": state.profile,
-        "seed": state.seed,
-        "python": sys.version.split()[0],
-        "started": state.started,
-        "duration": time.time() - state.started,
-        "exitstatus": int(exitstatus),
-    }
-    order = {(c.id, i.name): n for n, (c, i) in enumerate(
-        (c, i) for c in state.clauses for i in state.implementations)}
-    rows = sorted(state.results, key=lambda r: order.get((r["clause_id"], r["implementation"]), 1 << 30))
-    (state.report_dir / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+        profile=state.profile,
+        seed=state.seed,
+        started=state.started,
+        finished=time.time(),
+        complete=reason is None,
+        incomplete_reason=reason,
+        exitstatus=int(exitstatus),
+        workers=len(state.workers),
+        command=state.command,
+    )
+    # files this run put into DIR besides the report (--junitxml=DIR/junit.xml) move along with it
+    present = list(state.report_dir.iterdir()) if state.report_dir.is_dir() else []
+    this_run = [p.name for p in present if p.is_file() and p.stat().st_mtime >= state.started]
+    try:
+        state.written = write_report(build_report(ordered, meta), state.report_dir, keep=this_run)
+    except ReportDirError as exc:  # something else wrote into DIR during the run: never mix with it
+        state.report_problem = str(exc)

@@ -1,0 +1,248 @@
+"""Writing reports: JSON, Markdown and one self-contained HTML file, atomically.
+
+Two guarantees, because a report is evidence someone else will read:
+
+* **No half-written file.** Every file is written to a temporary file in the same directory, flushed
+  to disk and moved into place with :func:`os.replace` (atomic on POSIX and Windows).
+* **No mixing of runs.** A report directory is published whole: the new files are written to a
+  fresh sibling directory, which then takes the old one's place (two renames; the old one is deleted
+  after). A directory nnspec did not write -- non-empty and without the ``.nnspec-report`` marker --
+  is never touched: :class:`ReportDirError` is raised before the run starts, so nothing is lost.
+
+Templates are jinja2 (``templates/*.j2``); figures are matplotlib SVG (:mod:`.figures`), inlined.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .model import SCHEMA_VERSION, STATUSES, validate
+
+MARKER = ".nnspec-report"
+REPORT_FILES = {"json": "results.json", "md": "report.md", "html": "report.html"}
+
+
+class ReportDirError(Exception):
+    """The output directory holds files nnspec did not write; refusing to mix or delete them."""
+
+
+# ------------------------------------------------------------------------------------------------
+# files and directories
+# ------------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path | str, text: str) -> Path:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_output_dir(out_dir: Path | str, keep: Iterable[str] = ()) -> Path:
+    """``out_dir`` as a Path if a report may be written there: absent, empty, or written by nnspec
+    (files named in ``keep`` aside: see :func:`publish`).
+
+    Raises :class:`ReportDirError` otherwise. Call it before a run starts, so a mistaken directory is
+    reported at once rather than after an hour of clauses.
+    """
+    out = Path(out_dir)
+    keep = set(keep)
+    if out.exists() and not out.is_dir():
+        raise ReportDirError(f"{out} exists and is not a directory; name a directory")
+    others = [p for p in out.iterdir() if p.name not in keep] if out.is_dir() else []
+    if others and not (out / MARKER).is_file():
+        raise ReportDirError(
+            f"{out} is not empty and was not written by nnspec (no {MARKER} file); refusing to mix a "
+            "report with its files or to delete them: name a new or empty directory"
+        )
+    return out
+
+
+def publish(out_dir: Path | str, files: dict[str, str], kind: str, keep: Iterable[str] = ()) -> dict[str, Path]:
+    """Replace ``out_dir`` by a directory holding exactly ``files`` (name -> text) and the marker.
+
+    The files are written into a temporary sibling directory first; ``out_dir`` (if it exists, it must
+    pass :func:`check_output_dir`) is then swapped out and deleted. Readers see the old report or the
+    new one, never a mixture. ``keep`` names files of ``out_dir`` that belong to the same run and move
+    into the new directory (``pytest --junitxml=DIR/junit.xml --nnspec-report=DIR``). Returns the
+    written paths by name.
+    """
+    keep = [name for name in keep if name not in files and name != MARKER]
+    out = check_output_dir(out_dir, keep).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(stage, 0o777 & ~umask)
+        for name, text in files.items():
+            write_atomic(stage / name, text)
+        for name in keep:
+            if (out / name).is_file():
+                shutil.copy2(out / name, stage / name)
+        marker = {"schema": kind, "files": sorted(files),
+                  "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        write_atomic(stage / MARKER, json.dumps(marker, indent=1) + "\n")
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / "report")
+        os.replace(stage, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return {name: out / name for name in files}
+
+
+# ------------------------------------------------------------------------------------------------
+# rendering
+# ------------------------------------------------------------------------------------------------
+
+
+def _fmt_num(value: float | str | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):  # "inf", "-inf", "nan" (see model.json_safe)
+        return value
+    if value == 0:
+        return "0"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
+
+
+def _md_cell(text: Any) -> str:
+    """Text safe inside one Markdown table cell: no pipes breaking columns, no newlines."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _status_label(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("nnspec.report", "templates"),
+        autoescape=lambda name: name is not None and ".html" in name,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(num=_fmt_num, pct=_fmt_pct, md=_md_cell, status=_status_label)
+    env.globals.update(STATUSES=STATUSES)
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``templates/<template>`` with the report filters (num, pct, md, status)."""
+    return _environment().get_template(template).render(**context)
+
+
+def render_report(report: dict[str, Any], formats: tuple[str, ...] = tuple(REPORT_FILES)) -> dict[str, str]:
+    """The run report in ``formats`` (json, md, html), by format name, as text."""
+    failures = [r for r in report["results"] if r["status"] in ("failed", "error")]
+    topics = sorted({r["topic"] for r in report["results"]})
+    context = {"report": report, "meta": report["meta"], "summary": report["summary"],
+               "rows": report["results"], "failures": failures, "topics": topics}
+    out = {}
+    if "json" in formats:
+        out["json"] = json.dumps(report, indent=1, allow_nan=False) + "\n"
+    if "md" in formats:
+        out["md"] = render("report.md.j2", **context)
+    if "html" in formats:
+        from .figures import report_figures  # matplotlib: imported only when a picture is drawn
+
+        out["html"] = render("report.html.j2", figures=report_figures(report), **context)
+    return out
+
+
+def write_report(
+    report: dict[str, Any], out_dir: Path | str, formats: tuple[str, ...] = ("json", "md", "html"),
+    keep: Iterable[str] = (),
+) -> dict[str, Path]:
+    """Validate ``report`` against the schema and publish it to ``out_dir`` in ``formats``
+    (``keep``: files of the same run already in ``out_dir``, see :func:`publish`).
+
+    Returns ``{format: path}``. The JSON is ``results.json`` (the name the plugin always used),
+    the others ``report.md`` and ``report.html``.
+    """
+    unknown = set(formats) - set(REPORT_FILES)
+    if unknown:
+        raise ValueError(f"unknown report formats {sorted(unknown)}; use {sorted(REPORT_FILES)}")
+    check_output_dir(out_dir, keep)  # before the rendering: a refused directory costs nothing
+    validate(report)
+    texts = render_report(report, formats)
+    paths = publish(out_dir, {REPORT_FILES[f]: texts[f] for f in formats}, SCHEMA_VERSION, keep)
+    return {f: paths[REPORT_FILES[f]] for f in formats}
+
+
+# ------------------------------------------------------------------------------------------------
+# the kill matrix (mutant x clause), from verify/mutants.py
+# ------------------------------------------------------------------------------------------------
+
+KILL_MATRIX_SCHEMA = "nnspec-kill-matrix/1"
+
+
+def _kill_rate_percent(rate: float) -> float:
+    # the mutation runner gives a fraction; accept a percentage too
+    return 100.0 * rate if rate <= 1.0 else rate
+
+
+def write_kill_matrix(data: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
+    """Publish a kill matrix (``nnspec-kill-matrix/1``) as ``kill_matrix.md``, ``kill_matrix.html``
+    and the data itself as ``kill_matrix.json``. Returns ``{"md", "html", "json": path}``.
+
+    A cell is *killed* when the clause failed on the mutant. A mutant with an ``expected`` clause
+    that did not kill it is flagged: the catalogue claims to catch that mistake and does not.
+    """
+    check_output_dir(out_dir)
+    validate(data, "kill_matrix.schema.json")
+    mutants = []
+    for m in data["mutants"]:
+        killed_by = [c for c, cell in m["cells"].items() if cell["status"] == "failed"]
+        missed = [c for c in m["expected"] if m["cells"].get(c, {}).get("status") != "failed"]
+        mutants.append({**m, "killed": bool(killed_by), "killed_by": killed_by, "missed": missed})
+    # the clauses that say something about some mutant get a column; the others are listed
+    columns = [c for c in data["clauses"]
+               if any(c in m["expected"] or m["cells"].get(c, {}).get("status") in ("failed", "error")
+                      for m in data["mutants"])]
+    silent = [c for c in data["clauses"] if c not in columns]
+    context = {"data": data, "mutants": mutants, "columns": columns, "silent": silent,
+               "kill_rate": _kill_rate_percent(data["summary"]["kill_rate"]),
+               "survivors": [m for m in mutants if not m["killed"]]}
+    files = {
+        "kill_matrix.json": json.dumps(data, indent=1, allow_nan=False) + "\n",
+        "kill_matrix.md": render("kill_matrix.md.j2", **context),
+        "kill_matrix.html": render("kill_matrix.html.j2", **context),
+    }
+    paths = publish(out_dir, files, KILL_MATRIX_SCHEMA)
+    return {"json": paths["kill_matrix.json"], "md": paths["kill_matrix.md"], "html": paths["kill_matrix.html"]}
+

@@ -1,0 +1,302 @@
+"""Reports in-process: the schema, the summaries, the three formats, the figures, the output
+directory rules, comparisons and the kill matrix. Rows come from real clause runs (the engine's
+:func:`run_clause`) so every status a report can hold is produced the way a run produces it."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+from broken_impls import BROKEN, TEST_CLAUSES, TEST_SOURCE
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from nnspec.reference import numpy_ref
+from nnspec.report import (
+    MARKER,
+    ReportDirError,
+    build_report,
+    compare_reports,
+    load_report,
+    run_metadata,
+    skipped_row,
+    validate,
+    write_kill_matrix,
+    write_report,
+)
+from nnspec.report.figures import attention_heatmap, parse_preview
+from nnspec.spec.clause import Clause
+from nnspec.verify import patched
+from nnspec.verify.check import summarise
+from nnspec.verify.cli import main
+from nnspec.verify.runner import run_clause
+
+
+def _clause_raises(impl: Any, ck: Any) -> None:
+    raise ValueError("a bug in the clause itself")
+
+
+BROKEN_CLAUSE = Clause(id="T-BROKEN-CLAUSE", statement="A clause whose property has a bug.",
+                       source=TEST_SOURCE, needs=("softmax",), prop=_clause_raises, topic="engine-selftest")
+
+
+def _sdpa_ignoring_the_mask(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: Any = None) -> Any:
+    return numpy_ref.scaled_dot_product_attention(q, k, v, None)
+
+
+NO_MASK = patched("numpy", name="no-mask", scaled_dot_product_attention=_sdpa_ignoring_the_mask)
+NO_SOFTMAX = patched("numpy", name="no-softmax", softmax=None)
+
+
+def _meta(names: list[str], *, complete: bool = True, reason: str | None = None) -> dict[str, Any]:
+    now = time.time()
+    return run_metadata(
+        implementations=[{"name": n, "version": "test", "device": "cpu", "dtype": "float64",
+                          "available": True, "conventions": {}} for n in names],
+        profile="quick", seed=0, started=now - 1.0, finished=now, complete=complete,
+        incomplete_reason=reason,
+    )
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    """passed, failed (three ways, one of them an attention clause), error and not applicable."""
+    runs = [
+        ("T-SOFTMAX", "numpy"), ("T-SIGMOID", "numpy"),
+        ("T-SOFTMAX", BROKEN), ("T-LAYERNORM", BROKEN), ("T-SIGMOID", BROKEN),
+        (BROKEN_CLAUSE, "numpy"), ("T-SOFTMAX", NO_SOFTMAX),
+        ("ATT-MASK-ZERO", NO_MASK),
+    ]
+    out = []
+    for clause, impl in runs:
+        clause = TEST_CLAUSES.get(clause, clause) if isinstance(clause, str) else clause
+        out.append(run_clause(clause, impl, profile="quick").to_dict())
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    skipped = skipped_row(TEST_CLAUSES["T-RELU"], "numpy", "never ran: interrupted")
+    return build_report([*rows, skipped], _meta(["numpy", "broken", "no-softmax", "no-mask"]))
+
+
+@pytest.fixture(scope="module")
+def written(report: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_report(report, tmp_path_factory.mktemp("report") / "out")
+
+
+def test_every_status_is_produced_and_validates(report: dict[str, Any], written: dict[str, Path]) -> None:
+    statuses = {r["status"] for r in report["results"]}
+    assert statuses == {"passed", "failed", "error", "not_applicable", "skipped"}
+    on_disk = json.loads(written["json"].read_text())
+    validate(on_disk)
+    assert on_disk == json.loads(json.dumps(report))
+
+
+def test_summary_counts_and_conformance(report: dict[str, Any]) -> None:
+    s = report["summary"]
+    assert s["counts"] == {"passed": 2, "failed": 4, "error": 1, "not_applicable": 1, "skipped": 1}
+    # conformance = passed / (passed + failed + error): N/A and skipped count for nothing
+    assert s["applicable"] == 7 and s["conformance"] == pytest.approx(100 * 2 / 7)
+    assert s["by_implementation"]["broken"]["conformance"] == 0.0
+    assert s["by_implementation"]["no-softmax"]["conformance"] is None
+    assert s["by_topic"]["attention"]["counts"]["failed"] == 1
+    assert sum(t["total"] for t in s["by_topic"].values()) == s["total"] == 9
+
+
+def test_failure_rows_carry_counterexample_and_reproduce(report: dict[str, Any]) -> None:
+    failed = [r for r in report["results"] if r["status"] == "failed"]
+    for r in failed:
+        assert r["reproduce"].startswith(f"nnspec verify {r['implementation']} --clause {r['clause_id']}")
+    mask = next(r for r in failed if r["clause_id"] == "ATT-MASK-ZERO")
+    assert "q = array(" in mask["counterexample"] and mask["examples_to_failure"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("results", 0, "status"), "green"), (("meta", "complete"), "yes"), (("schema",), "nnspec-report/0"),
+     (("summary", "counts", "passed"), -1)],
+)
+def test_the_schema_rejects_broken_reports(report: dict[str, Any], path: tuple, value: Any) -> None:
+    bad = json.loads(json.dumps(report))
+    target = bad
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
+
+
+def test_the_schema_requires_a_reason_when_incomplete(report: dict[str, Any]) -> None:
+    bad = json.loads(json.dumps(report))
+    bad["meta"]["complete"] = False
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
+    bad["meta"]["incomplete_reason"] = "interrupted (Ctrl-C)"
+    validate(bad)
+
+
+def test_markdown_and_html_contain_every_clause(report: dict[str, Any], written: dict[str, Path]) -> None:
+    md, html = written["md"].read_text(), written["html"].read_text()
+    for r in report["results"]:
+        assert f"| {r['clause_id']} | {r['implementation']} | {r['status'].replace('_', ' ')} |" in md
+        assert f'data-status="{r["status"]}" data-topic="{r["topic"]}" data-impl="{r["implementation"]}"' in html
+        assert r["statement"].replace("'", "&#39;") in html
+    assert "**Conformance 28.6%**" in md
+    assert md.count("<details>") == 5  # the four failures and the error
+    assert "T-SOFTMAX [broken] failed" in html and "reproduce" in html
+
+
+def test_html_is_self_contained_with_its_figures(written: dict[str, Path]) -> None:
+    html = written["html"].read_text()
+    # no external resource of any kind: no src/href to a URL, no @import, no url(http...)
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "@import" not in html and "url(http" not in html
+    for figure in ("fig-error", "fig-topics", "fig-attention", "fig-pe"):
+        assert re.search(rf'<figure id="{figure}">\s*<svg', html), figure
+    assert "<title>nnspec conformance report: numpy, broken, no-softmax, no-mask</title>" in html
+
+
+def test_incomplete_reports_say_so(rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    report = build_report(rows[:2], _meta(["numpy"], complete=False, reason="interrupted (Ctrl-C)"))
+    paths = write_report(report, tmp_path / "r")
+    assert "**Incomplete run**: interrupted (Ctrl-C)" in paths["md"].read_text()
+    assert 'id="incomplete"' in paths["html"].read_text()
+    assert json.loads(paths["json"].read_text())["meta"]["complete"] is False
+
+
+@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=3).filter(lambda s: np.prod(s) <= 6),
+                  elements=st.floats(-100, 100, width=32).map(lambda x: round(x, 2))).filter(lambda a: a.size))
+def test_counterexample_previews_parse_back(x: np.ndarray) -> None:
+    label, parsed = parse_preview(f"q = {summarise(x)}")
+    assert label == "q" and parsed.shape == x.shape
+    np.testing.assert_allclose(parsed, x, rtol=1e-3, atol=1e-3)  # previews keep 4 significant digits
+
+
+def test_truncated_previews_are_not_guessed() -> None:
+    assert parse_preview(f"q = {summarise(np.arange(12.0).reshape(3, 4))}") is None
+    assert parse_preview("n_q = 3") is None
+    mask = parse_preview(f"mask = {summarise(np.array([[True, False]]))}")
+    assert mask is not None and mask[1].dtype == bool and mask[1].tolist() == [[True, False]]
+
+
+def test_attention_heatmap_needs_the_whole_input() -> None:
+    row = {"clause_id": "ATT-X", "implementation": "x",
+           "counterexample": "q = array(1, 1) float64 [0.]\nk = array(2, 1) float64 [0., 1.]\n"
+                             "mask = array(1, 2) bool [ True, False]"}
+    svg = attention_heatmap(row)
+    assert svg is not None and svg.startswith("<svg") and "masked" in svg and "1.00" in svg
+    row["counterexample"] = "q = array(1, 1) float64 [0.]"
+    assert attention_heatmap(row) is None
+
+
+# ------------------------------------------------------------------------------------------------
+# the output directory
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_foreign_directory_is_refused_and_left_alone(report: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ReportDirError, match="not written by nnspec"):
+        write_report(report, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_an_earlier_report_is_replaced_whole(report: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    write_report(report, out)
+    (out / "stale.txt").write_text("from the earlier run")
+    write_report(report, out, formats=("json",))
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no staging or old directory left
+
+
+def test_cli_refuses_a_foreign_report_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "thesis.tex").write_text("")
+    code = main(["verify", "numpy", "--profile", "quick", "--report", str(tmp_path),
+                 "--catalogue", "broken_impls:TEST_CLAUSES"])
+    assert code == 2
+    assert "not written by nnspec" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# comparison and kill matrix
+# ------------------------------------------------------------------------------------------------
+
+
+def test_compare_highlights_disagreements(rows: list[dict[str, Any]], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    good = [r for r in rows if r["implementation"] == "numpy" and r["clause_id"].startswith("T-S")]
+    bad = [r for r in rows if r["implementation"] == "broken"]
+    write_report(build_report(good, _meta(["numpy"])), tmp_path / "a", formats=("json",))
+    write_report(build_report(bad, _meta(["broken"])), tmp_path / "b", formats=("json",))
+    data = compare_reports([load_report(tmp_path / "a"), load_report(tmp_path / "b" / "results.json")])
+    assert data["disagreements"] == ["T-SOFTMAX", "T-SIGMOID"]
+    assert [c["key"] for c in data["columns"]] == ["numpy", "broken"]
+    layer_norm = next(r for r in data["rows"] if r["clause_id"] == "T-LAYERNORM")
+    assert not layer_norm["disagree"] and set(layer_norm["cells"]) == {"broken"}
+
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "c")]) == 0
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "**2 clause(s) where they disagree**: T-SOFTMAX, T-SIGMOID" in md
+    assert "| ⚠ **T-SOFTMAX** | pass | **FAIL** |" in md
+    html = (tmp_path / "c" / "compare.html").read_text()
+    assert html.count('class="disagree"') == 2 and "T-LAYERNORM" in html
+    # a file that is not a report is a usage error, not a traceback
+    (tmp_path / "x.json").write_text('{"results": []}')
+    assert main(["report", "compare", str(tmp_path / "x.json"), "-o", str(tmp_path / "d")]) == 2
+    assert "nnspec report compare:" in capsys.readouterr().err
+
+
+KILL_MATRIX = {
+    "schema": "nnspec-kill-matrix/1", "profile": "quick", "seed": 0,
+    "clauses": ["SM-SUM", "SM-SHIFT", "ATT-MASK-ZERO", "LN-MEAN"],
+    "mutants": [
+        {"id": "softmax-no-shift", "models": "softmax without subtracting the row max (overflows)",
+         "target": "softmax", "expected": ["SM-SHIFT"],
+         "cells": {"SM-SUM": {"status": "passed", "examples_to_failure": None},
+                   "SM-SHIFT": {"status": "failed", "examples_to_failure": 4},
+                   "ATT-MASK-ZERO": {"status": "failed", "examples_to_failure": 9},
+                   "LN-MEAN": {"status": "not_applicable", "examples_to_failure": None}}},
+        {"id": "mask-inverted", "models": "mask polarity flipped (True = masked)",
+         "target": "scaled_dot_product_attention", "expected": ["ATT-MASK-ZERO"],
+         "cells": {"SM-SUM": {"status": "passed", "examples_to_failure": None},
+                   "SM-SHIFT": {"status": "passed", "examples_to_failure": None},
+                   "ATT-MASK-ZERO": {"status": "passed", "examples_to_failure": None},
+                   "LN-MEAN": {"status": "error", "examples_to_failure": None}}},
+    ],
+    "summary": {"kill_rate": 0.5, "median_examples_to_kill": 4.0,
+                "slowest": {"mutant": "softmax-no-shift", "examples": 4}},
+}
+
+
+def test_kill_matrix_renders_kills_survivors_and_misses(tmp_path: Path) -> None:
+    paths = write_kill_matrix(KILL_MATRIX, tmp_path / "km")
+    md, html = paths["md"].read_text(), paths["html"].read_text()
+    assert json.loads(paths["json"].read_text()) == KILL_MATRIX
+    assert "**Kill rate 50.0%**" in md and "**Survivors** (no clause caught them): `mask-inverted`" in md
+    assert ("| `softmax-no-shift` | softmax without subtracting the row max (overflows) "
+            "| SM-SHIFT, ATT-MASK-ZERO | - |") in md
+    assert "| `mask-inverted` | mask polarity flipped (True = masked) | **nothing** | ATT-MASK-ZERO |" in md
+    assert "| `softmax-no-shift` | **K 4** | K 9 | n/a |" in md
+    assert "| `mask-inverted` | · | **missed (·)** | err |" in md
+    assert "expected to kill none (1): SM-SUM." in md
+    assert 'title="ATT-MASK-ZERO should kill mask-inverted">missed</td>' in html
+    assert 'title="softmax-no-shift killed by SM-SHIFT">4</td>' in html
+    assert 'id="kill-rate">50.0%' in html
+    for clause in KILL_MATRIX["clauses"]:
+        assert clause in md and clause in html
+
+
+def test_kill_matrix_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    bad = json.loads(json.dumps(KILL_MATRIX))
+    bad["mutants"][0]["cells"]["SM-SUM"]["status"] = "killed"
+    with pytest.raises(jsonschema.ValidationError):
+        write_kill_matrix(bad, tmp_path / "km")
+    assert not (tmp_path / "km").exists()
