@@ -1,0 +1,137 @@
+"""The planted-fault catalogue: every mutant is rejected by the clauses it names, for the right reason.
+
+A catch by an unrelated crash does not count: a failure whose message says the implementation
+raised or hung (``is_crash``) says nothing about the planted fault, unless the mutant models a crash.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from nnspec.verify import patched, run_clause
+from nnspec.verify.catalogue import installed
+from nnspec.verify.mutants import (
+    CATALOGUE,
+    MUTANTS,
+    SCHEMA,
+    Mutant,
+    is_crash,
+    kill_matrix,
+    main,
+    relevant_clauses,
+)
+
+CAUGHT = [(m.id, cid) for m in MUTANTS for cid in m.expected]
+SURVIVORS = [m.id for m in MUTANTS if not m.expected]
+TORCH_MUTANTS = {m.id for m in MUTANTS if m.base.startswith("torch")}
+
+
+def test_catalogue_covers_the_issue() -> None:
+    assert len(MUTANTS) >= 30
+    assert len(CATALOGUE) == len(MUTANTS), "mutant ids must be unique"
+    clauses = installed()
+    capabilities = {"GPT", "MLP", "Transformer", "Seq2Seq"}
+    for m in MUTANTS:
+        assert m.models and "\n" not in m.models, m.id
+        assert m.target, m.id
+        assert set(m.expected) <= set(clauses), f"{m.id}: unknown clause in {m.expected}"
+        # every expected clause actually calls something the mutant replaced
+        for cid in m.expected:
+            needs = {n.partition(".")[0] for n in clauses[cid].needs}
+            assert needs & (set(m.target) | capabilities), (m.id, cid)
+        assert bool(m.expected) != bool(m.survives), f"{m.id}: expected clauses xor a survives note"
+
+
+@pytest.mark.parametrize(("mutant_id", "clause_id"), [c for c in CAUGHT if c[0] not in TORCH_MUTANTS],
+                         ids=[f"{m}-{c}" for m, c in CAUGHT if m not in TORCH_MUTANTS])
+def test_expected_clause_rejects_mutant(mutant_id: str, clause_id: str) -> None:
+    mutant = CATALOGUE[mutant_id]
+    result = run_clause(clause_id, mutant.implementation(), profile="quick", seed=0, shrink=False)
+    assert result.status == "failed", f"{mutant_id} survived {clause_id}: {result.message}"
+    assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
+    assert result.examples_to_failure is not None and result.examples_to_failure >= 1
+
+
+@pytest.mark.parametrize(("mutant_id", "clause_id"), [c for c in CAUGHT if c[0] in TORCH_MUTANTS],
+                         ids=[f"{m}-{c}" for m, c in CAUGHT if m in TORCH_MUTANTS])
+def test_expected_clause_rejects_torch_mutant(mutant_id: str, clause_id: str, device: str) -> None:
+    mutant = CATALOGUE[mutant_id]
+    impl = mutant.implementation(f"torch:{device}:float64")
+    assert impl.device == device
+    result = run_clause(clause_id, impl, profile="quick", seed=0, shrink=False)
+    assert result.status == "failed", f"{mutant_id} survived {clause_id}: {result.message}"
+    assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
+
+
+@pytest.mark.parametrize("mutant_id", SURVIVORS)
+def test_documented_survivor_still_survives(mutant_id: str) -> None:
+    # A survivor is a known gap of the catalogue. When a clause starts catching it, this fails:
+    # move the clause into the mutant's ``expected`` and drop its ``survives`` note.
+    mutant = CATALOGUE[mutant_id]
+    impl = mutant.implementation()
+    for cid in relevant_clauses(mutant, list(installed())):
+        result = run_clause(cid, impl, profile="quick", seed=0, shrink=False)
+        assert result.status != "failed", f"{cid} now catches {mutant_id}: update the catalogue"
+
+
+def test_is_crash_tells_a_crash_from_a_property() -> None:
+    def raising_softmax(x, axis=-1, temperature=1.0):
+        raise RuntimeError("kernel missing")
+
+    crashing = Mutant("raises", "softmax raises", ("softmax",), ("SM-SUM",),
+                      lambda base: patched(base, name="raises", softmax=raising_softmax))
+    crash = run_clause("SM-SUM", crashing.implementation(), profile="quick", shrink=False)
+    assert crash.status == "failed" and is_crash(crash.message)
+    wrong = run_clause("SM-TEMP", CATALOGUE["softmax-temperature-multiplied"].implementation(),
+                       profile="quick", shrink=False)
+    assert wrong.status == "failed" and not is_crash(wrong.message)
+
+
+def test_kill_matrix_shape_json_and_exit_code(tmp_path, capsys) -> None:
+    chosen = ["sdpa-no-scaling", "layer-norm-no-affine", "causal-mask-hides-diagonal"]
+    clauses = ["ATT-SCALE", "ATT-CAUSAL", "LN-AFFINE", "LN-STATS", "SM-SUM"]
+    data = kill_matrix(mutants=chosen, clauses=clauses)
+    assert set(data) == {"schema", "profile", "seed", "clauses", "mutants", "summary"}
+    assert data["schema"] == SCHEMA and data["profile"] == "quick" and data["seed"] == 0
+    assert data["clauses"] == clauses
+    rows = {r["id"]: r for r in data["mutants"]}
+    assert list(rows) == chosen
+    for row in data["mutants"]:
+        assert set(row) == {"id", "models", "target", "expected", "cells"}
+        assert set(row["cells"]) == set(clauses)
+        for cell in row["cells"].values():
+            assert set(cell) == {"status", "examples_to_failure"}
+            assert (cell["examples_to_failure"] is not None) == (cell["status"] == "failed")
+    assert rows["sdpa-no-scaling"]["cells"]["ATT-SCALE"]["status"] == "failed"
+    # SM-SUM does not use scaled_dot_product_attention: not run on that mutant
+    assert rows["sdpa-no-scaling"]["cells"]["SM-SUM"]["status"] == "not_applicable"
+    assert rows["layer-norm-no-affine"]["cells"]["LN-STATS"]["status"] == "passed"
+    assert rows["causal-mask-hides-diagonal"]["cells"]["ATT-CAUSAL"]["status"] == "passed"
+    summary = data["summary"]
+    assert summary["kill_rate"] == pytest.approx(2 / 3)
+    assert summary["slowest"]["mutant"] in chosen[:2]
+    assert summary["median_examples_to_kill"] >= 1
+    json.dumps(data)  # JSON-ready
+
+    out = tmp_path / "km.json"
+    assert main(["--mutant", "sdpa-no-scaling", "--mutant", "layer-norm-no-affine",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "sdpa-no-scaling" in printed and "ATT-SCALE" in printed
+    assert json.loads(out.read_text())["schema"] == SCHEMA
+    assert main(["--mutant", "no-such-mutant"]) == 2
+
+
+def test_main_renders_the_report_and_fails_on_a_missed_kill(tmp_path, monkeypatch) -> None:
+    import nnspec.report
+
+    if not hasattr(nnspec.report, "write_kill_matrix"):
+        pytest.skip("this nnspec.report has no write_kill_matrix")
+    assert main(["--mutant", "padding-mask-inverted", "--report", str(tmp_path / "km")]) == 0
+    assert (tmp_path / "km" / "kill_matrix.html").is_file()
+    # A catalogue claim that does not hold makes the command fail.
+    wrong = Mutant("claims-too-much", "padding mask inverted, claimed caught by SM-SUM",
+                   ("padding_mask",), ("SM-SUM",), CATALOGUE["padding-mask-inverted"].build)
+    monkeypatch.setitem(CATALOGUE, wrong.id, wrong)
+    assert main(["--mutant", wrong.id]) == 1

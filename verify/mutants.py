@@ -1,0 +1,934 @@
+"""Planted faults: a catalogue of realistic bugs, and the kill matrix that shows which clause finds each.
+
+A verification suite is worth the bugs it catches. Each :class:`Mutant` is the reference
+implementation with one small, realistic mistake planted through :func:`~nnspec.verify.patched`,
+exactly the way a user plugs in their own code. Every mistake here has shipped in real attention and
+transformer code (frameworks, model hubs, tutorials), usually unnoticed because training still
+"worked". ``expected`` names the clauses that must reject the mutant; a catch by an unrelated
+crash does not count (see :func:`is_crash`).
+
+Run the catalogue::
+
+    python -m nnspec.verify.mutants --profile quick            # the kill matrix as a table
+    python -m nnspec.verify.mutants --mutant sdpa-no-scaling --json km.json
+
+or from Python: ``kill_matrix(mutants=["sdpa-no-scaling"])`` returns the JSON dict
+(schema ``nnspec-kill-matrix/1``) that :func:`nnspec.report.write_kill_matrix` renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from nnspec.reference import numpy_ref
+from nnspec.reference.numpy_ref import networks as nets
+
+from .implementations import Implementation, patched
+
+SCHEMA = "nnspec-kill-matrix/1"
+START_ID, END_ID = 2, 3  # the vocabulary's <start> and <end> (reference/vocabulary.py)
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted fault.
+
+    ``models`` says in one line which real mistake it reproduces; ``target`` the capabilities it
+    replaces; ``expected`` the clauses that must reject it. ``build(base)`` returns the faulty
+    :class:`Implementation` on top of ``base`` (mutants that need a base-specific feature, such as
+    torch's KV cache, pin their own ``base``). ``crash`` marks a mutant whose fault *is* a crash or
+    a non-finite result, so a catch through one counts. ``survives`` explains a mutant no clause can
+    catch yet (then ``expected`` is empty).
+    """
+
+    id: str
+    models: str
+    target: tuple[str, ...]
+    expected: tuple[str, ...]
+    build: Callable[[str], Implementation]
+    base: str = "numpy"
+    crash: bool = False
+    survives: str = ""
+
+    def implementation(self, base: str | None = None) -> Implementation:
+        """The faulty implementation on ``base`` (default: the mutant's own base)."""
+        return self.build(base or self.base)
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _linear(x: np.ndarray, W: Any, b: Any | None) -> np.ndarray:
+    y = x @ _f64(W).T
+    return y if b is None else y + _f64(b)
+
+
+# ------------------------------------------------------------------------------------------------
+# Softmax
+# ------------------------------------------------------------------------------------------------
+
+
+def softmax_first_axis(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """Normalises over axis 0 (the batch) whatever ``axis`` asks: a hard-coded ``dim=0``."""
+    z = _f64(x) / temperature
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def softmax_no_max_shift(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """The textbook formula without subtracting the max: e^x overflows for logits above ~709."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        # softmax(x)_j = e^(x_j/T) / sum_k e^(x_k/T)
+        e = np.exp(_f64(x) / temperature)
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_temperature_multiplied(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """``logits * T`` instead of ``logits / T``: high temperature sharpens instead of flattening."""
+    return numpy_ref.softmax(_f64(x) * temperature, axis=axis)
+
+
+# ------------------------------------------------------------------------------------------------
+# Scaled dot-product attention and masks
+# ------------------------------------------------------------------------------------------------
+
+
+def _attention(
+    q: Any, k: Any, v: Any, mask: Any | None, *, scale: Callable[[int], float], after: bool = False,
+    invert: bool = False, nan_rows: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Attention with one knob per planted fault (the reference sets masked scores to -inf)."""
+    q, k, v = _f64(q), _f64(k), _f64(v)
+    scores = q @ np.swapaxes(k, -1, -2) * scale(q.shape[-1])  # (..., n_q, n_k)
+    keep = None if mask is None else np.asarray(mask, dtype=bool)
+    if keep is not None and invert:
+        keep = ~keep
+    if keep is not None and not after:
+        scores = np.where(keep, scores, -np.inf)
+    with np.errstate(invalid="ignore"):
+        m = scores.max(axis=-1, keepdims=True)
+        if not nan_rows:
+            m = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(scores - m)  # an all -inf row with m = -inf: exp(nan) = nan
+        weights = e / e.sum(axis=-1, keepdims=True)
+        if not nan_rows:
+            weights = np.nan_to_num(weights, nan=0.0)
+    if keep is not None and after:
+        weights = np.where(keep, weights, 0.0)  # zeroed after the softmax, rows no longer sum to 1
+    return weights @ v, weights
+
+
+def _standard_scale(d_k: int) -> float:
+    return 1.0 / math.sqrt(d_k)
+
+
+def sdpa_no_scaling(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(q k^T) v: the 1/sqrt(d_k) factor forgotten."""
+    return _attention(q, k, v, mask, scale=lambda d_k: 1.0)
+
+
+def sdpa_scale_by_d_k(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(q k^T / d_k) v: divided by d_k instead of its square root."""
+    return _attention(q, k, v, mask, scale=lambda d_k: 1.0 / d_k)
+
+
+def sdpa_mask_inverted(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reads True as "masked" (nn.MultiheadAttention's attn_mask) instead of "may attend"."""
+    return _attention(q, k, v, mask, scale=_standard_scale, invert=True)
+
+
+def sdpa_mask_after_softmax(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Multiplies the weights by the mask after the softmax: zeroed but not renormalised."""
+    return _attention(q, k, v, mask, scale=_standard_scale, after=True)
+
+
+def sdpa_fully_masked_nan(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The naive -inf softmax: a query row with every key masked becomes 0/0 = NaN."""
+    return _attention(q, k, v, mask, scale=_standard_scale, nan_rows=True)
+
+
+def sdpa_softmax_over_queries(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(scores, dim=-2): each key's weights normalised over the queries, not each query's
+    over the keys."""
+    q, k, v = _f64(q), _f64(k), _f64(v)
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])  # (..., n_q, n_k)
+    if mask is not None:
+        scores = np.where(np.asarray(mask, dtype=bool), scores, -np.inf)
+    weights = numpy_ref.softmax(scores, axis=-2)  # should be axis=-1
+    return weights @ v, weights
+
+
+def causal_mask_inverted(n_queries: int, n_keys: int, **_: Any) -> np.ndarray:
+    """``triu(ones, k=1)``: the True = masked causal mask (nn.Transformer's
+    generate_square_subsequent_mask as a bool) returned where True must mean may attend."""
+    offset = n_keys - n_queries
+    return np.triu(np.ones((n_queries, n_keys), dtype=bool), k=offset + 1)
+
+
+def causal_mask_strict(n_queries: int, n_keys: int, **_: Any) -> np.ndarray:
+    """``j < i`` instead of ``j <= i`` (``triu(k=0)`` where ``k=1`` was meant): hides the diagonal."""
+    offset = n_keys - n_queries
+    i = np.arange(n_queries)[:, None]
+    j = np.arange(n_keys)[None, :]
+    return j < i + offset
+
+
+def causal_mask_top_left(n_queries: int, n_keys: int, **_: Any) -> np.ndarray:
+    """``tril(ones(n_q, n_k))``: aligned top-left, wrong for cached decoding (queries are the last)."""
+    return np.tril(np.ones((n_queries, n_keys), dtype=bool))
+
+
+def padding_mask_inverted(token_ids: Any, pad_id: int) -> np.ndarray:
+    """True on the padding (``ids == pad``, HF's "is padding" convention) instead of on real tokens."""
+    return (np.asarray(token_ids) == pad_id)[..., None, :]
+
+
+# ------------------------------------------------------------------------------------------------
+# Multi-head attention
+# ------------------------------------------------------------------------------------------------
+
+
+def _mha(
+    params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None, *, split_ok: bool, merge_ok: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    x_q, x_kv = _f64(x_q), _f64(x_kv)
+    d_model = x_q.shape[-1]
+    d_head = d_model // n_heads
+
+    def split(x: np.ndarray) -> np.ndarray:
+        *lead, T, _ = x.shape
+        if split_ok:
+            return np.swapaxes(x.reshape(*lead, T, n_heads, d_head), -2, -3)  # (..., nh, T, dh)
+        return x.reshape(*lead, n_heads, T, d_head)  # no transpose: heads mix positions
+
+    q = split(_linear(x_q, params["W_q"], params.get("b_q")))
+    k = split(_linear(x_kv, params["W_k"], params.get("b_k")))
+    v = split(_linear(x_kv, params["W_v"], params.get("b_v")))
+    heads, weights = numpy_ref.scaled_dot_product_attention(q, k, v, mask)  # (..., nh, n_q, dh)
+    if merge_ok:
+        concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], heads.shape[-2], d_model)
+    else:
+        concat = heads.reshape(*heads.shape[:-3], heads.shape[-2], d_model)  # no transpose
+    return _linear(concat, params["W_o"], params.get("b_o")), weights
+
+
+def mha_split_without_transpose(params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None):
+    """Splits heads with ``view(B, nh, T, hs)`` instead of ``view(B, T, nh, hs).transpose(1, 2)``."""
+    return _mha(params, x_q, x_kv, n_heads, mask, split_ok=False, merge_ok=True)
+
+
+def mha_merge_without_transpose(params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None):
+    """Merges heads with ``view(B, T, C)`` straight from (B, nh, T, hs), skipping the transpose."""
+    return _mha(params, x_q, x_kv, n_heads, mask, split_ok=True, merge_ok=False)
+
+
+def dot_attention_scaled(s: Any, h: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Luong's dot score with the Transformer's 1/sqrt(d) carried over: e_j = s.h_j / sqrt(d)."""
+    s = _f64(s)
+    return numpy_ref.dot_attention(s / math.sqrt(s.shape[-1]), h, mask)
+
+
+# ------------------------------------------------------------------------------------------------
+# Positional encoding
+# ------------------------------------------------------------------------------------------------
+
+
+def pe_concatenated(n_positions: int, d_model: int, **_: Any) -> np.ndarray:
+    """[sin | cos] in two halves (tensor2tensor's layout) instead of interleaved sin, cos columns."""
+    n_sin = (d_model + 1) // 2
+    i = np.arange(n_sin)
+    pos = np.arange(n_positions)[:, None]
+    angles = pos / 10000.0 ** (2 * i / d_model)  # (n_positions, n_sin)
+    return np.concatenate([np.sin(angles), np.cos(angles[:, : d_model - n_sin])], axis=-1)
+
+
+def pe_exponent_i_over_d(n_positions: int, d_model: int, **_: Any) -> np.ndarray:
+    """pos / 10000^(i/d_model) with i the column index, instead of 2i/d_model with i the pair index."""
+    column = np.arange(d_model)
+    pos = np.arange(n_positions)[:, None]
+    pair = column // 2
+    angles = pos / 10000.0 ** (pair / d_model)  # should be 2 * pair / d_model
+    return np.where(column % 2 == 0, np.sin(angles), np.cos(angles))
+
+
+# ------------------------------------------------------------------------------------------------
+# Normalisation and the feed-forward
+# ------------------------------------------------------------------------------------------------
+
+
+def layer_norm_unbiased(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """``x.var(ddof=1)`` (torch.var's default) where layer norm uses the biased variance."""
+    x = _f64(x)
+    var = x.var(axis=-1, ddof=1, keepdims=True) if x.shape[-1] > 1 else np.zeros_like(x)
+    return _f64(gamma) * (x - x.mean(-1, keepdims=True)) / np.sqrt(var + eps) + _f64(beta)
+
+
+def layer_norm_wrong_axis(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """Statistics over axis 0 (the batch, as batch norm) instead of over each vector's features."""
+    x = _f64(x)
+    mean = x.mean(axis=0, keepdims=True)
+    var = x.var(axis=0, keepdims=True)
+    return _f64(gamma) * (x - mean) / np.sqrt(var + eps) + _f64(beta)
+
+
+def layer_norm_no_affine(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """Normalises and forgets the learned gain gamma and bias beta (elementwise_affine lost)."""
+    x = _f64(x)
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+
+
+def batch_norm_per_example(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """Batch norm with the layer norm's axis: statistics over each example's features."""
+    return numpy_ref.layer_norm(x, gamma, beta, eps)
+
+
+def ffn_without_activation(params: Params, x: Any, activation: str | None = "relu") -> np.ndarray:
+    """W_2 (W_1 x + b_1) + b_2: the nonlinearity between the two linear maps dropped."""
+    hidden = _linear(_f64(x), params["W_1"], params.get("b_1"))
+    return _linear(hidden, params["W_2"], params.get("b_2"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Activations, the cost and backpropagation
+# ------------------------------------------------------------------------------------------------
+
+
+def sigmoid_prime_as_sigma(z: Any) -> np.ndarray:
+    """sigma'(z) written as sigma(z) instead of sigma(z) (1 - sigma(z))."""
+    return numpy_ref.sigmoid(z)
+
+
+def squared_error_mean(a: Any, y: Any) -> np.ndarray:
+    """Mean over the output neurons (mse_loss's default) where the pinned cost sums them."""
+    return np.mean((_f64(a) - _f64(y)) ** 2, axis=-1)
+
+
+class SigmaAsDerivativeMLP(numpy_ref.MLP):
+    """Backpropagation that multiplies by sigma(z) where sigma'(z) = sigma(z)(1 - sigma(z)) belongs."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(config, params)
+        if config.activation == "sigmoid":
+            self.sigma_prime = numpy_ref.sigmoid
+
+
+class _BackpropMLP(numpy_ref.MLP):
+    """Backpropagation as in the reference, with the batch reduction of the gradients overridable."""
+
+    def reduce_dW(self, dW_sum: np.ndarray, n: int) -> np.ndarray:
+        return dW_sum / n
+
+    def reduce_db(self, delta: np.ndarray) -> np.ndarray:
+        return delta.mean(axis=0)
+
+    def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        x = np.atleast_2d(_f64(x))  # (N, n_0)
+        y = np.atleast_2d(_f64(y))  # (N, n_L)
+        n = x.shape[0]
+        zs, activations = self.forward(x)
+        layers = self.params["layers"]
+        dW: list[np.ndarray] = [np.empty(0)] * len(layers)
+        db: list[np.ndarray] = [np.empty(0)] * len(layers)
+        # delta(L) = 2 (a(L) - y) * sigma'(z(L))
+        delta = 2.0 * (activations[-1] - y) * self.sigma_prime(zs[-1])  # (N, n_L)
+        for l in range(len(layers) - 1, -1, -1):
+            dW[l] = self.reduce_dW(delta.T @ activations[l], n)  # (n_l, n_{l-1})
+            db[l] = self.reduce_db(delta)  # (n_l,)
+            if l > 0:
+                # delta(l-1) = W(l)^T delta(l) * sigma'(z(l-1))
+                delta = (delta @ layers[l]["W"]) * self.sigma_prime(zs[l - 1])
+        return dW, db
+
+
+class BiasGradientLastExampleMLP(_BackpropMLP):
+    """dC/db taken from the last example's delta (a loop variable left over) instead of the batch."""
+
+    def reduce_db(self, delta: np.ndarray) -> np.ndarray:
+        return delta[-1]
+
+
+class SummedGradientMLP(_BackpropMLP):
+    """The minibatch gradient summed over the examples instead of averaged (eta silently x N)."""
+
+    def reduce_dW(self, dW_sum: np.ndarray, n: int) -> np.ndarray:
+        return dW_sum
+
+    def reduce_db(self, delta: np.ndarray) -> np.ndarray:
+        return delta.sum(axis=0)
+
+
+def lstm_cell_ifog(params: Params, x: Any, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Gates unpacked as i, f, o, g (Keras/TF order) from weights stacked i, f, g, o (torch order)."""
+    x, h, c = _f64(x), _f64(h), _f64(c)
+    gates = _linear(x, params["W_ih"], params.get("b_ih")) + _linear(h, params["W_hh"], params.get("b_hh"))
+    i, f, o, g = np.split(gates, 4, axis=-1)  # should be i, f, g, o
+    c_new = numpy_ref.sigmoid(f) * c + numpy_ref.sigmoid(i) * np.tanh(g)
+    h_new = numpy_ref.sigmoid(o) * np.tanh(c_new)
+    return h_new, c_new
+
+
+# ------------------------------------------------------------------------------------------------
+# Transformer blocks
+# ------------------------------------------------------------------------------------------------
+
+
+def _norm(x: np.ndarray, p: Params, eps: float) -> np.ndarray:
+    return numpy_ref.layer_norm(x, p["gamma"], p["beta"], eps)
+
+
+def _heads(mask: np.ndarray | None) -> np.ndarray | None:
+    return None if mask is None else np.asarray(mask, dtype=bool)[..., None, :, :]
+
+
+class _MutableTransformer(numpy_ref.Transformer):
+    """The reference Transformer with each sub-layer's wrapping spelled out, so that one mutant
+    changes one thing: ``residual`` (x + Sublayer), ``placement`` (None = as the config declares),
+    ``cross_causal`` (a causal mask on cross-attention) or ``dropout`` (active at evaluation)."""
+
+    residual = True
+    placement: str | None = None
+    cross_causal = False
+    dropout = 0.0
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(config, params)
+        self._rng = np.random.default_rng(0)
+
+    def _drop(self, x: np.ndarray) -> np.ndarray:
+        if not self.dropout:
+            return x
+        keep = self._rng.random(x.shape) >= self.dropout
+        return x * keep / (1.0 - self.dropout)
+
+    def _sublayer(self, x: np.ndarray, norm: Params, sublayer: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        eps = self.config.layer_norm_eps
+        placement = self.placement or self.config.norm_placement
+        skip = x if self.residual else 0.0
+        if placement == "post":
+            # x = LN(x + Dropout(Sublayer(x)))
+            return _norm(skip + self._drop(sublayer(x)), norm, eps)
+        # x = x + Dropout(Sublayer(LN(x)))
+        return skip + self._drop(sublayer(_norm(x, norm, eps)))
+
+    def encode(self, src_ids: Any, src_mask: np.ndarray | None = None) -> np.ndarray:
+        src = nets._ids(src_ids)
+        if src_mask is None:
+            src_mask = numpy_ref.padding_mask(src, nets.PAD_ID)  # (..., 1, S)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(src, p["W_E_src"], p.get("W_P_src"), c)  # (..., S, d_model)
+        mask = _heads(src_mask)
+        for layer in p["encoder"]:
+            x = self._sublayer(x, layer["norm_1"], lambda h, a=layer["self_attn"]:
+                               numpy_ref.multi_head_attention(a, h, h, c.n_heads, mask)[0])
+            x = self._sublayer(x, layer["norm_2"], lambda h, f=layer["ffn"]:
+                               numpy_ref.feed_forward(f, h, c.activation))
+        if c.norm_placement == "pre":
+            x = _norm(x, p["encoder_norm"], c.layer_norm_eps)
+        return x
+
+    def decode(self, tgt_ids: Any, memory: np.ndarray, src_mask: np.ndarray | None = None) -> np.ndarray:
+        tgt = nets._ids(tgt_ids)
+        memory = _f64(memory)
+        p, c = self.params, self.config
+        y = nets._embed_with_positions(tgt, p["W_E_tgt"], p.get("W_P_tgt"), c)  # (..., T, d_model)
+        T, S = tgt.shape[-1], memory.shape[-2]
+        self_mask = _heads(numpy_ref.causal_mask(T, T))
+        # the bug: the decoder's causal_mask (bottom-right aligned) built for the memory too
+        cross_mask = numpy_ref.causal_mask(T, S) if self.cross_causal else src_mask
+        cross_mask = _heads(cross_mask)
+        for layer in p["decoder"]:
+            y = self._sublayer(y, layer["norm_1"], lambda h, a=layer["self_attn"]:
+                               numpy_ref.multi_head_attention(a, h, h, c.n_heads, self_mask)[0])
+            y = self._sublayer(y, layer["norm_2"], lambda h, a=layer["cross_attn"]:
+                               numpy_ref.multi_head_attention(a, h, memory, c.n_heads, cross_mask)[0])
+            y = self._sublayer(y, layer["norm_3"], lambda h, f=layer["ffn"]:
+                               numpy_ref.feed_forward(f, h, c.activation))
+        if c.norm_placement == "pre":
+            y = _norm(y, p["decoder_norm"], c.layer_norm_eps)
+        return y
+
+
+class NoResidualTransformer(_MutableTransformer):
+    """Sub-layers without the ``x +`` skip connection: LN(Sublayer(x))."""
+
+    residual = False
+
+
+class PreLNTransformer(_MutableTransformer):
+    """Always pre-LN (GPT-2 code reused) even where the config declares post-LN (Vaswani et al.)."""
+
+    placement = "pre"
+
+
+class CausalCrossAttentionTransformer(_MutableTransformer):
+    """The decoder's causal mask applied to cross-attention too: target t reads only the sources
+    at or before its own (bottom-right aligned) position."""
+
+    cross_causal = True
+
+
+class DropoutInEvalTransformer(_MutableTransformer):
+    """Dropout (p = 0.1) left active at evaluation: the model.eval() call forgotten."""
+
+    dropout = 0.1
+
+
+class UnscaledEmbeddingTransformer(numpy_ref.Transformer):
+    """Ignores ``scale_embeddings``: the x sqrt(d_model) on the embeddings forgotten."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(replace(config, scale_embeddings=False), params)
+
+
+class NoStopTransformer(numpy_ref.Transformer):
+    """Greedy decoding that keeps writing after the end token, up to ``max_len``."""
+
+    def _generate(self, src_ids: Any, max_len: int, pick: Callable[[np.ndarray], int]) -> list[int]:
+        src = nets._ids(src_ids)
+        src_mask = numpy_ref.padding_mask(src, nets.PAD_ID)
+        memory = self.encode(src, src_mask)
+        W_U, b_U = nets._unembedding(self.params, "W_E_tgt")
+        out = [START_ID]
+        for _ in range(max_len):
+            out.append(pick(numpy_ref.unembed(self.decode(np.array(out), memory, src_mask)[-1], W_U, b_U)))
+        return out
+
+
+class UnmaskedGPT(numpy_ref.GPT):
+    """A decoder-only model whose self-attention has no causal mask: it reads the future."""
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        ids = nets._ids(ids)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c)  # (..., T, d_model)
+        for b in p["blocks"]:
+            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, None)
+        if c.norm_placement == "pre":
+            x = _norm(x, p["final_norm"], c.layer_norm_eps)
+        return x
+
+
+class NeverReversingSeq2Seq(numpy_ref.Seq2Seq):
+    """Ignores ``reverse_source`` (Sutskever et al.'s reversed input): reads the source in order."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(replace(config, reverse_source=False), params)
+
+
+def _kv_cache_restarting_gpt(device: str, dtype: str) -> Callable:
+    """torch_ref's GPT whose ``forward_cached`` places every new piece at positions 0, 1, ...
+    instead of continuing from the cache length (the position offset forgotten)."""
+    from nnspec.reference import torch_ref
+    from nnspec.reference.torch_ref import networks as tnets
+
+    from .implementations import _torch_network_class
+
+    class RestartingPositionsGPT(torch_ref.GPT):
+        def forward_cached(self, ids: Any, cache: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+            ids = tnets._ids(ids, self.device)
+            p, c = self.params, self.config
+            start = 0 if cache is None else int(cache["length"])
+            x = tnets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=0)  # should be start
+            eps = c.layer_norm_eps
+            new_layers = []
+            for i, block in enumerate(p["blocks"]):
+                layer_cache = None if cache is None else cache["layers"][i]
+                n1, n2 = block["norm_1"], block["norm_2"]
+                if c.norm_placement == "post":
+                    a, kv = tnets._cached_attention(block["attn"], x, c.n_heads, layer_cache)
+                    x = tnets.layer_norm(x + a, n1["gamma"], n1["beta"], eps)
+                    x = tnets.layer_norm(x + tnets.feed_forward(block["ffn"], x, c.activation),
+                                         n2["gamma"], n2["beta"], eps)
+                else:
+                    h = tnets.layer_norm(x, n1["gamma"], n1["beta"], eps)
+                    a, kv = tnets._cached_attention(block["attn"], h, c.n_heads, layer_cache)
+                    x = x + a
+                    h = tnets.layer_norm(x, n2["gamma"], n2["beta"], eps)
+                    x = x + tnets.feed_forward(block["ffn"], h, c.activation)
+                new_layers.append(kv)
+            if c.norm_placement == "pre":
+                x = tnets.layer_norm(x, p["final_norm"]["gamma"], p["final_norm"]["beta"], eps)
+            W_U, b_U = tnets._unembedding(p, "W_E")
+            return tnets.unembed(x, W_U, b_U), {"length": start + ids.shape[-1], "layers": new_layers}
+
+    return _torch_network_class(RestartingPositionsGPT, device, dtype)
+
+
+def _build_kv_cache(base: str) -> Implementation:
+    """Only torch_ref has a KV cache: on a torch base keep its device and dtype, else use
+    torch:cpu:float64 (the oracle's precision)."""
+    from .implementations import load_implementation
+
+    impl = load_implementation(base if base.startswith("torch") else "torch:cpu:float64")
+    return patched(impl, name="kv-cache-restarts-positions",
+                   GPT=_kv_cache_restarting_gpt(impl.device, impl.dtype))
+
+
+# ------------------------------------------------------------------------------------------------
+# The catalogue
+# ------------------------------------------------------------------------------------------------
+
+
+def _m(
+    id: str, models: str, expected: tuple[str, ...], *, crash: bool = False, survives: str = "",
+    **overrides: Any,
+) -> Mutant:
+    def build(base: str) -> Implementation:
+        return patched(base, name=id, **overrides)
+
+    return Mutant(id, models, tuple(overrides), expected, build, crash=crash, survives=survives)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    # softmax
+    _m("softmax-wrong-axis", "softmax over a hard-coded axis 0 (dim=0) instead of the requested axis",
+       ("SM-SUM", "SM-FORMULA"), softmax=softmax_first_axis),
+    _m("softmax-no-max-shift", "softmax as exp(x)/sum exp(x) without subtracting the max: overflows "
+       "to inf/NaN at large logits", ("SM-SHIFT",), crash=True, softmax=softmax_no_max_shift),
+    _m("softmax-temperature-multiplied", "temperature applied as logits * T instead of logits / T",
+       ("SM-TEMP",), softmax=softmax_temperature_multiplied),
+    # attention
+    _m("sdpa-no-scaling", "attention scores q k^T without the 1/sqrt(d_k) factor",
+       ("ATT-SCALE", "ATT-WORKED-EXAMPLE"), scaled_dot_product_attention=sdpa_no_scaling),
+    _m("sdpa-scale-by-d-k", "attention scores divided by d_k instead of sqrt(d_k)",
+       ("ATT-SCALE", "ATT-WORKED-EXAMPLE"), scaled_dot_product_attention=sdpa_scale_by_d_k),
+    _m("mask-polarity-inverted", "a boolean mask read as True = masked (nn.MultiheadAttention's "
+       "attn_mask) where True = may attend", ("ATT-MASK-ZERO", "ATT-CAUSAL"),
+       scaled_dot_product_attention=sdpa_mask_inverted),
+    _m("mask-after-softmax", "mask multiplied into the weights after the softmax: masked entries "
+       "zeroed but rows not renormalised", ("ATT-MASK-RENORM",),
+       scaled_dot_product_attention=sdpa_mask_after_softmax),
+    _m("fully-masked-row-nan", "a query row with every key masked goes through softmax(-inf...) = "
+       "0/0 and returns NaN", ("ATT-FULLY-MASKED",), crash=True,
+       scaled_dot_product_attention=sdpa_fully_masked_nan),
+    _m("attention-softmax-over-queries", "attention weights softmaxed over the query axis "
+       "(dim=-2) instead of the key axis", ("ATT-ROWS-SUM", "ATT-ORACLE"),
+       scaled_dot_product_attention=sdpa_softmax_over_queries),
+    _m("causal-mask-inverted", "causal mask built as triu(k=1), the True = masked convention, "
+       "where True must mean may attend", ("ATT-CAUSAL",), causal_mask=causal_mask_inverted),
+    _m("causal-mask-hides-diagonal", "causal mask built with j < i (triu offset off by one): a "
+       "position cannot attend to itself", (), causal_mask=causal_mask_strict,
+       survives="ATT-CAUSAL checks causality and cached-decoding consistency, both of which a "
+       "mask hiding the diagonal also satisfies (and DEC-CAUSAL/GPT-NEXT go through the "
+       "networks, which do not call causal_mask); it needs causal_mask(n_q, n_k) compared with "
+       "the bottom-right lower triangle j <= n_k - n_q + i, diagonal included"),
+    _m("causal-mask-top-left", "causal mask tril(ones(n_q, n_k)) aligned top-left: wrong when "
+       "queries are the last positions of a longer key sequence (cached decoding)", ("ATT-CAUSAL",),
+       causal_mask=causal_mask_top_left),
+    _m("padding-mask-inverted", "padding mask True on the pad tokens (an 'is padding' mask) where "
+       "True must mean a real token", ("ATT-PADDING",), padding_mask=padding_mask_inverted),
+    _m("heads-split-without-transpose", "heads split with view(B, nh, T, hs) instead of "
+       "view(B, T, nh, hs).transpose(1, 2)", ("MHA-CONCAT", "ATT-ORACLE"),
+       multi_head_attention=mha_split_without_transpose),
+    _m("heads-merged-without-transpose", "heads merged with view(B, T, C) straight from "
+       "(B, nh, T, hs), the transpose back forgotten", ("MHA-CONCAT", "ATT-ORACLE"),
+       multi_head_attention=mha_merge_without_transpose),
+    _m("luong-dot-scaled", "Luong's dot score divided by sqrt(d), the Transformer's scaling carried "
+       "into dot attention", ("DOT-ATT",), dot_attention=dot_attention_scaled),
+    # positions
+    _m("pe-concatenated-halves", "sinusoidal encoding laid out as [sin | cos] halves "
+       "(tensor2tensor) instead of interleaved sin/cos columns", ("PE-FORMULA", "PE-TABLE"),
+       positional_encoding=pe_concatenated),
+    _m("pe-exponent-i-over-d", "frequency exponent i/d_model instead of 2i/d_model",
+       ("PE-FORMULA", "PE-TABLE"), positional_encoding=pe_exponent_i_over_d),
+    # normalisation and feed-forward
+    _m("layer-norm-unbiased-variance", "layer norm with the unbiased variance (torch.var's ddof=1 "
+       "default) instead of the biased one", ("LN-STATS",), layer_norm=layer_norm_unbiased),
+    _m("layer-norm-wrong-axis", "layer norm statistics over the batch axis instead of each "
+       "vector's features", ("LN-STATS", "LN-INDEPENDENT"), layer_norm=layer_norm_wrong_axis),
+    _m("layer-norm-no-affine", "layer norm without its learned gain gamma and bias beta",
+       ("LN-AFFINE",), layer_norm=layer_norm_no_affine),
+    _m("batch-norm-per-example", "batch norm that normalises each example over its own features "
+       "(layer norm's axis)", ("BN-STATS", "BN-DEPENDENT"), batch_norm=batch_norm_per_example),
+    _m("ffn-without-activation", "position-wise feed-forward with the nonlinearity between W_1 and "
+       "W_2 dropped", ("FFN-FORMULA",), feed_forward=ffn_without_activation),
+    # blocks and networks
+    _m("missing-residual", "sub-layers without the residual connection: LN(Sublayer(x))",
+       ("RESIDUAL", "ENC-LAYER"), Transformer=NoResidualTransformer),
+    _m("pre-ln-where-post-ln-declared", "pre-LN blocks (GPT-2 code) where the config declares "
+       "post-LN (Vaswani et al.)", ("ENC-LAYER", "DEC-LAYER"), Transformer=PreLNTransformer),
+    _m("cross-attention-causal-mask", "the decoder's causal mask also passed to cross-attention",
+       ("DEC-CROSS-ALL",), Transformer=CausalCrossAttentionTransformer),
+    _m("dropout-in-eval", "dropout (p = 0.1) still active at evaluation: model.eval() forgotten",
+       ("ENC-LAYER", "DEC-LAYER"), Transformer=DropoutInEvalTransformer),
+    _m("embeddings-not-scaled", "token embeddings not multiplied by sqrt(d_model) although the "
+       "config asks for it", ("PE-ADDED", "DEC-LAYER"), Transformer=UnscaledEmbeddingTransformer),
+    _m("greedy-ignores-end-token", "greedy decoding that keeps generating after the end token",
+       ("GREEDY",), Transformer=NoStopTransformer),
+    _m("gpt-without-causal-mask", "decoder-only self-attention without its causal mask: "
+       "position t reads tokens after t", ("GPT-NEXT", "DEC-AUTOREGRESSIVE"), GPT=UnmaskedGPT),
+    Mutant("kv-cache-restarts-positions", "KV-cache decoding that restarts the positions of each "
+           "new piece at 0 instead of continuing from the cache length", ("GPT",),
+           ("DEC-AUTOREGRESSIVE",), _build_kv_cache, base="torch:cpu:float64"),
+    _m("seq2seq-source-not-reversed", "reverse_source ignored: the source read in order",
+       ("S2S-REVERSE",), Seq2Seq=NeverReversingSeq2Seq),
+    _m("lstm-gate-order-ifog", "LSTM gates unpacked i, f, o, g (Keras order) from weights stacked "
+       "i, f, g, o (torch order)", ("LSTM-CELL",), lstm_cell=lstm_cell_ifog),
+    # activations, cost, backpropagation
+    _m("sigmoid-prime-as-sigma", "sigmoid derivative written as sigma(z) instead of "
+       "sigma(z)(1 - sigma(z))", ("ACT-SIGMOID",), sigmoid_prime=sigmoid_prime_as_sigma),
+    _m("backprop-sigma-as-derivative", "backpropagation multiplying by sigma(z) where sigma'(z) "
+       "belongs", ("BP-CHAIN-1", "BP-FULL"), MLP=SigmaAsDerivativeMLP),
+    _m("bias-gradient-not-summed", "dC/db taken from one example's delta (a loop variable left "
+       "over) instead of reduced over the batch", ("GD-AVERAGE",), MLP=BiasGradientLastExampleMLP),
+    _m("minibatch-gradient-summed", "the minibatch gradient summed over the examples instead of "
+       "averaged", ("GD-AVERAGE",), MLP=SummedGradientMLP),
+    _m("cost-mean-over-outputs", "squared-error cost averaged over output neurons (mse_loss) "
+       "where the documents sum them", ("COST-SQ",), squared_error_cost=squared_error_mean),
+)
+
+CATALOGUE: dict[str, Mutant] = {m.id: m for m in MUTANTS}
+
+
+# ------------------------------------------------------------------------------------------------
+# Running it
+# ------------------------------------------------------------------------------------------------
+
+CRASH_MARKERS = ("but should be a result (the clause only passes valid inputs)", "timed out after")
+
+
+def is_crash(message: str) -> bool:
+    """True when a failure message reports that the implementation raised or hung, rather than
+    that a clause's property did not hold: such a catch says nothing about the planted fault."""
+    return any(marker in message for marker in CRASH_MARKERS)
+
+
+def get_mutant(mutant_id: str) -> Mutant:
+    try:
+        return CATALOGUE[mutant_id]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(mutant_id, list(CATALOGUE), n=3)
+        raise KeyError(f"unknown mutant {mutant_id!r}" + (f"; did you mean {close}?" if close else "")) from None
+
+
+def relevant_clauses(mutant: Mutant, clause_ids: Iterable[str]) -> list[str]:
+    """The clauses that call one of the mutant's replaced capabilities (a need ``GPT.forward_cached``
+    counts for ``GPT``), plus the expected ones."""
+    from .runner import get_clause
+
+    out = []
+    for cid in clause_ids:
+        needs = {n.partition(".")[0] for n in get_clause(cid).needs}
+        if needs & set(mutant.target) or cid in mutant.expected:
+            out.append(cid)
+    return out
+
+
+def _counting(clause: Any) -> tuple[Any, dict[str, int | None]]:
+    """``clause`` with a property that counts examples up to the first real failure.
+
+    The runner's ``examples_to_failure`` also counts an example Hypothesis abandoned (``StopTest``
+    when a draw overruns its buffer, an unsatisfied assumption) as a failure, even on a clause that
+    then passes; this count skips those, so examples-to-kill is the example that exposed the bug.
+    """
+    from dataclasses import replace as replace_field
+
+    from hypothesis.errors import StopTest, UnsatisfiedAssumption
+
+    count: dict[str, int | None] = {"examples": 0, "first_failure": None}
+    prop = clause.prop
+
+    def counted(impl: Any, ck: Any) -> None:
+        count["examples"] = (count["examples"] or 0) + 1
+        try:
+            prop(impl, ck)
+        except (StopTest, UnsatisfiedAssumption):
+            raise
+        except BaseException:
+            if count["first_failure"] is None:
+                count["first_failure"] = count["examples"]
+            raise
+
+    return replace_field(clause, prop=counted), count
+
+
+def kill_matrix(
+    *,
+    mutants: Iterable[str | Mutant] | None = None,
+    clauses: Iterable[str] | None = None,
+    profile: str = "quick",
+    seed: int = 0,
+    base: str = "numpy",
+    shrink: bool = False,
+    all_clauses: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run each mutant against the clauses that use its replaced capabilities (every clause in
+    ``clauses`` when ``all_clauses``) and return the ``nnspec-kill-matrix/1`` dict.
+
+    ``clauses`` defaults to the installed catalogue. A cell of a clause not run on a mutant (it does
+    not touch the replaced capabilities) is ``not_applicable``. ``kill_rate`` is the fraction of
+    mutants rejected by at least one clause; examples-to-kill of a mutant is the fewest examples
+    any clause needed.
+    """
+    from .catalogue import installed
+    from .runner import get_clause, run_clause
+
+    chosen = [m if isinstance(m, Mutant) else get_mutant(m) for m in (MUTANTS if mutants is None else mutants)]
+    clause_ids = list(clauses) if clauses is not None else list(installed())
+    rows = []
+    for mutant in chosen:
+        impl = mutant.implementation(base)
+        run = set(clause_ids if all_clauses else relevant_clauses(mutant, clause_ids))
+        cells: dict[str, dict[str, Any]] = {}
+        for cid in clause_ids:
+            if cid not in run:
+                cells[cid] = {"status": "not_applicable", "examples_to_failure": None}
+                continue
+            counted, count = _counting(get_clause(cid))
+            result = run_clause(counted, impl, profile=profile, seed=seed, shrink=shrink)
+            to_failure = count["first_failure"] if result.status == "failed" else None
+            if result.status == "failed" and to_failure is None:  # a time-out outside any example
+                to_failure = result.examples or None
+            cells[cid] = {"status": result.status, "examples_to_failure": to_failure}
+            if progress is not None:
+                progress(f"{mutant.id} x {cid}: {result.status}")
+        rows.append({
+            "id": mutant.id,
+            "models": mutant.models,
+            "target": ", ".join(mutant.target),
+            "expected": list(mutant.expected),
+            "cells": cells,
+        })
+    return {
+        "schema": SCHEMA,
+        "profile": profile,
+        "seed": seed,
+        "clauses": clause_ids,
+        "mutants": rows,
+        "summary": summarise(rows),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The matrix's ``summary``: a mutant is killed when any clause rejects it, after the fewest
+    examples any clause needed; the slowest is the killed mutant that needed the most."""
+    kills = []
+    for row in rows:
+        to_kill = [c["examples_to_failure"] for c in row["cells"].values()
+                   if c["status"] == "failed" and c["examples_to_failure"] is not None]
+        kills.append((row["id"], min(to_kill) if to_kill else None))
+    killed = [(mid, n) for mid, n in kills if n is not None]
+    slowest = max(killed, key=lambda k: k[1], default=None)
+    return {
+        "kill_rate": len(killed) / len(kills) if kills else 0.0,
+        "median_examples_to_kill": float(statistics.median(n for _, n in killed)) if killed else None,
+        "slowest": {"mutant": slowest[0], "examples": slowest[1]} if slowest else None,
+    }
+
+
+def expected_kills_hold(data: dict[str, Any]) -> list[str]:
+    """The problems with a kill matrix: a mutant one of its expected clauses did not reject."""
+    problems = []
+    for row in data["mutants"]:
+        for cid in row["expected"]:
+            cell = row["cells"].get(cid)
+            if cell is None or cell["status"] != "failed":
+                status = "not run" if cell is None else cell["status"]
+                problems.append(f"{row['id']}: expected {cid} to fail, it {status}")
+        documented = CATALOGUE[row["id"]].survives if row["id"] in CATALOGUE else ""
+        if not row["expected"] and not documented and not any(
+            c["status"] == "failed" for c in row["cells"].values()
+        ):
+            problems.append(f"{row['id']}: survives every clause")
+    return problems
+
+
+def format_table(data: dict[str, Any]) -> str:
+    """Mutant x clause: examples to the first failure, '.' passed, '-' not run, 'E' clause error;
+    '*' marks an expected clause; ``kill`` is the fewest examples any clause needed (LIVE: none
+    caught it). Only clauses run on some mutant are shown, numbered, with a legend below."""
+    shown = [c for c in data["clauses"]
+             if any(r["cells"][c]["status"] != "not_applicable" for r in data["mutants"])]
+    width = max([len(r["id"]) for r in data["mutants"]] + [6])
+    lines = [" " * width + "  kill  " + " ".join(f"{i:>3}" for i in range(len(shown)))]
+    for row in data["mutants"]:
+        cells = []
+        for cid in shown:
+            cell = row["cells"][cid]
+            status = cell["status"]
+            text = {"failed": str(cell["examples_to_failure"] or "x"), "passed": ".",
+                    "not_applicable": "-", "error": "E"}[status]
+            if cid in row["expected"]:
+                text += "*"
+            cells.append(f"{text:>3}")
+        to_kill = [c["examples_to_failure"] for c in row["cells"].values()
+                   if c["status"] == "failed" and c["examples_to_failure"] is not None]
+        kill = str(min(to_kill)) if to_kill else "LIVE"
+        lines.append(f"{row['id']:<{width}}  {kill:>4}  " + " ".join(cells))
+    lines.append("")
+    lines += [f"{i:>3} {cid}" for i, cid in enumerate(shown)]
+    s = data["summary"]
+    slowest = s["slowest"]
+    lines.append("")
+    lines.append(
+        f"kill rate {s['kill_rate']:.0%} of {len(data['mutants'])} mutants; median examples to kill "
+        f"{s['median_examples_to_kill']}; slowest "
+        + (f"{slowest['mutant']} ({slowest['examples']} examples)" if slowest else "none")
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``nnspec mutants``: run the catalogue, print the kill matrix; exit 1 if an expected clause
+    let its mutant through."""
+    parser = argparse.ArgumentParser(
+        prog="nnspec mutants",
+        description="Run the planted-fault catalogue against the clauses and print the kill matrix.",
+    )
+    parser.add_argument("--profile", default="quick", help="Hypothesis profile (default: quick)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mutant", action="append", default=[], metavar="ID",
+                        help="run only this mutant (repeatable); --list shows the ids")
+    parser.add_argument("--all-clauses", action="store_true",
+                        help="run every clause on every mutant, not only those using its capabilities")
+    parser.add_argument("--json", metavar="PATH", help="write the kill matrix as JSON")
+    parser.add_argument("--report", metavar="DIR", help="render the kill matrix into DIR (nnspec.report)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.id:<34} {m.models}")
+        return 0
+    try:
+        chosen = [get_mutant(mid) for mid in args.mutant] or None
+    except KeyError as exc:
+        print(f"nnspec mutants: {exc.args[0]}", file=sys.stderr)
+        return 2
+    data = kill_matrix(mutants=chosen, profile=args.profile, seed=args.seed,
+                       all_clauses=args.all_clauses)
+    print(format_table(data))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+    if args.report:
+        import nnspec.report
+
+        writer = getattr(nnspec.report, "write_kill_matrix", None)
+        if writer is None:
+            print("nnspec mutants: this nnspec.report has no write_kill_matrix; --report skipped",
+                  file=sys.stderr)
+        else:
+            writer(data, args.report)
+    problems = expected_kills_hold(data)
+    for problem in problems:
+        print(f"MISSED: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
