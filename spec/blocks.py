@@ -572,19 +572,20 @@ def dec_autoregressive(impl: Any, ck: Check) -> None:
     parallel = np.asarray(gpt.forward(ids))
     has = getattr(impl, "has", None)
     if has is not None and has("GPT.forward_cached"):
-        cuts = sorted(
-            set(ck.draw(st.lists(st.integers(1, len(ids) - 1), max_size=3), "cache cuts"))
-        )
-        pieces, cache = [], None
-        for start, stop in zip([0, *cuts], [*cuts, len(ids)], strict=True):
-            logits, cache = gpt.forward_cached(ids[start:stop], cache)
-            pieces.append(np.asarray(logits))
-        ck.close(
-            np.concatenate(pieces, axis=-2),
-            parallel,
-            output="network",
-            what="GPT: cached pieces vs parallel logits",
-        )
+        # Token by token (inference as the notes describe it), then in drawn pieces of several
+        # tokens (a prompt, then continuations). Both must reuse positions from the cache.
+        drawn_cuts = ck.draw(st.lists(st.integers(1, len(ids) - 1), min_size=1, max_size=3), "cache cuts")
+        for cuts, how in ((list(range(1, len(ids))), "token by token"), (sorted(set(drawn_cuts)), "pieces")):
+            pieces, cache = [], None
+            for start, stop in zip([0, *cuts], [*cuts, len(ids)], strict=True):
+                logits, cache = gpt.forward_cached(ids[start:stop], cache)
+                pieces.append(np.asarray(logits))
+            ck.close(
+                np.concatenate(pieces, axis=-2),
+                parallel,
+                output="network",
+                what=f"GPT: cached decoding ({how}, cuts {cuts}) vs parallel logits",
+            )
     else:
         stepwise = np.stack([np.asarray(gpt.forward(ids[: t + 1]))[-1] for t in range(len(ids))])
         ck.close(
@@ -619,11 +620,13 @@ def dec_autoregressive(impl: Any, ck: Check) -> None:
 def dec_cross_all(impl: Any, ck: Check) -> None:
     config = tiny_transformer(ck)
     net = impl.Transformer(config, network_params(ck, config))
-    tgt = draw_tokens(ck, 1, 4, "target")
+    # At least two target positions and two source rows: with one of either, a causal mask put on
+    # the cross-attention by mistake hides nothing.
+    tgt = draw_tokens(ck, 2, 4, "target")
     # Directly on the decoder: every target position reads every row of the encoder's output.
     # (Through the whole network the encoder's self-attention already mixes the source positions,
     # which would hide a decoder that reads only some of them.)
-    S = ck.draw(st.integers(1, 5), "source length")
+    S = ck.draw(st.integers(2, 5), "source length")
     rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "memory seed"))
     memory = ck.input(rng.normal(size=(S, config.d_model)))
     base = np.asarray(net.decode(tgt, memory))  # (T, d_model)
@@ -638,7 +641,7 @@ def dec_cross_all(impl: Any, ck: Check) -> None:
             expected="every entry > 0",
         )
     # And end to end: changing one source token changes the logits at every target position.
-    src = draw_tokens(ck, 1, 5, "source")
+    src = draw_tokens(ck, 2, 5, "source")
     base = np.asarray(net.forward(src, tgt))  # (T, n_vocab)
     j = ck.draw(st.integers(0, len(src) - 1), "changed source position")
     other = src.copy()
@@ -708,6 +711,15 @@ def greedy(impl: Any, ck: Check) -> None:
     # Each token is the argmax of the distribution computed from the tokens before it.
     logits = np.asarray(net.forward(src, np.asarray(out)))
     _teacher_forced_argmax(ck, out, logits, "greedy_decode")
+    # A model whose end token beats every other logit by a wide margin must stop at once, whatever
+    # was drawn above (so a decoder that ignores the end token is caught on every example).
+    stopping_params = {**params, "b_U": params["b_U"] + 1e3 * (np.arange(len(params["b_U"])) == END_ID)}
+    stopping = impl.Transformer(config, stopping_params)
+    ck.equal(
+        [int(t) for t in stopping.greedy_decode(src, max_len=max(max_len, 2))],
+        [START_ID, END_ID],
+        what="greedy_decode when the end token's logit exceeds the others by 1000",
+    )
 
     # softmax(l / T) -> one-hot argmax as T -> 0: at T = 1e-3 every decided step (gap > 0.05)
     # leaves the other tokens probability < V e^{-50} ~ 1e-21.

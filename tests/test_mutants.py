@@ -135,3 +135,13 @@ def test_main_renders_the_report_and_fails_on_a_missed_kill(tmp_path, monkeypatc
                    ("padding_mask",), ("SM-SUM",), CATALOGUE["padding-mask-inverted"].build)
     monkeypatch.setitem(CATALOGUE, wrong.id, wrong)
     assert main(["--mutant", wrong.id]) == 1
+
+
+def test_nnspec_mutants_subcommand_runs_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    """`nnspec mutants` is the documented command: it hands its arguments to the mutants runner."""
+    from nnspec.verify.cli import main as nnspec_main
+
+    assert nnspec_main(["mutants", "--mutant", "sdpa-no-scaling"]) == 0
+    out = capsys.readouterr().out
+    assert "sdpa-no-scaling" in out and "kill rate 100%" in out
+    assert nnspec_main(["mutants", "--mutant", "no-such-mutant"]) == 2

@@ -204,10 +204,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("reports", nargs="+", metavar="REPORT", help="results.json or a report directory")
     compare.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write the comparison")
     compare.set_defaults(run=_report_compare)
+
+    # `nnspec mutants ...` is handed whole to nnspec.verify.mutants.main (see main below); this
+    # entry only lists it in `nnspec --help`.
+    sub.add_parser(
+        "mutants", add_help=False,
+        help="run the catalogue of planted faults and print the kill matrix (nnspec mutants --help)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["mutants"]:
+        from .mutants import main as mutants_main
+
+        return mutants_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -727,34 +727,6 @@ def relevant_clauses(mutant: Mutant, clause_ids: Iterable[str]) -> list[str]:
     return out
 
 
-def _counting(clause: Any) -> tuple[Any, dict[str, int | None]]:
-    """``clause`` with a property that counts examples up to the first real failure.
-
-    The runner's ``examples_to_failure`` also counts an example Hypothesis abandoned (``StopTest``
-    when a draw overruns its buffer, an unsatisfied assumption) as a failure, even on a clause that
-    then passes; this count skips those, so examples-to-kill is the example that exposed the bug.
-    """
-    from dataclasses import replace as replace_field
-
-    from hypothesis.errors import StopTest, UnsatisfiedAssumption
-
-    count: dict[str, int | None] = {"examples": 0, "first_failure": None}
-    prop = clause.prop
-
-    def counted(impl: Any, ck: Any) -> None:
-        count["examples"] = (count["examples"] or 0) + 1
-        try:
-            prop(impl, ck)
-        except (StopTest, UnsatisfiedAssumption):
-            raise
-        except BaseException:
-            if count["first_failure"] is None:
-                count["first_failure"] = count["examples"]
-            raise
-
-    return replace_field(clause, prop=counted), count
-
-
 def kill_matrix(
     *,
     mutants: Iterable[str | Mutant] | None = None,
@@ -775,7 +747,7 @@ def kill_matrix(
     any clause needed.
     """
     from .catalogue import installed
-    from .runner import get_clause, run_clause
+    from .runner import run_clause
 
     chosen = [m if isinstance(m, Mutant) else get_mutant(m) for m in (MUTANTS if mutants is None else mutants)]
     clause_ids = list(clauses) if clauses is not None else list(installed())
@@ -788,9 +760,8 @@ def kill_matrix(
             if cid not in run:
                 cells[cid] = {"status": "not_applicable", "examples_to_failure": None}
                 continue
-            counted, count = _counting(get_clause(cid))
-            result = run_clause(counted, impl, profile=profile, seed=seed, shrink=shrink)
-            to_failure = count["first_failure"] if result.status == "failed" else None
+            result = run_clause(cid, impl, profile=profile, seed=seed, shrink=shrink)
+            to_failure = result.examples_to_failure
             if result.status == "failed" and to_failure is None:  # a time-out outside any example
                 to_failure = result.examples or None
             cells[cid] = {"status": result.status, "examples_to_failure": to_failure}

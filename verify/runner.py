@@ -29,7 +29,7 @@ from typing import Any, Literal
 from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException
+from hypothesis.errors import HypothesisException, StopTest, UnsatisfiedAssumption
 from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
 
 from .check import EngineCheck, Record, summarise
@@ -53,7 +53,8 @@ class ClauseResult:
     status: Status
     message: str = ""
     examples: int = 0
-    # How many examples ran up to and including the first failing one (None when none failed).
+    # How many examples ran up to and including the first failing one (None when none failed);
+    # examples Hypothesis abandoned are counted as run but never as the failing one.
     examples_to_failure: int | None = None
     max_error: float | None = None
     tolerance: float | None = None
@@ -240,6 +241,8 @@ def run_clause(
         state["examples"] += 1
         try:
             clause.prop(impl, ck)
+        except (StopTest, UnsatisfiedAssumption):
+            raise  # Hypothesis abandoned this example (a draw overran its buffer): not a failure
         except BaseException:
             if state["first_failure"] is None:
                 state["first_failure"] = state["examples"]
@@ -289,7 +292,7 @@ def run_clause(
         )
     result.duration = time.perf_counter() - started
     result.examples = state["examples"]
-    result.examples_to_failure = state["first_failure"]
+    result.examples_to_failure = state["first_failure"] if result.status == "failed" else None
     ck: EngineCheck | None = state["ck"]
     if ck is not None:
         result.notes = dict(ck.notes)
