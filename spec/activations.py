@@ -17,6 +17,7 @@ import hypothesis.strategies as st
 import numpy as np
 from hypothesis.extra import numpy as hnp
 
+from . import precision
 from .clause import DEEP_LEARNING, NEURAL_NETWORKS, Check, Source, clause
 
 NEURON_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and Basic Working, "
@@ -145,8 +146,11 @@ def relu_properties(impl: Any, ck: Check) -> None:
     # relu(z) = max(0, z): exact, no arithmetic involved
     ck.equal(r, np.maximum(z, 0.0), what="relu(z)")
     ck.equal(impl.relu(r), r, what="relu(relu(z))")
-    # relu(c z) = c relu(z) for c > 0; c a power of two keeps c z exact
-    c = 2.0 ** ck.draw(st.integers(-8, 8), "log2 c")
+    # relu(c z) = c relu(z) for c > 0; c a power of two keeps c z exact, as long as c z stays
+    # inside the format's range (float16 ends at 65504, so c * 1e3 must stay below it there)
+    top = max(float(np.max(np.abs(z), initial=0.0)), 1.0)
+    highest = min(8, math.floor(math.log2(precision.largest(impl) / top)))
+    c = 2.0 ** ck.draw(st.integers(-8, highest), "log2 c")
     ck.close(impl.relu(ck.input(c * z)), c * r, output="elementwise", what="relu(c z)")
 
 

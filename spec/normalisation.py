@@ -20,6 +20,7 @@ import hypothesis.strategies as st
 import numpy as np
 from hypothesis.extra import numpy as hnp
 
+from . import precision
 from .clause import BA_2016, IOFFE_2015, LECTURE_NOTES, Check, Source, clause
 
 NORM_SECTION = Source(LECTURE_NOTES, "What is Normalization", paper=BA_2016)
@@ -180,8 +181,24 @@ def batch_norm_depends_on_batch(impl: Any, ck: Check) -> None:
     other = ck.input(other)
     y = impl.batch_norm(x, ones, zeros, eps=EPS)
     y_other = impl.batch_norm(other, ones, zeros, eps=EPS)
-    ck.that(bool(np.any(y_other[0] != y[0])), what="batch_norm(x)[0] after shifting items 1..B-1",
-            observed="unchanged", expected="a different normalised value for item 0")
+    changed = y_other[0] != y[0]
+    if precision.low_precision(impl):
+        # How far item 0 moves, from the closed forms, can be below what float16/bfloat16 resolve:
+        # with B = 2 the normalised values are +-sqrt(var / (var + eps)) whatever x is, and the
+        # shift only moves the eps term (0.9998 -> 0.99999, both 1.0 in float16). Demand a change
+        # where the move spans many spacings (16: both outputs may carry the "normalised" kind's
+        # 8 ulps), and leave the rest to the value check below.
+        moved = np.abs(_normalised(other, (0, 1), EPS)[0] - _normalised(x, (0, 1), EPS)[0])
+        spacings = np.vectorize(lambda v: precision.spacing(impl, v))(np.maximum(np.abs(y[0]), 1.0))
+        visible = moved > 16 * spacings
+        ck.note("visibly moved features of item 0", int(visible.sum()))
+        changed = changed | ~visible if visible.any() else np.ones_like(changed)
+        ck.that(bool(np.all(changed)), what="batch_norm(x)[0] after shifting items 1..B-1, "
+                "where the format resolves the move", observed="unchanged",
+                expected="a different normalised value for item 0")
+    else:
+        ck.that(bool(np.any(changed)), what="batch_norm(x)[0] after shifting items 1..B-1",
+                observed="unchanged", expected="a different normalised value for item 0")
     # and by exactly as much as the batch statistics say
     ck.close(y_other, _normalised(other, (0, 1), EPS), output="normalised",
              what="batch_norm(x with other items shifted)")

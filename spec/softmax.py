@@ -22,6 +22,7 @@ import numpy as np
 import sympy
 from hypothesis.extra import numpy as hnp
 
+from . import precision
 from .clause import DEEP_LEARNING, NEURAL_NETWORKS, VIDEO_NOTES, Check, Source, clause
 
 SOFTMAX_SECTION = Source(
@@ -122,8 +123,15 @@ def softmax_shift_invariant(impl: Any, ck: Check) -> None:
     x = ck.input(ck.draw(_grid_logits(), "x"))
     axis = _axis_for(ck, x)
     c = float(ck.draw(st.integers(-1000, 1000), "c"))
+    # x + c is exact at float64/float32 (x is on a 1/8 grid, c an integer: 14 bits at most). At
+    # float16/bfloat16 (11 and 8 significand bits) it is not: 1000 + 1/8 rounds, and the partner
+    # would differ by its input. Halve c until every x + c is exact in the implementation's format
+    # (at float64/float32 the loop never runs).
+    while c != 0 and not np.array_equal(ck.input(x + c), x + c):
+        c = float(int(c / 2))
+    ck.note("c", c)
     # e^{x_i + c} / sum_j e^{x_j + c} = e^c e^{x_i} / (e^c sum_j e^{x_j})
-    shifted = ck.input(x + c)  # exact: x is on a 1/8 grid and c is an integer
+    shifted = ck.input(x + c)  # exact, as above
     ck.close(impl.softmax(shifted, axis=axis), impl.softmax(x, axis=axis),
              output="probability", what="softmax(x + c, axis)")
     # large logits: a naive e^x overflows to inf and inf/inf = NaN
@@ -253,9 +261,14 @@ def softmax_jacobian(impl: Any, ck: Check) -> None:
     # central differences of the implementation, Richardson-extrapolated:
     # D(h) = (f(x+h) - f(x-h)) / 2h = f' + h^2 f'''/6 + O(h^4),
     # so (4 D(h/2) - D(h)) / 3 = f' + O(h^4).
-    # With h = 2^-8 (x +- h exact on the 1/8 grid, in float32 too) the truncation is ~ h^4 = 2^-32
-    # and rounding adds ~ eps / h: inside the "gradient" kind for float64 and for float32.
-    h = 2.0**-8
+    # The error is truncation |h^4 f^(5) / 480| plus rounding: each softmax value carries ~eps,
+    # and (4 D(h/2) - D(h)) / 3 divides it by h/2, ~3 eps / h in all. With h = 2^-8 (x +- h exact
+    # on the 1/8 grid, in float32 too) truncation is ~2^-32 / 480 and rounding ~3 * 2^8 eps: inside
+    # the "gradient" kind for float64 and float32. At float16/bfloat16 (eps 2^-10, 2^-7) that
+    # rounding would be 0.75 and 6, so the step grows with eps: h = 2^9 eps, capped at 1/2, which
+    # keeps rounding at ~6 eps (the kind allows 32) while truncation is still < 2^-4 / 480.
+    # x +- h/2 stay exact on the 1/8 grid at every format (|x| <= 3.5 needs 6 significand bits).
+    h = min(2.0**-1, max(2.0**-8, 2.0**9 * precision.eps(impl)))
 
     def central(step_size: float) -> np.ndarray:
         d = np.empty((n, n))  # (n, n), column j = d softmax / d x_j

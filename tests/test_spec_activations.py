@@ -33,6 +33,15 @@ def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_torch_low_precision_passes(clause_id: str, dtype: str, device: str) -> None:
+    """A correct float16/bfloat16 implementation passes every clause: draws stay inside the
+    format's range and steps and printed decimals are sized to its resolution (quick profile)."""
+    result = run_clause(clause_id, f"torch:{device}:{dtype}", profile="quick")
+    assert result.status == "passed", result.message
+
+
 # ------------------------------------------------------------------ planted bugs
 def _sigma(z):
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
@@ -94,3 +103,31 @@ def test_clause_rejects_planted_bug(clause_id: str, overrides: dict) -> None:
     name = next(iter(overrides.values())).__name__
     result = run_clause(clause_id, patched("numpy", name=name, **overrides))
     assert result.status == "failed", result.message
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_relu_clause_still_rejects_leaky_relu_at_low_precision(dtype: str) -> None:
+    """ACT-RELU's scale c is cut to the format's range at float16; the clause stays as sharp."""
+    result = run_clause("ACT-RELU", patched(f"torch:cpu:{dtype}", name="leaky", relu=leaky_relu))
+    assert result.status == "failed", result.message
+
+
+def test_precision_constants_describe_the_formats() -> None:
+    """The clause-side format table agrees with the formats themselves (torch's finfo)."""
+    import torch
+    from nnspec.spec import precision
+
+    class Impl:
+        def __init__(self, dtype: str) -> None:
+            self.dtype = dtype
+
+    for dtype in ("float64", "float32", "float16", "bfloat16"):
+        info = torch.finfo(getattr(torch, dtype))
+        assert precision.eps(Impl(dtype)) == info.eps
+        assert precision.largest(Impl(dtype)) == info.max
+        # the spacing at 1.0 is eps, and subnormals share the smallest normal's spacing
+        assert precision.spacing(Impl(dtype), 1.0) == info.eps
+        assert precision.spacing(Impl(dtype), 0.0) == info.eps * info.tiny
+    assert precision.spacing(Impl("float16"), 1.76e-7) == 2.0**-24  # a subnormal in float16
+    assert precision.dtype_of(object()) == "float64"
+    assert precision.low_precision(Impl("bfloat16")) and not precision.low_precision(Impl("float32"))

@@ -193,6 +193,15 @@ def test_bundled_implementations_pass(clause_id: str, impl: str) -> None:
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", ATTENTION_CLAUSES)
+def test_torch_low_precision_passes(clause_id: str, dtype: str, device: str) -> None:
+    """A correct float16/bfloat16 implementation passes every clause: draws stay inside the
+    format's range and steps and printed decimals are sized to its resolution (quick profile)."""
+    result = run_clause(clause_id, f"torch:{device}:{dtype}", profile="quick")
+    assert result.status == "passed", result.message
+
+
 def test_torch_on_device_passes_the_masking_clauses(device: str) -> None:
     for clause_id in ("ATT-MASK-ZERO", "ATT-FULLY-MASKED", "ATT-CAUSAL"):
         result = run_clause(clause_id, f"torch:{device}:float32")
@@ -293,3 +302,32 @@ def test_worked_example_records_the_notes_slips() -> None:
     errata = " ".join(REGISTRY["ATT-WORKED-EXAMPLE"].errata)
     for printed in ("7.09", "22.69", "0.2", "0.8"):
         assert printed in errata
+
+
+LOW_PRECISION_MUTANTS = [
+    m for m in MUTANTS
+    if (m[0], m[1]) in {
+        ("ATT-WORKED-EXAMPLE", "unscaled"),
+        ("ATT-CAUSAL", "causal-mask-upper"),
+        ("ATT-CAUSAL", "causal-mask-top-left"),
+        ("ATT-PADDING", "padding-mask-inverted"),
+        ("GRAD-ATTN", "scale-d_k"),
+    }
+]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize(
+    ("clause_id", "name", "overrides"),
+    LOW_PRECISION_MUTANTS,
+    ids=[f"{c}:{n}" for c, n, _ in LOW_PRECISION_MUTANTS],
+)
+def test_clauses_sized_to_the_format_still_reject_mutants(
+    clause_id: str, name: str, overrides: dict, dtype: str
+) -> None:
+    """The worked example's two-decimal check, the wide draws of ATT-CAUSAL/ATT-PADDING and
+    GRAD-ATTN's finite differences are sized to what float16/bfloat16 resolve and hold; the mask
+    and scaling bugs are still caught."""
+    bad = patched(f"torch:cpu:{dtype}", name=name, **overrides)
+    result = run_clause(clause_id, bad, shrink=False)
+    assert result.status == "failed", f"{clause_id} vs {name}: {result.status}: {result.message}"

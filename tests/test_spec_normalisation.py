@@ -29,6 +29,15 @@ def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_torch_low_precision_passes(clause_id: str, dtype: str, device: str) -> None:
+    """A correct float16/bfloat16 implementation passes every clause: draws stay inside the
+    format's range and steps and printed decimals are sized to its resolution (quick profile)."""
+    result = run_clause(clause_id, f"torch:{device}:{dtype}", profile="quick")
+    assert result.status == "passed", result.message
+
+
 # ------------------------------------------------------------------ planted bugs
 def _norm(x, gamma, beta, eps, axes, ddof=0, centre=True):
     x = np.asarray(x, dtype=np.float64)
@@ -94,3 +103,11 @@ def test_bn_dependent_names_the_missing_dependence() -> None:
                                                  batch_norm=batch_norm_per_item))
     assert result.status == "failed"
     assert "after shifting items 1..B-1" in result.message
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_bn_dependent_still_rejects_instance_norm_at_low_precision(dtype: str) -> None:
+    """At low precision the dependence is demanded where the format resolves it: instance norm,
+    which never sees the batch, still fails."""
+    bad = patched(f"torch:cpu:{dtype}", name="instance-norm", batch_norm=batch_norm_per_item)
+    assert run_clause("BN-DEPENDENT", bad).status == "failed"

@@ -37,6 +37,15 @@ def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_torch_low_precision_passes(clause_id: str, dtype: str, device: str) -> None:
+    """A correct float16/bfloat16 implementation passes every clause: draws stay inside the
+    format's range and steps and printed decimals are sized to its resolution (quick profile)."""
+    result = run_clause(clause_id, f"torch:{device}:{dtype}", profile="quick")
+    assert result.status == "passed", result.message
+
+
 # ------------------------------------------------------------------ planted bugs
 def _encoding(n_positions: int, d_model: int, angle, layout: str = "interleaved") -> np.ndarray:
     pos = np.arange(n_positions)[:, None]  # (n, 1)
@@ -112,4 +121,14 @@ def test_clause_rejects_planted_encoding(clause_id: str, bug) -> None:
 @pytest.mark.parametrize("bug", [TransformerWithoutScaling, TransformerWithoutPositions])
 def test_pe_added_rejects_wrong_first_block_input(bug) -> None:
     result = run_clause("PE-ADDED", patched("numpy", name=bug.__name__, Transformer=bug))
+    assert result.status == "failed", result.message
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("bug", [pe_half_exponent, pe_column_index_exponent])
+def test_table_clause_still_rejects_wrong_encodings_at_low_precision(dtype: str, bug) -> None:
+    """At float16/bfloat16 PE-TABLE checks the printed hundredths widened by one spacing of the
+    format instead of exact truncation; wrong exponents still land in the wrong hundredths."""
+    bad = patched(f"torch:cpu:{dtype}", name=bug.__name__, positional_encoding=bug)
+    result = run_clause("PE-TABLE", bad)
     assert result.status == "failed", result.message

@@ -29,6 +29,15 @@ def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_torch_low_precision_passes(clause_id: str, dtype: str, device: str) -> None:
+    """A correct float16/bfloat16 implementation passes every clause: draws stay inside the
+    format's range and steps and printed decimals are sized to its resolution (quick profile)."""
+    result = run_clause(clause_id, f"torch:{device}:{dtype}", profile="quick")
+    assert result.status == "passed", result.message
+
+
 # ------------------------------------------------------------------ planted bugs, one per clause
 def naive_softmax(x, axis=-1, temperature=1.0):
     """e^x / sum e^x without subtracting the max: overflows to inf / inf = NaN for large logits."""
@@ -93,3 +102,13 @@ def test_base_two_softmax_passes_the_invariants_it_keeps() -> None:
     bad = patched("numpy", name="base-two", softmax=base_two_softmax)
     for clause_id in ("SM-SUM", "SM-RANGE", "SM-SHIFT", "SM-ORDER"):
         assert run_clause(clause_id, bad).status == "passed", clause_id
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize(("clause_id", "bug"), [("GRAD-SOFTMAX", softmax_plus_one),
+                                                ("SM-SHIFT", naive_softmax)])
+def test_resized_clauses_still_reject_planted_bugs_at_low_precision(clause_id: str, bug, dtype: str) -> None:
+    """GRAD-SOFTMAX's step and SM-SHIFT's shift are sized to the format; both still catch bugs."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = run_clause(clause_id, patched(f"torch:cpu:{dtype}", name=bug.__name__, softmax=bug))
+    assert result.status == "failed", result.message

@@ -35,6 +35,15 @@ def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
     assert result.status == "passed", result.message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", CLAUSES)
+def test_torch_low_precision_passes(clause_id: str, dtype: str, device: str) -> None:
+    """A correct float16/bfloat16 implementation passes every clause: draws stay inside the
+    format's range and steps and printed decimals are sized to its resolution (quick profile)."""
+    result = run_clause(clause_id, f"torch:{device}:{dtype}", profile="quick")
+    assert result.status == "passed", result.message
+
+
 # ------------------------------------------------------------------ planted bugs: tokens
 class VocabularyUnknownAsPad(Vocabulary):
     """Out-of-vocabulary words silently become <pad> instead of <unk>."""
