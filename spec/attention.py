@@ -422,8 +422,8 @@ def att_mask_zero(impl: Any, ck: Check) -> None:
 @clause(
     "ATT-CAUSAL",
     "With the causal mask, the attention output at position i MUST NOT change when the inputs at "
-    "positions after i change, whatever their values, and queries at the last positions MUST see "
-    "the same keys as in the full pass.",
+    "positions after i change, whatever their values; each position MUST attend to itself and every "
+    "earlier position; and queries at the last positions MUST see the same keys as in the full pass.",
     source=_RECAP_MASKED,
     needs=(SDPA, "causal_mask"),
     topic=TOPIC,
@@ -455,6 +455,18 @@ def att_causal(impl: Any, ck: Check) -> None:
     # No weight on future keys.
     future = np.triu(np.ones((T, T), dtype=bool), k=1)
     ck.equal(weights[..., future], np.zeros(weights[..., future].shape), what="weights[i, j > i]")
+
+    # The mask itself, by its closed form: query i sits at position n_k - n_q + i (bottom-right
+    # alignment, PARAMETERS.md) and may attend to keys j <= that position, its own included. A mask
+    # built with j < i (off by one) hides each token from itself yet passes every check above.
+    n_k = ck.draw(st.integers(1, 8), "n_keys of causal_mask")
+    n_q = ck.draw(st.integers(1, n_k), "n_queries of causal_mask")
+    i, j = np.indices((n_q, n_k))
+    ck.equal(
+        np.asarray(impl.causal_mask(n_q, n_k), dtype=bool),
+        j <= n_k - n_q + i,
+        what=f"causal_mask({n_q}, {n_k}) (True = may attend)",
+    )
 
     # Cached decoding: the last m queries against all T keys (causal_mask(m, T), bottom-right
     # aligned) give the last m rows of the full parallel pass.

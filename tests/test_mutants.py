@@ -90,7 +90,8 @@ def test_is_crash_tells_a_crash_from_a_property() -> None:
 
 def test_kill_matrix_shape_json_and_exit_code(tmp_path, capsys) -> None:
     chosen = ["sdpa-no-scaling", "layer-norm-no-affine", "causal-mask-hides-diagonal"]
-    clauses = ["ATT-SCALE", "ATT-CAUSAL", "LN-AFFINE", "LN-STATS", "SM-SUM"]
+    # Without LN-AFFINE in the run, nothing catches the layer norm that drops gamma and beta.
+    clauses = ["ATT-SCALE", "ATT-CAUSAL", "LN-STATS", "SM-SUM"]
     data = kill_matrix(mutants=chosen, clauses=clauses)
     assert set(data) == {"schema", "profile", "seed", "clauses", "mutants", "summary"}
     assert data["schema"] == SCHEMA and data["profile"] == "quick" and data["seed"] == 0
@@ -107,10 +108,10 @@ def test_kill_matrix_shape_json_and_exit_code(tmp_path, capsys) -> None:
     # SM-SUM does not use scaled_dot_product_attention: not run on that mutant
     assert rows["sdpa-no-scaling"]["cells"]["SM-SUM"]["status"] == "not_applicable"
     assert rows["layer-norm-no-affine"]["cells"]["LN-STATS"]["status"] == "passed"
-    assert rows["causal-mask-hides-diagonal"]["cells"]["ATT-CAUSAL"]["status"] == "passed"
+    assert rows["causal-mask-hides-diagonal"]["cells"]["ATT-CAUSAL"]["status"] == "failed"
     summary = data["summary"]
     assert summary["kill_rate"] == pytest.approx(2 / 3)
-    assert summary["slowest"]["mutant"] in chosen[:2]
+    assert summary["slowest"]["mutant"] in (chosen[0], chosen[2])
     assert summary["median_examples_to_kill"] >= 1
     json.dumps(data)  # JSON-ready
 

@@ -618,11 +618,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("causal-mask-inverted", "causal mask built as triu(k=1), the True = masked convention, "
        "where True must mean may attend", ("ATT-CAUSAL",), causal_mask=causal_mask_inverted),
     _m("causal-mask-hides-diagonal", "causal mask built with j < i (triu offset off by one): a "
-       "position cannot attend to itself", (), causal_mask=causal_mask_strict,
-       survives="ATT-CAUSAL checks causality and cached-decoding consistency, both of which a "
-       "mask hiding the diagonal also satisfies (and DEC-CAUSAL/GPT-NEXT go through the "
-       "networks, which do not call causal_mask); it needs causal_mask(n_q, n_k) compared with "
-       "the bottom-right lower triangle j <= n_k - n_q + i, diagonal included"),
+       "position cannot attend to itself", ("ATT-CAUSAL",), causal_mask=causal_mask_strict),
     _m("causal-mask-top-left", "causal mask tril(ones(n_q, n_k)) aligned top-left: wrong when "
        "queries are the last positions of a longer key sequence (cached decoding)", ("ATT-CAUSAL",),
        causal_mask=causal_mask_top_left),
