@@ -26,19 +26,6 @@ def test_the_topic_declares_the_issue_clauses() -> None:
     }
 
 
-@pytest.mark.parametrize("clause_id", RUNNABLE)
-def test_numpy_oracle_passes(clause_id: str) -> None:
-    result = run_clause(clause_id, "numpy")
-    assert result.status == "passed", result.message
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("clause_id", RUNNABLE)
-def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
-    result = run_clause(clause_id, f"torch:{device}:{dtype}")
-    assert result.status == "passed", result.message
-
-
 def test_train_translate_needs_a_training_method() -> None:
     """The NumPy oracle has no autograd and no Transformer.train: the clause says so, not passing."""
     assert run_clause("TRAIN-TRANSLATE", "numpy").status == "not_applicable"

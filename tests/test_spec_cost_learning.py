@@ -21,25 +21,6 @@ def test_the_topic_declares_the_issue_clauses() -> None:
     assert REGISTRY["COST-SQ"].errata, "the sum-vs-mean erratum belongs next to COST-SQ"
 
 
-@pytest.mark.parametrize("clause_id", CLAUSES)
-def test_numpy_oracle_passes(clause_id: str) -> None:
-    result = run_clause(clause_id, "numpy")
-    assert result.status == "passed", result.message
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("clause_id", CHEAP)
-def test_torch_passes(clause_id: str, dtype: str, device: str) -> None:
-    result = run_clause(clause_id, f"torch:{device}:{dtype}")
-    assert result.status == "passed", result.message
-
-
-def test_torch_float32_learns_labels_faster(device: str) -> None:
-    # LEARN-DIGITS on torch (30 epochs of SGD) belongs to `nnspec verify`, not to the unit tests.
-    result = run_clause("LEARN-LABELS", f"torch:{device}:float32")
-    assert result.status == "passed", result.message
-
-
 # ------------------------------------------------------------------ planted bugs
 class ArgminPredict(numpy_ref.MLP):
     """Picks the least activated output neuron."""

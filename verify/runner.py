@@ -186,6 +186,31 @@ def _worst(records: list[Record]) -> Record | None:
     return best
 
 
+_WHOLE_PACKAGE_IMPORTED = False
+
+
+def _import_whole_package() -> None:
+    """Import every nnspec module once, before the first clause runs.
+
+    Hypothesis mixes constants found in the source of "local" (not site-packages) modules into its
+    draws, scanning whatever is in ``sys.modules`` at the time. With an editable install nnspec is
+    local, so without this the examples a clause tries would depend on which nnspec modules the
+    process happened to have imported (a pytest-xdist worker, a serial run and the CLI differ),
+    and the ``ci`` profile would not give the same results everywhere.
+    """
+    global _WHOLE_PACKAGE_IMPORTED
+    if _WHOLE_PACKAGE_IMPORTED:
+        return
+    import importlib
+    import pkgutil
+
+    for package in ("nnspec.spec", "nnspec.reference", "nnspec.verify", "nnspec.report"):
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(module.__path__, prefix=f"{package}."):
+            importlib.import_module(info.name)
+    _WHOLE_PACKAGE_IMPORTED = True
+
+
 def run_clause(
     clause_or_id: str | Clause,
     impl: str | Implementation,
@@ -205,6 +230,7 @@ def run_clause(
     and *how soon* a bug is found, not for the smallest input). Never raises for anything the
     implementation or the clause does; only for an unknown clause id, implementation or profile.
     """
+    _import_whole_package()
     clause = get_clause(clause_or_id)
     impl = load_implementation(impl)
     prof = get_profile(profile)
