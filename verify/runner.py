@@ -204,10 +204,21 @@ def _import_whole_package() -> None:
     import importlib
     import pkgutil
 
+    from hypothesis import settings
+
     for package in ("nnspec.spec", "nnspec.reference", "nnspec.verify", "nnspec.report"):
         module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, prefix=f"{package}."):
             importlib.import_module(info.name)
+
+    # Hypothesis parses those modules for constants on its first draw (seconds on a cold machine);
+    # pay that here, once, rather than inside the first clause's time limit.
+    @settings(max_examples=1, database=None, deadline=None)
+    @given(st.integers())
+    def warm_up(_: int) -> None:
+        pass
+
+    warm_up()
     _WHOLE_PACKAGE_IMPORTED = True
 
 
