@@ -207,19 +207,8 @@ def _head_slice(h: int, d_head: int) -> slice:
 def att_rows_sum(impl: Any, ck: Check) -> None:
     q, k, v = _qkv(ck)
     _, weights = impl.scaled_dot_product_attention(q, k, v)  # (..., n_q, n_k)
-    ck.that(
-        bool(np.all(weights >= 0)),
-        what="weights >= 0",
-        observed=float(np.min(weights)),
-        expected=">= 0",
-    )
     # sum_j softmax(s_i)_j = 1 for every query i: each query's scores become a distribution
-    ck.close(
-        weights.sum(axis=-1),
-        np.ones(weights.shape[:-1]),
-        output="probability",
-        what="weights.sum(-1)",
-    )
+    _on_the_simplex(ck, weights)
 
 
 @clause(
@@ -269,6 +258,14 @@ def att_scale(impl: Any, ck: Check) -> None:
         _attention_weights(q_h, k_h, math.sqrt(d_head)),
         output="probability",
         what="head weights softmax(Q_h K_h^T / sqrt(d_head))",
+    )
+
+
+def _on_the_simplex(ck: Check, weights: np.ndarray, name: str = "weights") -> None:
+    """Each row of ``weights`` is a probability distribution: non-negative, summing to one."""
+    ck.that(bool(np.all(weights >= 0)), what=f"{name} >= 0", observed=float(np.min(weights)), expected=">= 0")
+    ck.close(
+        weights.sum(axis=-1), np.ones(weights.shape[:-1]), output="probability", what=f"{name}.sum(-1)"
     )
 
 
@@ -615,18 +612,7 @@ def att_convex(impl: Any, ck: Check) -> None:
     out, weights = impl.scaled_dot_product_attention(q, k, v)
     # AttentionVector_i = sum_j w_ij V_j with w_i on the simplex
     ck.close(out, weights @ v, output="attention", what="output = weights @ v")
-    ck.that(
-        bool(np.all(weights >= 0)),
-        what="weights >= 0",
-        observed=float(weights.min()),
-        expected=">= 0",
-    )
-    ck.close(
-        weights.sum(axis=-1),
-        np.ones(weights.shape[:-1]),
-        output="probability",
-        what="weights.sum(-1)",
-    )
+    _on_the_simplex(ck, weights)
     lo, hi = v.min(axis=-2, keepdims=True), v.max(axis=-2, keepdims=True)
     ck.close(
         np.clip(out, lo, hi),

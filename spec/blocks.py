@@ -633,12 +633,8 @@ def dec_cross_all(impl: Any, ck: Check) -> None:
     for j in range(S):
         moved = memory.copy()
         moved[j] = ck.input(rng.normal(size=config.d_model))
-        change = np.abs(np.asarray(net.decode(tgt, moved)) - base).max(axis=-1)  # (T,)
-        ck.that(
-            bool(np.all(change > 0.0)),
-            what=f"change of each target position's output when memory row {j} changes",
-            observed=change.tolist(),
-            expected="every entry > 0",
+        _every_position_changes(
+            ck, base, np.asarray(net.decode(tgt, moved)), f"each target position's output when memory row {j} changes"
         )
     # And end to end: changing one source token changes the logits at every target position.
     src = draw_tokens(ck, 2, 5, "source")
@@ -646,13 +642,15 @@ def dec_cross_all(impl: Any, ck: Check) -> None:
     j = ck.draw(st.integers(0, len(src) - 1), "changed source position")
     other = src.copy()
     other[j] = FIRST_WORD_ID + (src[j] - FIRST_WORD_ID + 1) % (VOCAB - FIRST_WORD_ID)
-    change = np.abs(np.asarray(net.forward(other, tgt)) - base).max(axis=-1)  # (T,)
-    ck.that(
-        bool(np.all(change > 0.0)),
-        what=f"change of each target position's logits when source token {j} changes",
-        observed=change.tolist(),
-        expected="every entry > 0",
+    _every_position_changes(
+        ck, base, np.asarray(net.forward(other, tgt)), f"each target position's logits when source token {j} changes"
     )
+
+
+def _every_position_changes(ck: Check, before: np.ndarray, after: np.ndarray, what: str) -> None:
+    """Every row (target position) of ``after`` differs somewhere from the same row of ``before``."""
+    change = np.abs(after - before).max(axis=-1)  # (T,)
+    ck.that(bool(np.all(change > 0.0)), what=f"change of {what}", observed=change.tolist(), expected="every entry > 0")
 
 
 @clause(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from .attention import _array, _batch, _mask, _softmax_rows
+from .attention import _array, _batch, _mask, _on_the_simplex, _softmax_rows
 from .clause import (
     BAHDANAU_2015,
     HOCHREITER_1997,
@@ -58,18 +58,7 @@ def _context_checks(
     ck: Check, context: np.ndarray, weights: np.ndarray, h: np.ndarray, mask: np.ndarray | None
 ) -> None:
     """c_i = sum_j alpha_ij h_j, alpha_i on the simplex: the context lies in the hull of the h_j."""
-    ck.that(
-        bool(np.all(weights >= 0)),
-        what="alpha >= 0",
-        observed=float(weights.min()),
-        expected=">= 0",
-    )
-    ck.close(
-        weights.sum(axis=-1),
-        np.ones(weights.shape[:-1]),
-        output="probability",
-        what="sum_j alpha_j",
-    )
+    _on_the_simplex(ck, weights, "alpha")
     h_b = np.broadcast_to(h, (*weights.shape, h.shape[-1]))  # (..., n, d_h)
     ck.close(
         context,
