@@ -85,6 +85,12 @@ def test_wheel_holds_every_subpackage_under_nnspec(wheel: zipfile.ZipFile) -> No
     # the modules of this task travel too
     for module in ("vocabulary", "data", "accounting"):
         assert f"nnspec/reference/{module}.py" in names
+    # the report's data files: without them an installed nnspec cannot validate or render a report
+    for data_file in ("schema.json", "kill_matrix.schema.json"):
+        assert f"nnspec/report/{data_file}" in names, data_file
+    templates = Path(__file__).resolve().parents[1] / "report" / "templates"
+    for template in sorted(templates.iterdir()):
+        assert f"nnspec/report/templates/{template.name}" in names, template.name
 
 
 @pytest.mark.slow
