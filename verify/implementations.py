@@ -330,42 +330,18 @@ def round_tree(value: Any, dtype: str) -> Any:
 
 
 def to_framework(value: Any, device: str, dtype: str) -> Any:
-    """NumPy -> torch: float arrays to ``dtype`` on ``device``, bool and int arrays keep their kind."""
-    import torch
+    """NumPy -> torch for an adapter's arguments: float arrays to ``dtype`` on ``device``, bool and
+    int arrays keep their kind (:func:`nnspec.reference.torch_ref.to_torch`)."""
+    from nnspec.reference.torch_ref import to_torch
 
-    if isinstance(value, np.ndarray):
-        if value.dtype == bool:
-            return torch.from_numpy(value.copy()).to(device)
-        if value.dtype.kind in "iu":
-            return torch.from_numpy(value.astype(np.int64)).to(device)
-        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64)).to(
-            device=device, dtype=torch_dtype(dtype)
-        )
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: to_framework(v, device, dtype) for k, v in value.items()}
-    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
-        return type(value)(to_framework(v, device, dtype) for v in value)
-    return value
+    return to_torch(value, device=device, dtype=torch_dtype(dtype))
 
 
 def to_numpy(value: Any) -> Any:
-    """torch -> NumPy: floating tensors become float64 arrays (exact: widening), others keep kind."""
-    import torch
+    """torch -> NumPy for an adapter's results (:func:`nnspec.reference.torch_ref.to_numpy`)."""
+    from nnspec.reference.torch_ref import to_numpy as tensors_to_numpy
 
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            return value.to(torch.float64).numpy()
-        if value.dtype == torch.bool:
-            return value.numpy()
-        return value.to(torch.int64).numpy()
-    if isinstance(value, dict):
-        return {k: to_numpy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
-        return type(value)(to_numpy(v) for v in value)
-    return value
+    return tensors_to_numpy(value)
 
 
 class TorchNetwork:

@@ -80,25 +80,44 @@ Params = dict[str, Any]
 
 
 def to_torch(params: Any, *, device: Any = None, dtype: torch.dtype | None = None) -> Any:
-    """Copy a parameter tree (dicts, lists, arrays or tensors) to tensors (default CPU float64)."""
+    """Copy a tree (dicts, lists, tuples) of arrays or tensors to tensors on ``device`` (default CPU).
+
+    Floating values become ``dtype`` (default float64); booleans (masks) and integers (token ids)
+    keep their kind, as int64. NumPy scalars become Python numbers. The one NumPy -> torch
+    conversion of the project: the engine's adapters use it for every argument too.
+    """
     if isinstance(params, dict):
         return {k: to_torch(v, device=device, dtype=dtype) for k, v in params.items()}
-    if isinstance(params, (list, tuple)):
+    if isinstance(params, (list, tuple)) and not hasattr(params, "_fields"):  # not a namedtuple
         return type(params)(to_torch(v, device=device, dtype=dtype) for v in params)
+    if isinstance(params, np.generic):
+        return params.item()
     if isinstance(params, (np.ndarray, torch.Tensor)):
-        t = torch.as_tensor(params)
-        return t.to(device=device or "cpu", dtype=dtype or torch.float64).clone()
+        t = torch.as_tensor(np.ascontiguousarray(params) if isinstance(params, np.ndarray) else params)
+        if t.dtype == torch.bool:
+            kind = torch.bool
+        elif t.is_floating_point():
+            kind = dtype or torch.float64
+        else:
+            kind = torch.int64
+        return t.to(device=device or "cpu", dtype=kind, copy=True)
     return params
 
 
 def to_numpy(params: Any) -> Any:
-    """Copy a parameter tree of tensors to NumPy float64 arrays (the oracle's layout)."""
+    """Copy a tree of tensors to NumPy: floating values to float64 (exact: widening), booleans stay
+    boolean, integers become int64. The one torch -> NumPy conversion of the project."""
     if isinstance(params, dict):
         return {k: to_numpy(v) for k, v in params.items()}
-    if isinstance(params, (list, tuple)):
+    if isinstance(params, (list, tuple)) and not hasattr(params, "_fields"):
         return type(params)(to_numpy(v) for v in params)
     if isinstance(params, torch.Tensor):
-        return params.detach().to("cpu", torch.float64).numpy().copy()
+        t = params.detach().cpu()
+        if t.is_floating_point():
+            return t.to(torch.float64).numpy().copy()
+        if t.dtype == torch.bool:
+            return t.numpy().copy()
+        return t.to(torch.int64).numpy().copy()
     return params
 
 
