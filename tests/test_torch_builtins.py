@@ -29,10 +29,11 @@ def t64(x: Any) -> torch.Tensor:
 
 
 def agree(observed: torch.Tensor, expected: np.ndarray, *, rtol: float = RTOL) -> None:
-    """PyTorch's result equals the oracle's to rtol/atol 1e-12."""
-    obs = observed.detach().double().numpy()
-    assert obs.shape == expected.shape
-    np.testing.assert_allclose(obs, expected, rtol=rtol, atol=ATOL)
+    """PyTorch's result equals the oracle's to rtol/atol 1e-12 (shape, dtype and NaN positions too)."""
+    torch.testing.assert_close(
+        observed.detach().double(), torch.from_numpy(np.asarray(expected, dtype=np.float64)),
+        rtol=rtol, atol=ATOL, equal_nan=True,
+    )
 
 
 def floats(shape: Any, lo: float = -3.0, hi: float = 3.0) -> st.SearchStrategy[np.ndarray]:
