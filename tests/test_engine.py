@@ -57,7 +57,10 @@ def test_broken_implementation_fails_four_clauses_with_clear_messages() -> None:
         assert word in r.message, r.message
         assert TEST_CLAUSES[cid].statement in r.message
         assert "shrunk input:" in r.message and "x = array" in r.message
-        assert f"nnspec verify broken --clause {cid}" in r.reproduce
+        # BROKEN is a patched() object, which no command line can load by name: the reproduce
+        # line is the Python call that re-runs the clause on it, with the same profile and seed.
+        assert r.reproduce.startswith(f"run_clause({cid!r}, patched('numpy', name='broken', ...), "
+                                      "profile='quick', seed=0)"), r.reproduce
         assert r.reproduce in r.message
     assert "while broken's relu was running" in results["T-RELU"].message
     assert "RuntimeError: softmax kernel" in results["T-SOFTMAX"].message

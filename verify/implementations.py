@@ -196,6 +196,7 @@ class Implementation:
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
         self.name = name
+        self.patched_from: str | None = None
         self.dtype = dtype
         self.device = device
         self.version = version
@@ -595,7 +596,7 @@ def patched(base: str | Implementation, *, name: str, **overrides: Any) -> Imple
     if unknown:
         raise ValueError(f"patched(): {unknown} are not capabilities; known: {list(CAPABILITIES)}")
     namespace = {**base._namespace, **overrides}
-    return Implementation(
+    impl = Implementation(
         name,
         namespace,
         dtype=base.dtype,
@@ -606,3 +607,6 @@ def patched(base: str | Implementation, *, name: str, **overrides: Any) -> Imple
         unavailable_reason=base.unavailable_reason,
         framework=base.framework,
     )
+    # A patched implementation has no name a command line can load: failures reproduce in Python.
+    impl.patched_from = base.name
+    return impl

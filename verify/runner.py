@@ -259,7 +259,12 @@ def run_clause(
         seed=seed,
         dtype=impl.dtype,
         device=impl.device,
-        reproduce=reproduce_command(clause.id, reproduce_as or impl.name, prof.name, seed),
+        reproduce=(
+            reproduce_command(clause.id, reproduce_as or impl.name, prof.name, seed)
+            if reproduce_as or impl.patched_from is None
+            else f"run_clause({clause.id!r}, patched({impl.patched_from!r}, name={impl.name!r}, ...), "
+            f"profile={prof.name!r}, seed={seed})  # in Python, with the same overrides"
+        ),
     )
     if not impl.available:
         result.status, result.message = "not_applicable", f"{impl.name}: {impl.unavailable_reason}"
