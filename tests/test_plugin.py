@@ -159,3 +159,27 @@ def test_each_xdist_worker_gets_one_gpu(monkeypatch: pytest.MonkeyPatch) -> None
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
     _assign_gpu()  # once per worker: a second call must not narrow it again
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_each_xdist_worker_sees_its_own_gpu_end_to_end(
+    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real xdist workers (--dist each: every worker runs the recording test) under a torch:cuda
+    # implementation: worker gwN must find only the N-th visible GPU in its environment before
+    # torch could initialise CUDA. Without a GPU the clauses are deselected; the assignment is not.
+    project.makepyfile(test_record="""
+        import os
+        from pathlib import Path
+
+        def test_record_visible_gpu():
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            Path(os.environ["NNSPEC_RECORD_DIR"], worker).write_text(os.environ["CUDA_VISIBLE_DEVICES"])
+    """)
+    monkeypatch.setenv("NNSPEC_RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,7")
+    monkeypatch.delenv("NNSPEC_GPU_ASSIGNED", raising=False)
+    result = project.runpytest_subprocess(
+        "--nnspec-impl=torch:cuda:float32", CATALOGUE, "-n", "2", "--dist", "each", "-k", "record"
+    )
+    result.assert_outcomes(passed=2)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"gw0": "4", "gw1": "7"}
