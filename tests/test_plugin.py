@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,33 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) 
     assert (reports[0]["meta"]["workers"], reports[1]["meta"]["workers"]) == (0, 2)
     timeless = [_without_timings((tmp_path / d / "report.md").read_text()) for d in ("serial", "parallel")]
     assert timeless[0] == timeless[1] and "T-SOFTMAX" in timeless[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("distribution", "n_workers"),
+    [
+        (["-n", "auto"], None),  # as many as xdist finds cores
+        (["-n", "2", "--dist", "loadgroup"], 2),
+        # README's form for several hosts, with local interpreters in place of ssh: `--tx` without
+        # `-n` (xdist replaces every --tx by popen workers when -n is given)
+        (["--dist", "load", "--tx", f"2*popen//python={sys.executable}"], 2),
+    ],
+    ids=["-n auto", "--dist loadgroup", "--tx popen"],
+)
+def test_documented_xdist_forms_give_the_serial_results(
+    project: pytest.Pytester, tmp_path: Path, distribution: list[str], n_workers: int | None
+) -> None:
+    args = ["--nnspec-impl=broken_impls:BROKEN", CATALOGUE, "--nnspec-profile=ci", "-k", "not RELU"]
+    serial = project.runpytest_subprocess(*args, "-n", "0", f"--nnspec-report={tmp_path / 'serial'}")
+    spread = project.runpytest_subprocess(*args, *distribution, f"--nnspec-report={tmp_path / 'spread'}")
+    serial.assert_outcomes(passed=1, failed=3, deselected=1)
+    spread.assert_outcomes(passed=1, failed=3)
+    assert _statuses(tmp_path / "spread") == _statuses(tmp_path / "serial")
+    meta = json.loads((tmp_path / "spread" / "results.json").read_text())["meta"]
+    assert meta["complete"] is True and meta["workers"] >= 1
+    if n_workers is not None:
+        assert meta["workers"] == n_workers
 
 
 def _without_timings(markdown: str) -> str:
