@@ -824,6 +824,54 @@ def mha_one_head(impl: Any, ck: Check) -> None:
 
 
 @clause(
+    "MHA-FULLY-MASKED",
+    "In multi-head attention a query with no allowed key MUST get all-zero weights in every head "
+    "and a finite output, the output matrix applied to a zero concatenation (its bias alone), "
+    "without disturbing the other queries.",
+    source=_FINDING,
+    needs=(MHA,),
+    topic=TOPIC,
+)
+def mha_fully_masked(impl: Any, ck: Check) -> None:
+    # ATT-FULLY-MASKED for one head carries over: every head's weights are zero, so the concat is
+    # zero and W_O maps it to b_O. (torch.nn.MultiheadAttention gives NaN here: see verify/torch_nn.)
+    batch = _batch(ck)
+    n_heads, d_head = _mha_dims(ck)
+    d_model = n_heads * d_head
+    params = _mha_params(ck, d_model, bias=ck.draw(st.booleans(), "biases"))
+    n_q = ck.draw(st.integers(2, 4), "n_q")
+    n_k = ck.draw(st.integers(1, 4), "n_k")
+    x_q = _array(ck, (*batch, n_q, d_model), "x_q")
+    x_kv = _array(ck, (*batch, n_k, d_model), "x_kv")
+    mask = _mask(ck, (*batch, 1, n_q, n_k), "mask")  # shared by the heads
+    blocked_query = ck.draw(st.integers(0, n_q - 1), "fully masked query")
+    mask[..., blocked_query, :] = False
+    out, weights = impl.multi_head_attention(params, x_q, x_kv, n_heads, mask)
+    ck.that(
+        bool(np.all(np.isfinite(out))) and bool(np.all(np.isfinite(weights))),
+        what="isfinite(output) and isfinite(weights)",
+        observed=f"non-finite values in query {blocked_query}'s row",
+        expected="finite everywhere",
+    )
+    blocked_weights = weights[..., blocked_query, :]  # (..., nh, n_k)
+    ck.equal(blocked_weights, np.zeros(blocked_weights.shape), what=f"every head's weights of query {blocked_query}")
+    b_o = params.get("b_o", np.zeros(d_model))
+    ck.close(
+        out[..., blocked_query, :],
+        np.broadcast_to(b_o, out[..., blocked_query, :].shape),
+        output="attention",
+        what=f"output of query {blocked_query}: 0 W_o^T + b_o",
+    )
+    others = np.arange(n_q) != blocked_query
+    ck.close(
+        weights[..., others, :].sum(axis=-1),
+        np.ones(weights[..., others, :].shape[:-1]),
+        output="probability",
+        what="weights.sum(-1) of the other queries in every head",
+    )
+
+
+@clause(
     "MHA-LOWRANK",
     "Each head's value map MUST be the product of a value-up (d_model x d_head) and a value-down "
     "(d_head x d_model) matrix, so its contribution has rank at most d_head and lies in the span "

@@ -50,6 +50,18 @@ def _normalised(x: np.ndarray, axes: int | tuple[int, ...], eps: float) -> np.nd
     return (x - mean) / np.sqrt(var + eps)
 
 
+def _condition(x: np.ndarray, axes: int | tuple[int, ...], eps: float = EPS) -> float:
+    """Normalisation's condition number, max |x| / sqrt(var + eps) over ``axes``.
+
+    A relative rounding of x (or of x / std, in a kernel that scales before it subtracts the
+    mean, as PyTorch's batch norm does) moves the output by this many times as much: the closed
+    forms below allow for it (``condition=``, see nnspec.verify.tolerances). It is 1 to 2 for a
+    token centred near 0, and large for a nearly constant token far from 0.
+    """
+    var = x.var(axis=axes, keepdims=True)
+    return max(1.0, float(np.max(np.abs(x) / np.sqrt(var + eps), initial=0.0)))
+
+
 @clause(
     "LN-STATS",
     "With gamma = 1 and beta = 0, layer norm MUST give every token mean 0 and biased variance "
@@ -63,11 +75,12 @@ def layer_norm_statistics(impl: Any, ck: Check) -> None:
     d = x.shape[-1]
     y = impl.layer_norm(x, np.ones(d), np.zeros(d), eps=EPS)
     var_in = x.var(axis=-1)  # biased, (B, T)
+    condition = _condition(x, -1)
     ck.close(y.mean(axis=-1), np.zeros(x.shape[:-1]), output="normalised",
-             what="layer_norm(x).mean(-1)")
+             what="layer_norm(x).mean(-1)", condition=condition)
     # Var((x - m) / sqrt(v + eps)) = v / (v + eps)
     ck.close(y.var(axis=-1), var_in / (var_in + EPS), output="normalised",
-             what="layer_norm(x).var(-1)")
+             what="layer_norm(x).var(-1)", condition=condition)
 
 
 @clause(
@@ -83,12 +96,14 @@ def layer_norm_affine(impl: Any, ck: Check) -> None:
     d = x.shape[-1]
     gamma = ck.input(ck.draw(_grid((d,), bound=48), "gamma"))
     beta = ck.input(ck.draw(_grid((d,), bound=48), "beta"))
+    condition = _condition(x, -1) * max(1.0, float(np.max(np.abs(gamma))))
     # y = gamma * x_hat + beta
     ck.close(impl.layer_norm(x, gamma, beta, eps=EPS), gamma * _normalised(x, -1, EPS) + beta,
-             output="normalised", what="layer_norm(x, gamma, beta)")
+             output="normalised", what="layer_norm(x, gamma, beta)", condition=condition)
     ck.close(impl.layer_norm(x, gamma, beta, eps=EPS),
              gamma * impl.layer_norm(x, np.ones(d), np.zeros(d), eps=EPS) + beta,
-             output="normalised", what="layer_norm(x, gamma, beta) vs gamma * layer_norm(x) + beta")
+             output="normalised", what="layer_norm(x, gamma, beta) vs gamma * layer_norm(x) + beta",
+             condition=condition)
     ck.close_to_oracle("layer_norm", x, gamma, beta, eps=EPS, output="normalised")
 
 
@@ -112,7 +127,8 @@ def layer_norm_invariant(impl: Any, ck: Check) -> None:
     # (a x + c - (a m + c)) / sqrt(a^2 v + a^2 eps) = (x - m) / sqrt(v + eps)
     ck.close(impl.layer_norm(moved, ones, zeros, eps=EPS * a * a),
              impl.layer_norm(x, ones, zeros, eps=EPS), output="normalised",
-             what=f"layer_norm({a:g} x + c, eps * {a * a:g})")
+             what=f"layer_norm({a:g} x + c, eps * {a * a:g})",
+             condition=max(_condition(moved, -1, EPS * a * a), _condition(x, -1)))
 
 
 @clause(
@@ -133,13 +149,14 @@ def layer_norm_independent(impl: Any, ck: Check) -> None:
     changed = others.copy()
     changed[b, t] = x[b, t]  # same token (b, t), every other token replaced
     y = impl.layer_norm(x, gamma, beta, eps=EPS)
+    condition = _condition(x[b, t], -1)
     ck.close(impl.layer_norm(changed, gamma, beta, eps=EPS)[b, t], y[b, t], output="normalised",
-             what=f"layer_norm(x)[{b}, {t}] after changing the other tokens")
+             what=f"layer_norm(x)[{b}, {t}] after changing the other tokens", condition=condition)
     ck.close(impl.layer_norm(x[b, t][None, :], gamma, beta, eps=EPS)[0], y[b, t],
-             output="normalised", what=f"layer_norm(x[{b}, {t}] alone)")
+             output="normalised", what=f"layer_norm(x[{b}, {t}] alone)", condition=condition)
     # and it is the token's own statistics: (x - mean) / sqrt(var + eps)
     ck.close(y[b, t], _normalised(x[b, t], -1, EPS), output="normalised",
-             what=f"layer_norm(x)[{b}, {t}]")
+             what=f"layer_norm(x)[{b}, {t}]", condition=condition)
 
 
 @clause(
@@ -156,10 +173,12 @@ def batch_norm_statistics(impl: Any, ck: Check) -> None:
     y = impl.batch_norm(x, np.ones(d), np.zeros(d), eps=EPS)
     axes = (0, 1)
     var_in = x.var(axis=axes)  # (d,)
-    ck.close(y.mean(axis=axes), np.zeros(d), output="normalised", what="batch_norm(x).mean(B, T)")
+    condition = _condition(x, axes)
+    ck.close(y.mean(axis=axes), np.zeros(d), output="normalised", what="batch_norm(x).mean(B, T)",
+             condition=condition)
     ck.close(y.var(axis=axes), var_in / (var_in + EPS), output="normalised",
-             what="batch_norm(x).var(B, T)")
-    ck.close(y, _normalised(x, axes, EPS), output="normalised", what="batch_norm(x)")
+             what="batch_norm(x).var(B, T)", condition=condition)
+    ck.close(y, _normalised(x, axes, EPS), output="normalised", what="batch_norm(x)", condition=condition)
 
 
 @clause(
@@ -201,4 +220,4 @@ def batch_norm_depends_on_batch(impl: Any, ck: Check) -> None:
                 observed="unchanged", expected="a different normalised value for item 0")
     # and by exactly as much as the batch statistics say
     ck.close(y_other, _normalised(other, (0, 1), EPS), output="normalised",
-             what="batch_norm(x with other items shifted)")
+             what="batch_norm(x with other items shifted)", condition=_condition(other, (0, 1)))

@@ -376,6 +376,23 @@ def test_check_records_and_failures() -> None:
     assert ck.notes == {"examples": 3}
 
 
+def test_closed_form_tolerance_grows_with_the_stated_condition_number() -> None:
+    from nnspec.verify import tolerances
+
+    eps32, ulps = tolerances.EPS["float32"], tolerances.TABLE["normalised"].ulps
+    off = np.array([3.8e-5])  # PyTorch's float32 batch norm of a constant feature at 3.25 (BN-STATS)
+    assert not tolerances.closed_form(off, np.zeros(1), "normalised", "float32").passed
+    verdict = tolerances.closed_form(off, np.zeros(1), "normalised", "float32", condition=1028.0)
+    assert verdict.passed and verdict.tolerance == pytest.approx(ulps * eps32 * 1028.0)
+    assert "x condition 1.03e+03" in verdict.reason
+    # the condition scales the budget, it does not open it: 10x past the scaled budget fails
+    assert not tolerances.closed_form(10 * verdict.tolerance * np.ones(1), np.zeros(1), "normalised",
+                                      "float32", condition=1028.0).passed
+    for bad in (0.5, float("nan")):
+        with pytest.raises(ValueError, match="condition number is at least 1"):
+            tolerances.closed_form(off, np.zeros(1), "normalised", "float32", condition=bad)
+
+
 def test_close_to_oracle_uses_the_same_rounded_inputs_and_the_baseline() -> None:
     ck = EngineCheck(load_implementation("torch:cpu:bfloat16"))
     x = np.array([[0.1, 0.2, 0.3]])  # not bf16 values: both sides must see the rounded ones

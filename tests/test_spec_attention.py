@@ -135,6 +135,8 @@ def mha_variant(
     transposed_weights=False,
     output_transposed=False,
     kv_from_queries=False,
+    naive_softmax=False,
+    nan_to_num=False,
 ):
     """Multi-head attention with one classic bug switched on."""
 
@@ -167,7 +169,12 @@ def mha_variant(
             mask = numpy_ref.causal_mask(x_q.shape[-2], x_kv.shape[-2])
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
-        weights = _softmax(scores)
+        if naive_softmax or nan_to_num:  # exp(s - max s) / sum: a fully masked row is 0/0 = NaN
+            with np.errstate(invalid="ignore"):
+                e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+                weights = e / e.sum(axis=-1, keepdims=True)
+        else:
+            weights = _softmax(scores)
         heads = weights @ v  # (..., nh, n_q, dh)
         concat = np.swapaxes(heads, -2, -3)  # (..., n_q, nh, dh)
         if interleaved:
@@ -176,6 +183,8 @@ def mha_variant(
         out = linear(
             concat, params["W_o"], params.get("b_o"), output_transposed or transposed_weights
         )
+        if nan_to_num:  # the NaN patched over after the output projection: 0 where b_o is due
+            return np.nan_to_num(out), np.nan_to_num(weights)
         return out, weights
 
     return mha
@@ -254,6 +263,16 @@ MUTANTS = [
         "MHA-ONE-HEAD",
         "weights-not-transposed",
         {"multi_head_attention": mha_variant(transposed_weights=True)},
+    ),
+    (
+        "MHA-FULLY-MASKED",
+        "naive-masked-softmax",
+        {"multi_head_attention": mha_variant(naive_softmax=True)},
+    ),
+    (
+        "MHA-FULLY-MASKED",
+        "nan-to-num-after-projection",
+        {"multi_head_attention": mha_variant(nan_to_num=True)},
     ),
     (
         "MHA-LOWRANK",

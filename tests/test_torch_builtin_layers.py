@@ -16,21 +16,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nnspec.reference import numpy_ref
 from nnspec.reference.config import TransformerConfig
+from nnspec.verify.torch_nn import decoder_layer_module, encoder_layer_module
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=10)
 TOL = dict(rtol=1e-12, atol=1e-12)
-TORCH_ACTIVATION = {
-    "relu": "relu",
-    "gelu": "gelu",  # exact erf GELU, the project's approximate="none"
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-}
-
-
 def random_layer_params(config: TransformerConfig, *, decoder: bool, seed: int) -> dict:
     """An encoder/decoder layer dict with every array random (gains near 1).
 
@@ -64,59 +57,14 @@ def _t(x: np.ndarray, device: str) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
-def _copy_mha(module: torch.nn.MultiheadAttention, p: dict, device: str) -> None:
-    # torch stacks W_q, W_k, W_v row-wise in in_proj_weight; heads split rows in the same order.
-    module.in_proj_weight.copy_(_t(np.concatenate([p["W_q"], p["W_k"], p["W_v"]]), device))
-    module.out_proj.weight.copy_(_t(p["W_o"], device))
-    if module.in_proj_bias is not None:
-        module.in_proj_bias.copy_(_t(np.concatenate([p["b_q"], p["b_k"], p["b_v"]]), device))
-        module.out_proj.bias.copy_(_t(p["b_o"], device))
+def torch_encoder_layer(config: TransformerConfig, p: dict, device: str) -> torch.nn.TransformerEncoderLayer:
+    # the weight copying is nnspec.verify.torch_nn's, the adapter that runs these modules as an
+    # implementation (tests/test_torch_nn.py): what is checked here is PyTorch against the oracle
+    return encoder_layer_module(config, p, device=device)
 
 
-def _copy_norm(module: torch.nn.LayerNorm, p: dict, device: str) -> None:
-    module.weight.copy_(_t(p["gamma"], device))
-    if module.bias is not None:
-        module.bias.copy_(_t(p["beta"], device))
-
-
-def _copy_ffn(layer, p: dict, device: str) -> None:
-    layer.linear1.weight.copy_(_t(p["W_1"], device))
-    layer.linear2.weight.copy_(_t(p["W_2"], device))
-    if layer.linear1.bias is not None:
-        layer.linear1.bias.copy_(_t(p["b_1"], device))
-        layer.linear2.bias.copy_(_t(p["b_2"], device))
-
-
-def torch_encoder_layer(config: TransformerConfig, p: dict, device: str):
-    layer = torch.nn.TransformerEncoderLayer(
-        config.d_model, config.n_heads, config.d_ff, dropout=0.0,
-        activation=TORCH_ACTIVATION[config.activation], layer_norm_eps=config.layer_norm_eps,
-        batch_first=True, norm_first=config.norm_placement == "pre", bias=config.bias,
-        device=device, dtype=torch.float64,
-    ).eval()
-    with torch.no_grad():
-        _copy_mha(layer.self_attn, p["self_attn"], device)
-        _copy_norm(layer.norm1, p["norm_1"], device)
-        _copy_ffn(layer, p["ffn"], device)
-        _copy_norm(layer.norm2, p["norm_2"], device)
-    return layer
-
-
-def torch_decoder_layer(config: TransformerConfig, p: dict, device: str):
-    layer = torch.nn.TransformerDecoderLayer(
-        config.d_model, config.n_heads, config.d_ff, dropout=0.0,
-        activation=TORCH_ACTIVATION[config.activation], layer_norm_eps=config.layer_norm_eps,
-        batch_first=True, norm_first=config.norm_placement == "pre", bias=config.bias,
-        device=device, dtype=torch.float64,
-    ).eval()
-    with torch.no_grad():
-        _copy_mha(layer.self_attn, p["self_attn"], device)
-        _copy_mha(layer.multihead_attn, p["cross_attn"], device)
-        _copy_norm(layer.norm1, p["norm_1"], device)
-        _copy_norm(layer.norm2, p["norm_2"], device)
-        _copy_norm(layer.norm3, p["norm_3"], device)
-        _copy_ffn(layer, p["ffn"], device)
-    return layer
+def torch_decoder_layer(config: TransformerConfig, p: dict, device: str) -> torch.nn.TransformerDecoderLayer:
+    return decoder_layer_module(config, p, device=device)
 
 
 @st.composite
@@ -242,7 +190,8 @@ def test_torch_encoder_stack_matches_oracle_encode(norm_first: bool) -> None:
             fresh = torch_encoder_layer(config, p, "cpu")
             layer.load_state_dict(fresh.state_dict())
         if norm_first:
-            _copy_norm(stack.norm, params["encoder_norm"], "cpu")
+            stack.norm.weight.copy_(_t(params["encoder_norm"]["gamma"], "cpu"))
+            stack.norm.bias.copy_(_t(params["encoder_norm"]["beta"], "cpu"))
         observed = stack(_t(x, "cpu"), src_key_padding_mask=torch.as_tensor(src == 0))
     expected = numpy_ref.Transformer(config, params).encode(src)
     real = src != 0  # torch may leave padded positions as it likes; compare the real tokens

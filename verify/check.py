@@ -151,11 +151,14 @@ class EngineCheck:
         if not verdict.passed:
             self._fail(what, summarise(observed), summarise(expected), verdict)
 
-    def close(self, observed: Any, expected: Any, *, output: str = "default", what: str) -> None:
+    def close(
+        self, observed: Any, expected: Any, *, output: str = "default", what: str, condition: float = 1.0
+    ) -> None:
         tolerances.kind(output)  # an unknown kind is the clause's error, even when values agree
         for obs, exp, label in self._structure(observed, expected, what):
             self._shape_and_dtype(obs, exp, label)
-            self._judge(tolerances.closed_form(obs, exp, output, self.impl.dtype), obs, exp, label)
+            verdict = tolerances.closed_form(obs, exp, output, self.impl.dtype, condition=condition)
+            self._judge(verdict, obs, exp, label)
 
     def close_to_oracle(
         self, name: str | Callable[[Any], Any], *args: Any, output: str = "default", **kwargs: Any

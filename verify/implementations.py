@@ -24,7 +24,9 @@ Names (``load_implementation``):
     a third-party object: an :class:`Implementation`, a module or object whose public attributes are
     capabilities, or a zero-argument factory returning either. Optional attributes declare the rest:
     ``nnspec_name``, ``nnspec_dtype`` (default ``float64``), ``nnspec_device`` (``cpu``),
-    ``nnspec_conventions`` (a dict of :class:`Conventions` fields), ``__version__``.
+    ``nnspec_conventions`` (a dict of :class:`Conventions` fields), ``nnspec_unavailable`` (why it
+    cannot run here, e.g. its device is absent: every clause is then *not applicable*),
+    ``__version__``. :mod:`nnspec.verify.torch_nn` is a worked example (PyTorch's own layers).
 an entry-point name
     a package that registers ``name = "package.module:object"`` under the entry-point group
     ``nnspec.implementations`` is found by ``name``.
@@ -504,6 +506,8 @@ def from_object(obj: Any, *, name: str) -> Implementation:
             f"({', '.join(CAPABILITIES[:5])}, ...); expose functions named as in numpy_ref "
             "or return an nnspec.verify.Implementation"
         )
+    # A reason it cannot run here (its device is absent, say): its clauses are then not applicable.
+    unavailable = getattr(obj, "nnspec_unavailable", "")
     version = getattr(obj, "__version__", "")
     if not version and inspect.ismodule(obj):
         try:
@@ -518,6 +522,8 @@ def from_object(obj: Any, *, name: str) -> Implementation:
         version=str(version),
         conventions=getattr(obj, "nnspec_conventions", None),
         framework="third-party",
+        available=not unavailable,
+        unavailable_reason=str(unavailable),
     )
 
 

@@ -200,7 +200,9 @@ def padding_mask_inverted(token_ids: Any, pad_id: int) -> np.ndarray:
 
 
 def _mha(
-    params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None, *, split_ok: bool, merge_ok: bool
+    params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None, *, split_ok: bool = True,
+    merge_ok: bool = True,
+    attention: Callable[..., tuple[np.ndarray, np.ndarray]] = numpy_ref.scaled_dot_product_attention,
 ) -> tuple[np.ndarray, np.ndarray]:
     x_q, x_kv = _f64(x_q), _f64(x_kv)
     d_model = x_q.shape[-1]
@@ -215,7 +217,7 @@ def _mha(
     q = split(_linear(x_q, params["W_q"], params.get("b_q")))
     k = split(_linear(x_kv, params["W_k"], params.get("b_k")))
     v = split(_linear(x_kv, params["W_v"], params.get("b_v")))
-    heads, weights = numpy_ref.scaled_dot_product_attention(q, k, v, mask)  # (..., nh, n_q, dh)
+    heads, weights = attention(q, k, v, mask)  # (..., nh, n_q, dh)
     if merge_ok:
         concat = np.swapaxes(heads, -2, -3).reshape(*heads.shape[:-3], heads.shape[-2], d_model)
     else:
@@ -231,6 +233,12 @@ def mha_split_without_transpose(params: Params, x_q: Any, x_kv: Any, n_heads: in
 def mha_merge_without_transpose(params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None):
     """Merges heads with ``view(B, T, C)`` straight from (B, nh, T, hs), skipping the transpose."""
     return _mha(params, x_q, x_kv, n_heads, mask, split_ok=True, merge_ok=False)
+
+
+def mha_fully_masked_nan(params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None):
+    """Heads through the naive -inf softmax (torch.nn.MultiheadAttention's behaviour): a query with
+    no allowed key gets NaN weights in every head, and NaN output."""
+    return _mha(params, x_q, x_kv, n_heads, mask, attention=sdpa_fully_masked_nan)
 
 
 def dot_attention_scaled(s: Any, h: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -630,6 +638,9 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("heads-merged-without-transpose", "heads merged with view(B, T, C) straight from "
        "(B, nh, T, hs), the transpose back forgotten", ("MHA-CONCAT", "ATT-ORACLE"),
        multi_head_attention=mha_merge_without_transpose),
+    _m("mha-fully-masked-nan", "multi-head attention whose heads use the naive -inf softmax, so "
+       "a query with no allowed key returns NaN (torch.nn.MultiheadAttention does)",
+       ("MHA-FULLY-MASKED",), crash=True, multi_head_attention=mha_fully_masked_nan),
     _m("luong-dot-scaled", "Luong's dot score divided by sqrt(d), the Transformer's scaling carried "
        "into dot attention", ("DOT-ATT",), dot_attention=dot_attention_scaled),
     # positions

@@ -111,9 +111,14 @@ def _usage(option: str, value: Any, problem: str) -> pytest.UsageError:
     return pytest.UsageError(f"{option}={value}: {problem}")
 
 
-def _assign_gpu() -> None:
-    """On xdist worker gwN, expose only the N-th GPU (round robin) before CUDA is initialised."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+def _assign_gpu(worker: str) -> None:
+    """On xdist worker ``worker`` = gwN, expose only the N-th GPU (round robin) before CUDA starts.
+
+    The worker id comes from the worker's own config, not from ``PYTEST_XDIST_WORKER``: that
+    variable leaks into every process a worker starts, so a run launched from inside a worker (a
+    test suite that calls ``nnspec verify -n 2``) would narrow its controller to one GPU and hand
+    that same GPU to all of its workers.
+    """
     if not worker.startswith("gw") or os.environ.get("NNSPEC_GPU_ASSIGNED"):
         return
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -193,8 +198,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ["pytest", *map(str, config.invocation_params.args)]
     )
 
-    if any(n.startswith("torch:cuda") for n in names):
-        _assign_gpu()
+    if any(n.startswith("torch:cuda") for n in names) and not _is_controller(config):
+        _assign_gpu(config.workerinput["workerid"])
     for name in names:
         try:
             state.implementations.append(load_implementation(name))

@@ -1,0 +1,118 @@
+"""A real third-party implementation through the engine: PyTorch's own layers (nnspec.verify.torch_nn).
+
+None of its math is nnspec's, so these runs check the catalogue against code that neither
+reference shares: every clause it can run must pass, except the one where PyTorch departs from
+the documents (nn.MultiheadAttention returns NaN for a query with no allowed key), which must
+fail, at every precision, for that reason and with a shrunk input.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from nnspec.reference import numpy_ref
+from nnspec.verify import load_implementation, run_clause
+from nnspec.verify.catalogue import installed
+from nnspec.verify.torch_nn import TorchNN
+
+# The clauses PyTorch's built-ins fail, and what the failure must say.
+DEPARTURES = {"MHA-FULLY-MASKED": "isfinite(output) and isfinite(weights): observed non-finite values"}
+# Capabilities offered: what torch.nn / torch.nn.functional have a built-in for.
+OFFERED = {
+    "sigmoid", "sigmoid_prime", "relu", "relu_prime", "tanh", "tanh_prime", "gelu", "gelu_prime",
+    "activation", "dense", "softmax", "squared_error_cost", "embed", "unembed", "layer_norm",
+    "batch_norm", "scaled_dot_product_attention", "multi_head_attention", "feed_forward",
+    "lstm_cell", "lstm", "encoder_layer", "decoder_layer",
+}
+
+
+def _name(device: str, dtype: str) -> str:
+    return f"nnspec.verify.torch_nn:{dtype}" if device == "cpu" else f"nnspec.verify.torch_nn:{device}_{dtype}"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_pytorch_layers_pass_every_clause_they_can_run_but_one(device: str, dtype: str) -> None:
+    impl = load_implementation(_name(device, dtype))
+    assert impl.capabilities == frozenset(OFFERED)
+    statuses = {}
+    for clause_id, clause in installed().items():
+        result = run_clause(clause, impl, profile="quick", seed=0)
+        statuses[clause_id] = result.status
+        if clause_id in DEPARTURES:
+            assert DEPARTURES[clause_id] in result.message
+            assert "shrunk input:" in result.message
+    runnable = {c for c, clause in installed().items() if not impl.missing(clause.needs)}
+    assert {c for c, s in statuses.items() if s == "failed"} == set(DEPARTURES)
+    assert {c for c, s in statuses.items() if s == "passed"} == runnable - set(DEPARTURES)
+    assert {c for c, s in statuses.items() if s == "not_applicable"} == set(statuses) - runnable
+    assert len(runnable) >= 40  # activations, softmax, embeddings, attention, norms, FFN, LSTM
+
+
+def test_the_departure_is_pytorchs_not_the_adapters() -> None:
+    # The same NaN straight from nn.MultiheadAttention, without nnspec in between, and zeros from
+    # F.scaled_dot_product_attention for the same fully masked query.
+    mha = torch.nn.MultiheadAttention(2, 1, batch_first=True, dtype=torch.float64)
+    x = torch.ones(1, 2, 2, dtype=torch.float64)
+    may_not_attend = torch.tensor([[True, True], [False, False]])  # query 0 sees no key
+    out, weights = mha(x, x, x, attn_mask=may_not_attend)
+    assert torch.isnan(out[0, 0]).all() and torch.isfinite(out[0, 1]).all()
+    sdpa = torch.nn.functional.scaled_dot_product_attention(x, x, x, attn_mask=~may_not_attend)
+    assert (sdpa[0, 0] == 0).all()
+
+
+def test_layers_match_the_oracle_in_float64() -> None:
+    # The adapter's translations (mask polarity, layouts, per-head masks, batch shapes) are right:
+    # where PyTorch agrees with the documents, it agrees with the oracle to float64 rounding.
+    nn_impl = TorchNN(dtype="float64")
+    rng = np.random.default_rng(0)
+    params = {f"W_{n}": rng.normal(size=(6, 6)) / 3 for n in "qkvo"} | {f"b_{n}": rng.normal(size=6) for n in "qkvo"}
+    x_q, x_kv = rng.normal(size=(2, 3, 6)), rng.normal(size=(2, 4, 6))
+    mask = rng.random((2, 1, 3, 4)) < 0.6
+    mask[..., 0] = True  # no fully masked query
+    for got, want in zip(nn_impl.multi_head_attention(params, x_q, x_kv, 3, mask),
+                         numpy_ref.multi_head_attention(params, x_q, x_kv, 3, mask), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    lstm = {"W_ih": rng.normal(size=(8, 3)), "W_hh": rng.normal(size=(8, 2)), "b_ih": rng.normal(size=8)}
+    xs = rng.normal(size=(2, 5, 3))
+    got_out, (got_h, _) = nn_impl.lstm(lstm, xs)
+    want_out, (want_h, _) = numpy_ref.lstm(lstm, xs)
+    np.testing.assert_allclose(got_out, want_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_h, want_h, rtol=1e-12, atol=1e-12)
+    ids = np.array([[0, 3, 1]])
+    W_E = rng.normal(size=(4, 5))
+    np.testing.assert_array_equal(nn_impl.embed(ids, W_E), numpy_ref.embed(ids, W_E))
+
+
+def test_an_absent_device_makes_every_clause_not_applicable() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    impl = load_implementation("nnspec.verify.torch_nn:cuda_float32")
+    result = run_clause("SM-SUM", impl, profile="quick")
+    assert result.status == "not_applicable" and "no CUDA device is available" in result.message
+
+
+def test_bad_import_paths_say_what_exists() -> None:
+    with pytest.raises(AttributeError, match="use DTYPE or DEVICE_DTYPE"):
+        import nnspec.verify.torch_nn as module
+
+        module.cuda_float8  # noqa: B018
+    with pytest.raises(ValueError, match="choose one of"):
+        TorchNN(device="tpu")
+
+
+@pytest.mark.slow
+def test_nnspec_verify_runs_it_by_import_path(tmp_path) -> None:
+    name = "nnspec.verify.torch_nn:float32"
+    run = subprocess.run(
+        [sys.executable, "-m", "nnspec.verify.cli", "verify", name, "--profile", "quick",
+         "--clause", "MHA-*", "--clause", "ATT-FULLY-MASKED", "--report", str(tmp_path / "report")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"reproduce: nnspec verify {name} --clause MHA-FULLY-MASKED" in run.stdout
+    assert "torch.nn:cpu:float32: 1 failed, 4 passed" in run.stdout
+    assert (tmp_path / "report" / "report.html").exists()
