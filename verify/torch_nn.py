@@ -5,9 +5,14 @@ PyTorch itself: none of the math below is nnspec's. Each capability converts the
 to tensors, calls the PyTorch built-in that does the job (``F.softmax``, ``F.layer_norm``,
 ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, ``nn.LSTM``,
 ``nn.TransformerEncoderLayer``, ...) and converts the result back. Derivatives come from autograd.
-What PyTorch has no built-in for (the sinusoidal table, causal and padding masks, Bahdanau and
-Luong attention, whole networks) is left out, so the clauses that need it are *not applicable*
-rather than checked against code written here. Run it with::
+The networks are assembled from PyTorch modules the way users assemble them: the MLP from
+``nn.Linear`` trained with ``torch.optim.SGD``, the encoder-decoder from
+``nn.TransformerEncoderLayer``/``nn.TransformerDecoderLayer``, GPT from encoder layers run with
+``nn.Transformer.generate_square_subsequent_mask`` (their sinusoidal table is the one of PyTorch's
+own Transformer tutorial). What PyTorch has no built-in for (the sinusoidal table as a function,
+causal and padding masks, Bahdanau and Luong attention, the vocabulary, the LSTM Seq2Seq) is left
+out, so the clauses that need it are *not applicable* rather than checked against code written
+here. Run it with::
 
     nnspec verify nnspec.verify.torch_nn:float64 nnspec.verify.torch_nn:float32
     nnspec verify nnspec.verify.torch_nn:cuda_bfloat16        # DEVICE_DTYPE, device cpu by default
@@ -30,6 +35,7 @@ exp(-inf) = 0) gives zero weights. ``F.scaled_dot_product_attention`` gives zero
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -96,8 +102,9 @@ def _load_norm(module: nn.LayerNorm, p: dict[str, Tensor]) -> None:
 def _load_feed_forward(layer: nn.Module, p: dict[str, Tensor]) -> None:
     _copy(layer.linear1.weight, p["W_1"])
     _copy(layer.linear2.weight, p["W_2"])
-    _copy(layer.linear1.bias, p.get("b_1"))
-    _copy(layer.linear2.bias, p.get("b_2"))
+    # nnspec's bias=False leaves the biases out; torch's layers then hold zeros in their place
+    _copy(layer.linear1.bias, p.get("b_1", torch.zeros_like(p["W_1"][:, 0])))
+    _copy(layer.linear2.bias, p.get("b_2", torch.zeros_like(p["W_2"][:, 0])))
 
 
 def _layer_options(config: Any, device: Any, dtype: torch.dtype) -> dict[str, Any]:
@@ -111,7 +118,9 @@ def _layer_options(config: Any, device: Any, dtype: torch.dtype) -> dict[str, An
         layer_norm_eps=config.layer_norm_eps,
         batch_first=True,
         norm_first=config.norm_placement == "pre",
-        bias=config.bias,
+        # always: nnspec's layer norms keep their shift beta when bias=False turns off the linear
+        # biases (reference/PARAMETERS.md); torch's bias=False would drop both
+        bias=True,
         device=device,
         dtype=dtype,
     )
@@ -148,9 +157,11 @@ def decoder_layer_module(
 
 
 def _tensors(value: Any, device: Any, dtype: torch.dtype) -> Any:
-    """A parameter tree (dicts of arrays) as tensors on ``device`` in ``dtype``."""
+    """A parameter tree (dicts and lists of arrays) as tensors on ``device`` in ``dtype``."""
     if isinstance(value, dict):
         return {k: _tensors(v, device, dtype) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tensors(v, device, dtype) for v in value]
     if isinstance(value, (np.ndarray, Tensor)):
         return torch.as_tensor(np.asarray(value, dtype=np.float64)).to(device=device, dtype=dtype)
     return value
@@ -166,6 +177,274 @@ def _attn_mask(allowed: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
 
 def _batch_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(torch.broadcast_shapes(*shapes))
+
+
+# ------------------------------------------------------------------------------------------------
+# Whole networks from torch.nn's Transformer stacks
+# ------------------------------------------------------------------------------------------------
+
+PAD_ID, START_ID, END_ID = 0, 2, 3  # nnspec's vocabulary (reference/vocabulary.py)
+
+
+def _sinusoids(n_positions: int, d_model: int) -> Tensor:
+    """The sinusoidal table as PyTorch's own Transformer tutorial builds it (PyTorch has no
+    built-in): sin in the even columns, cos in the odd ones, wavelengths up to 10000 * 2 pi."""
+    position = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (n, 1)
+    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(n_positions, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(position * div)
+    table[:, 1::2] = torch.cos(position * div[: d_model // 2])
+    return table
+
+
+class _Network:
+    """What the two networks share: parameters as tensors, token embedding with positions, the
+    output layer. ``device`` and ``dtype`` are set on the subclasses TorchNN makes per instance."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    def __init__(self, config: Any, params: dict[str, Any]) -> None:
+        self.config = config
+        self.params = params
+        self._p = _tensors(params, self.device, self.dtype)
+
+    def _ids(self, ids: Any) -> Tensor:
+        return torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)
+
+    def _final_norm(self, name: str) -> nn.LayerNorm | None:
+        if self.config.norm_placement != "pre":
+            return None
+        norm = nn.LayerNorm(self.config.d_model, eps=self.config.layer_norm_eps, device=self.device, dtype=self.dtype)
+        with torch.no_grad():
+            _load_norm(norm, self._p[name])
+        return norm
+
+    def _embed(self, ids: Tensor, W_E: str, W_P: str) -> Tensor:
+        """F.embedding (x sqrt(d_model) if configured) plus the positions: (..., T, d_model)."""
+        c = self.config
+        x = F.embedding(ids, self._p[W_E].T)  # nnspec's W_E is (d_model, n_vocab)
+        if c.scale_embeddings:
+            x = x * math.sqrt(c.d_model)
+        T = ids.shape[-1]
+        if c.positional == "sinusoidal":
+            x = x + _sinusoids(T, c.d_model).to(self.device, self.dtype)
+        elif c.positional == "learned":
+            x = x + self._p[W_P][:T]
+        return x
+
+    def _logits(self, h: Tensor, W_E: str) -> Tensor:
+        W_U = self._p["W_U"] if "W_U" in self._p else self._p[W_E].T  # tied: W_E^T
+        return F.linear(h, W_U, self._p.get("b_U"))
+
+    def _causal(self, T: int) -> Tensor:
+        return nn.Transformer.generate_square_subsequent_mask(T, device=self.device, dtype=self.dtype)
+
+    def _pick(self, logits: Tensor, temperature: float, generator: torch.Generator | None) -> int:
+        if temperature == 0 or generator is None:
+            return int(torch.argmax(logits))
+        probabilities = F.softmax(logits.double() / temperature, dim=-1)
+        return int(torch.multinomial(probabilities.cpu(), 1, generator=generator))
+
+
+class _Transformer(_Network):
+    """nn.TransformerEncoder and nn.TransformerDecoder around nnspec's weights. Not nn.Transformer:
+    that one always ends each stack with a LayerNorm, which Vaswani et al.'s post-LN layers do not
+    have (it is only right for pre-LN, where nnspec's layout has encoder_norm and decoder_norm)."""
+
+    def __init__(self, config: Any, params: dict[str, Any]) -> None:
+        super().__init__(config, params)
+        kw = dict(device=self.device, dtype=self.dtype)
+        self.encoder = nn.ModuleList(encoder_layer_module(config, p, **kw) for p in params["encoder"])
+        self.decoder = nn.ModuleList(decoder_layer_module(config, p, **kw) for p in params["decoder"])
+        self.encoder_norm = self._final_norm("encoder_norm")
+        self.decoder_norm = self._final_norm("decoder_norm")
+
+    @torch.no_grad()
+    def _encode(self, src: Tensor, src_mask: Any | None) -> tuple[Tensor, Tensor | None]:
+        """Memory (N, S, d) and the key-padding mask (N, S), True = padding (torch's polarity)."""
+        S = src.shape[-1]
+        x = self._embed(src, "W_E_src", "W_P_src").reshape(-1, S, self.config.d_model)
+        if src_mask is None:
+            pads = (src == PAD_ID).reshape(-1, S)
+        else:  # nnspec's (..., 1, S), True = a real token
+            pads = ~torch.as_tensor(np.asarray(src_mask, dtype=bool), device=self.device).reshape(-1, S)
+        for layer in self.encoder:
+            x = layer(x, src_key_padding_mask=pads)
+        return (x if self.encoder_norm is None else self.encoder_norm(x)), pads
+
+    @torch.no_grad()
+    def _decode(self, tgt: Tensor, memory: Tensor, pads: Tensor | None) -> Tensor:
+        T = tgt.shape[-1]
+        y = self._embed(tgt, "W_E_tgt", "W_P_tgt").reshape(-1, T, self.config.d_model)
+        N = max(y.shape[0], memory.shape[0])
+        y, memory = y.expand(N, -1, -1), memory.expand(N, -1, -1)
+        for layer in self.decoder:
+            y = layer(y, memory, tgt_mask=self._causal(T), tgt_is_causal=True, memory_key_padding_mask=pads)
+        return y if self.decoder_norm is None else self.decoder_norm(y)
+
+    def encode(self, src_ids: Any, src_mask: Any | None = None) -> np.ndarray:
+        src = self._ids(src_ids)
+        memory, _ = self._encode(src, src_mask)
+        return _to_numpy(memory.reshape(*src.shape, self.config.d_model))
+
+    def decode(self, tgt_ids: Any, memory: Any, src_mask: Any | None = None) -> np.ndarray:
+        tgt = self._ids(tgt_ids)
+        memory = torch.as_tensor(np.asarray(memory, dtype=np.float64)).to(self.device, self.dtype)
+        S, d = memory.shape[-2:]
+        pads = None
+        if src_mask is not None:
+            pads = ~torch.as_tensor(np.asarray(src_mask, dtype=bool), device=self.device).reshape(-1, S)
+        lead = torch.broadcast_shapes(tgt.shape[:-1], memory.shape[:-2])
+        out = self._decode(tgt, memory.reshape(-1, S, d), pads)
+        return _to_numpy(out.reshape(*lead, tgt.shape[-1], d))
+
+    @torch.no_grad()
+    def _forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        memory, pads = self._encode(src, None)
+        h = self._decode(tgt, memory, pads)
+        lead = torch.broadcast_shapes(src.shape[:-1], tgt.shape[:-1])
+        return self._logits(h, "W_E_tgt").reshape(*lead, tgt.shape[-1], -1)
+
+    def forward(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
+        return _to_numpy(self._forward(self._ids(src_ids), self._ids(tgt_ids)))
+
+    def probabilities(self, src_ids: Any, tgt_ids: Any, temperature: float = 1.0) -> np.ndarray:
+        logits = self._forward(self._ids(src_ids), self._ids(tgt_ids))
+        return _to_numpy(F.softmax(logits / temperature, dim=-1))
+
+    def _generate(self, src_ids: Any, max_len: int, temperature: float, seed: int | None) -> list[int]:
+        src = self._ids(src_ids)
+        memory, pads = self._encode(src, None)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        out = [START_ID]
+        for _ in range(max_len):
+            h = self._decode(self._ids(out), memory, pads)[0, -1]  # (d_model,)
+            out.append(self._pick(self._logits(h, "W_E_tgt"), temperature, generator))
+            if out[-1] == END_ID:
+                break
+        return out
+
+    def greedy_decode(self, src_ids: Any, *, max_len: int) -> list[int]:
+        return self._generate(src_ids, max_len, 0.0, None)
+
+    def sample(self, src_ids: Any, *, max_len: int, temperature: float, seed: int) -> list[int]:
+        return self._generate(src_ids, max_len, temperature, seed)
+
+
+class _GPT(_Network):
+    """A decoder-only model: nnspec's blocks are nn.TransformerEncoderLayer run with a causal mask."""
+
+    def __init__(self, config: Any, params: dict[str, Any]) -> None:
+        super().__init__(config, params)
+        self.blocks = nn.ModuleList(
+            encoder_layer_module(config, {"self_attn": b["attn"], **b}, device=self.device, dtype=self.dtype)
+            for b in params["blocks"]
+        )
+        self.final_norm = self._final_norm("final_norm")
+
+    @torch.no_grad()
+    def _hidden(self, ids: Tensor) -> Tensor:
+        T = ids.shape[-1]
+        x = self._embed(ids, "W_E", "W_P").reshape(-1, T, self.config.d_model)
+        for block in self.blocks:
+            x = block(x, src_mask=self._causal(T), is_causal=True)
+        x = x if self.final_norm is None else self.final_norm(x)
+        return x.reshape(*ids.shape, self.config.d_model)
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        return _to_numpy(self._hidden(self._ids(ids)))
+
+    def forward(self, ids: Any) -> np.ndarray:
+        return _to_numpy(self._logits(self._hidden(self._ids(ids)), "W_E"))
+
+    def probabilities(self, ids: Any, temperature: float = 1.0) -> np.ndarray:
+        return _to_numpy(F.softmax(self._logits(self._hidden(self._ids(ids)), "W_E") / temperature, dim=-1))
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        generator = torch.Generator().manual_seed(seed)
+        out = [int(t) for t in np.asarray(ids, dtype=np.int64)]
+        for _ in range(max_new_tokens):
+            logits = self._logits(self._hidden(self._ids(out))[-1], "W_E")
+            out.append(self._pick(logits, temperature, generator))
+        return out
+
+
+class _MLP:
+    """The documents' fully connected network as nn.Linear layers: autograd for the gradients,
+    torch.optim.SGD for the steps, torch.randperm for the minibatch order."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    def __init__(self, config: Any, params: dict[str, Any]) -> None:
+        self.config = config
+        self.sigma = _activation(config.activation)
+        self.layers = nn.ModuleList()
+        for p in _tensors(params, self.device, self.dtype)["layers"]:
+            linear = nn.Linear(p["W"].shape[1], p["W"].shape[0], device=self.device, dtype=self.dtype)
+            with torch.no_grad():
+                linear.weight.copy_(p["W"])
+                linear.bias.copy_(p["b"])
+            self.layers.append(linear)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The current weights in nnspec's layout (they change as the network trains)."""
+        return {"layers": [{"W": _to_numpy(lin.weight), "b": _to_numpy(lin.bias)} for lin in self.layers]}
+
+    def _in(self, x: Any) -> Tensor:
+        return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(self.device, self.dtype)
+
+    def _forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        zs, activations = [], [x]
+        for linear in self.layers:
+            zs.append(linear(activations[-1]))
+            activations.append(self.sigma(zs[-1]))
+        return zs, activations
+
+    def _cost(self, x: Tensor, y: Tensor) -> Tensor:
+        """Mean over examples of the squared error summed over the output neurons."""
+        return F.mse_loss(self._forward(x)[1][-1], y, reduction="none").sum(-1).mean()
+
+    def forward(self, x: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        with torch.no_grad():
+            zs, activations = self._forward(self._in(x))
+        return [_to_numpy(z) for z in zs], [_to_numpy(a) for a in activations]
+
+    def predict(self, x: Any) -> np.ndarray:
+        with torch.no_grad():
+            return _to_numpy(torch.argmax(self._forward(self._in(x))[1][-1], dim=-1))
+
+    def cost(self, x: Any, y: Any) -> float:
+        with torch.no_grad():
+            return float(self._cost(self._in(x), self._in(y)))
+
+    def gradients(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        x, y = torch.atleast_2d(self._in(x)), torch.atleast_2d(self._in(y))
+        grads = torch.autograd.grad(self._cost(x, y), [p for lin in self.layers for p in (lin.weight, lin.bias)])
+        return [_to_numpy(g) for g in grads[0::2]], [_to_numpy(g) for g in grads[1::2]]
+
+    def sgd_step(self, x: Any, y: Any, eta: float) -> None:
+        optimiser = torch.optim.SGD(self.layers.parameters(), lr=eta)
+        optimiser.zero_grad()
+        self._cost(torch.atleast_2d(self._in(x)), torch.atleast_2d(self._in(y))).backward()
+        optimiser.step()
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = self._in(X), self._in(Y)
+        optimiser = torch.optim.SGD(self.layers.parameters(), lr=eta)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            order = torch.randperm(len(X), generator=generator).to(self.device)
+            for batch in order.split(batch_size):
+                optimiser.zero_grad()
+                self._cost(X[batch], Y[batch]).backward()
+                optimiser.step()
+
+
+def _to_numpy(t: Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
 
 
 class TorchNN:
@@ -190,6 +469,12 @@ class TorchNN:
         self.__version__ = f"torch {torch.__version__}"
         available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
         self.nnspec_unavailable = "" if available[device] else f"no {device.upper()} device is available"
+        # The network classes, bound to this device and dtype (a class per instance, so that
+        # `Transformer(config, params)` constructs and `Transformer.greedy_decode` is visible).
+        bound = {"device": self.device, "dtype": self.dtype}
+        self.Transformer = type("Transformer", (_Transformer,), bound)
+        self.GPT = type("GPT", (_GPT,), bound)
+        self.MLP = type("MLP", (_MLP,), bound)
 
     # -- the NumPy boundary ------------------------------------------------------------------------
 
@@ -201,13 +486,26 @@ class TorchNN:
 
     @staticmethod
     def _out(t: Tensor) -> np.ndarray:
-        return t.detach().to("cpu", torch.float64).numpy()
+        return _to_numpy(t)
 
     def _derivative(self, f: Callable[[Tensor], Tensor], z: Any) -> np.ndarray:
         """f'(z) elementwise, by autograd (f acts elementwise, so the gradient of sum f is f')."""
         z = self._in(z).requires_grad_(True)
         (grad,) = torch.autograd.grad(f(z).sum(), z)
         return self._out(grad)
+
+    def init_params(self, config: Any, seed: int = 0) -> dict[str, Any]:
+        """An MLP's parameters as ``nn.Linear`` initialises them (uniform in +-1/sqrt(fan_in)), in
+        nnspec's layout. Only the fully connected network: for the Transformer layouts PyTorch's
+        modules would need nnspec's names mapped back, which this example leaves out."""
+        sizes = getattr(config, "layer_sizes", None)
+        if sizes is None:
+            raise TypeError(f"torch.nn's initialisation is offered for an MLPConfig only, not {type(config).__name__}")
+        with torch.random.fork_rng(devices=[]):  # seed nn.Linear's draw without touching the caller's
+            torch.manual_seed(seed)
+            pairs = zip(sizes[:-1], sizes[1:], strict=True)
+            layers = [nn.Linear(n_in, n_out, dtype=torch.float64) for n_in, n_out in pairs]
+        return {"layers": [{"W": _to_numpy(lin.weight), "b": _to_numpy(lin.bias)} for lin in layers]}
 
     # -- activations -------------------------------------------------------------------------------
 
