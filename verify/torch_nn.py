@@ -27,7 +27,7 @@ The translations an adapter has to make are the ones a user's adapter makes too:
 - masks per head: nnspec broadcasts one mask over the heads, ``nn.MultiheadAttention`` wants a
   (batch * heads, n_q, n_k) mask, so the mask is repeated per head.
 
-What the catalogue finds (tests/test_torch_nn.py pins it, at float64 and float32):
+What the catalogue finds (tests/test_torch_nn.py pins it, at float64, float32 and bfloat16):
 ``nn.MultiheadAttention`` and the Transformer layers return NaN for a query that may attend to
 no key (a fully masked row), where the documents' masking (every score -inf, so every weight
 exp(-inf) = 0) gives zero weights. ``F.scaled_dot_product_attention`` gives zeros there.
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from nnspec.reference.config import END_ID, PAD_ID, START_ID  # nnspec's special token ids
 from torch import Tensor, nn
 
 __all__ = ["TorchNN", "decoder_layer_module", "encoder_layer_module"]
@@ -182,8 +183,6 @@ def _batch_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 # ------------------------------------------------------------------------------------------------
 # Whole networks from torch.nn's Transformer stacks
 # ------------------------------------------------------------------------------------------------
-
-PAD_ID, START_ID, END_ID = 0, 2, 3  # nnspec's vocabulary (reference/vocabulary.py)
 
 
 def _sinusoids(n_positions: int, d_model: int) -> Tensor:
