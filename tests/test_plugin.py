@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -212,3 +213,41 @@ def test_each_xdist_worker_sees_its_own_gpu_end_to_end(
     )
     result.assert_outcomes(passed=2)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"gw0": "4", "gw1": "7"}
+
+
+DOUBLE_IMPORT_PROBE = '''
+import collections, json, os, sys
+
+def pytest_sessionfinish(session):
+    names = collections.defaultdict(list)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path:
+            names[os.path.realpath(path)].append(name)
+    with open(os.environ["NNSPEC_PROBE_OUT"], "w") as out:
+        json.dump({path: sorted(n) for path, n in names.items()}, out)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["a project of the user's", "the nnspec repository"])
+def test_the_plugin_imports_each_module_once(tmp_path: Path, where: str) -> None:
+    # The clauses come from the installed package, never from files pytest finds: no nnspec module
+    # is imported under a second name (spec.attention beside nnspec.spec.attention), not even from
+    # the repository root, where spec/, verify/, reference/ and report/ are plain folders.
+    (tmp_path / "nnspec_probe.py").write_text(DOUBLE_IMPORT_PROBE)
+    cwd = tmp_path if where.startswith("a project") else TESTS.parent
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NNSPEC_PROBE_OUT": str(tmp_path / "modules.json")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "nnspec_probe", "--nnspec-impl=numpy", "--nnspec-impl=torch:cpu:float32",
+         "--nnspec-clause=SM-SUM", "--nnspec-profile=quick", "-n", "0", "-q", "--rootdir", str(cwd), "-c", os.devnull,
+         "--ignore", str(TESTS)],  # in the repository: the clauses alone, not nnspec's own suite
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    modules = json.loads((tmp_path / "modules.json").read_text())
+    ours = {path: names for path, names in modules.items() if "nnspec" in " ".join(names)}
+    assert any("nnspec.spec.attention" in names for names in ours.values())  # the catalogue was loaded
+    twice = {path: names for path, names in ours.items() if len(names) > 1}
+    assert not twice, f"imported under two names: {twice}"
