@@ -33,6 +33,7 @@ from nnspec.reference.config import (
     TransformerConfig,
 )
 
+from . import precision
 from .clause import (
     LECTURE_NOTES,
     RECAP,
@@ -619,7 +620,8 @@ def dec_autoregressive(impl: Any, ck: Check) -> None:
 )
 def dec_cross_all(impl: Any, ck: Check) -> None:
     config = tiny_transformer(ck)
-    net = impl.Transformer(config, network_params(ck, config))
+    params = network_params(ck, config)
+    net, reference = impl.Transformer(config, params), ck.oracle.Transformer(config, params)
     # At least two target positions and two source rows: with one of either, a causal mask put on
     # the cross-attention by mistake hides nothing.
     tgt = draw_tokens(ck, 2, 4, "target")
@@ -629,28 +631,49 @@ def dec_cross_all(impl: Any, ck: Check) -> None:
     S = ck.draw(st.integers(2, 5), "source length")
     rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "memory seed"))
     memory = ck.input(rng.normal(size=(S, config.d_model)))
-    base = np.asarray(net.decode(tgt, memory))  # (T, d_model)
     for j in range(S):
         moved = memory.copy()
         moved[j] = ck.input(rng.normal(size=config.d_model))
         _every_position_changes(
-            ck, base, np.asarray(net.decode(tgt, moved)), f"each target position's output when memory row {j} changes"
+            ck, impl, lambda m, x: m.decode(tgt, x), memory, moved, (net, reference),
+            f"each target position's output when memory row {j} changes",
         )
     # And end to end: changing one source token changes the logits at every target position.
     src = draw_tokens(ck, 2, 5, "source")
-    base = np.asarray(net.forward(src, tgt))  # (T, n_vocab)
     j = ck.draw(st.integers(0, len(src) - 1), "changed source position")
     other = src.copy()
     other[j] = FIRST_WORD_ID + (src[j] - FIRST_WORD_ID + 1) % (VOCAB - FIRST_WORD_ID)
     _every_position_changes(
-        ck, base, np.asarray(net.forward(other, tgt)), f"each target position's logits when source token {j} changes"
+        ck, impl, lambda m, x: m.forward(x, tgt), src, other, (net, reference),
+        f"each target position's logits when source token {j} changes",
     )
 
 
-def _every_position_changes(ck: Check, before: np.ndarray, after: np.ndarray, what: str) -> None:
-    """Every row (target position) of ``after`` differs somewhere from the same row of ``before``."""
-    change = np.abs(after - before).max(axis=-1)  # (T,)
-    ck.that(bool(np.all(change > 0.0)), what=f"change of {what}", observed=change.tolist(), expected="every entry > 0")
+def _every_position_changes(
+    ck: Check, impl: Any, run: Any, before: Any, after: Any, networks: tuple[Any, Any], what: str
+) -> None:
+    """Every row (target position) of ``run(net, after)`` differs from that of ``run(net, before)``.
+
+    In float16 and bfloat16 a target position that gives the changed row a small attention weight
+    moves by less than the format resolves, and rounds to the same output. There only the rows
+    where the oracle (float64, same parameters) moves by at least 16 spacings of the format must
+    change; the others are noted.
+    """
+    net, reference = networks  # the implementation's, and the oracle's with the same parameters
+    change = np.abs(np.asarray(run(net, after)) - np.asarray(run(net, before))).max(axis=-1)  # (T,)
+    must_change = np.ones(change.shape, dtype=bool)
+    if precision.low_precision(impl):
+        exact_before = np.asarray(run(reference, before))
+        exact_change = np.abs(np.asarray(run(reference, after)) - exact_before).max(axis=-1)
+        spacings = np.array([precision.spacing(impl, v) for v in np.abs(exact_before).max(axis=-1)])
+        must_change = exact_change > 16 * spacings
+        ck.note(f"unresolved rows: {what}", int((~must_change).sum()))
+    ck.that(
+        bool(np.all(change[must_change] > 0.0)),
+        what=f"change of {what}",
+        observed=change.tolist(),
+        expected="every entry > 0" if must_change.all() else f"entries {np.flatnonzero(must_change).tolist()} > 0",
+    )
 
 
 @clause(

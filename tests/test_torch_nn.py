@@ -18,7 +18,6 @@ from nnspec.reference import numpy_ref
 from nnspec.verify import load_implementation, run_clause
 from nnspec.verify.catalogue import installed
 from nnspec.verify.torch_nn import TorchNN
-from test_spec_conformance import LOW_PRECISION_TOPICS
 
 # The clauses PyTorch's built-ins fail, and what the failure must say.
 DEPARTURES = {"MHA-FULLY-MASKED": "isfinite(output) and isfinite(weights): observed non-finite values"}
@@ -40,8 +39,6 @@ def test_pytorch_layers_pass_every_clause_they_can_run_but_one(device: str, dtyp
     impl = load_implementation(_name(device, dtype))
     assert impl.capabilities == frozenset(OFFERED)
     catalogue = installed()
-    if dtype == "bfloat16":  # as for torch_ref: the network topics are swept at float32 and above
-        catalogue = {c: clause for c, clause in catalogue.items() if clause.topic in LOW_PRECISION_TOPICS}
     statuses = {}
     for clause_id, clause in catalogue.items():
         result = run_clause(clause, impl, profile="quick", seed=0)
@@ -54,7 +51,7 @@ def test_pytorch_layers_pass_every_clause_they_can_run_but_one(device: str, dtyp
     assert {c for c, s in statuses.items() if s == "passed"} == runnable - set(DEPARTURES)
     assert {c for c, s in statuses.items() if s == "not_applicable"} == set(statuses) - runnable
     # components, and the MLP, encoder-decoder and GPT built from nn.Linear and nn.Transformer*Layer
-    assert len(runnable) == (62 if dtype != "bfloat16" else 39)
+    assert len(runnable) == 62
 
 
 def test_the_departure_is_pytorchs_not_the_adapters() -> None:

@@ -434,21 +434,32 @@ class Transformer:
         minimised by full-batch Adam (Kingma and Ba 2015) with learning rate ``eta``, gradients by
         autograd. ``seed`` seeds torch's generator; full-batch Adam itself draws nothing.
         src_ids (N, S), tgt_ids (N, T): padded with PAD_ID.
+
+        float16 and bfloat16 train in mixed precision (Micikevicius et al. 2018), as such models are
+        trained: Adam updates float32 master copies of the weights, and every forward and backward
+        pass runs in the working dtype from them. Updating half-precision weights in place fails:
+        Adam's eps = 1e-8 is 0 in float16, and a step below a weight's spacing is lost.
         """
         torch.manual_seed(seed)
         src = _ids(src_ids, self.device)  # (N, S)
         tgt = _ids(tgt_ids, self.device)  # (N, T)
         inputs, targets = tgt[..., :-1], tgt[..., 1:]  # (N, T-1) each
         real = targets != PAD_ID  # (N, T-1)
-        leaves = _parameter_leaves(self.params)
-        for leaf in leaves:
+        working, leaves = self.params, _parameter_leaves(self.params)
+        mixed = leaves[0].dtype in (torch.float16, torch.bfloat16)
+        masters = [leaf.detach().float().requires_grad_(True) for leaf in leaves] if mixed else leaves
+        for leaf in masters:
             leaf.requires_grad_(True)
-        optimiser = torch.optim.Adam(leaves, lr=eta)
+        optimiser = torch.optim.Adam(masters, lr=eta)
         losses = []
         try:
             for _ in range(epochs):
                 optimiser.zero_grad()
+                if mixed:  # the working-dtype weights, as a differentiable function of the masters
+                    self.params = _with_leaves(working, iter([m.to(leaves[0].dtype) for m in masters]))
                 logits = self.forward(src, inputs)  # (N, T-1, V)
+                if mixed:  # the loss in float32, as autocast computes it
+                    logits = logits.float()
                 log_p = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
                 nll = -log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N, T-1)
                 loss = nll[real].mean()
@@ -456,9 +467,13 @@ class Transformer:
                 optimiser.step()
                 losses.append(float(loss.detach()))
         finally:
-            for leaf in leaves:
-                leaf.requires_grad_(False)
-                leaf.grad = None
+            self.params = working
+            with torch.no_grad():
+                for leaf, master in zip(leaves, masters, strict=True):
+                    if mixed:
+                        leaf.copy_(master)
+                    leaf.requires_grad_(False)
+                    leaf.grad = None
         return losses
 
 
@@ -471,6 +486,18 @@ def _parameter_leaves(params: Any) -> list[torch.Tensor]:
     if isinstance(params, list | tuple):
         return [leaf for item in params for leaf in _parameter_leaves(item)]
     return []
+
+
+def _with_leaves(params: Any, leaves: Any) -> Any:
+    """``params`` with its tensors replaced, in :func:`_parameter_leaves` order, by ``leaves``."""
+    if isinstance(params, torch.Tensor):
+        return next(leaves)
+    if isinstance(params, dict):
+        replaced = {key: _with_leaves(params[key], leaves) for key in sorted(params)}
+        return {key: replaced[key] for key in params}
+    if isinstance(params, list | tuple):
+        return type(params)(_with_leaves(item, leaves) for item in params)
+    return params
 
 
 # ----------------------------------------------------------------------------------------------
