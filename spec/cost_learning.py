@@ -286,8 +286,11 @@ def cost_sq(impl: Any, ck: Check) -> None:
     ck.that(bool(np.all(cost >= 0.0)), what="cost >= 0", observed=cost.tolist(), expected=">= 0")
     zero = np.asarray(impl.squared_error_cost(a, a))
     ck.equal(zero.tolist(), [0.0] * n, what="squared_error_cost(a, a)")
-    # Zero only where output equals target (differences below 1e-10 may square to an underflow).
-    differs = np.max(np.abs(a - y), axis=-1) > 1e-10
+    # Zero only where output equals target: demanded where some squared difference is at least
+    # twice the format's smallest positive value (a smaller one may round to 0, as it must in a
+    # kernel that squares in the format: (1.2e-7)^2 underflows in float16).
+    smallest = precision.spacing(impl, 0.0)
+    differs = np.max((a - y) ** 2, axis=-1) >= 2 * smallest
     ck.that(
         bool(np.all(cost[differs] > 0.0)),
         what="cost > 0 where output != target",
