@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-IMPLEMENTATIONS = ("numpy", "torch:cpu:float64", "torch:cpu:float32")
+IMPLEMENTATIONS = ("numpy", "torch:cpu:float64", "torch:cpu:float32", "torch:cpu:float16", "torch:cpu:bfloat16")
 
 
 def _init_worker() -> None:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20)")
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--impl", action="append", default=[], help="default: numpy and torch cpu f64/f32")
+    parser.add_argument("--impl", action="append", default=[], help="default: numpy, torch on the CPU at every dtype")
     parser.add_argument("--clause", action="append", default=[], help="default: every clause")
     parser.add_argument("--out", default="benchmarks/results/false_positives.json")
     args = parser.parse_args(argv)
