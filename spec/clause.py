@@ -22,9 +22,11 @@ with **True = may attend**, whatever the implementation's own convention (its ad
 - ``ck.input(x)``: ``x`` rounded to the implementation's dtype, still float64. Feed the *same*
   rounded values to the implementation and to any closed form, so input rounding is not blamed.
 - ``ck.oracle``: :mod:`numpy_ref`, configured with the implementation's declared conventions.
-- ``ck.close(observed, expected, *, output, what)``: ``observed`` (from ``impl``) is close to an
-  independent ``expected`` (a closed form, a document's number, a metamorphic partner), within the
-  tolerance the policy gives for the implementation's dtype and the output kind ``output``.
+- ``ck.close(observed, expected, *, output, what, condition=1)``: ``observed`` (from ``impl``) is
+  close to an independent ``expected`` (a closed form, a document's number, a metamorphic
+  partner), within the tolerance the policy gives for the implementation's dtype and the output
+  kind ``output``; ``condition`` (a number, or an array per element) is the checked computation's
+  condition number where it is large, which widens the absolute tolerance in proportion.
 - ``ck.close_to_oracle(name, *args, output, **kwargs)``: the differential check: calls
   ``impl.<name>`` and the oracle, and for low precision a same-precision baseline too.
 - ``ck.equal(observed, expected, *, what)``: exact equality (masked weights are exactly 0).
@@ -113,7 +115,7 @@ class Check(Protocol):
     def input(self, x: np.ndarray) -> np.ndarray: ...
 
     def close(
-        self, observed: Any, expected: Any, *, output: str = "default", what: str, condition: float = 1.0
+        self, observed: Any, expected: Any, *, output: str = "default", what: str, condition: Any = 1.0
     ) -> None: ...
 
     def close_to_oracle(self, name: str, *args: Any, output: str = "default", **kwargs: Any) -> Any: ...

@@ -50,16 +50,18 @@ def _normalised(x: np.ndarray, axes: int | tuple[int, ...], eps: float) -> np.nd
     return (x - mean) / np.sqrt(var + eps)
 
 
-def _condition(x: np.ndarray, axes: int | tuple[int, ...], eps: float = EPS) -> float:
-    """Normalisation's condition number, max |x| / sqrt(var + eps) over ``axes``.
+def _condition(x: np.ndarray, axes: int | tuple[int, ...], eps: float = EPS) -> np.ndarray:
+    """Normalisation's condition number, max |x| / sqrt(var + eps) over ``axes``, one per token
+    (``axes=-1``) or per feature (batch norm), the reduced axes dropped.
 
     A relative rounding of x (or of x / std, in a kernel that scales before it subtracts the
     mean, as PyTorch's batch norm does) moves the output by this many times as much: the closed
-    forms below allow for it (``condition=``, see nnspec.verify.tolerances). It is 1 to 2 for a
-    token centred near 0, and large for a nearly constant token far from 0.
+    forms below allow for it (``condition=``, see nnspec.verify.tolerances), token by token. It is
+    1 to 2 for a token centred near 0, and large for a nearly constant token far from 0.
     """
     var = x.var(axis=axes, keepdims=True)
-    return max(1.0, float(np.max(np.abs(x) / np.sqrt(var + eps), initial=0.0)))
+    ratio = np.max(np.abs(x) / np.sqrt(var + eps), axis=axes, keepdims=True)
+    return np.maximum(1.0, np.squeeze(ratio, axis=axes))
 
 
 @clause(
@@ -96,7 +98,7 @@ def layer_norm_affine(impl: Any, ck: Check) -> None:
     d = x.shape[-1]
     gamma = ck.input(ck.draw(_grid((d,), bound=48), "gamma"))
     beta = ck.input(ck.draw(_grid((d,), bound=48), "beta"))
-    condition = _condition(x, -1) * max(1.0, float(np.max(np.abs(gamma))))
+    condition = _condition(x, -1)[..., None] * max(1.0, float(np.max(np.abs(gamma))))  # (B, T, 1)
     # y = gamma * x_hat + beta
     ck.close(impl.layer_norm(x, gamma, beta, eps=EPS), gamma * _normalised(x, -1, EPS) + beta,
              output="normalised", what="layer_norm(x, gamma, beta)", condition=condition)
@@ -128,7 +130,7 @@ def layer_norm_invariant(impl: Any, ck: Check) -> None:
     ck.close(impl.layer_norm(moved, ones, zeros, eps=EPS * a * a),
              impl.layer_norm(x, ones, zeros, eps=EPS), output="normalised",
              what=f"layer_norm({a:g} x + c, eps * {a * a:g})",
-             condition=max(_condition(moved, -1, EPS * a * a), _condition(x, -1)))
+             condition=np.maximum(_condition(moved, -1, EPS * a * a), _condition(x, -1))[..., None])
 
 
 @clause(

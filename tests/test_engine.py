@@ -388,9 +388,14 @@ def test_closed_form_tolerance_grows_with_the_stated_condition_number() -> None:
     # the condition scales the budget, it does not open it: 10x past the scaled budget fails
     assert not tolerances.closed_form(10 * verdict.tolerance * np.ones(1), np.zeros(1), "normalised",
                                       "float32", condition=1028.0).passed
-    for bad in (0.5, float("nan")):
+    for bad in (0.5, float("nan"), np.array([2.0, 0.5])):
         with pytest.raises(ValueError, match="condition number is at least 1"):
             tolerances.closed_form(off, np.zeros(1), "normalised", "float32", condition=bad)
+    # one condition per element: a well-conditioned token keeps its tight tolerance
+    both = np.array([3.8e-5, 3.8e-5])
+    per_token = tolerances.closed_form(both, np.zeros(2), "normalised", "float32", condition=np.array([1028.0, 1.0]))
+    assert not per_token.passed and "worst at index (1,)" in per_token.detail
+    assert "x condition up to 1.03e+03" in per_token.reason
 
 
 def test_close_to_oracle_uses_the_same_rounded_inputs_and_the_baseline() -> None:

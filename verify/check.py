@@ -152,7 +152,7 @@ class EngineCheck:
             self._fail(what, summarise(observed), summarise(expected), verdict)
 
     def close(
-        self, observed: Any, expected: Any, *, output: str = "default", what: str, condition: float = 1.0
+        self, observed: Any, expected: Any, *, output: str = "default", what: str, condition: Any = 1.0
     ) -> None:
         tolerances.kind(output)  # an unknown kind is the clause's error, even when values agree
         for obs, exp, label in self._structure(observed, expected, what):

@@ -129,12 +129,14 @@ def check_nonfinite(observed: np.ndarray, expected: np.ndarray) -> Verdict | Non
     return None
 
 
-def _elementwise(observed: np.ndarray, expected: np.ndarray, atol: float, rtol: float, reason: str) -> Verdict:
+def _elementwise(
+    observed: np.ndarray, expected: np.ndarray, atol: float | np.ndarray, rtol: float, reason: str
+) -> Verdict:
     finite = np.isfinite(expected)
     diff = np.where(finite, np.abs(observed - expected), 0.0)
     allowed = atol + rtol * np.abs(np.where(finite, expected, 0.0))
     if diff.size == 0:
-        return Verdict(True, 0.0, atol, reason)
+        return Verdict(True, 0.0, float(np.max(atol, initial=0.0)), reason)
     # the element closest to (or furthest past) its own tolerance decides
     ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
@@ -157,7 +159,7 @@ def against_oracle_float64(observed: object, expected: object, output: str) -> V
 
 
 def closed_form(
-    observed: object, expected: object, output: str, dtype: str, *, condition: float = 1.0
+    observed: object, expected: object, output: str, dtype: str, *, condition: object = 1.0
 ) -> Verdict:
     """Rule 3: against a closed form or a document's number, at the implementation's dtype.
 
@@ -165,23 +167,26 @@ def closed_form(
     amplifies a relative rounding of its inputs or intermediates; 1 for most): a backward-stable
     kernel may be off by that many times the output's rounding, so the absolute tolerance scales
     with it. Clauses state it where it is large (normalising a token whose mean is far from 0
-    relative to its spread).
+    relative to its spread): one number, or an array that broadcasts against ``expected`` so that
+    each element is held to its own (one condition per token, say).
     """
     row = kind(output)
     observed, expected = _as_float(observed), _as_float(expected)
     bad = check_nonfinite(observed, expected)
     if bad:
         return bad
-    if not condition >= 1.0:  # also refuses NaN
+    conditions = np.asarray(condition, dtype=np.float64)
+    if not np.all(conditions >= 1.0):  # also refuses NaN
         raise ValueError(f"condition={condition!r}: a condition number is at least 1")
     eps = EPS[dtype]
     ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
-    atol = max(row.atol64, ulps * eps * condition)
+    atol = np.broadcast_to(np.maximum(row.atol64, ulps * eps * conditions), expected.shape)
     rtol = max(row.rtol64, ulps * eps)
-    conditioned = f" x condition {condition:.3g}" if condition > 1.0 else ""
+    worst = float(np.max(conditions))
+    conditioned = f" x condition {'up to ' if conditions.size > 1 else ''}{worst:.3g}" if worst > 1.0 else ""
     reason = (
-        f"closed form, {dtype}, {output}: atol {atol:.3g} + rtol {rtol:.3g} "
-        f"({ulps:g} ulps{conditioned}; {row.why})"
+        f"closed form, {dtype}, {output}: atol {float(np.max(atol, initial=row.atol64)):.3g} "
+        f"+ rtol {rtol:.3g} ({ulps:g} ulps{conditioned}; {row.why})"
     )
     return _elementwise(observed, expected, atol, rtol, reason)
 
