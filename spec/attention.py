@@ -828,7 +828,7 @@ def mha_one_head(impl: Any, ck: Check) -> None:
     "In multi-head attention a query with no allowed key MUST get all-zero weights in every head "
     "and a finite output, the output matrix applied to a zero concatenation (its bias alone), "
     "without disturbing the other queries.",
-    source=_FINDING,
+    source=_MULTI_HEAD,  # each head masks as in 6b (-inf before the softmax), then concat and W_O
     needs=(MHA,),
     topic=TOPIC,
 )
