@@ -9,10 +9,11 @@ The networks are assembled from PyTorch modules the way users assemble them: the
 ``nn.Linear`` trained with ``torch.optim.SGD``, the encoder-decoder from
 ``nn.TransformerEncoderLayer``/``nn.TransformerDecoderLayer``, GPT from encoder layers run with
 ``nn.Transformer.generate_square_subsequent_mask`` (their sinusoidal table is the one of PyTorch's
-own Transformer tutorial). What PyTorch has no built-in for (the sinusoidal table as a function,
-causal and padding masks, Bahdanau and Luong attention, the vocabulary, the LSTM Seq2Seq) is left
-out, so the clauses that need it are *not applicable* rather than checked against code written
-here. Run it with::
+own Transformer tutorial), the LSTM encoder-decoder from two multi-layer ``nn.LSTM`` (its Luong or
+Bahdanau attention written with tensor ops, as a user's model has it). What PyTorch has no
+built-in for as a function (the sinusoidal table, causal and padding masks, Bahdanau and Luong
+attention, the vocabulary, parameter accounting) is left out, so the clauses that need it are
+*not applicable* rather than checked against code written here. Run it with::
 
     nnspec verify nnspec.verify.torch_nn:float64 nnspec.verify.torch_nn:float32
     nnspec verify nnspec.verify.torch_nn:cuda_bfloat16        # DEVICE_DTYPE, device cpu by default
@@ -369,6 +370,72 @@ class _GPT(_Network):
         return out
 
 
+class _Seq2Seq(_Network):
+    """Sutskever et al.'s encoder-decoder as two multi-layer ``nn.LSTM``s: the encoder's final
+    (h, c) of every layer start the decoder. Luong's and Bahdanau's attention have no PyTorch
+    built-in: they are written out here with tensor ops, as a user's model would have them."""
+
+    def __init__(self, config: Any, params: dict[str, Any]) -> None:
+        super().__init__(config, params)
+        self.encoder = self._stack(self._p["encoder"])
+        self.decoder = self._stack(self._p["decoder"])
+
+    def _stack(self, layers: list[dict[str, Tensor]]) -> nn.LSTM:
+        four_h, d_in = layers[0]["W_ih"].shape
+        lstm = nn.LSTM(d_in, four_h // 4, num_layers=len(layers), batch_first=True, device=self.device,
+                       dtype=self.dtype)
+        with torch.no_grad():
+            for k, p in enumerate(layers):
+                zeros = torch.zeros(four_h, device=self.device, dtype=self.dtype)
+                getattr(lstm, f"weight_ih_l{k}").copy_(p["W_ih"])
+                getattr(lstm, f"weight_hh_l{k}").copy_(p["W_hh"])
+                getattr(lstm, f"bias_ih_l{k}").copy_(p.get("b_ih", zeros))
+                getattr(lstm, f"bias_hh_l{k}").copy_(p.get("b_hh", zeros))
+        return lstm
+
+    @torch.no_grad()
+    def _outputs(self, src: Tensor, tgt: Tensor) -> Tensor:
+        """out_t for every target position: (N, T, d_hidden)."""
+        src, tgt = src.reshape(-1, src.shape[-1]), tgt.reshape(-1, tgt.shape[-1])
+        if self.config.reverse_source:
+            src = torch.flip(src, dims=[-1])
+        enc, (h_n, c_n) = self.encoder(F.embedding(src, self._p["W_E_src"].T))  # (N, S, H), (L, N, H)
+        if self.config.reverse_source:
+            enc = torch.flip(enc, dims=[-2])
+        N = max(enc.shape[0], tgt.shape[0])
+        enc, h_n, c_n = enc.expand(N, -1, -1), h_n.expand(-1, N, -1), c_n.expand(-1, N, -1)
+        s, _ = self.decoder(F.embedding(tgt, self._p["W_E_tgt"].T).expand(N, -1, -1),
+                            (h_n.contiguous(), c_n.contiguous()))  # (N, T, H)
+        if self.config.attention is None:
+            return s
+        if self.config.attention == "luong":  # alpha_tj = softmax_j(s_t . h_j)
+            weights = F.softmax(s @ enc.transpose(-1, -2), dim=-1)  # (N, T, S)
+        else:  # bahdanau: e_tj = v . tanh(W [s_{t-1}; h_j] + b), s_0 the encoder's final top state
+            p = self._p["attention"]
+            s_prev = torch.cat([h_n[-1][:, None, :], s[:, :-1, :]], dim=1)  # (N, T, H)
+            T, S = s.shape[1], enc.shape[1]
+            pairs = torch.cat([s_prev[:, :, None, :].expand(-1, T, S, -1),
+                               enc[:, None, :, :].expand(-1, T, S, -1)], dim=-1)  # (N, T, S, 2H)
+            weights = F.softmax(torch.tanh(F.linear(pairs, p["W"], p.get("b"))) @ p["v"], dim=-1)
+        context = weights @ enc  # (N, T, H)
+        return torch.tanh(F.linear(torch.cat([s, context], dim=-1), self._p["W_c"], self._p["b_c"]))
+
+    def forward(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
+        src, tgt = self._ids(src_ids), self._ids(tgt_ids)
+        logits = F.linear(self._outputs(src, tgt), self._p["W_U"], self._p["b_U"])
+        lead = torch.broadcast_shapes(src.shape[:-1], tgt.shape[:-1])
+        return _to_numpy(logits.reshape(*lead, tgt.shape[-1], -1))
+
+    def greedy_decode(self, src_ids: Any, *, max_len: int) -> list[int]:
+        src, out = self._ids(src_ids), [START_ID]
+        for _ in range(max_len):
+            h = self._outputs(src, self._ids(out))[0, -1]
+            out.append(int(torch.argmax(F.linear(h, self._p["W_U"], self._p["b_U"]))))
+            if out[-1] == END_ID:
+                break
+        return out
+
+
 class _MLP:
     """The documents' fully connected network as nn.Linear layers: autograd for the gradients,
     torch.optim.SGD for the steps, torch.randperm for the minibatch order."""
@@ -474,6 +541,7 @@ class TorchNN:
         self.Transformer = type("Transformer", (_Transformer,), bound)
         self.GPT = type("GPT", (_GPT,), bound)
         self.MLP = type("MLP", (_MLP,), bound)
+        self.Seq2Seq = type("Seq2Seq", (_Seq2Seq,), bound)
 
     # -- the NumPy boundary ------------------------------------------------------------------------
 
