@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from nnspec.reference.config import END_ID, PAD_ID, START_ID  # nnspec's special token ids
 from torch import Tensor, nn
 
-__all__ = ["TorchNN", "decoder_layer_module", "encoder_layer_module"]
+__all__ = ["TorchNN", "decoder_layer_module", "encoder_layer_module", "lstm_module"]
 
 _DEVICES = ("cpu", "cuda", "mps")
 _DTYPES = {
@@ -156,6 +156,26 @@ def decoder_layer_module(
         _load_norm(layer.norm3, p["norm_3"])
         _load_feed_forward(layer, p["ffn"])
     return layer
+
+
+def lstm_module(layers: list[dict[str, Tensor]], *, cell: bool = False) -> nn.Module:
+    """``nn.LSTM`` (batch_first, one layer per nnspec layer dict) or, with ``cell``, ``nn.LSTMCell``
+    holding nnspec's LSTM weights. The gate order is the same (i, f, g, o); a bias nnspec leaves
+    out is a zero bias. ``layers`` hold tensors on the device and dtype the module is made in."""
+    W_ih = layers[0]["W_ih"]
+    four_h, d_in = W_ih.shape
+    kw = dict(bias=True, device=W_ih.device, dtype=W_ih.dtype)
+    module = nn.LSTMCell(d_in, four_h // 4, **kw) if cell else nn.LSTM(
+        d_in, four_h // 4, num_layers=len(layers), batch_first=True, **kw)
+    zeros = torch.zeros(four_h, device=W_ih.device, dtype=W_ih.dtype)
+    with torch.no_grad():
+        for k, p in enumerate(layers):
+            suffix = "" if cell else f"_l{k}"
+            getattr(module, f"weight_ih{suffix}").copy_(p["W_ih"])
+            getattr(module, f"weight_hh{suffix}").copy_(p["W_hh"])
+            getattr(module, f"bias_ih{suffix}").copy_(p.get("b_ih", zeros))
+            getattr(module, f"bias_hh{suffix}").copy_(p.get("b_hh", zeros))
+    return module
 
 
 def _tensors(value: Any, device: Any, dtype: torch.dtype) -> Any:
@@ -377,21 +397,8 @@ class _Seq2Seq(_Network):
 
     def __init__(self, config: Any, params: dict[str, Any]) -> None:
         super().__init__(config, params)
-        self.encoder = self._stack(self._p["encoder"])
-        self.decoder = self._stack(self._p["decoder"])
-
-    def _stack(self, layers: list[dict[str, Tensor]]) -> nn.LSTM:
-        four_h, d_in = layers[0]["W_ih"].shape
-        lstm = nn.LSTM(d_in, four_h // 4, num_layers=len(layers), batch_first=True, device=self.device,
-                       dtype=self.dtype)
-        with torch.no_grad():
-            for k, p in enumerate(layers):
-                zeros = torch.zeros(four_h, device=self.device, dtype=self.dtype)
-                getattr(lstm, f"weight_ih_l{k}").copy_(p["W_ih"])
-                getattr(lstm, f"weight_hh_l{k}").copy_(p["W_hh"])
-                getattr(lstm, f"bias_ih_l{k}").copy_(p.get("b_ih", zeros))
-                getattr(lstm, f"bias_hh_l{k}").copy_(p.get("b_hh", zeros))
-        return lstm
+        self.encoder = lstm_module(self._p["encoder"])
+        self.decoder = lstm_module(self._p["decoder"])
 
     @torch.no_grad()
     def _outputs(self, src: Tensor, tgt: Tensor) -> Tensor:
@@ -682,22 +689,8 @@ class TorchNN:
 
     # -- the recurrent encoder-decoder's LSTM ------------------------------------------------------
 
-    def _lstm_module(self, cls: type, p: dict[str, Tensor]) -> nn.Module:
-        four_h, d_in = p["W_ih"].shape
-        has_bias = "b_ih" in p or "b_hh" in p
-        module = cls(d_in, four_h // 4, bias=has_bias, device=self.device, dtype=self.dtype)
-        suffix = "_l0" if cls is nn.LSTM else ""
-        with torch.no_grad():
-            getattr(module, f"weight_ih{suffix}").copy_(p["W_ih"])
-            getattr(module, f"weight_hh{suffix}").copy_(p["W_hh"])
-            if has_bias:
-                zeros = torch.zeros(four_h, device=self.device, dtype=self.dtype)
-                getattr(module, f"bias_ih{suffix}").copy_(p.get("b_ih", zeros))
-                getattr(module, f"bias_hh{suffix}").copy_(p.get("b_hh", zeros))
-        return module
-
     def lstm_cell(self, params: dict, x: Any, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray]:
-        cell = self._lstm_module(nn.LSTMCell, _tensors(params, self.device, self.dtype))
+        cell = lstm_module([_tensors(params, self.device, self.dtype)], cell=True)
         x, h, c = self._in(x), self._in(h), self._in(c)
         lead = torch.broadcast_shapes(x.shape[:-1], h.shape[:-1], c.shape[:-1])
         with torch.no_grad():
@@ -713,8 +706,7 @@ class TorchNN:
         self, params: dict, xs: Any, h0: Any | None = None, c0: Any | None = None
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         p = _tensors(params, self.device, self.dtype)
-        layer = self._lstm_module(nn.LSTM, p)
-        layer.batch_first = True
+        layer = lstm_module([p])
         xs = self._in(xs)
         lead, (T, D), H = xs.shape[:-2], xs.shape[-2:], p["W_hh"].shape[1]
         flat = xs.reshape(-1, T, D)  # (N, T, D)
