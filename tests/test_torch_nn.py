@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from nnspec.reference import numpy_ref
-from nnspec.verify import load_implementation, run_clause
+from nnspec.verify import load_implementation, patched, run_clause
 from nnspec.verify.catalogue import installed
 from nnspec.verify.torch_nn import TorchNN
 
@@ -120,3 +120,30 @@ def test_nnspec_verify_runs_it_by_import_path(tmp_path) -> None:
     assert f"reproduce: nnspec verify {name} --clause MHA-FULLY-MASKED" in run.stdout
     assert "torch.nn:cpu:float32: 1 failed, 4 passed" in run.stdout
     assert (tmp_path / "report" / "report.html").exists()
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+def test_the_catalogue_catches_nn_transformers_extra_final_norm() -> None:
+    # nn.Transformer ends its encoder and its decoder with a LayerNorm of their own, also with
+    # norm_first=False, where each post-LN layer already ends in one: two LayerNorms in a row,
+    # which Vaswani et al.'s network does not have (PyTorch issues #24930 and #74092, kept for
+    # backward compatibility). torch_nn builds its stacks from the layers for that reason. An
+    # adapter that takes nn.Transformer's stacks as they are is caught on the first example.
+    base = TorchNN(dtype="float64")
+
+    class WithNNTransformerNorms(base.Transformer):
+        def __init__(self, config, params) -> None:
+            super().__init__(config, params)
+            if config.norm_placement == "post":
+                model = torch.nn.Transformer(config.d_model, config.n_heads, 1, 1, config.d_ff, dropout=0.0,
+                                             layer_norm_eps=config.layer_norm_eps, batch_first=True,
+                                             norm_first=False, dtype=torch.float64)
+                assert isinstance(model.encoder.norm, torch.nn.LayerNorm)  # despite norm_first=False
+                self.encoder_norm, self.decoder_norm = model.encoder.norm, model.decoder.norm
+
+    naive = patched("nnspec.verify.torch_nn:float64", name="nn.Transformer stacks", Transformer=WithNNTransformerNorms)
+    for clause_id in ("ENC-LAYER", "DEC-LAYER", "RESIDUAL", "NET-ORACLE"):
+        result = run_clause(clause_id, naive, profile="quick", seed=0)
+        assert result.status == "failed", clause_id
+        assert "norm_placement = 'post'" in result.message
+    assert run_clause("ENC-LAYER", "nnspec.verify.torch_nn:float64", profile="quick", seed=0).status == "passed"
