@@ -25,7 +25,7 @@ DEPARTURES = {"MHA-FULLY-MASKED": "isfinite(output) and isfinite(weights): obser
 OFFERED = {
     "sigmoid", "sigmoid_prime", "relu", "relu_prime", "tanh", "tanh_prime", "gelu", "gelu_prime",
     "activation", "dense", "softmax", "squared_error_cost", "embed", "unembed", "layer_norm",
-    "batch_norm", "scaled_dot_product_attention", "multi_head_attention", "feed_forward",
+    "batch_norm", "causal_mask", "scaled_dot_product_attention", "multi_head_attention", "feed_forward",
     "lstm_cell", "lstm", "encoder_layer", "decoder_layer", "init_params", "MLP", "Transformer", "GPT",
     "Seq2Seq",
 }
@@ -53,7 +53,7 @@ def test_pytorch_layers_pass_every_clause_they_can_run_but_one(device: str, dtyp
     assert {c for c, s in statuses.items() if s == "not_applicable"} == set(statuses) - runnable
     # components, and the four networks built from nn.Linear, nn.Transformer*Layer and nn.LSTM
     # (NET-ORACLE among them: each network agrees with the oracle by the tolerance policy)
-    assert len(runnable) == 66 and "NET-ORACLE" in runnable
+    assert len(runnable) == 67 and "NET-ORACLE" in runnable
 
 
 def test_the_departure_is_pytorchs_not_the_adapters() -> None:
@@ -86,6 +86,8 @@ def test_layers_match_the_oracle_in_float64() -> None:
     want_out, (want_h, _) = numpy_ref.lstm(lstm, xs)
     np.testing.assert_allclose(got_out, want_out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_h, want_h, rtol=1e-12, atol=1e-12)
+    for n_q, n_k in [(1, 1), (2, 5), (5, 2), (4, 4)]:  # rows and columns of torch's square mask
+        np.testing.assert_array_equal(nn_impl.causal_mask(n_q, n_k), numpy_ref.causal_mask(n_q, n_k))
     ids = np.array([[0, 3, 1]])
     W_E = rng.normal(size=(4, 5))
     np.testing.assert_array_equal(nn_impl.embed(ids, W_E), numpy_ref.embed(ids, W_E))

@@ -11,8 +11,8 @@ The networks are assembled from PyTorch modules the way users assemble them: the
 ``nn.Transformer.generate_square_subsequent_mask`` (their sinusoidal table is the one of PyTorch's
 own Transformer tutorial), the LSTM encoder-decoder from two multi-layer ``nn.LSTM`` (its Luong or
 Bahdanau attention written with tensor ops, as a user's model has it). What PyTorch has no
-built-in for as a function (the sinusoidal table, causal and padding masks, Bahdanau and Luong
-attention, the vocabulary, parameter accounting) is left out, so the clauses that need it are
+built-in for as a function (the sinusoidal table, the padding mask, Bahdanau and Luong attention,
+the vocabulary, parameter accounting) is left out, so the clauses that need it are
 *not applicable* rather than checked against code written here. Run it with::
 
     nnspec verify nnspec.verify.torch_nn:float64 nnspec.verify.torch_nn:float32
@@ -659,6 +659,14 @@ class TorchNN:
         weights = F.scaled_dot_product_attention(q.expand(*lead, *q.shape[-2:]), k.expand(*lead, *k.shape[-2:]),
                                                  eye, attn_mask=allowed)  # (..., n_q, n_k)
         return self._out(out), self._out(weights)
+
+    def causal_mask(self, n_queries: int, n_keys: int) -> np.ndarray:
+        # PyTorch's causal mask is square and additive (0 = may attend, -inf = may not). Its last
+        # n_queries rows and n_keys columns are the bottom-right aligned mask of queries that are
+        # the last positions (cached decoding), nnspec's convention.
+        m = max(n_queries, n_keys)
+        square = nn.Transformer.generate_square_subsequent_mask(m, device=self.device, dtype=self.dtype)
+        return _to_numpy(square[m - n_queries :, m - n_keys :] == 0).astype(bool)
 
     def multi_head_attention(
         self, params: dict, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None
