@@ -24,6 +24,8 @@ from nnspec.verify.torch_nn import decoder_layer_module, encoder_layer_module
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=10)
 TOL = dict(rtol=1e-12, atol=1e-12)
+
+
 def random_layer_params(config: TransformerConfig, *, decoder: bool, seed: int) -> dict:
     """An encoder/decoder layer dict with every array random (gains near 1).
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from nnspec.reference.config import END_ID, PAD_ID, START_ID  # nnspec's special token ids
+from nnspec.reference.torch_ref import to_numpy, to_torch  # nnspec's one NumPy <-> torch copy
 from torch import Tensor, nn
 
 __all__ = ["TorchNN", "decoder_layer_module", "encoder_layer_module", "lstm_module"]
@@ -131,8 +132,9 @@ def _layer_options(config: Any, device: Any, dtype: torch.dtype) -> dict[str, An
 def encoder_layer_module(
     config: Any, params: dict[str, Any], *, device: Any = "cpu", dtype: torch.dtype = torch.float64
 ) -> nn.TransformerEncoderLayer:
-    """``nn.TransformerEncoderLayer`` (eval mode, no dropout) holding an nnspec encoder layer's weights."""
-    p = _tensors(params, device, dtype)
+    """``nn.TransformerEncoderLayer`` (eval mode, no dropout) holding an nnspec encoder layer's weights
+    (NumPy arrays or tensors)."""
+    p = to_torch(params, device=device, dtype=dtype)
     layer = nn.TransformerEncoderLayer(**_layer_options(config, device, dtype)).eval()
     with torch.no_grad():
         _load_attention(layer.self_attn, p["self_attn"])
@@ -146,7 +148,7 @@ def decoder_layer_module(
     config: Any, params: dict[str, Any], *, device: Any = "cpu", dtype: torch.dtype = torch.float64
 ) -> nn.TransformerDecoderLayer:
     """``nn.TransformerDecoderLayer`` (eval mode, no dropout) holding an nnspec decoder layer's weights."""
-    p = _tensors(params, device, dtype)
+    p = to_torch(params, device=device, dtype=dtype)
     layer = nn.TransformerDecoderLayer(**_layer_options(config, device, dtype)).eval()
     with torch.no_grad():
         _load_attention(layer.self_attn, p["self_attn"])
@@ -178,17 +180,6 @@ def lstm_module(layers: list[dict[str, Tensor]], *, cell: bool = False) -> nn.Mo
     return module
 
 
-def _tensors(value: Any, device: Any, dtype: torch.dtype) -> Any:
-    """A parameter tree (dicts and lists of arrays) as tensors on ``device`` in ``dtype``."""
-    if isinstance(value, dict):
-        return {k: _tensors(v, device, dtype) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_tensors(v, device, dtype) for v in value]
-    if isinstance(value, (np.ndarray, Tensor)):
-        return torch.as_tensor(np.asarray(value, dtype=np.float64)).to(device=device, dtype=dtype)
-    return value
-
-
 def _attn_mask(allowed: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     """nnspec's mask (True = may attend), aligned with ``shape`` = (..., n_heads, n_q, n_k), as
     torch's attn_mask: True = may NOT attend, one (n_q, n_k) slice per batch element and head."""
@@ -217,20 +208,31 @@ def _sinusoids(n_positions: int, d_model: int) -> Tensor:
     return table
 
 
-class _Network:
-    """What the two networks share: parameters as tensors, token embedding with positions, the
-    output layer. ``device`` and ``dtype`` are set on the subclasses TorchNN makes per instance."""
+class _OnDevice:
+    """The NumPy boundary, through nnspec's one conversion (``torch_ref.to_torch``): floats in the
+    working dtype, token ids as int64, masks as bool, all on the working device."""
 
     device: torch.device
     dtype: torch.dtype
 
+    def _in(self, x: Any) -> Tensor:
+        return to_torch(np.asarray(x, dtype=np.float64), device=self.device, dtype=self.dtype)
+
+    def _ids(self, ids: Any) -> Tensor:
+        return to_torch(np.asarray(ids, dtype=np.int64), device=self.device)
+
+    def _mask(self, mask: Any) -> Tensor | None:
+        return None if mask is None else to_torch(np.asarray(mask, dtype=bool), device=self.device)
+
+
+class _Network(_OnDevice):
+    """What the networks share: parameters as tensors, token embedding with positions, the output
+    layer. ``device`` and ``dtype`` are set on the subclasses TorchNN makes per instance."""
+
     def __init__(self, config: Any, params: dict[str, Any]) -> None:
         self.config = config
         self.params = params
-        self._p = _tensors(params, self.device, self.dtype)
-
-    def _ids(self, ids: Any) -> Tensor:
-        return torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)
+        self._p = to_torch(params, device=self.device, dtype=self.dtype)  # converted once
 
     def _final_norm(self, name: str) -> nn.LayerNorm | None:
         if self.config.norm_placement != "pre":
@@ -275,8 +277,8 @@ class _Transformer(_Network):
     def __init__(self, config: Any, params: dict[str, Any]) -> None:
         super().__init__(config, params)
         kw = dict(device=self.device, dtype=self.dtype)
-        self.encoder = nn.ModuleList(encoder_layer_module(config, p, **kw) for p in params["encoder"])
-        self.decoder = nn.ModuleList(decoder_layer_module(config, p, **kw) for p in params["decoder"])
+        self.encoder = nn.ModuleList(encoder_layer_module(config, p, **kw) for p in self._p["encoder"])
+        self.decoder = nn.ModuleList(decoder_layer_module(config, p, **kw) for p in self._p["decoder"])
         self.encoder_norm = self._final_norm("encoder_norm")
         self.decoder_norm = self._final_norm("decoder_norm")
 
@@ -288,7 +290,7 @@ class _Transformer(_Network):
         if src_mask is None:
             pads = (src == PAD_ID).reshape(-1, S)
         else:  # nnspec's (..., 1, S), True = a real token
-            pads = ~torch.as_tensor(np.asarray(src_mask, dtype=bool), device=self.device).reshape(-1, S)
+            pads = ~self._mask(src_mask).reshape(-1, S)
         for layer in self.encoder:
             x = layer(x, src_key_padding_mask=pads)
         return (x if self.encoder_norm is None else self.encoder_norm(x)), pads
@@ -299,25 +301,24 @@ class _Transformer(_Network):
         y = self._embed(tgt, "W_E_tgt", "W_P_tgt").reshape(-1, T, self.config.d_model)
         N = max(y.shape[0], memory.shape[0])
         y, memory = y.expand(N, -1, -1), memory.expand(N, -1, -1)
+        causal = self._causal(T)
         for layer in self.decoder:
-            y = layer(y, memory, tgt_mask=self._causal(T), tgt_is_causal=True, memory_key_padding_mask=pads)
+            y = layer(y, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=pads)
         return y if self.decoder_norm is None else self.decoder_norm(y)
 
     def encode(self, src_ids: Any, src_mask: Any | None = None) -> np.ndarray:
         src = self._ids(src_ids)
         memory, _ = self._encode(src, src_mask)
-        return _to_numpy(memory.reshape(*src.shape, self.config.d_model))
+        return to_numpy(memory.reshape(*src.shape, self.config.d_model))
 
     def decode(self, tgt_ids: Any, memory: Any, src_mask: Any | None = None) -> np.ndarray:
         tgt = self._ids(tgt_ids)
-        memory = torch.as_tensor(np.asarray(memory, dtype=np.float64)).to(self.device, self.dtype)
+        memory = self._in(memory)
         S, d = memory.shape[-2:]
-        pads = None
-        if src_mask is not None:
-            pads = ~torch.as_tensor(np.asarray(src_mask, dtype=bool), device=self.device).reshape(-1, S)
+        pads = None if src_mask is None else ~self._mask(src_mask).reshape(-1, S)
         lead = torch.broadcast_shapes(tgt.shape[:-1], memory.shape[:-2])
         out = self._decode(tgt, memory.reshape(-1, S, d), pads)
-        return _to_numpy(out.reshape(*lead, tgt.shape[-1], d))
+        return to_numpy(out.reshape(*lead, tgt.shape[-1], d))
 
     @torch.no_grad()
     def _forward(self, src: Tensor, tgt: Tensor) -> Tensor:
@@ -327,11 +328,11 @@ class _Transformer(_Network):
         return self._logits(h, "W_E_tgt").reshape(*lead, tgt.shape[-1], -1)
 
     def forward(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
-        return _to_numpy(self._forward(self._ids(src_ids), self._ids(tgt_ids)))
+        return to_numpy(self._forward(self._ids(src_ids), self._ids(tgt_ids)))
 
     def probabilities(self, src_ids: Any, tgt_ids: Any, temperature: float = 1.0) -> np.ndarray:
         logits = self._forward(self._ids(src_ids), self._ids(tgt_ids))
-        return _to_numpy(F.softmax(logits / temperature, dim=-1))
+        return to_numpy(F.softmax(logits / temperature, dim=-1))
 
     def _generate(self, src_ids: Any, max_len: int, temperature: float, seed: int | None) -> list[int]:
         src = self._ids(src_ids)
@@ -359,7 +360,7 @@ class _GPT(_Network):
         super().__init__(config, params)
         self.blocks = nn.ModuleList(
             encoder_layer_module(config, {"self_attn": b["attn"], **b}, device=self.device, dtype=self.dtype)
-            for b in params["blocks"]
+            for b in self._p["blocks"]
         )
         self.final_norm = self._final_norm("final_norm")
 
@@ -367,19 +368,20 @@ class _GPT(_Network):
     def _hidden(self, ids: Tensor) -> Tensor:
         T = ids.shape[-1]
         x = self._embed(ids, "W_E", "W_P").reshape(-1, T, self.config.d_model)
+        causal = self._causal(T)
         for block in self.blocks:
-            x = block(x, src_mask=self._causal(T), is_causal=True)
+            x = block(x, src_mask=causal, is_causal=True)
         x = x if self.final_norm is None else self.final_norm(x)
         return x.reshape(*ids.shape, self.config.d_model)
 
     def hidden(self, ids: Any) -> np.ndarray:
-        return _to_numpy(self._hidden(self._ids(ids)))
+        return to_numpy(self._hidden(self._ids(ids)))
 
     def forward(self, ids: Any) -> np.ndarray:
-        return _to_numpy(self._logits(self._hidden(self._ids(ids)), "W_E"))
+        return to_numpy(self._logits(self._hidden(self._ids(ids)), "W_E"))
 
     def probabilities(self, ids: Any, temperature: float = 1.0) -> np.ndarray:
-        return _to_numpy(F.softmax(self._logits(self._hidden(self._ids(ids)), "W_E") / temperature, dim=-1))
+        return to_numpy(F.softmax(self._logits(self._hidden(self._ids(ids)), "W_E") / temperature, dim=-1))
 
     def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
         generator = torch.Generator().manual_seed(seed)
@@ -431,7 +433,7 @@ class _Seq2Seq(_Network):
         src, tgt = self._ids(src_ids), self._ids(tgt_ids)
         logits = F.linear(self._outputs(src, tgt), self._p["W_U"], self._p["b_U"])
         lead = torch.broadcast_shapes(src.shape[:-1], tgt.shape[:-1])
-        return _to_numpy(logits.reshape(*lead, tgt.shape[-1], -1))
+        return to_numpy(logits.reshape(*lead, tgt.shape[-1], -1))
 
     def greedy_decode(self, src_ids: Any, *, max_len: int) -> list[int]:
         src, out = self._ids(src_ids), [START_ID]
@@ -443,18 +445,15 @@ class _Seq2Seq(_Network):
         return out
 
 
-class _MLP:
+class _MLP(_OnDevice):
     """The documents' fully connected network as nn.Linear layers: autograd for the gradients,
     torch.optim.SGD for the steps, torch.randperm for the minibatch order."""
-
-    device: torch.device
-    dtype: torch.dtype
 
     def __init__(self, config: Any, params: dict[str, Any]) -> None:
         self.config = config
         self.sigma = _activation(config.activation)
         self.layers = nn.ModuleList()
-        for p in _tensors(params, self.device, self.dtype)["layers"]:
+        for p in to_torch(params, device=self.device, dtype=self.dtype)["layers"]:
             linear = nn.Linear(p["W"].shape[1], p["W"].shape[0], device=self.device, dtype=self.dtype)
             with torch.no_grad():
                 linear.weight.copy_(p["W"])
@@ -464,10 +463,7 @@ class _MLP:
     @property
     def params(self) -> dict[str, Any]:
         """The current weights in nnspec's layout (they change as the network trains)."""
-        return {"layers": [{"W": _to_numpy(lin.weight), "b": _to_numpy(lin.bias)} for lin in self.layers]}
-
-    def _in(self, x: Any) -> Tensor:
-        return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(self.device, self.dtype)
+        return {"layers": [{"W": to_numpy(lin.weight), "b": to_numpy(lin.bias)} for lin in self.layers]}
 
     def _forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         zs, activations = [], [x]
@@ -483,11 +479,11 @@ class _MLP:
     def forward(self, x: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
         with torch.no_grad():
             zs, activations = self._forward(self._in(x))
-        return [_to_numpy(z) for z in zs], [_to_numpy(a) for a in activations]
+        return [to_numpy(z) for z in zs], [to_numpy(a) for a in activations]
 
     def predict(self, x: Any) -> np.ndarray:
         with torch.no_grad():
-            return _to_numpy(torch.argmax(self._forward(self._in(x))[1][-1], dim=-1))
+            return to_numpy(torch.argmax(self._forward(self._in(x))[1][-1], dim=-1))
 
     def cost(self, x: Any, y: Any) -> float:
         with torch.no_grad():
@@ -496,7 +492,7 @@ class _MLP:
     def gradients(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
         x, y = torch.atleast_2d(self._in(x)), torch.atleast_2d(self._in(y))
         grads = torch.autograd.grad(self._cost(x, y), [p for lin in self.layers for p in (lin.weight, lin.bias)])
-        return [_to_numpy(g) for g in grads[0::2]], [_to_numpy(g) for g in grads[1::2]]
+        return [to_numpy(g) for g in grads[0::2]], [to_numpy(g) for g in grads[1::2]]
 
     def sgd_step(self, x: Any, y: Any, eta: float) -> None:
         optimiser = torch.optim.SGD(self.layers.parameters(), lr=eta)
@@ -516,11 +512,7 @@ class _MLP:
                 optimiser.step()
 
 
-def _to_numpy(t: Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy()
-
-
-class TorchNN:
+class TorchNN(_OnDevice):
     """PyTorch's built-ins behind nnspec's NumPy boundary, on one device and dtype.
 
     Inputs arrive as NumPy arrays (already rounded by the engine to ``nnspec_dtype``); outputs go
@@ -552,15 +544,9 @@ class TorchNN:
 
     # -- the NumPy boundary ------------------------------------------------------------------------
 
-    def _in(self, x: Any) -> Tensor:
-        return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(device=self.device, dtype=self.dtype)
-
-    def _mask(self, mask: Any) -> Tensor | None:
-        return None if mask is None else torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
-
     @staticmethod
     def _out(t: Tensor) -> np.ndarray:
-        return _to_numpy(t)
+        return to_numpy(t)
 
     def _derivative(self, f: Callable[[Tensor], Tensor], z: Any) -> np.ndarray:
         """f'(z) elementwise, by autograd (f acts elementwise, so the gradient of sum f is f')."""
@@ -579,7 +565,7 @@ class TorchNN:
             torch.manual_seed(seed)
             pairs = zip(sizes[:-1], sizes[1:], strict=True)
             layers = [nn.Linear(n_in, n_out, dtype=torch.float64) for n_in, n_out in pairs]
-        return {"layers": [{"W": _to_numpy(lin.weight), "b": _to_numpy(lin.bias)} for lin in layers]}
+        return {"layers": [{"W": to_numpy(lin.weight), "b": to_numpy(lin.bias)} for lin in layers]}
 
     # -- activations -------------------------------------------------------------------------------
 
@@ -628,7 +614,7 @@ class TorchNN:
         return self._out(F.mse_loss(self._in(a), self._in(y), reduction="none").sum(-1))
 
     def embed(self, token_ids: Any, W_E: Any) -> np.ndarray:
-        ids = torch.as_tensor(np.asarray(token_ids), device=self.device)
+        ids = to_torch(np.asarray(token_ids), device=self.device)  # non-integer ids stay so: F.embedding refuses
         return self._out(F.embedding(ids, self._in(W_E).T))  # F.embedding rows are tokens
 
     def unembed(self, h: Any, W_U: Any, b_U: Any | None = None) -> np.ndarray:
@@ -666,12 +652,12 @@ class TorchNN:
         # the last positions (cached decoding), nnspec's convention.
         m = max(n_queries, n_keys)
         square = nn.Transformer.generate_square_subsequent_mask(m, device=self.device, dtype=self.dtype)
-        return _to_numpy(square[m - n_queries :, m - n_keys :] == 0).astype(bool)
+        return to_numpy(square[m - n_queries :, m - n_keys :] == 0)  # bool stays bool
 
     def multi_head_attention(
         self, params: dict, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        p = _tensors(params, self.device, self.dtype)
+        p = to_torch(params, device=self.device, dtype=self.dtype)
         x_q, x_kv, allowed = self._in(x_q), self._in(x_kv), self._mask(mask)
         d_model, n_q, n_k = x_q.shape[-1], x_q.shape[-2], x_kv.shape[-2]
         # nnspec's mask broadcasts against the heads' scores (..., n_heads, n_q, n_k)
@@ -691,14 +677,14 @@ class TorchNN:
         return self._out(out.reshape(*lead, n_q, d_model)), self._out(weights.reshape(scores))
 
     def feed_forward(self, params: dict, x: Any, activation: str | None = "relu") -> np.ndarray:
-        p = _tensors(params, self.device, self.dtype)
+        p = to_torch(params, device=self.device, dtype=self.dtype)
         hidden = _activation(activation)(F.linear(self._in(x), p["W_1"], p.get("b_1")))
         return self._out(F.linear(hidden, p["W_2"], p.get("b_2")))
 
     # -- the recurrent encoder-decoder's LSTM ------------------------------------------------------
 
     def lstm_cell(self, params: dict, x: Any, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray]:
-        cell = lstm_module([_tensors(params, self.device, self.dtype)], cell=True)
+        cell = lstm_module([to_torch(params, device=self.device, dtype=self.dtype)], cell=True)
         x, h, c = self._in(x), self._in(h), self._in(c)
         lead = torch.broadcast_shapes(x.shape[:-1], h.shape[:-1], c.shape[:-1])
         with torch.no_grad():
@@ -713,7 +699,7 @@ class TorchNN:
     def lstm(
         self, params: dict, xs: Any, h0: Any | None = None, c0: Any | None = None
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        p = _tensors(params, self.device, self.dtype)
+        p = to_torch(params, device=self.device, dtype=self.dtype)
         layer = lstm_module([p])
         xs = self._in(xs)
         lead, (T, D), H = xs.shape[:-2], xs.shape[-2:], p["W_hh"].shape[1]
