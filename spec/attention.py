@@ -261,6 +261,17 @@ def att_scale(impl: Any, ck: Check) -> None:
     )
 
 
+def _nonfinite(arrays: dict[str, np.ndarray]) -> str:
+    """Where the non-finite values are, for a failure message: count and first index per array."""
+    found = []
+    for name, a in arrays.items():
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            found.append(f"{int(bad.sum())} non-finite in {name}, first {name}{list(first)} = {float(a[first])}")
+    return "; ".join(found) or "all finite"
+
+
 def _on_the_simplex(ck: Check, weights: np.ndarray, name: str = "weights") -> None:
     """Each row of ``weights`` is a probability distribution: non-negative, summing to one."""
     ck.that(bool(np.all(weights >= 0)), what=f"{name} >= 0", observed=float(np.min(weights)), expected=">= 0")
@@ -578,7 +589,7 @@ def att_fully_masked(impl: Any, ck: Check) -> None:
     ck.that(
         bool(np.all(np.isfinite(out))),
         what="isfinite(output)",
-        observed="non-finite values",
+        observed=_nonfinite({"output": out}),
         expected="finite",
     )
     # softmax(-inf, ..., -inf) -> 0 weights, so the weighted sum of values is 0.
@@ -850,7 +861,7 @@ def mha_fully_masked(impl: Any, ck: Check) -> None:
     ck.that(
         bool(np.all(np.isfinite(out))) and bool(np.all(np.isfinite(weights))),
         what="isfinite(output) and isfinite(weights)",
-        observed=f"non-finite values in query {blocked_query}'s row",
+        observed=_nonfinite({"output": out, "weights": weights}) + f" (query {blocked_query} has no allowed key)",
         expected="finite everywhere",
     )
     blocked_weights = weights[..., blocked_query, :]  # (..., nh, n_k)

@@ -199,6 +199,9 @@ class Implementation:
             raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
         self.name = name
         self.patched_from: str | None = None
+        # The name load_implementation found it by, where that differs from ``name`` (an import
+        # path beside a declared nnspec_name): failures reproduce with the name that loads again.
+        self.loaded_as: str | None = None
         self.dtype = dtype
         self.device = device
         self.version = version
@@ -584,6 +587,8 @@ def load_implementation(name: str | Implementation) -> Implementation:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
         extra = f" (installed entry points: {known})" if known else ""
         raise UnknownImplementation(f"unknown implementation {name!r}; {SYNTAX_HELP}{extra}")
+    if impl.name != name:
+        impl.loaded_as = name
     _CACHE[name] = impl
     return impl
 

@@ -236,7 +236,8 @@ def run_clause(
 
     ``time_limit`` (seconds, whole clause) defaults to the profile's. ``reproduce_as`` is the name
     the reproduce command uses for the implementation (the one the user typed, e.g. an import path),
-    by default ``impl.name``. ``shrink=False`` skips Hypothesis's shrink phase: the failure is then
+    by default the name it was loaded by (an implementation's own ``nnspec_name`` may not load),
+    else ``impl.name``. ``shrink=False`` skips Hypothesis's shrink phase: the failure is then
     reported on the first failing input, which is what a kill-matrix run wants (it asks *whether*
     and *how soon* a bug is found, not for the smallest input). Never raises for anything the
     implementation or the clause does; only for an unknown clause id, implementation or profile.
@@ -244,6 +245,7 @@ def run_clause(
     _import_whole_package()
     clause = get_clause(clause_or_id)
     impl = load_implementation(impl)
+    reproduce_as = reproduce_as or impl.loaded_as  # the name that loads it again
     prof = get_profile(profile)
     result = ClauseResult(
         clause_id=clause.id,
