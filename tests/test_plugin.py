@@ -160,12 +160,14 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) 
 def test_documented_xdist_forms_give_the_serial_results(
     project: pytest.Pytester, tmp_path: Path, distribution: list[str], n_workers: int | None
 ) -> None:
+    # The serial run's statuses are the broken implementation's by construction (and
+    # test_xdist_gives_the_same_results compares a serial report with a parallel one in full), so
+    # each form is held to them without running the serial baseline again.
     args = ["--nnspec-impl=broken_impls:BROKEN", CATALOGUE, "--nnspec-profile=ci", "-k", "not RELU"]
-    serial = project.runpytest_subprocess(*args, "-n", "0", f"--nnspec-report={tmp_path / 'serial'}")
     spread = project.runpytest_subprocess(*args, *distribution, f"--nnspec-report={tmp_path / 'spread'}")
-    serial.assert_outcomes(passed=1, failed=3, deselected=1)
     spread.assert_outcomes(passed=1, failed=3)
-    assert _statuses(tmp_path / "spread") == _statuses(tmp_path / "serial")
+    serial = {(c, "broken"): "failed" if c in EXPECTED_FAILURES else "passed" for c in TEST_CLAUSES if c != "T-RELU"}
+    assert _statuses(tmp_path / "spread") == serial
     meta = json.loads((tmp_path / "spread" / "results.json").read_text())["meta"]
     assert meta["complete"] is True and meta["workers"] >= 1
     if n_workers is not None:
