@@ -383,11 +383,13 @@ def gd_descent(impl: Any, ck: Check) -> None:
     # The first-order decrease per unit step along -g/|g| is the slope |g| = |g|^2 / |g|. The costs'
     # rounding (~u C each) enters the quotients divided by the step: relative to the slope it is
     # amplified by C / (length |g|), the condition of this estimate (large in float16 on a gentle
-    # slope: length = u^(1/5) is only 0.22 there).
+    # slope: length = u^(1/5) is only 0.22 there). What it amplifies is the rounding of a cost, a
+    # sum: the "reduction" row, not the wider "gradient" one, which times the condition let a
+    # gradient halved by mistake pass in bfloat16.
     ck.close(
         (4.0 * d_half - d_full) / 3.0 / norm,
         1.0,
-        output="gradient",
+        output="reduction",
         what="first-order decrease along -g (Richardson) / |g|^2 per unit eta",
         condition=max(1.0, abs(cost) / (length * norm)),
     )
