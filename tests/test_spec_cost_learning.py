@@ -147,3 +147,13 @@ def test_clause_rejects_planted_bug(clause_id: str, bug: str, overrides: dict) -
 
 def test_every_clause_has_a_planted_bug() -> None:
     assert {c for c, _, _ in BUGS} == set(CLAUSES)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_gd_descent_catches_a_halved_gradient_at_every_precision(dtype: str) -> None:
+    """The Richardson slope's tolerance grows with its condition C / (step |g|); a gradient that
+    is half what it should be (the factor 2 of (a - y)^2 dropped) must still be rejected."""
+    bad = patched(f"torch:cpu:{dtype}", name="half-gradient", MLP=HalfGradient)
+    result = run_clause("GD-DESCENT", bad, shrink=False)
+    assert result.status == "failed", result.message
+    assert "first-order decrease along -g (Richardson)" in result.message

@@ -57,21 +57,36 @@ def batch_norm_per_item(x, gamma, beta, eps=1e-5):
     return _norm(x, gamma, beta, eps, -2)
 
 
-@pytest.mark.parametrize(
-    ("clause_id", "overrides"),
-    [
-        ("LN-STATS", {"layer_norm": layer_norm_unbiased}),
-        ("LN-AFFINE", {"layer_norm": layer_norm_shift_inside}),
-        ("LN-INVARIANT", {"layer_norm": rms_norm}),
-        ("LN-INDEPENDENT", {"layer_norm": layer_norm_over_sequence}),
-        ("BN-STATS", {"batch_norm": batch_norm_over_features}),
-        ("BN-DEPENDENT", {"batch_norm": batch_norm_per_item}),
-    ],
-    ids=lambda v: v if isinstance(v, str) else next(iter(v.values())).__name__,
-)
+PLANTED = [
+    ("LN-STATS", {"layer_norm": layer_norm_unbiased}),
+    ("LN-AFFINE", {"layer_norm": layer_norm_shift_inside}),
+    ("LN-INVARIANT", {"layer_norm": rms_norm}),
+    ("LN-INDEPENDENT", {"layer_norm": layer_norm_over_sequence}),
+    ("BN-STATS", {"batch_norm": batch_norm_over_features}),
+    ("BN-DEPENDENT", {"batch_norm": batch_norm_per_item}),
+]
+
+
+def _planted_id(v):
+    return v if isinstance(v, str) else next(iter(v.values())).__name__
+
+
+@pytest.mark.parametrize(("clause_id", "overrides"), PLANTED, ids=_planted_id)
 def test_clause_rejects_planted_bug(clause_id: str, overrides: dict) -> None:
     name = next(iter(overrides.values())).__name__
     result = run_clause(clause_id, patched("numpy", name=name, **overrides))
+    assert result.status == "failed", result.message
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize(("clause_id", "overrides"), PLANTED, ids=_planted_id)
+def test_condition_numbers_leave_the_planted_bugs_caught_at_every_precision(
+    clause_id: str, overrides: dict, dtype: str
+) -> None:
+    """The closed forms widen with each token's condition number (max|x| / std), token by token:
+    that must not let a wrong normaliser through at the formats where the widening is largest."""
+    name = next(iter(overrides.values())).__name__
+    result = run_clause(clause_id, patched(f"torch:cpu:{dtype}", name=name, **overrides))
     assert result.status == "failed", result.message
 
 
