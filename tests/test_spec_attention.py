@@ -83,14 +83,19 @@ def sdpa_mask_by_multiplying(q, k, v, mask=None):
     return weights @ v, weights
 
 
+def _naive_softmax(scores):
+    """exp(s - max s) / sum: a row of -inf (fully masked) gives 0/0 = NaN."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+
 def sdpa_naive_fully_masked(q, k, v, mask=None):
     """exp(s - max s) / sum with -inf masking: a fully masked row gives 0/0 = NaN."""
     scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        weights = e / e.sum(axis=-1, keepdims=True)
+    weights = _naive_softmax(scores)
     return weights @ v, weights
 
 
@@ -169,12 +174,7 @@ def mha_variant(
             mask = numpy_ref.causal_mask(x_q.shape[-2], x_kv.shape[-2])
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
-        if naive_softmax or nan_to_num:  # exp(s - max s) / sum: a fully masked row is 0/0 = NaN
-            with np.errstate(invalid="ignore"):
-                e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-                weights = e / e.sum(axis=-1, keepdims=True)
-        else:
-            weights = _softmax(scores)
+        weights = _naive_softmax(scores) if naive_softmax or nan_to_num else _softmax(scores)
         heads = weights @ v  # (..., nh, n_q, dh)
         concat = np.swapaxes(heads, -2, -3)  # (..., n_q, nh, dh)
         if interleaved:
