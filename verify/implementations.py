@@ -199,8 +199,8 @@ class Implementation:
             raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
         self.name = name
         self.patched_from: str | None = None
-        # The name load_implementation found it by, where that differs from ``name`` (an import
-        # path beside a declared nnspec_name): failures reproduce with the name that loads again.
+        # The name a third-party object was loaded by, where it declares another (``nnspec_name``):
+        # failures reproduce with the name that loads again. Never set on a shared object.
         self.loaded_as: str | None = None
         self.dtype = dtype
         self.device = device
@@ -517,7 +517,7 @@ def from_object(obj: Any, *, name: str) -> Implementation:
             version = package_version(obj.__name__.split(".")[0])
         except Exception:
             version = ""
-    return Implementation(
+    impl = Implementation(
         getattr(obj, "nnspec_name", name),
         namespace,
         dtype=DTYPE_ALIASES.get(getattr(obj, "nnspec_dtype", "float64"), "float64"),
@@ -528,6 +528,9 @@ def from_object(obj: Any, *, name: str) -> Implementation:
         available=not unavailable,
         unavailable_reason=str(unavailable),
     )
+    if impl.name != name:  # a display name of its own: failures reproduce with the one that loads
+        impl.loaded_as = name
+    return impl
 
 
 def _import_object(spec: str) -> Any:
@@ -587,8 +590,6 @@ def load_implementation(name: str | Implementation) -> Implementation:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
         extra = f" (installed entry points: {known})" if known else ""
         raise UnknownImplementation(f"unknown implementation {name!r}; {SYNTAX_HELP}{extra}")
-    if impl.name != name:
-        impl.loaded_as = name
     _CACHE[name] = impl
     return impl
 
