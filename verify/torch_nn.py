@@ -200,9 +200,10 @@ def _batch_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 def _sinusoids(n_positions: int, d_model: int) -> Tensor:
     """The sinusoidal table as PyTorch's own Transformer tutorial builds it (PyTorch has no
     built-in): sin in the even columns, cos in the odd ones, wavelengths up to 10000 * 2 pi."""
-    position = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (n, 1)
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model))
-    table = torch.zeros(n_positions, d_model, dtype=torch.float64)
+    cpu = dict(dtype=torch.float64, device="cpu")  # the caller moves it to the working device
+    position = torch.arange(n_positions, **cpu)[:, None]  # (n, 1)
+    div = torch.exp(torch.arange(0, d_model, 2, **cpu) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(n_positions, d_model, **cpu)
     table[:, 0::2] = torch.sin(position * div)
     table[:, 1::2] = torch.cos(position * div[: d_model // 2])
     return table
@@ -505,7 +506,8 @@ class _MLP(_OnDevice):
         optimiser = torch.optim.SGD(self.layers.parameters(), lr=eta)
         generator = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
-            order = torch.randperm(len(X), generator=generator).to(self.device)
+            # drawn on the CPU, where the seeded generator lives, whatever torch's default device
+            order = torch.randperm(len(X), generator=generator, device="cpu").to(self.device)
             for batch in order.split(batch_size):
                 optimiser.zero_grad()
                 self._cost(X[batch], Y[batch]).backward()
@@ -564,7 +566,8 @@ class TorchNN(_OnDevice):
         with torch.random.fork_rng(devices=[]):  # seed nn.Linear's draw without touching the caller's
             torch.manual_seed(seed)
             pairs = zip(sizes[:-1], sizes[1:], strict=True)
-            layers = [nn.Linear(n_in, n_out, dtype=torch.float64) for n_in, n_out in pairs]
+            # on the CPU whatever torch's default device: the draw is the seeded CPU generator's
+            layers = [nn.Linear(n_in, n_out, dtype=torch.float64, device="cpu") for n_in, n_out in pairs]
         return {"layers": [{"W": to_numpy(lin.weight), "b": to_numpy(lin.bias)} for lin in layers]}
 
     # -- activations -------------------------------------------------------------------------------

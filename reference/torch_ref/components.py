@@ -75,13 +75,13 @@ def _acc(x: Tensor) -> Tensor:
 
 def _bool_mask(mask: Any, like: Tensor) -> Tensor:
     """Masks are boolean with True = may attend; a float (additive) mask is refused, not guessed."""
-    mask = torch.as_tensor(mask)
+    mask = torch.as_tensor(mask, device=like.device)
     if mask.dtype != torch.bool:
         raise TypeError(
             f"masks are boolean with True = may attend, got dtype {mask.dtype}; "
             "convert an additive mask with `mask == 0`"
         )
-    return mask.to(like.device)
+    return mask
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +337,8 @@ def causal_mask(
 def padding_mask(token_ids: Any, pad_id: int) -> Tensor:
     """mask[..., 0, j] = token_ids[..., j] != pad_id, shape (..., 1, T). Deep learning recap to
     the Transformer (video summaries), "Input embeddings"."""
-    return (torch.as_tensor(token_ids) != pad_id)[..., None, :]
+    ids = token_ids if isinstance(token_ids, torch.Tensor) else torch.as_tensor(token_ids)
+    return (ids != pad_id)[..., None, :]  # on the ids' device
 
 
 def scaled_dot_product_attention(

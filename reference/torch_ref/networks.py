@@ -93,7 +93,8 @@ def to_torch(params: Any, *, device: Any = None, dtype: torch.dtype | None = Non
     if isinstance(params, np.generic):
         return params.item()
     if isinstance(params, (np.ndarray, torch.Tensor)):
-        t = torch.as_tensor(np.ascontiguousarray(params) if isinstance(params, np.ndarray) else params)
+        # from_numpy, not as_tensor: as_tensor would follow torch.set_default_device.
+        t = torch.from_numpy(np.ascontiguousarray(params)) if isinstance(params, np.ndarray) else params
         if t.dtype == torch.bool:
             kind = torch.bool
         elif t.is_floating_point():
@@ -135,8 +136,8 @@ def _ids(token_ids: Any, device: torch.device) -> torch.Tensor:
 
 
 def _as(x: Any, like: torch.Tensor) -> torch.Tensor:
-    """A float input on the parameters' device and dtype."""
-    return torch.as_tensor(x).to(device=like.device, dtype=like.dtype)
+    """A float input on the parameters' device and dtype (never on torch's default device)."""
+    return torch.as_tensor(x, device=like.device).to(dtype=like.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
