@@ -35,8 +35,8 @@ def default_device(device: str) -> Iterator[None]:
     torch.set_default_device(device)
     try:
         yield
-    finally:
-        torch.set_default_device(previous)
+    finally:  # None, not "cpu": an explicit CPU default would leave a device mode on every call
+        torch.set_default_device(None if previous.type == "cpu" else previous)
 
 
 def _statuses(impl_name: str, clause_ids: list[str]) -> dict[str, tuple[str, str]]:
