@@ -10,7 +10,9 @@ independent third-party check of both references (``tests/test_torch_builtins.py
 Low precision: reductions that can overflow or lose everything in float16/bfloat16 (the softmax
 sum, the layer/batch-norm variance) are accumulated in float32 and cast back, as PyTorch's own
 kernels do. Creation functions (``positional_encoding``, ``causal_mask``) take keyword-only
-``device=None, dtype=None`` and default to the CPU and float64.
+``device=None, dtype=None`` and default to torch's default device (the CPU unless
+``torch.set_default_device`` moved it) and float64. Everything else follows its tensor arguments'
+device; only a plain list or NumPy array, which has none, goes to the default device.
 
 Each docstring gives the equation and the document section; the NumPy module has the longer
 citations.

@@ -137,7 +137,7 @@ def _ids(token_ids: Any, device: torch.device) -> torch.Tensor:
 
 def _as(x: Any, like: torch.Tensor) -> torch.Tensor:
     """A float input on the parameters' device and dtype (never on torch's default device)."""
-    return torch.as_tensor(x, device=like.device).to(dtype=like.dtype)
+    return torch.as_tensor(x, dtype=like.dtype, device=like.device)  # one conversion, no copy if already so
 
 
 # ----------------------------------------------------------------------------------------------
