@@ -17,8 +17,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 from nnspec.reference.torch_ref import networks as torch_networks
-from nnspec.verify import load_implementation, run_clause
+from nnspec.verify import Implementation, load_implementation, run_clause
 from nnspec.verify.catalogue import installed
+from nnspec.verify.runner import ClauseResult
 
 # What each implementation fails on the CPU with torch's default device left alone (see
 # tests/test_torch_nn.py): nn.MultiheadAttention's NaN for a query with no allowed key.
@@ -39,10 +40,8 @@ def default_device(device: str) -> Iterator[None]:
         torch.set_default_device(None if previous.type == "cpu" else previous)
 
 
-def _statuses(impl_name: str, clause_ids: list[str]) -> dict[str, tuple[str, str]]:
-    impl = load_implementation(impl_name)
-    return {c: (r.status, r.message) for c in clause_ids
-            for r in [run_clause(c, impl, profile="quick", seed=0)]}
+def _results(impl: Implementation, clause_ids: list[str]) -> dict[str, ClauseResult]:
+    return {c: run_clause(c, impl, profile="quick", seed=0) for c in clause_ids}
 
 
 @pytest.mark.parametrize("impl_name", sorted(KNOWN_FAILURES))
@@ -50,10 +49,11 @@ def test_every_clause_runs_as_usual_with_the_default_device_elsewhere(impl_name:
     impl = load_implementation(impl_name)
     runnable = [c for c, clause in installed().items() if not impl.missing(clause.needs)]
     with default_device("meta"):
-        statuses = _statuses(impl_name, runnable)
-    failed = {c: message for c, (status, message) in statuses.items() if status != "passed"}
-    assert set(failed) == KNOWN_FAILURES[impl_name], "\n\n".join(failed.values())
-    assert not any("meta" in message for message in failed.values())
+        results = _results(impl, runnable)
+    failed = {c: r for c, r in results.items() if r.status != "passed"}
+    assert set(failed) == KNOWN_FAILURES[impl_name], "\n\n".join(r.message for r in failed.values())
+    # the known failures are PyTorch's own, not a meta tensor (the reproduce line names the device)
+    assert not any("meta" in r.message.replace(r.reproduce, "") for r in failed.values())
 
 
 def _padding_mask_on_the_default_device(token_ids, pad_id):  # the bug: no device= for the ids
@@ -66,11 +66,20 @@ def test_a_tensor_left_on_the_default_device_is_caught(monkeypatch: pytest.Monke
     and fails every Transformer clause once the default device is elsewhere."""
     clause_ids = ["NET-ORACLE", "DEC-CAUSAL"]
     monkeypatch.setattr(torch_networks, "padding_mask", _padding_mask_on_the_default_device)
-    assert {c: s for c, (s, _) in _statuses("torch:cpu:float64", clause_ids).items()} == dict.fromkeys(
-        clause_ids, "passed"
-    )
+    impl = load_implementation("torch:cpu:float64")
+    plain = _results(impl, clause_ids)
+    assert {c: r.status for c, r in plain.items()} == dict.fromkeys(clause_ids, "passed")
+    assert all("set_default_device" not in r.reproduce for r in plain.values())
     with default_device("meta"):
-        statuses = _statuses("torch:cpu:float64", clause_ids)
-    for clause_id, (status, message) in statuses.items():
-        assert status == "failed", (clause_id, message)
-        assert "Transformer." in message and "meta tensor" in message, message
+        results = _results(impl, clause_ids)
+    for clause_id, r in results.items():
+        assert r.status == "failed", (clause_id, r.message)
+        # what was observed, what was expected, on which input, and how to reproduce it
+        assert "Transformer." in r.message and "observed NotImplementedError" in r.message, r.message
+        assert "meta tensor" in r.message and "but should be a result" in r.message, r.message
+        assert "shrunk input:" in r.message, r.message
+        assert r.reproduce == (
+            f"nnspec verify torch:cpu:float64 --clause {clause_id} --profile quick --seed 0"
+            "  # after torch.set_default_device('meta') in the same process, as in this run"
+        )
+        assert f"reproduce: {r.reproduce}" in r.message

@@ -19,6 +19,7 @@ Statuses:
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -146,6 +147,18 @@ def reproduce_command(clause_id: str, impl: str, profile: str, seed: int) -> str
     return f"nnspec verify {impl} --clause {clause_id} --profile {profile} --seed {seed}"
 
 
+def _moved_default_device() -> str:
+    """``torch.set_default_device('X')`` when this process has moved torch's default device off
+    the CPU, else "". A tensor an implementation makes without ``device=`` lands there, so a failure
+    may need it to reproduce; a fresh ``nnspec verify`` starts on the CPU. torch is not imported
+    for a run that never loaded it."""
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "get_default_device"):
+        return ""
+    device = torch.get_default_device()
+    return "" if device.type == "cpu" else f"torch.set_default_device({str(device)!r})"
+
+
 class _TimeLimit:
     """SIGALRM-based limit on the main thread; elsewhere (or on Windows) no limit is enforced."""
 
@@ -268,6 +281,9 @@ def run_clause(
             f"profile={prof.name!r}, seed={seed})  # in Python, with the same overrides"
         ),
     )
+    moved = _moved_default_device()
+    if moved:
+        result.reproduce += f"  # after {moved} in the same process, as in this run"
     if not impl.available:
         result.status, result.message = "not_applicable", f"{impl.name}: {impl.unavailable_reason}"
         return result
