@@ -97,8 +97,11 @@ def run_metadata(
     exitstatus: int | None = None,
     workers: int = 0,
     command: str = "",
+    torch_precision: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``meta`` object of a report (see ``schema.json``)."""
+    """The ``meta`` object of a report (see ``schema.json``). ``torch_precision`` holds torch's
+    precision switches that differ from a fresh ``import torch`` (TF32, bfloat16 matmul passes), by
+    their ``torch.backends`` path: third-party torch code ran in them."""
     return {
         **environment(),
         "implementations": implementations,
@@ -112,6 +115,7 @@ def run_metadata(
         "exitstatus": exitstatus,
         "workers": int(workers),
         "command": command,
+        "torch_precision": dict(torch_precision or {}),
     }
 
 

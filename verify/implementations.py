@@ -48,6 +48,7 @@ import numpy as np
 from nnspec.spec.clause import ClauseFailure
 
 from .conventions import ConfiguredOracle, Conventions, apply_to_arguments
+from .numerics import ieee_float32
 from .protocols import CAPABILITIES, CREATORS, NETWORK_CLASSES, SHARED, shared_capabilities
 
 ENTRY_POINT_GROUP = "nnspec.implementations"
@@ -352,11 +353,13 @@ def to_numpy(value: Any) -> Any:
 
 class TorchNetwork:
     """A torch network instance behind the NumPy boundary: parameters arrive as a NumPy dict and are
-    converted once, on construction; every method converts its arguments and its results."""
+    converted once, on construction; every method converts its arguments and its results, and runs
+    in IEEE float32 whatever the session set (:func:`nnspec.verify.numerics.ieee_float32`)."""
 
     def __init__(self, cls: type, device: str, dtype: str, config: Any, params: Any, *a: Any, **k: Any):
         self._device, self._dtype = device, dtype
-        self._network = cls(config, to_framework(params, device, dtype), *a, **k)
+        with ieee_float32():
+            self._network = cls(config, to_framework(params, device, dtype), *a, **k)
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._network, name)
@@ -366,9 +369,10 @@ class TorchNetwork:
 
         @functools.wraps(target)
         def method(*args: Any, **kwargs: Any) -> Any:
-            return to_numpy(
-                target(*to_framework(args, device, dtype), **to_framework(kwargs, device, dtype))
-            )
+            with ieee_float32():
+                return to_numpy(
+                    target(*to_framework(args, device, dtype), **to_framework(kwargs, device, dtype))
+                )
 
         return method
 
@@ -401,7 +405,7 @@ def _torch_function(name: str, fn: Callable, device: str, dtype: str) -> Callabl
                 kwargs.setdefault("device", device)
             if "dtype" in parameters and name != "causal_mask":  # masks stay boolean
                 kwargs.setdefault("dtype", torch_dtype(dtype))
-        with torch.no_grad():
+        with torch.no_grad(), ieee_float32():
             return to_numpy(fn(*args, **kwargs))
 
     return call
@@ -421,7 +425,11 @@ def _device_available(device: str) -> tuple[bool, str]:
 
 
 def torch_implementation(device: str = "cpu", dtype: str = "float32", *, module: Any = None) -> Implementation:
-    """The bundled torch_ref (or another module with its public names) behind the NumPy boundary."""
+    """The bundled torch_ref (or another module with its public names) behind the NumPy boundary.
+
+    Every call runs in IEEE float32 (:func:`nnspec.verify.numerics.ieee_float32`): ``torch:*:float32``
+    is nnspec's float32 reference and the same-precision baseline of the tolerance rule, so a
+    session's TF32 or bfloat16-matmul switches must not change what it computes."""
     import torch
 
     if module is None:

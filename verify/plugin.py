@@ -37,6 +37,7 @@ import pytest
 from nnspec.spec.clause import Clause
 
 from . import catalogue as catalogue_module
+from . import numerics
 from .implementations import Implementation, UnknownImplementation, load_implementation
 from .profiles import PROFILES
 from .runner import ClauseResult, run_clause
@@ -231,6 +232,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"seed {state.seed}"
     ]
     lines += [f"nnspec implementation: {impl.describe()}" for impl in state.implementations]
+    modes = numerics.session_modes()
+    if modes:
+        lines.append(
+            f"nnspec torch precision: {numerics.describe(modes)} (not a fresh torch's: third-party "
+            "implementations run in it; torch:* and the low-precision baselines run in IEEE float32)"
+        )
     return lines
 
 
@@ -437,6 +444,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         exitstatus=int(exitstatus),
         workers=len(state.workers),
         command=state.command,
+        torch_precision=numerics.session_modes(),
     )
     # files this run put into DIR besides the report (--junitxml=DIR/junit.xml) move along with it
     present = list(state.report_dir.iterdir()) if state.report_dir.is_dir() else []

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException, StopTest, UnsatisfiedAssumption
 from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
 
+from . import numerics
 from .check import EngineCheck, Record, summarise
 from .implementations import CURRENT_CALL, Implementation, MissingCapability, load_implementation
 from .profiles import get_profile
@@ -281,9 +282,12 @@ def run_clause(
             f"profile={prof.name!r}, seed={seed})  # in Python, with the same overrides"
         ),
     )
-    moved = _moved_default_device()
-    if moved:
-        result.reproduce += f"  # after {moved} in the same process, as in this run"
+    session = [_moved_default_device()]
+    if impl.dtype != "float64":  # TF32 and bfloat16 matmul passes round float32 (and only that)
+        session.append(numerics.describe(numerics.session_modes()))
+    session_state = "; ".join(filter(None, session))
+    if session_state:
+        result.reproduce += f"  # after {session_state} in the same process, as in this run"
     if not impl.available:
         result.status, result.message = "not_applicable", f"{impl.name}: {impl.unavailable_reason}"
         return result

@@ -19,6 +19,9 @@ Three comparisons, each recording the observed error, the tolerance and why:
    matter (one rounding for an elementwise function; long sums for a network). The floor keeps an
    exact baseline (error 0) from demanding exactness. When no baseline can be computed (torch_ref
    lacks the capability, or the baseline itself is not finite) the closed-form rule 3 applies.
+   The baseline always computes in IEEE float32, whatever TF32 or bfloat16-matmul switches the
+   session turned on (``nnspec.verify.numerics``): a yardstick that rounded to 10 bits would let a
+   float32 implementation off by as much.
 
 3. **closed forms** (``ck.close``: a formula, a document's number, a metamorphic partner) use a
    dtype-eps table: ``atol = max(atol64, ulps * eps * condition)`` and

@@ -1,0 +1,291 @@
+"""torch's precision switches: nnspec's own torch code runs in IEEE float32 whatever a session set.
+
+A session that turns on TF32 (``torch.backends.cuda.matmul.allow_tf32 = True``, as nanoGPT's
+training script does) or lets oneDNN run float32 matmuls in bfloat16
+(``torch.set_float32_matmul_precision("medium")``) changes every float32 matmul after it. The
+low-precision tolerance rule measures an implementation against ``torch_ref``'s error at the same
+dtype, so that baseline must not follow the session, or a float32 implementation would be let off by
+the error of a 10-bit (TF32) or 8-bit (bfloat16) mantissa. On this CPU (oneDNN with AMX or
+AVX512-BF16) ``"medium"`` really does round float32 matmuls to bfloat16, so the effect and its
+cure are checked numerically here, and on CUDA (TF32) where a GPU is present.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nnspec.report import validate
+from nnspec.verify import implementations, load_implementation, numerics, run_clause
+from nnspec.verify.check import EngineCheck
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def session_switches() -> Iterator[None]:
+    """Every test here changes torch's process-wide switches; the next test finds them as they were,
+    the older API's state included (a test that sets ``allow_tf32`` leaves it behind otherwise, and
+    torch's older getters would then refuse to answer for the rest of the process)."""
+    legacy = numerics.snapshot(style="legacy")
+    saved = numerics.snapshot()
+    yield
+    for path, value in legacy.items():  # written blind: the older getters may refuse until then;
+        numerics._set(path, value)  # and first, since the older setters write the newer switches too
+    numerics.restore(saved)
+    assert numerics.snapshot() == saved
+    assert numerics.snapshot(style="legacy") == legacy
+
+
+def _fresh(code: str) -> object:
+    """What a fresh interpreter prints as JSON after ``import torch`` and ``code``."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"import json, torch\nfrom nnspec.verify import numerics\n{code}"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _matmul_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest error of a float32 matmul against the float64 product of the same inputs."""
+    return ((a @ b).double() - a.double() @ b.double()).abs().max().item()
+
+
+def _onednn_bfloat16() -> bool:
+    """Whether this CPU's oneDNN really runs float32 matmuls in bfloat16 when asked to (what
+    ``"medium"`` asks). Only the operator's own switch is touched, and put back."""
+    a = torch.randn(64, 64, generator=torch.Generator().manual_seed(0))
+    saved = torch.backends.mkldnn.matmul.fp32_precision
+    try:
+        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+        return _matmul_error(a, a) > 1e-3
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = saved
+
+
+needs_onednn_bfloat16 = pytest.mark.skipif(
+    not _onednn_bfloat16(),
+    reason="this CPU's oneDNN has no bfloat16 matmul (AMX or AVX512-BF16), so 'medium' changes nothing",
+)
+
+
+def test_the_fresh_switches_are_a_fresh_torchs() -> None:
+    """``FRESH`` is what a new interpreter reads, in both API styles (the older getters answer in a
+    process that never mixed the two)."""
+    new = _fresh("print(json.dumps(numerics.snapshot()))")
+    legacy = _fresh("print(json.dumps(numerics.snapshot(style='legacy')))")
+    assert new == {k: numerics.FRESH[k] for k in new}
+    assert legacy == {k: numerics.FRESH[k] for k in legacy}
+    assert "cuda.matmul.fp32_precision" in new and "float32_matmul_precision" in legacy
+    assert _fresh("print(json.dumps(numerics.session_modes()))") == {}
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        "pass",
+        "torch.set_float32_matmul_precision('medium')",
+        "torch.set_float32_matmul_precision('high')",
+        "torch.backends.fp32_precision = 'tf32'",
+        "torch.backends.mkldnn.fp32_precision = 'bf16'",
+        "torch.backends.cudnn.rnn.fp32_precision = 'ieee'; torch.backends.cuda.matmul.fp32_precision = 'tf32'",
+        "torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False",
+    ],
+)
+def test_ieee_float32_pins_every_switch_and_gives_the_session_back(session: str) -> None:
+    a = torch.randn(64, 64, generator=torch.Generator().manual_seed(0))
+    ieee = a @ a
+    exec(session, {"torch": torch})
+    before = numerics.snapshot()
+    with numerics.ieee_float32():
+        inside = numerics.snapshot()
+        pinned = a @ a
+    assert numerics.snapshot() == before
+    # each matmul IEEE: said so, or inherited from "none" (or from what its backend cannot do);
+    # cuDNN's convolutions and RNNs, which torch_ref never calls, keep the session's switches
+    for leaf in ("cuda.matmul.fp32_precision", "mkldnn.matmul.fp32_precision"):
+        assert inside[leaf] == "ieee" or (
+            inside[leaf] == "none" and numerics._effective(inside, leaf) == "ieee"
+        ), (leaf, inside)
+    for leaf in ("cudnn.conv.fp32_precision", "cudnn.rnn.fp32_precision", "mkldnn.conv.fp32_precision"):
+        assert inside[leaf] == before[leaf]
+    assert torch.equal(pinned, ieee)  # where oneDNN has bfloat16 (tested below), a real difference
+    for flag in numerics.REDUCTIONS:
+        assert inside[flag] == numerics.FRESH[flag], flag
+    with pytest.raises(RuntimeError, match="inside"), numerics.ieee_float32():  # also when it raises
+        raise RuntimeError("inside")
+    assert numerics.snapshot() == before
+
+
+def test_session_modes_name_what_differs_from_a_fresh_torch() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = True  # nanoGPT's line
+    assert numerics.session_modes() == {"cuda.matmul.fp32_precision": "tf32"}
+    torch.set_float32_matmul_precision("medium")
+    modes = numerics.session_modes()
+    assert modes == {"cuda.matmul.fp32_precision": "tf32", "mkldnn.matmul.fp32_precision": "bf16"}
+    assert numerics.describe(modes) == (
+        "torch.backends.cuda.matmul.fp32_precision = 'tf32'; "
+        "torch.backends.mkldnn.matmul.fp32_precision = 'bf16'"
+    )
+    with numerics.ieee_float32():
+        assert numerics.session_modes() == {}
+    torch.set_float32_matmul_precision("highest")  # IEEE said explicitly is a fresh torch's IEEE
+    assert numerics.session_modes() == {}
+    # A parent's switch acts through the operators that say "none" (torch writes it into them);
+    # the matmuls said "ieee" just above and keep it, cuDNN's are TF32 as in a fresh torch.
+    torch.backends.fp32_precision = "tf32"
+    assert numerics.session_modes() == {
+        "mkldnn.conv.fp32_precision": "tf32", "mkldnn.rnn.fp32_precision": "tf32",
+    }
+
+
+def test_the_older_switches_on_a_torch_that_has_only_them() -> None:
+    """torch < 2.9 has ``allow_tf32`` and ``set_float32_matmul_precision`` alone. torch still obeys
+    them, so that path runs here, in a fresh interpreter that sets only those (mixing the two styles
+    makes torch refuse the older getters)."""
+    got = _fresh(
+        "torch.backends.cuda.matmul.allow_tf32 = True\n"
+        "a = torch.randn(64, 64, generator=torch.Generator().manual_seed(0))\n"
+        "ieee = (a @ a).clone()\n"
+        "torch.set_float32_matmul_precision('medium')\n"
+        "medium = a @ a\n"
+        "before = numerics.snapshot(style='legacy')\n"
+        "with numerics.ieee_float32(style='legacy'):\n"
+        "    inside = numerics.snapshot(style='legacy'); pinned = a @ a\n"
+        "print(json.dumps([before, inside, numerics.snapshot(style='legacy'),\n"
+        "    numerics.session_modes(style='legacy'), torch.equal(pinned, ieee), torch.equal(medium, ieee)]))"
+    )
+    before, inside, after, modes, pinned_is_ieee, medium_is_ieee = got
+    assert before["float32_matmul_precision"] == "medium" and before["cuda.matmul.allow_tf32"] is True
+    assert inside["float32_matmul_precision"] == "highest"
+    assert inside["cuda.matmul.allow_tf32"] is False
+    assert inside["cudnn.allow_tf32"] is True  # cuDNN, which torch_ref never calls, is left alone
+    assert after == before
+    assert modes == {"cuda.matmul.allow_tf32": True, "float32_matmul_precision": "medium"}
+    assert pinned_is_ieee
+    if _onednn_bfloat16():
+        assert not medium_is_ieee
+
+
+@needs_onednn_bfloat16
+def test_medium_precision_rounds_float32_matmuls_to_bfloat16_except_under_the_pin() -> None:
+    a, b = (torch.randn(64, 64, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    ieee = a @ b
+    torch.set_float32_matmul_precision("medium")
+    assert _matmul_error(a, b) > 1e-3  # a bfloat16 mantissa, not float32's ~1e-5 here
+    with numerics.ieee_float32():
+        assert torch.equal(a @ b, ieee)
+    assert not torch.equal(a @ b, ieee)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_tf32_on_cuda_is_off_under_the_pin() -> None:
+    device = "cuda"
+    if torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip("TF32 needs an Ampere or later GPU")
+    g = torch.Generator(device=device).manual_seed(0)
+    a, b = (torch.randn(256, 256, device=device, generator=g) for _ in range(2))
+    ieee, ieee_error = a @ b, _matmul_error(a, b)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    assert _matmul_error(a, b) > 10 * ieee_error  # TF32: 10 mantissa bits, not 23
+    with numerics.ieee_float32():
+        assert torch.equal(a @ b, ieee)
+    # torch:cuda:float32 is pinned: its attention agrees with a fresh run's bit for bit
+    impl = load_implementation("torch:cuda:float32")
+    q = np.random.default_rng(0).standard_normal((4, 64, 64))
+    with_tf32 = impl.scaled_dot_product_attention(q, q, q)[0]
+    torch.backends.cuda.matmul.allow_tf32 = False
+    assert np.array_equal(with_tf32, impl.scaled_dot_product_attention(q, q, q)[0])
+
+
+def _attention_check(impl_name: str) -> EngineCheck:
+    """One attention call of ``impl_name`` against the oracle, with matmuls large enough for oneDNN's
+    bfloat16 path: (4, 64, 64) queries, keys and values."""
+    q = np.random.default_rng(7).standard_normal((4, 64, 64))
+    ck = EngineCheck(load_implementation(impl_name))
+    try:
+        ck.close_to_oracle("scaled_dot_product_attention", q, q[::-1], q[:, ::-1], output="attention")
+    except Exception as exc:  # a ClauseFailure: the records say what was judged
+        ck.notes["failure"] = str(exc)
+    return ck
+
+
+@needs_onednn_bfloat16
+def test_the_low_precision_baseline_ignores_the_sessions_bfloat16_matmuls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PyTorch's own attention (``torch_nn``, a third-party implementation) runs in the session's
+    precision: with oneDNN's bfloat16 matmuls its float32 error is that of an 8-bit mantissa, and the
+    same-precision baseline, in IEEE float32, exposes it. Without the pin (planted below) the
+    baseline rounds the same way and the differential rule lets it pass."""
+    torch.set_float32_matmul_precision("medium")
+    ck = _attention_check("nnspec.verify.torch_nn:float32")
+    assert not all(r.passed for r in ck.records), ck.records
+    worst = max(ck.records, key=lambda r: r.error)
+    assert worst.error > 1e3 * worst.tolerance / 4, worst  # far outside, not at the margin
+    assert "baseline error" in worst.reason
+
+    monkeypatch.setattr(implementations, "ieee_float32", nullcontext)  # the planted bug
+    unpinned = _attention_check("nnspec.verify.torch_nn:float32")
+    assert all(r.passed for r in unpinned.records), unpinned.records
+
+
+@needs_onednn_bfloat16
+def test_a_clause_of_the_bundled_float32_torch_holds_in_any_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ATT-VARIANCE reads the scores back exactly, so it sees bfloat16 matmuls. ``torch:cpu:float32``
+    passes it under the session's ``"medium"`` (it is pinned); PyTorch's own attention fails it, and
+    says on its reproduce line what the session had set; the unpinned bundled torch fails too."""
+    torch.set_float32_matmul_precision("medium")
+    assert run_clause("ATT-VARIANCE", "torch:cpu:float32").status == "passed"
+    nn = run_clause("ATT-VARIANCE", "nnspec.verify.torch_nn:float32")
+    assert nn.status == "failed", nn.message
+    assert nn.reproduce.endswith(
+        "  # after torch.backends.cuda.matmul.fp32_precision = 'tf32'; "
+        "torch.backends.mkldnn.matmul.fp32_precision = 'bf16' in the same process, as in this run"
+    ), nn.reproduce
+    assert nn.reproduce in nn.message
+    monkeypatch.setattr(implementations, "ieee_float32", nullcontext)
+    assert run_clause("ATT-VARIANCE", "torch:cpu:float32").status == "failed"
+
+
+def test_a_float64_or_fresh_run_has_no_precision_note() -> None:
+    torch.set_float32_matmul_precision("medium")
+    assert "#" not in run_clause("SM-SUM", "torch:cpu:float64").reproduce
+    torch.set_float32_matmul_precision("highest")
+    assert "#" not in run_clause("SM-SUM", "torch:cpu:float32").reproduce
+
+
+def test_a_sessions_switches_are_in_the_header_and_the_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """A project whose conftest lowers float32 matmul precision (as a training script imported by
+    its tests would), verified with pytest: the header and every report format say so, the bundled
+    torch still passes, and PyTorch's own attention fails ATT-VARIANCE where oneDNN has bfloat16."""
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest("import torch\ntorch.set_float32_matmul_precision('medium')\n")
+    out = tmp_path / "report"
+    result = pytester.runpytest_subprocess(
+        "--nnspec-impl=torch:cpu:float32", "--nnspec-impl=nnspec.verify.torch_nn:float32",
+        "--nnspec-clause=ATT-VARIANCE", "--nnspec-profile=quick", f"--nnspec-report={out}",
+    )
+    modes = "torch.backends.cuda.matmul.fp32_precision = 'tf32'; torch.backends.mkldnn.matmul.fp32_precision = 'bf16'"
+    result.stdout.fnmatch_lines([f"nnspec torch precision: {modes} (not a fresh torch's:*"])
+    data = json.loads((out / "results.json").read_text())
+    validate(data)
+    assert data["meta"]["torch_precision"] == {
+        "cuda.matmul.fp32_precision": "tf32", "mkldnn.matmul.fp32_precision": "bf16",
+    }
+    assert "torch precision: `torch.backends.cuda.matmul.fp32_precision = tf32`" in (out / "report.md").read_text()
+    assert "<dt>torch precision</dt>" in (out / "report.html").read_text()
+    status = {row["implementation"]: row["status"] for row in data["results"]}
+    assert status["torch:cpu:float32"] == "passed"
+    if _onednn_bfloat16():
+        assert status["torch.nn:cpu:float32"] == "failed"
+        result.assert_outcomes(passed=1, failed=1)
+        row = next(r for r in data["results"] if r["status"] == "failed")
+        assert row["reproduce"].endswith(f"  # after {modes} in the same process, as in this run")
