@@ -280,8 +280,9 @@ def test_a_sessions_switches_are_in_the_header_and_the_report(pytester: pytest.P
     assert data["meta"]["torch_precision"] == {
         "cuda.matmul.fp32_precision": "tf32", "mkldnn.matmul.fp32_precision": "bf16",
     }
-    assert "torch precision: `torch.backends.cuda.matmul.fp32_precision = tf32`" in (out / "report.md").read_text()
-    assert "<dt>torch precision</dt>" in (out / "report.html").read_text()
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "torch precision: `cuda.matmul.fp32_precision=tf32`, `mkldnn.matmul.fp32_precision=bf16`" in md
+    assert "<dt>torch precision</dt><dd><code>cuda.matmul.fp32_precision=tf32</code>" in html
     status = {row["implementation"]: row["status"] for row in data["results"]}
     assert status["torch:cpu:float32"] == "passed"
     if _onednn_bfloat16():
