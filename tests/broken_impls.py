@@ -3,7 +3,8 @@
 ``BROKEN`` is the oracle with four capabilities sabotaged, one per way an implementation can go wrong
 at run time: ``softmax`` raises, ``layer_norm`` returns NaN, ``sigmoid`` returns the wrong shape, and
 ``relu`` never returns. Run against :data:`TEST_CLAUSES` it must produce exactly four clear failures
-(and a finished run); the other clauses keep passing.
+(and a finished run); the other clauses keep passing. ``STUCK``'s softmax never returns either, but
+from native code, where the time limit's signal cannot reach it.
 
 The test clauses are plain :class:`Clause` objects, *not* registered in the real catalogue, so the
 engine is testable on its own; the plugin and the CLI reach them with
@@ -12,6 +13,7 @@ engine is testable on its own; the plugin and the CLI reach them with
 
 from __future__ import annotations
 
+import ctypes
 import time
 from typing import Any
 
@@ -113,6 +115,19 @@ BROKEN = patched(
     sigmoid=_wrong_shape_sigmoid,
     relu=_hanging_relu,
 )
+
+def _stuck_softmax(x: np.ndarray, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """Stuck in native code for good, as a kernel that never finishes leaves its caller: a normal
+    pthread mutex locked twice by the thread that holds it deadlocks, and through ``ctypes.PyDLL``
+    the call keeps the GIL, so no Python signal handler (the time limit's alarm) ever runs."""
+    libc = ctypes.PyDLL(None)
+    mutex = ctypes.create_string_buffer(64)  # all zeros: PTHREAD_MUTEX_INITIALIZER in glibc
+    libc.pthread_mutex_lock(mutex)
+    libc.pthread_mutex_lock(mutex)
+    raise AssertionError("unreachable: the second lock never returns")
+
+
+STUCK = patched("numpy", name="stuck", softmax=_stuck_softmax)
 
 # What each sabotaged clause's failure message must mention.
 EXPECTED_FAILURES = {

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,62 @@ def test_the_plugin_imports_each_module_once(tmp_path: Path, where: str) -> None
     assert any("nnspec.spec.attention" in names for names in ours.values())  # the catalogue was loaded
     twice = {path: names for path, names in ours.items() if len(names) > 1}
     assert not twice, f"imported under two names: {twice}"
+
+
+def test_a_clause_stuck_in_native_code_fails_and_the_run_goes_on(project: pytest.Pytester, tmp_path: Path) -> None:
+    """A softmax stuck in native code for good (a deadlock that keeps the GIL: the time limit's alarm
+    never gets to run) is out of reach of the per-clause time limit. Under xdist the worker is ended
+    after the grace period, the clause fails saying so, with the stack where it was stuck, a new
+    worker runs the clauses after it, and the report is complete."""
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "--nnspec-impl=broken_impls:STUCK", CATALOGUE, "--nnspec-profile=quick",
+        "--nnspec-time-limit=1", f"--nnspec-report={report}", "-n", "1", "-p", "xdist",
+        timeout=240,
+    )
+    result.assert_outcomes(passed=len(TEST_CLAUSES) - 1, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*T-SOFTMAX [[]stuck[]] failed: Softmax matches the oracle.",
+        "*did not return within the time limit (1 s, the per-clause time limit) and could not be "
+        "interrupted: the call is stuck in native code*; nnspec ended the worker process 5 s after "
+        "the limit and the run went on in a new one",
+        "*where it was stuck (faulthandler's stack, most recent call first):",
+        '*File "*broken_impls.py", line * in _stuck_softmax',
+        "*reproduce: nnspec verify broken_impls:STUCK --clause T-SOFTMAX --profile quick --seed 0",
+        "*or: pytest --nnspec-impl=broken_impls:STUCK --nnspec-clause=T-SOFTMAX --nnspec-profile=quick "
+        "--nnspec-seed=0",
+    ])
+    assert "hypothesis" not in out.split("where it was stuck")[1].split("reproduce:")[0]
+    assert "crashed" not in out.split("short test summary")[0].split("T-SOFTMAX [stuck] failed")[1][:2000]
+    data = json.loads((report / "results.json").read_text())
+    validate(data)
+    assert data["meta"]["complete"], data["meta"]["incomplete_reason"]
+    statuses = {r["clause_id"]: r["status"] for r in data["results"]}
+    assert statuses == {cid: "failed" if cid == "T-SOFTMAX" else "passed" for cid in TEST_CLAUSES}
+    row = next(r for r in data["results"] if r["clause_id"] == "T-SOFTMAX")
+    assert "_stuck_softmax" in row["message"] and row["duration"] == 6.0
+
+
+def test_without_xdist_a_clause_stuck_in_native_code_shows_where(project: pytest.Pytester) -> None:
+    """In one process nothing can end the stuck call without ending the run, so nnspec prints the
+    stack (on the terminal, not into pytest's capture) and leaves the process waiting, in case the
+    call does return; the test ends it."""
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nnspec-impl=broken_impls:STUCK",
+            CATALOGUE, "--nnspec-profile=quick", "--nnspec-time-limit=1", "-k", "SOFTMAX"]
+    with subprocess.Popen(args, cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        deadline = threading.Timer(120, process.kill)  # no stack at all: the read below ends too
+        deadline.start()
+        try:
+            out = ""
+            for line in process.stdout:  # type: ignore[union-attr]
+                out += line
+                if "_stuck_softmax" in line:
+                    break
+            assert process.poll() is None, out  # still waiting: the run was not ended
+        finally:
+            deadline.cancel()
+            process.kill()
+    assert "Timeout (0:00:06)!" in out, out
+    assert re.search(r'File ".*broken_impls\.py", line \d+ in _stuck_softmax', out), out

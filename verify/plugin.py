@@ -19,7 +19,10 @@ DIR that nnspec did not write is refused before anything runs; an earlier report
 pytest-xdist: ``-n auto`` and ``--dist loadgroup`` work; results are identical with and without xdist
 (no example database; seeds derive from the profile, ``--nnspec-seed`` and the clause id). With
 several GPUs, each worker ``gwN`` sees one GPU (``CUDA_VISIBLE_DEVICES`` is set to the N-th visible
-device, round robin) before torch initialises CUDA.
+device, round robin) before torch initialises CUDA. A clause stuck in native code, past the reach of
+the time limit's signal, ends its worker after a grace period; the controller reports that clause
+failed, with the stack where it was stuck, and xdist goes on in a new worker
+(:class:`nnspec.verify.runner.NativeHangWatch`). Without xdist the stack is printed and the run waits.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,7 @@ from . import catalogue as catalogue_module
 from . import numerics
 from .implementations import Implementation, UnknownImplementation, load_implementation
 from .profiles import PROFILES
-from .runner import ClauseResult, run_clause
+from .runner import ClauseResult, NativeHangWatch, read_native_hang, run_clause
 
 RESULT_PROPERTY = "nnspec_result"
 
@@ -69,6 +74,10 @@ class _State:
         self.command = ""
         self.written: dict[str, Path] = {}  # the report's files, by format, once written
         self.report_problem = ""  # why the report could not be written
+        # what a clause stuck in native code does (runner.NativeHangWatch); on the controller, the
+        # directory where its xdist workers leave such a clause's result
+        self.hang_watch: NativeHangWatch | None = None
+        self.hang_dir: Path | None = None
 
 
 STATE = pytest.StashKey[_State]()
@@ -213,6 +222,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"loading it raised {type(exc).__name__}: {exc}; fix the implementation or the name",
             ) from None
     _limit_torch_threads(names)
+    if _is_controller(config):  # the run's own process: print the stack (fd 2 is the terminal now)
+        state.hang_watch = NativeHangWatch(fd=os.dup(2))
+    elif config.workerinput.get("nnspec_hang_dir"):
+        state.hang_watch = NativeHangWatch(
+            Path(config.workerinput["nnspec_hang_dir"]), worker=config.workerinput["workerid"]
+        )
     try:
         clauses = catalogue_module.catalogue(config.getoption("nnspec_catalogue"))
         state.clauses = catalogue_module.select(clauses, config.getoption("nnspec_clause"))
@@ -239,6 +254,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             "implementations run in it; torch:* and the low-precision baselines run in IEEE float32)"
         )
     return lines
+
+
+def _pytest_reproduce(state: _State, clause_id: str, impl_arg: str) -> str:
+    """The pytest form of a failure's reproduce command (the runner's is ``nnspec verify``)."""
+    return (
+        f"\n  or: pytest --nnspec-impl={impl_arg} --nnspec-clause={clause_id} "
+        f"--nnspec-profile={state.profile} --nnspec-seed={state.seed}"
+    )
 
 
 class ClauseNotConforming(Exception):
@@ -279,13 +302,10 @@ class ClauseItem(pytest.Item):
         state = self.config.stash[STATE]
         result = run_clause(
             self.clause, self.impl, profile=state.profile, seed=state.seed,
-            time_limit=state.time_limit, reproduce_as=self.impl_arg,
+            time_limit=state.time_limit, reproduce_as=self.impl_arg, native_hang=state.hang_watch,
         )
         if result.status == "failed":
-            result.message += (
-                f"\n  or: pytest --nnspec-impl={self.impl_arg} --nnspec-clause={self.clause.id} "
-                f"--nnspec-profile={state.profile} --nnspec-seed={state.seed}"
-            )
+            result.message += _pytest_reproduce(state, self.clause.id, self.impl_arg)
         self.result = result
         self.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
         if result.status == "not_applicable":
@@ -331,8 +351,8 @@ class _ResultGatherer:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         found = False
-        for name, value in report.user_properties:
-            if name == RESULT_PROPERTY and report.when == "call":
+        for name, value in report.user_properties:  # "???": a crashed worker's (pytest_handlecrashitem)
+            if name == RESULT_PROPERTY and report.when in ("call", "???"):
                 self.state.results.append(json.loads(value))
                 found = True
         if not found and report.failed and report.nodeid.startswith("nnspec::"):
@@ -340,6 +360,28 @@ class _ResultGatherer:
             # crashed worker's item like this, with when="???"), or its setup broke
             last = (str(report.longrepr).strip().splitlines() or ["no report"])[-1]
             self.state.crashes[report.nodeid.split("::", 1)[1]] = last
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist, on the controller: tell each worker where to leave a clause stuck in native code."""
+        if self.state.hang_dir is None:
+            self.state.hang_dir = Path(tempfile.mkdtemp(prefix="nnspec-hangs-"))
+        node.workerinput["nnspec_hang_dir"] = str(self.state.hang_dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """xdist, on the controller: a worker died running ``crashitem``. If its native-hang watchdog
+        ended it, the clause failed (the report says so, with the stack) and the run goes on."""
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        if self.state.hang_dir is None or gateway is None or not crashitem.startswith("nnspec::"):
+            return
+        result = read_native_hang(self.state.hang_dir, str(gateway.id))
+        if result is None:
+            return  # a segfault, the OOM killer: reported as a crash
+        typed = dict(zip((i.name for i in self.state.implementations), self.state.names, strict=True))
+        result.message += _pytest_reproduce(self.state, result.clause_id, typed.get(result.implementation, ""))
+        report.longrepr = result.message
+        report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.state.selected = [
@@ -453,3 +495,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.written = write_report(build_report(ordered, meta), state.report_dir, keep=this_run)
     except ReportDirError as exc:  # something else wrote into DIR during the run: never mix with it
         state.report_problem = str(exc)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.hang_watch is not None and state.hang_watch.directory is None:
+        os.close(state.hang_watch.fd)  # the copy of the terminal's stderr
+    if state.hang_dir is not None:
+        shutil.rmtree(state.hang_dir, ignore_errors=True)

@@ -7,8 +7,9 @@ Statuses:
 ``failed``
     the implementation does not conform: an assertion failed (:class:`ClauseFailure`), or the
     implementation raised, returned NaN/Inf, the wrong shape or dtype, or did not return within the
-    clause's time limit. The message says what was observed and expected, the error and tolerance,
-    the shrunk input and the command that reproduces it.
+    clause's time limit (also when it is stuck in native code: :class:`NativeHangWatch`). The
+    message says what was observed and expected, the error and tolerance, the shrunk input and the
+    command that reproduces it.
 ``not_applicable``
     the implementation lacks a capability the clause needs, or cannot run here (no GPU).
 ``error``
@@ -18,13 +19,19 @@ Statuses:
 
 from __future__ import annotations
 
+import dataclasses
+import faulthandler
+import json
 import signal
 import sys
 import threading
 import time
 import traceback
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from hypothesis import given
@@ -188,6 +195,118 @@ class _TimeLimit:
             signal.signal(signal.SIGALRM, self._previous)
 
 
+def native_hang_grace(limit: float) -> float:
+    """How long past the time limit a clause is given before it counts as stuck in native code."""
+    return max(5.0, 0.1 * limit)
+
+
+@dataclass(frozen=True)
+class NativeHangWatch:
+    """What to do about a clause whose call never returns to the interpreter.
+
+    The time limit is a SIGALRM, and Python runs a signal handler only between bytecodes: a call
+    stuck in native code (a kernel that never finishes, a deadlocked lock in a C extension, a
+    synchronisation that waits forever) is out of its reach, and the run would hang. So while a
+    clause runs, faulthandler's watchdog, a C thread that needs no GIL, waits
+    :func:`native_hang_grace` seconds past the limit and then writes every thread's stack.
+
+    ``directory`` set (an xdist worker): before the clause starts, the result it would have if it
+    got stuck is written to ``<directory>/<worker>.pending.json``; the watchdog writes the stacks
+    to ``<worker>.stack`` and ends the process. The controller, told by xdist that the worker died
+    running that clause, turns the two files into the clause's failure (:func:`read_native_hang`),
+    and the run goes on in a new worker. ``directory`` None (one process, ``-n 0``): the stacks go
+    to file descriptor ``fd`` and the process is left to wait, since ending it would end the run.
+    """
+
+    directory: Path | None = None
+    worker: str = "main"
+    fd: int = 2
+
+    def paths(self) -> tuple[Path, Path]:
+        assert self.directory is not None
+        return self.directory / f"{self.worker}.pending.json", self.directory / f"{self.worker}.stack"
+
+
+def _stuck_message(limit: float, grace: float) -> str:
+    return (
+        f"did not return within the time limit ({limit:g} s, the per-clause time limit) and could not "
+        "be interrupted: the call is stuck in native code (a kernel that never finishes or runs far too "
+        "long, a deadlock in a C extension), which Python's signal-based time limit cannot reach; "
+        "nnspec ended the "
+        f"worker process {grace:g} s after the limit and the run went on in a new one"
+    )
+
+
+@contextmanager
+def _watch_native_hang(
+    watch: NativeHangWatch | None, result: ClauseResult, limit: float, active: bool
+) -> Iterator[None]:
+    if watch is None or not active:
+        yield
+        return
+    grace = native_hang_grace(limit)
+    if watch.directory is None:
+        faulthandler.dump_traceback_later(limit + grace, exit=False, file=watch.fd)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        return
+    pending_path, stack_path = watch.paths()
+    pending = dataclasses.replace(
+        result, status="failed", duration=limit + grace, message=_stuck_message(limit, grace)
+    )
+    pending_path.write_text(json.dumps(pending.to_dict()))
+    with open(stack_path, "w") as stack:
+        faulthandler.dump_traceback_later(limit + grace, exit=True, file=stack)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    pending_path.unlink(missing_ok=True)
+    stack_path.unlink(missing_ok=True)
+
+
+def _stuck_thread(stacks: str) -> list[str]:
+    """The frames of the thread that ran the clause, from faulthandler's dump of every thread, down
+    to the clause's own (the engine and Hypothesis below it say nothing about the hang)."""
+    blocks: list[list[str]] = []
+    for line in stacks.splitlines():
+        if line.startswith(("Thread ", "Current thread ")):
+            blocks.append([])
+        elif blocks and line.startswith("  File "):
+            blocks[-1].append(line.strip())
+    ours = [b for b in blocks if any(" in run_clause" in frame for frame in b)]
+    frames = (ours or blocks or [[]])[0]
+    engine = next((i for i, f in enumerate(frames) if f.endswith(" in example") and "runner.py" in f), None)
+    return frames[:engine][:12]
+
+
+def read_native_hang(directory: Path, worker: str) -> ClauseResult | None:
+    """The failure of the clause a worker was running when its native-hang watchdog ended it, or
+    None if it died some other way (a segfault, the OOM killer: no ``Timeout`` in its stacks). The
+    two files are removed, so the worker that takes its place starts clean."""
+    watch = NativeHangWatch(directory, worker)
+    pending_path, stack_path = watch.paths()
+    try:
+        pending = json.loads(pending_path.read_text())
+        stacks = stack_path.read_text()
+    except (OSError, ValueError):
+        return None
+    finally:
+        pending_path.unlink(missing_ok=True)
+        stack_path.unlink(missing_ok=True)
+    if not stacks.startswith("Timeout ("):
+        return None
+    result = ClauseResult.from_dict(pending)
+    frames = _stuck_thread(stacks)
+    result.message += "\nwhere it was stuck (faulthandler's stack, most recent call first):\n" + "\n".join(
+        f"  {frame}" for frame in frames
+    )
+    result.message = format_failure(result)
+    return result
+
+
 def _worst(records: list[Record]) -> Record | None:
     """The record closest to (or furthest past) its tolerance."""
     best, best_ratio = None, -1.0
@@ -245,6 +364,7 @@ def run_clause(
     time_limit: float | None = None,
     reproduce_as: str | None = None,
     shrink: bool = True,
+    native_hang: NativeHangWatch | None = None,
 ) -> ClauseResult:
     """Run one clause's property on ``impl`` under Hypothesis and return what happened.
 
@@ -255,6 +375,8 @@ def run_clause(
     reported on the first failing input, which is what a kill-matrix run wants (it asks *whether*
     and *how soon* a bug is found, not for the smallest input). Never raises for anything the
     implementation or the clause does; only for an unknown clause id, implementation or profile.
+    ``native_hang`` says what to do about a call that the time limit cannot interrupt
+    (:class:`NativeHangWatch`; the pytest plugin passes one): by default nothing.
     """
     _import_whole_package()
     clause = get_clause(clause_or_id)
@@ -319,8 +441,9 @@ def run_clause(
 
     limit = time_limit if time_limit is not None else prof.time_limit
     started = time.perf_counter()
+    time_limit_alarm = _TimeLimit(limit)
     try:
-        with _TimeLimit(limit):
+        with time_limit_alarm, _watch_native_hang(native_hang, result, limit, time_limit_alarm.active):
             if clause.hypothesis:
                 test = given(st.data())(example)
                 test = prof.hypothesis_settings(clause.cost, shrink=shrink)(test)
@@ -369,15 +492,15 @@ def run_clause(
     elif result.status == "failed" and ck is not None and ck.records and not ck.records[-1].passed:
         result.reason = ck.records[-1].reason
     if result.status == "failed":
-        result.message = format_failure(clause, result)
+        result.message = format_failure(result)
     return result
 
 
-def format_failure(clause: Clause, result: ClauseResult) -> str:
+def format_failure(result: ClauseResult) -> str:
     """The full failure text: clause, sentence, what happened, the input and how to reproduce."""
     lines = [
-        f"{clause.id} [{result.implementation}] failed: {clause.statement}",
-        f"  source: {clause.source}",
+        f"{result.clause_id} [{result.implementation}] failed: {result.statement}",
+        f"  source: {result.source}",
         "  " + result.message.replace("\n", "\n  "),
     ]
     if result.counterexample:
