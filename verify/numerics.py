@@ -35,8 +35,8 @@ from contextlib import contextmanager
 from typing import Any
 
 # torch >= 2.9: the operator-level float32 switches ("ieee", "tf32", "bf16"; "none" inherits from
-# the backend, then from torch.backends.fp32_precision). Setting a parent rewrites its children,
-# so they are restored parents first.
+# the backend, then from torch.backends.fp32_precision). Setting a parent writes its value into the
+# children that say "none", so they are restored parents first.
 FP32_PARENTS = ("fp32_precision", "cudnn.fp32_precision", "mkldnn.fp32_precision")
 FP32_LEAVES = (
     "cuda.matmul.fp32_precision",
