@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -65,6 +66,24 @@ def test_broken_implementation_fails_four_clauses_with_clear_messages() -> None:
     assert "while broken's relu was running" in results["T-RELU"].message
     assert "RuntimeError: softmax kernel" in results["T-SOFTMAX"].message
     assert results["T-RELU"].duration < 10
+
+
+@pytest.mark.parametrize("leave", [lambda: sys.exit("bad argument"), lambda: exit(2)])
+def test_an_implementation_that_exits_fails_the_clause_and_the_run_goes_on(leave) -> None:
+    """``sys.exit()`` deep in a model's code (an argument parser reading pytest's argv, a library's
+    ``exit()`` on error) raises SystemExit, which is no Exception: it must still fail only that clause,
+    not end the run, and the clause can still be shrunk to the smallest input."""
+
+    def exiting_softmax(x, axis=-1, temperature=1.0):
+        if np.asarray(x).size > 1:
+            leave()
+        return numpy_ref.softmax(x, axis=axis, temperature=temperature)
+
+    result = run_clause("SM-SUM", patched("numpy", name="exits", softmax=exiting_softmax))
+    assert result.status == "failed", result.message
+    assert "exits: softmax(array(" in result.message and "raised" in result.message
+    assert "observed SystemExit: " in result.message, result.message
+    assert "shrunk input:" in result.message
 
 
 def test_missing_capability_is_not_applicable() -> None:

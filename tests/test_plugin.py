@@ -104,6 +104,21 @@ def test_usage_errors_name_the_value_and_the_fix(project: pytest.Pytester, optio
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
 
+def test_a_script_that_exits_on_import_is_a_usage_error(project: pytest.Pytester) -> None:
+    """A training script named as the implementation parses the command line when imported, finds
+    pytest's options and calls sys.exit(2): a usage error that says why, not an INTERNALERROR."""
+    project.makepyfile(train="import argparse\nargs = argparse.ArgumentParser().parse_args()\nsoftmax = None\n")
+    project.syspathinsert()
+    result = project.runpytest("--nnspec-impl=train:softmax", CATALOGUE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --nnspec-impl=train:softmax: loading it raised RuntimeError: importing or building "
+        "'train:softmax' called sys.exit(2): a script that parses the command line*"
+        "`if __name__ == '__main__':`*",
+    ])
+    assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
+
+
 def test_cuda_is_not_applicable_without_a_gpu(project: pytest.Pytester) -> None:
     result = project.runpytest("--nnspec-impl=torch:cuda:float32", CATALOGUE, "--nnspec-profile=quick", "-rs")
     if torch.cuda.is_available():

@@ -102,7 +102,11 @@ class ImplementationError(ClauseFailure):
 def _error_class(original_type: type) -> type:
     """``ImplementationError`` that is also an ``original_type``, so a clause that expects the
     implementation to raise ``ValueError`` can still write ``except ValueError``."""
-    if issubclass(original_type, ImplementationError) or original_type in (Exception, AssertionError):
+    if (
+        issubclass(original_type, ImplementationError)
+        or original_type in (Exception, AssertionError)
+        or not issubclass(original_type, Exception)  # a SystemExit: an ordinary failure from here on
+    ):
         return ImplementationError
     try:
         return type(f"ImplementationError[{original_type.__name__}]", (ImplementationError, original_type), {})
@@ -121,7 +125,7 @@ def _preview(value: Any) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _implementation_error(impl_name: str, call: str, args: tuple, kwargs: dict, exc: Exception):
+def _implementation_error(impl_name: str, call: str, args: tuple, kwargs: dict, exc: BaseException):
     arguments = ", ".join([_preview(a) for a in args] + [f"{k}={_preview(v)}" for k, v in kwargs.items()])
     err = _error_class(type(exc))(
         f"{impl_name}: {call}({arguments}) raised",
@@ -278,7 +282,9 @@ class Implementation:
                 result = target(*args, **kwargs)
             except (ClauseFailure, MissingCapability):
                 raise
-            except Exception as exc:
+            # sys.exit() in a model's code (an argument parser reading pytest's argv) is no Exception
+            # but the implementation's failure all the same; Ctrl-C and the time limit go through
+            except (Exception, SystemExit) as exc:
                 raise _implementation_error(impl.name, call, args, kwargs, exc) from exc
             finally:
                 CURRENT_CALL.set(outer)
@@ -579,6 +585,19 @@ def load_implementation(name: str | Implementation) -> Implementation:
     name = name.strip()
     if name in _CACHE:
         return _CACHE[name]
+    try:
+        impl = _resolve(name)
+    except SystemExit as exc:  # not an Exception: it would end the run, or pytest with INTERNALERROR
+        raise RuntimeError(
+            f"importing or building {name!r} called sys.exit({exc.code!r}): a script that parses the "
+            "command line (here nnspec's or pytest's) or does its work at import time; put that under "
+            "`if __name__ == '__main__':`, or name a module without such side effects"
+        ) from None
+    _CACHE[name] = impl
+    return impl
+
+
+def _resolve(name: str) -> Implementation:
     if name == "numpy":
         impl = numpy_implementation()
     elif name == "torch" or name.startswith("torch:"):
@@ -598,7 +617,6 @@ def load_implementation(name: str | Implementation) -> Implementation:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
         extra = f" (installed entry points: {known})" if known else ""
         raise UnknownImplementation(f"unknown implementation {name!r}; {SYNTAX_HELP}{extra}")
-    _CACHE[name] = impl
     return impl
 
 
