@@ -107,7 +107,10 @@ def test_usage_errors_name_the_value_and_the_fix(project: pytest.Pytester, optio
 def test_a_script_that_exits_on_import_is_a_usage_error(project: pytest.Pytester) -> None:
     """A training script named as the implementation parses the command line when imported, finds
     pytest's options and calls sys.exit(2): a usage error that says why, not an INTERNALERROR."""
-    project.makepyfile(train="import argparse\nargs = argparse.ArgumentParser().parse_args()\nsoftmax = None\n")
+    project.makepyfile(train=(  # what parse_args() does with pytest's argv, whatever this process's is
+        "import argparse\nargs = argparse.ArgumentParser().parse_args(['--nnspec-impl=train:softmax'])\n"
+        "softmax = None\n"
+    ))
     project.syspathinsert()
     result = project.runpytest("--nnspec-impl=train:softmax", CATALOGUE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
