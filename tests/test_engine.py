@@ -86,6 +86,51 @@ def test_an_implementation_that_exits_fails_the_clause_and_the_run_goes_on(leave
     assert "shrunk input:" in result.message
 
 
+def _torch_softmax(x, axis=-1, temperature=1.0):  # an adapter that forgot .numpy()
+    import torch
+
+    return torch.softmax(torch.as_tensor(x) / temperature, dim=axis)
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "softmax", "observed"),
+    [
+        ("SM-SHIFT", _torch_softmax, "a torch.Tensor (dtype torch.float64, device cpu)"),
+        ("SM-SUM", lambda x, axis=-1, temperature=1.0: numpy_ref.softmax(x, axis, temperature).tolist(), "a list"),
+        ("SM-SUM", lambda x, axis=-1, temperature=1.0: None, "None"),
+    ],
+)
+def test_a_result_that_is_not_numpy_fails_the_clause(clause_id, softmax, observed) -> None:
+    """The wrong kind of result (a tensor from an adapter that forgot to convert, a list, None) is the
+    implementation's mistake: the clause fails saying what came back, never errors as if nnspec broke."""
+    result = run_clause(clause_id, patched("numpy", name="not-numpy", softmax=softmax))
+    assert result.status == "failed", result.message
+    assert f"observed {observed}, but should be a NumPy array" in result.message, result.message
+    assert "not-numpy: softmax(array(" in result.message and "shrunk input:" in result.message
+
+
+def test_the_kind_of_every_result_is_checked_down_to_its_leaves() -> None:
+    """Tuples are checked against the protocol's shape of the result, item by item, and a foreign
+    array anywhere inside a result (a network method's, a dict's) is caught."""
+    import torch
+
+    def sdpa(q, k, v, mask=None):
+        out, weights = numpy_ref.scaled_dot_product_attention(q, k, v, mask)
+        return out, torch.from_numpy(weights)
+
+    result = run_clause("ATT-ROWS-SUM", patched("numpy", name="half-torch", scaled_dot_product_attention=sdpa))
+    assert result.status == "failed", result.message
+    assert "scaled_dot_product_attention(" in result.message
+    assert "result[1]: observed a torch.Tensor (dtype torch.float64, device cpu)" in result.message
+
+    def lonely_sdpa(q, k, v, mask=None):
+        return numpy_ref.scaled_dot_product_attention(q, k, v, mask)[0]
+
+    result = run_clause("ATT-ROWS-SUM", patched("numpy", name="one-output", scaled_dot_product_attention=lonely_sdpa))
+    assert result.status == "failed", result.message
+    assert "observed an array of shape" in result.message and "but should be a tuple of 2" in result.message
+
+
 def test_missing_capability_is_not_applicable() -> None:
     no_softmax = patched("numpy", name="no-softmax", softmax=None)
     result = run_clause(TEST_CLAUSES["T-SOFTMAX"], no_softmax)

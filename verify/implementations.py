@@ -39,6 +39,7 @@ import functools
 import importlib
 import inspect
 import re
+import typing
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from importlib.metadata import version as package_version
@@ -125,15 +126,96 @@ def _preview(value: Any) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _implementation_error(impl_name: str, call: str, args: tuple, kwargs: dict, exc: BaseException):
+def _call_text(impl_name: str, call: str, args: tuple, kwargs: dict) -> str:
     arguments = ", ".join([_preview(a) for a in args] + [f"{k}={_preview(v)}" for k, v in kwargs.items()])
+    return f"{impl_name}: {call}({arguments})"
+
+
+def _implementation_error(impl_name: str, call: str, args: tuple, kwargs: dict, exc: BaseException):
     err = _error_class(type(exc))(
-        f"{impl_name}: {call}({arguments}) raised",
+        f"{_call_text(impl_name, call, args, kwargs)} raised",
         observed=f"{type(exc).__name__}: {exc}",
         expected="a result (the clause only passes valid inputs)",
     )
     err.original = exc
     return err
+
+
+# What each capability returns, from the protocols' annotations (Array, tuple[Array, Array], dict...).
+def _return_hints() -> dict[str, Any]:
+    from . import protocols
+
+    hints = {}
+    for protocol in protocols.GROUPS.values():
+        for name in protocols._members(protocol):
+            try:
+                hints[name] = typing.get_type_hints(getattr(protocol, name), vars(protocols))["return"]
+            except (KeyError, NameError, TypeError):
+                continue
+    return hints
+
+
+RETURNS: dict[str, Any] = _return_hints()
+_ARRAY_ATTRIBUTES = ("__array__", "__array_interface__", "__dlpack__", "__cuda_array_interface__")
+_AS_NUMPY = "arrays cross the boundary as NumPy: return t.detach().cpu().numpy() for a torch tensor t"
+
+
+def _kind(value: Any) -> str:
+    """What a result is, for a message: 'a torch.Tensor (dtype torch.float32, device cuda:0)'."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    cls = type(value)
+    name = f"{cls.__module__.split('.')[0]}.{cls.__name__}" if cls.__module__ != "builtins" else cls.__name__
+    facts = [f"{a} {getattr(value, a)}" for a in ("dtype", "device") if hasattr(value, a)]
+    return f"a {name}" + (f" ({', '.join(facts)})" if facts else "")
+
+
+def _foreign_array(value: Any, where: str, depth: int = 0) -> tuple[str, str, str] | None:
+    """(where, what it is, what it should be) for the first array of another library in a result."""
+    if value is None or isinstance(value, np.ndarray | np.generic | str | bytes | int | float | complex):
+        return None
+    if isinstance(value, tuple | list) and depth < 4:
+        for i, item in enumerate(value[:256]):
+            if found := _foreign_array(item, f"{where}[{i}]", depth + 1):
+                return found
+        return None
+    if isinstance(value, dict) and depth < 4:
+        for key, item in value.items():
+            if found := _foreign_array(item, f"{where}[{key!r}]", depth + 1):
+                return found
+        return None
+    if any(hasattr(value, attribute) for attribute in _ARRAY_ATTRIBUTES):
+        return where, _kind(value), f"a NumPy array ({_AS_NUMPY})"
+    return None
+
+
+def _wrong_kind(value: Any, hint: Any, where: str) -> tuple[str, str, str] | None:
+    """(where, what it is, what it should be) where ``value`` is not what the protocol returns."""
+    if hint is np.ndarray:
+        if isinstance(value, np.ndarray | np.generic | int | float):
+            return None
+        return where, _kind(value), f"a NumPy array ({_AS_NUMPY})" if _foreign_array(value, where) else "a NumPy array"
+    if typing.get_origin(hint) is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, tuple | list) or len(value) != len(items):
+            return where, _kind(value), f"a tuple of {len(items)}, as numpy_ref's"
+        for i, (item, item_hint) in enumerate(zip(value, items, strict=True)):
+            if found := _wrong_kind(item, item_hint, f"{where}[{i}]"):
+                return found
+        return None
+    if (hint is dict or typing.get_origin(hint) is dict) and not isinstance(value, dict):
+        return where, _kind(value), "a dict, as numpy_ref's"
+    return None
+
+
+def _result_problem(call: str, value: Any) -> tuple[str, str, str] | None:
+    """Whether a capability's result is of the kind numpy_ref's is (checked before any clause reads
+    it, so a tensor or a list is the implementation's failure, not an error of the clause)."""
+    hint = RETURNS.get(call)
+    found = _wrong_kind(value, hint, "result") if hint is not None else None
+    return found or _foreign_array(value, "result")
 
 
 def _flip_masks(value: Any) -> Any:
@@ -288,6 +370,11 @@ class Implementation:
                 raise _implementation_error(impl.name, call, args, kwargs, exc) from exc
             finally:
                 CURRENT_CALL.set(outer)
+            if call not in NETWORK_CLASSES and (problem := _result_problem(call, result)):
+                where, observed, expected = problem
+                raise ClauseFailure(
+                    f"{_call_text(impl.name, call, args, kwargs)} {where}", observed=observed, expected=expected
+                )
             if flip and call in _MASK_RESULTS:
                 result = _flip_masks(result)
             if call in NETWORK_CLASSES:
