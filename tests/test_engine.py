@@ -130,6 +130,15 @@ def test_the_kind_of_every_result_is_checked_down_to_its_leaves() -> None:
     assert result.status == "failed", result.message
     assert "observed an array of shape" in result.message and "but should be a tuple of 2" in result.message
 
+    class TorchLogitsGPT(numpy_ref.GPT):  # a network whose method forgot to convert
+        def forward(self, ids):
+            return torch.from_numpy(super().forward(ids))
+
+    result = run_clause("GPT-NEXT", patched("numpy", name="torch-logits", GPT=TorchLogitsGPT))
+    assert result.status == "failed", result.message
+    assert "torch-logits: GPT.forward(array(" in result.message
+    assert "result: observed a torch.Tensor (dtype torch.float64, device cpu)" in result.message
+
 
 def test_missing_capability_is_not_applicable() -> None:
     no_softmax = patched("numpy", name="no-softmax", softmax=None)
