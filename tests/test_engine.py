@@ -98,6 +98,8 @@ def _torch_softmax(x, axis=-1, temperature=1.0):  # an adapter that forgot .nump
         ("SM-SHIFT", _torch_softmax, "a torch.Tensor (dtype torch.float64, device cpu)"),
         ("SM-SUM", lambda x, axis=-1, temperature=1.0: numpy_ref.softmax(x, axis, temperature).tolist(), "a list"),
         ("SM-SUM", lambda x, axis=-1, temperature=1.0: None, "None"),
+        ("SM-RANGE", lambda x, axis=-1, temperature=1.0: numpy_ref.softmax(x, axis, temperature).astype(object),
+         "an array of shape (1,) of dtype object"),
     ],
 )
 def test_a_result_that_is_not_numpy_fails_the_clause(clause_id, softmax, observed) -> None:
@@ -105,7 +107,8 @@ def test_a_result_that_is_not_numpy_fails_the_clause(clause_id, softmax, observe
     implementation's mistake: the clause fails saying what came back, never errors as if nnspec broke."""
     result = run_clause(clause_id, patched("numpy", name="not-numpy", softmax=softmax))
     assert result.status == "failed", result.message
-    assert f"observed {observed}, but should be a NumPy array" in result.message, result.message
+    assert f"observed {observed}, but should be a " in result.message, result.message
+    assert "NumPy array" in result.message
     assert "not-numpy: softmax(array(" in result.message and "shrunk input:" in result.message
 
 
@@ -138,6 +141,31 @@ def test_the_kind_of_every_result_is_checked_down_to_its_leaves() -> None:
     assert result.status == "failed", result.message
     assert "torch-logits: GPT.forward(array(" in result.message
     assert "result: observed a torch.Tensor (dtype torch.float64, device cpu)" in result.message
+
+
+def _softmax_shifting_in_place(x, axis=-1, temperature=1.0):
+    x -= np.max(x, axis=axis, keepdims=True)  # the max subtraction, done to the caller's array
+    return numpy_ref.softmax(x, axis=axis, temperature=temperature)
+
+
+def _layer_norm_in_place(x, gamma, beta, eps=1e-5):
+    x -= x.mean(axis=-1, keepdims=True)  # the residual stream a caller adds back is now centred
+    return numpy_ref.layer_norm(x, gamma, beta, eps)
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "override", "argument"),
+    [("SM-SUM", {"softmax": _softmax_shifting_in_place}, "x"),
+     ("LN-STATS", {"layer_norm": _layer_norm_in_place}, "x")],
+)
+def test_an_implementation_that_writes_to_its_inputs_fails(clause_id, override, argument) -> None:
+    """Both write into an argument and still return the right values (softmax is shift-invariant;
+    normalising a centred x gives the same result), so only the write shows the bug: the caller's
+    array is no longer what it passed."""
+    result = run_clause(clause_id, patched("numpy", name="in-place", **override))
+    assert result.status == "failed", result.message
+    assert f"modified its argument {argument} in place" in result.message, result.message
+    assert "element(s) changed" in result.message and "shrunk input:" in result.message
 
 
 def test_missing_capability_is_not_applicable() -> None:

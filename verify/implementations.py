@@ -194,6 +194,8 @@ def _foreign_array(value: Any, where: str, depth: int = 0) -> tuple[str, str, st
 def _wrong_kind(value: Any, hint: Any, where: str) -> tuple[str, str, str] | None:
     """(where, what it is, what it should be) where ``value`` is not what the protocol returns."""
     if hint is np.ndarray:
+        if isinstance(value, np.ndarray | np.generic) and np.asarray(value).dtype.kind not in "biuf":
+            return where, f"{_kind(value)} of dtype {value.dtype}", "a real-valued NumPy array"
         if isinstance(value, np.ndarray | np.generic | int | float):
             return None
         return where, _kind(value), f"a NumPy array ({_AS_NUMPY})" if _foreign_array(value, where) else "a NumPy array"
@@ -216,6 +218,39 @@ def _result_problem(call: str, value: Any) -> tuple[str, str, str] | None:
     hint = RETURNS.get(call)
     found = _wrong_kind(value, hint, "result") if hint is not None else None
     return found or _foreign_array(value, "result")
+
+
+def _array_arguments(target: Callable, args: tuple, kwargs: dict) -> list[tuple[str, np.ndarray]]:
+    """The NumPy arrays among a call's arguments (inside tuples, lists and dicts too), by name."""
+    try:
+        named = dict(inspect.signature(target).bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        named = {**{f"argument {i}": a for i, a in enumerate(args)}, **kwargs}
+    found: list[tuple[str, np.ndarray]] = []
+
+    def walk(value: Any, label: str, depth: int) -> None:
+        if isinstance(value, np.ndarray):
+            found.append((label, value))
+        elif isinstance(value, tuple | list) and depth < 4:
+            for i, item in enumerate(value):
+                walk(item, f"{label}[{i}]", depth + 1)
+        elif isinstance(value, dict) and depth < 4:
+            for key, item in value.items():
+                walk(item, f"{label}[{key!r}]", depth + 1)
+
+    for name, value in named.items():
+        walk(value, name, 0)
+    return found
+
+
+def _written(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+    """Where ``after`` differs from its copy ``before`` (NaN equal to NaN), or None if nowhere."""
+    if before.shape != after.shape or before.dtype != after.dtype:
+        return np.ones(before.shape, dtype=bool)
+    differ = before != after
+    if before.dtype.kind in "fc":
+        differ &= ~(np.isnan(before) & np.isnan(after))
+    return differ if differ.any() else None
 
 
 def _flip_masks(value: Any) -> Any:
@@ -360,6 +395,8 @@ class Implementation:
                 args, kwargs = _flip_mask_arguments(call, args, kwargs)
             outer = CURRENT_CALL.get()
             CURRENT_CALL.set(f"{impl.name}'s {call}")
+            inputs = _array_arguments(target, args, kwargs)
+            copies = [a.copy() for _, a in inputs]
             try:
                 result = target(*args, **kwargs)
             except (ClauseFailure, MissingCapability):
@@ -370,6 +407,24 @@ class Implementation:
                 raise _implementation_error(impl.name, call, args, kwargs, exc) from exc
             finally:
                 CURRENT_CALL.set(outer)
+            # A capability is a function of its arguments: one that writes into them (the max
+            # subtraction done in place, a layer norm of the residual stream in place) has changed
+            # what its caller holds, even where its own result is right.
+            for (label, array), copy in zip(inputs, copies, strict=True):
+                if (differ := _written(copy, array)) is not None:
+                    where = tuple(int(i) for i in np.argwhere(differ)[0]) if differ.ndim else ()
+                    changed = (
+                        f"{int(differ.sum())} of {differ.size} element(s) changed, the first at index "
+                        f"{where}: {copy[where]!r} -> {array[where]!r}"
+                        if copy.shape == array.shape and copy.dtype == array.dtype
+                        else f"it went from {copy.dtype}{list(copy.shape)} to {array.dtype}{list(array.shape)}"
+                    )
+                    raise ClauseFailure(
+                        f"{_call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
+                        observed=changed,
+                        expected="its arguments left as they were (a capability is a function of them: "
+                        "copy before writing)",
+                    )
             if call not in NETWORK_CLASSES and (problem := _result_problem(call, result)):
                 where, observed, expected = problem
                 raise ClauseFailure(
