@@ -37,7 +37,7 @@ from typing import Any, Literal
 from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException, StopTest, UnsatisfiedAssumption
+from hypothesis.errors import Flaky, HypothesisException, StopTest, UnsatisfiedAssumption
 from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
 
 from . import numerics
@@ -467,6 +467,22 @@ def run_clause(
         result.message = str(exc)
         if exc.error is not None:
             result.max_error, result.tolerance = exc.error, exc.tolerance
+    except Flaky as exc:
+        # The oracle and the clauses are deterministic (the numpy self-check and the ci profile's
+        # twice-identical runs hold them to it), so an input that fails once and not again, or a
+        # run that asks for different draws, is the implementation giving two answers to one input.
+        result.status = "failed"
+        first = _first_failure(exc)
+        result.message = (
+            "not deterministic: the same input gave different results on two runs (Hypothesis saw "
+            f"it fail and then pass, or ask for different draws: {type(exc).__name__}); a race in a "
+            "kernel, uninitialised memory (torch.empty) or state kept between calls does this. "
+            "The input below is the one it was run on twice."
+        )
+        if first is not None:
+            result.message += f"\nthe failure it gave once: {first}"
+            if first.error is not None:
+                result.max_error, result.tolerance = first.error, first.tolerance
     except HypothesisException as exc:
         result.status = "error"
         result.message = f"{clause.id}: Hypothesis could not run the clause: {type(exc).__name__}: {exc}"
@@ -494,6 +510,16 @@ def run_clause(
     if result.status == "failed":
         result.message = format_failure(result)
     return result
+
+
+def _first_failure(exc: BaseException) -> ClauseFailure | None:
+    """The first clause failure inside an exception (group), as Hypothesis' Flaky* errors carry it."""
+    if isinstance(exc, ClauseFailure):
+        return exc
+    for inner in [*getattr(exc, "exceptions", ()), exc.__cause__, exc.__context__]:
+        if isinstance(inner, BaseException) and inner is not exc and (found := _first_failure(inner)):
+            return found
+    return None
 
 
 def format_failure(result: ClauseResult) -> str:
