@@ -5,8 +5,10 @@ classes named as in :mod:`numpy_ref`) that take and return NumPy arrays. The fac
 
 - answers "which capabilities do you have" (``impl.capabilities``, ``impl.has("GPT.forward_cached")``),
 - attributes every exception raised *inside* the implementation to it (:class:`ImplementationError`,
-  a :class:`ClauseFailure` that is also an instance of the original exception type), so a clause
-  fails, naming what the implementation did, instead of erroring,
+  a :class:`ClauseFailure` that is also an instance of the original exception type; ``sys.exit()``
+  too), so a clause fails, naming what the implementation did, instead of erroring,
+- fails the call, the same way, when its result is not of the kind the protocols give (a torch
+  tensor, a list, ``None`` where a NumPy array is due) or it wrote into one of its array arguments,
 - applies the declared :class:`Conventions` (mask polarity translated, configs adjusted),
 - raises :class:`MissingCapability` for a name it does not offer (the clause is not applicable).
 
@@ -243,14 +245,23 @@ def _array_arguments(target: Callable, args: tuple, kwargs: dict) -> list[tuple[
     return found
 
 
-def _written(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
-    """Where ``after`` differs from its copy ``before`` (NaN equal to NaN), or None if nowhere."""
+def _written(before: np.ndarray, after: np.ndarray) -> str | None:
+    """How an argument differs from its copy ``before`` taken ahead of the call (NaN equal to NaN),
+    or None if it does not. A capability is a function of its arguments: one that writes into them
+    (the max subtraction done in place, a layer norm of the residual stream in place) has changed
+    what its caller holds, even where its own result is right."""
     if before.shape != after.shape or before.dtype != after.dtype:
-        return np.ones(before.shape, dtype=bool)
-    differ = before != after
+        return f"it went from {before.dtype}{list(before.shape)} to {after.dtype}{list(after.shape)}"
+    differ = np.asarray(before != after)
     if before.dtype.kind in "fc":
         differ &= ~(np.isnan(before) & np.isnan(after))
-    return differ if differ.any() else None
+    if not differ.any():
+        return None
+    where = tuple(int(i) for i in np.argwhere(differ)[0]) if differ.ndim else ()
+    return (
+        f"{int(differ.sum())} of {differ.size} element(s) changed, the first at index {where}: "
+        f"{before[where]!r} -> {after[where]!r}"
+    )
 
 
 def _flip_masks(value: Any) -> Any:
@@ -407,18 +418,8 @@ class Implementation:
                 raise _implementation_error(impl.name, call, args, kwargs, exc) from exc
             finally:
                 CURRENT_CALL.set(outer)
-            # A capability is a function of its arguments: one that writes into them (the max
-            # subtraction done in place, a layer norm of the residual stream in place) has changed
-            # what its caller holds, even where its own result is right.
             for (label, array), copy in zip(inputs, copies, strict=True):
-                if (differ := _written(copy, array)) is not None:
-                    where = tuple(int(i) for i in np.argwhere(differ)[0]) if differ.ndim else ()
-                    changed = (
-                        f"{int(differ.sum())} of {differ.size} element(s) changed, the first at index "
-                        f"{where}: {copy[where]!r} -> {array[where]!r}"
-                        if copy.shape == array.shape and copy.dtype == array.dtype
-                        else f"it went from {copy.dtype}{list(copy.shape)} to {array.dtype}{list(array.shape)}"
-                    )
+                if (changed := _written(copy, array)) is not None:
                     raise ClauseFailure(
                         f"{_call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
                         observed=changed,
