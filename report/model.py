@@ -98,10 +98,12 @@ def run_metadata(
     workers: int = 0,
     command: str = "",
     torch_precision: dict[str, Any] | None = None,
+    numpy_errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``meta`` object of a report (see ``schema.json``). ``torch_precision`` holds torch's
     precision switches that differ from a fresh ``import torch`` (TF32, bfloat16 matmul passes), by
-    their ``torch.backends`` path: third-party torch code ran in them."""
+    their ``torch.backends`` path: third-party torch code ran in them. ``numpy_errors``, likewise,
+    holds the ``np.seterr`` settings that differ from a fresh NumPy's."""
     return {
         **environment(),
         "implementations": implementations,
@@ -116,6 +118,7 @@ def run_metadata(
         "workers": int(workers),
         "command": command,
         "torch_precision": dict(torch_precision or {}),
+        "numpy_errors": dict(numpy_errors or {}),
     }
 
 

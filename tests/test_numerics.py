@@ -267,26 +267,91 @@ def test_a_sessions_switches_are_in_the_header_and_the_report(pytester: pytest.P
     its tests would), verified with pytest: the header and every report format say so, the bundled
     torch still passes, and PyTorch's own attention fails ATT-VARIANCE where oneDNN has bfloat16."""
     pytester.makeini("[pytest]\n")
-    pytester.makeconftest("import torch\ntorch.set_float32_matmul_precision('medium')\n")
+    pytester.makeconftest(
+        "import numpy as np\nimport torch\ntorch.set_float32_matmul_precision('medium')\nnp.seterr(under='raise')\n"
+    )
     out = tmp_path / "report"
     result = pytester.runpytest_subprocess(
         "--nnspec-impl=torch:cpu:float32", "--nnspec-impl=nnspec.verify.torch_nn:float32",
         "--nnspec-clause=ATT-VARIANCE", "--nnspec-profile=quick", f"--nnspec-report={out}",
     )
     modes = "torch.backends.cuda.matmul.fp32_precision = 'tf32'; torch.backends.mkldnn.matmul.fp32_precision = 'bf16'"
-    result.stdout.fnmatch_lines([f"nnspec torch precision: {modes} (not a fresh torch's:*"])
+    result.stdout.fnmatch_lines([
+        f"nnspec torch precision: {modes} (not a fresh torch's:*",
+        "nnspec numpy errors: np.seterr(under='raise') (not a fresh NumPy's: third-party implementations run "
+        "in it; the oracle and the checks in NumPy's defaults)",
+    ])
     data = json.loads((out / "results.json").read_text())
     validate(data)
     assert data["meta"]["torch_precision"] == {
         "cuda.matmul.fp32_precision": "tf32", "mkldnn.matmul.fp32_precision": "bf16",
     }
+    assert data["meta"]["numpy_errors"] == {"under": "raise"}
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "torch precision: `cuda.matmul.fp32_precision=tf32`, `mkldnn.matmul.fp32_precision=bf16`" in md
     assert "<dt>torch precision</dt><dd><code>cuda.matmul.fp32_precision=tf32</code>" in html
+    assert "numpy errors: `under=raise`" in md and "<dt>numpy errors</dt><dd><code>under=raise</code>" in html
     status = {row["implementation"]: row["status"] for row in data["results"]}
     assert status["torch:cpu:float32"] == "passed"
     if _onednn_bfloat16():
         assert status["torch.nn:cpu:float32"] == "failed"
         result.assert_outcomes(passed=1, failed=1)
         row = next(r for r in data["results"] if r["status"] == "failed")
-        assert row["reproduce"].endswith(f"  # after {modes} in the same process, as in this run")
+        assert row["reproduce"].endswith(
+            f"  # after {modes}; np.seterr(under='raise') in the same process, as in this run"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy's error handling: np.seterr(all="raise") in a session must not break the oracle
+# ----------------------------------------------------------------------------------------------
+
+# Clauses whose oracle or checks underflow harmlessly (exp of a very negative score, the logits a
+# mask removes, a sigmoid's tail): with np.seterr(under="raise") each raised inside nnspec.
+UNDERFLOWING = ("ATT-CONVEX", "FFN-FORMULA", "GREEDY", "ACT-SIGMOID", "DOT-ALIGN")
+
+
+@pytest.fixture
+def numpy_raises() -> Iterator[None]:
+    with np.errstate(all="raise"):  # what a conftest's np.seterr(all="raise") leaves everywhere
+        yield
+
+
+@pytest.mark.usefixtures("numpy_raises")
+@pytest.mark.parametrize("impl_name", ["numpy", "torch:cpu:float32"])
+def test_the_oracle_and_the_checks_ignore_a_sessions_seterr(impl_name: str) -> None:
+    for clause_id in UNDERFLOWING:
+        result = run_clause(clause_id, impl_name)
+        assert result.status == "passed", result.message
+    assert np.geterr() == dict.fromkeys(numerics.NUMPY_FRESH, "raise")  # the session's, as it was
+
+
+@pytest.mark.usefixtures("numpy_raises")
+def test_without_the_pin_the_sessions_seterr_breaks_the_oracle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planted bug: the clause run left in the session's error state."""
+    monkeypatch.setattr(numerics, "NUMPY_FRESH", dict.fromkeys(numerics.NUMPY_FRESH, "raise"))
+    statuses = {c: run_clause(c, "numpy").status for c in UNDERFLOWING}
+    assert set(statuses.values()) - {"passed"}, statuses
+
+
+def _underflowing_softmax(x, axis=-1, temperature=1.0):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True) - 800.0)  # underflows for spread-out logits
+    return e / e.sum(axis=axis, keepdims=True) if e.all() else np.full_like(x, np.nan)
+
+
+@pytest.mark.usefixtures("numpy_raises")
+def test_a_third_party_implementation_runs_in_the_sessions_seterr() -> None:
+    """Third-party code is called in the session's error state: what it raises there is its own
+    failure, and the reproduce line says which np.seterr the run had."""
+    from types import SimpleNamespace
+
+    from nnspec.verify.implementations import from_object
+
+    mine = from_object(SimpleNamespace(softmax=_underflowing_softmax), name="mine")
+    result = run_clause("SM-SUM", mine)
+    assert result.status == "failed", result.message
+    assert "observed FloatingPointError: underflow encountered in exp" in result.message, result.message
+    assert result.reproduce.endswith(
+        "  # after np.seterr(divide='raise', over='raise', under='raise', invalid='raise') in the same "
+        "process, as in this run"
+    ), result.reproduce

@@ -36,6 +36,7 @@ an entry-point name
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -58,6 +59,11 @@ ENTRY_POINT_GROUP = "nnspec.implementations"
 
 # Which implementation call is running (a time-out names it).
 CURRENT_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar("nnspec_call", default=None)
+# The session's np.seterr while a clause runs (the clause itself runs in NumPy's defaults): a
+# third-party implementation is called in it. None outside run_clause.
+SESSION_NUMPY_ERRORS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "nnspec_numpy_errors", default=None
+)
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 DTYPE_ALIASES = {
@@ -332,6 +338,9 @@ class Implementation:
             raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
         self.name = name
         self.patched_from: str | None = None
+        # Capabilities that are someone else's code inside a bundled implementation (patched()'s
+        # overrides): like a third-party implementation's, they run in the session's np.seterr.
+        self.overridden: frozenset[str] = frozenset()
         # The name a third-party object was loaded by, where it declares another (``nnspec_name``):
         # failures reproduce with the name that loads again. Never set on a shared object.
         self.loaded_as: str | None = None
@@ -398,6 +407,8 @@ class Implementation:
         """``target`` with conventions applied and exceptions attributed to the implementation."""
         impl = self
         flip = impl.conventions.mask_true_means == "masked"
+        # the bundled implementations are nnspec's yardstick; the rest is the code under test
+        third_party = impl.framework == "third-party" or call.split(".")[0] in impl.overridden
 
         @functools.wraps(target)
         def call_implementation(*args: Any, **kwargs: Any) -> Any:
@@ -408,8 +419,10 @@ class Implementation:
             CURRENT_CALL.set(f"{impl.name}'s {call}")
             inputs = _array_arguments(target, args, kwargs)
             copies = [a.copy() for _, a in inputs]
+            session_errors = SESSION_NUMPY_ERRORS.get() if third_party else None
             try:
-                result = target(*args, **kwargs)
+                with np.errstate(**session_errors) if session_errors else contextlib.nullcontext():
+                    result = target(*args, **kwargs)
             except (ClauseFailure, MissingCapability):
                 raise
             # sys.exit() in a model's code (an argument parser reading pytest's argv) is no Exception
@@ -790,4 +803,5 @@ def patched(base: str | Implementation, *, name: str, **overrides: Any) -> Imple
     )
     # A patched implementation has no name a command line can load: failures reproduce in Python.
     impl.patched_from = base.name
+    impl.overridden = base.overridden | {k for k, v in overrides.items() if v is not None}
     return impl

@@ -231,3 +231,23 @@ def describe(modes: dict[str, Any]) -> str:
         else f"torch.backends.{path} = {value!r}"
         for path, value in modes.items()
     )
+
+
+# NumPy's floating-point error handling in a fresh interpreter (``np.geterr()``). A session may
+# change it for everything after (``np.seterr(all="raise")`` in a conftest, to catch numerical
+# trouble early), and the oracle's harmless underflows (exp of a large negative score, the masked
+# logits of a softmax) would then raise inside the yardstick. nnspec's own arithmetic, the oracle's
+# and the checks', runs in these; a third-party implementation in the session's.
+NUMPY_FRESH = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
+
+
+def numpy_session_errors() -> dict[str, str]:
+    """This process's ``np.seterr`` settings that differ from a fresh NumPy's."""
+    import numpy as np
+
+    return {k: v for k, v in np.geterr().items() if NUMPY_FRESH.get(k) != v}
+
+
+def describe_numpy_errors(errors: dict[str, str]) -> str:
+    """The settings as the call that makes them (for a reproduce line)."""
+    return "np.seterr(" + ", ".join(f"{k}={v!r}" for k, v in errors.items()) + ")" if errors else ""

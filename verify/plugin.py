@@ -253,6 +253,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             f"nnspec torch precision: {numerics.describe(modes)} (not a fresh torch's: third-party "
             "implementations run in it; torch:* and the low-precision baselines run in IEEE float32)"
         )
+    numpy_errors = numerics.numpy_session_errors()
+    if numpy_errors:
+        lines.append(
+            f"nnspec numpy errors: {numerics.describe_numpy_errors(numpy_errors)} (not a fresh NumPy's: "
+            "third-party implementations run in it; the oracle and the checks in NumPy's defaults)"
+        )
     return lines
 
 
@@ -487,6 +493,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         workers=len(state.workers),
         command=state.command,
         torch_precision=numerics.session_modes(),
+        numpy_errors=numerics.numpy_session_errors(),
     )
     # files this run put into DIR besides the report (--junitxml=DIR/junit.xml) move along with it
     present = list(state.report_dir.iterdir()) if state.report_dir.is_dir() else []

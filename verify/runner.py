@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -42,7 +43,13 @@ from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
 
 from . import numerics
 from .check import EngineCheck, Record, summarise
-from .implementations import CURRENT_CALL, Implementation, MissingCapability, load_implementation
+from .implementations import (
+    CURRENT_CALL,
+    SESSION_NUMPY_ERRORS,
+    Implementation,
+    MissingCapability,
+    load_implementation,
+)
 from .profiles import get_profile
 
 Status = Literal["passed", "failed", "error", "not_applicable"]
@@ -407,6 +414,7 @@ def run_clause(
     session = [_moved_default_device()]
     if impl.dtype != "float64":  # TF32 and bfloat16 matmul passes round float32 (and only that)
         session.append(numerics.describe(numerics.session_modes()))
+    session.append(numerics.describe_numpy_errors(numerics.numpy_session_errors()))
     session_state = "; ".join(filter(None, session))
     if session_state:
         result.reproduce += f"  # after {session_state} in the same process, as in this run"
@@ -442,8 +450,15 @@ def run_clause(
     limit = time_limit if time_limit is not None else prof.time_limit
     started = time.perf_counter()
     time_limit_alarm = _TimeLimit(limit)
+    # the clause and the oracle compute in NumPy's default error handling, the implementation in
+    # the session's (numerics.NUMPY_FRESH)
+    session_errors = SESSION_NUMPY_ERRORS.set(np.geterr())
     try:
-        with time_limit_alarm, _watch_native_hang(native_hang, result, limit, time_limit_alarm.active):
+        with (
+            np.errstate(**numerics.NUMPY_FRESH),
+            time_limit_alarm,
+            _watch_native_hang(native_hang, result, limit, time_limit_alarm.active),
+        ):
             if clause.hypothesis:
                 test = given(st.data())(example)
                 test = prof.hypothesis_settings(clause.cost, shrink=shrink)(test)
@@ -493,6 +508,8 @@ def run_clause(
             f"{clause.id}: the clause itself raised {type(exc).__name__}: {exc} "
             f"(a bug of the clause or the oracle, not of {impl.name})\n{tb}"
         )
+    finally:
+        SESSION_NUMPY_ERRORS.reset(session_errors)
     result.duration = time.perf_counter() - started
     result.examples = state["examples"]
     result.examples_to_failure = state["first_failure"] if result.status == "failed" else None
