@@ -127,7 +127,14 @@ def _stuck_softmax(x: np.ndarray, axis: int = -1, temperature: float = 1.0) -> n
     raise AssertionError("unreachable: the second lock never returns")
 
 
+def _segfaulting_layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Reads address 0, as a kernel with a bad index does: SIGSEGV, and the process is gone."""
+    ctypes.string_at(0)
+    raise AssertionError("unreachable: reading address 0 kills the process")
+
+
 STUCK = patched("numpy", name="stuck", softmax=_stuck_softmax)
+CRASHING = patched("numpy", name="crashing", layer_norm=_segfaulting_layer_norm)
 
 # What each sabotaged clause's failure message must mention.
 EXPECTED_FAILURES = {

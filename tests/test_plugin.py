@@ -309,6 +309,31 @@ def test_a_clause_stuck_in_native_code_fails_and_the_run_goes_on(project: pytest
     assert "_stuck_softmax" in row["message"] and row["duration"] == 6.0
 
 
+def test_a_clause_that_segfaults_fails_and_the_run_goes_on(project: pytest.Pytester, tmp_path: Path) -> None:
+    """A layer norm that reads address 0 kills its worker with SIGSEGV; faulthandler writes where,
+    the controller reports the clause failed with that stack, and the clauses after it still run."""
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "--nnspec-impl=broken_impls:CRASHING", CATALOGUE, "--nnspec-profile=quick",
+        f"--nnspec-report={report}", "-n", "1", "-p", "xdist", timeout=240,
+    )
+    result.assert_outcomes(passed=len(TEST_CLAUSES) - 1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*T-LAYERNORM [[]crashing[]] failed: Layer norm matches the oracle.",
+        "*crashed its process: Segmentation fault while the clause ran (native code*the worker died "
+        "and the run went on in a new one",
+        "*where it crashed (faulthandler's stack, most recent call first):",
+        '*File "*broken_impls.py", line * in _segfaulting_layer_norm',
+        "*reproduce: nnspec verify broken_impls:CRASHING --clause T-LAYERNORM --profile quick --seed 0",
+    ])
+    data = json.loads((report / "results.json").read_text())
+    validate(data)
+    assert data["meta"]["complete"], data["meta"]["incomplete_reason"]
+    assert {r["clause_id"]: r["status"] for r in data["results"]} == {
+        cid: "failed" if cid == "T-LAYERNORM" else "passed" for cid in TEST_CLAUSES
+    }
+
+
 def test_without_xdist_a_clause_stuck_in_native_code_shows_where(project: pytest.Pytester) -> None:
     """In one process nothing can end the stuck call without ending the run, so nnspec prints the
     stack (on the terminal, not into pytest's capture) and leaves the process waiting, in case the

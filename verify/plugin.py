@@ -22,7 +22,7 @@ several GPUs, each worker ``gwN`` sees one GPU (``CUDA_VISIBLE_DEVICES`` is set 
 device, round robin) before torch initialises CUDA. A clause stuck in native code, past the reach of
 the time limit's signal, ends its worker after a grace period; the controller reports that clause
 failed, with the stack where it was stuck, and xdist goes on in a new worker
-(:class:`nnspec.verify.runner.NativeHangWatch`). Without xdist the stack is printed and the run waits.
+(:class:`nnspec.verify.runner.NativeFailureWatch`). Without xdist the stack is printed and the run waits.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from . import catalogue as catalogue_module
 from . import numerics
 from .implementations import Implementation, UnknownImplementation, load_implementation
 from .profiles import PROFILES
-from .runner import ClauseResult, NativeHangWatch, read_native_hang, run_clause
+from .runner import ClauseResult, NativeFailureWatch, read_native_failure, run_clause
 
 RESULT_PROPERTY = "nnspec_result"
 
@@ -74,9 +74,9 @@ class _State:
         self.command = ""
         self.written: dict[str, Path] = {}  # the report's files, by format, once written
         self.report_problem = ""  # why the report could not be written
-        # what a clause stuck in native code does (runner.NativeHangWatch); on the controller, the
+        # what a clause stuck in native code does (runner.NativeFailureWatch); on the controller, the
         # directory where its xdist workers leave such a clause's result
-        self.hang_watch: NativeHangWatch | None = None
+        self.native_watch: NativeFailureWatch | None = None
         self.hang_dir: Path | None = None
 
 
@@ -223,9 +223,9 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
     _limit_torch_threads(names)
     if _is_controller(config):  # the run's own process: print the stack (fd 2 is the terminal now)
-        state.hang_watch = NativeHangWatch(fd=os.dup(2))
+        state.native_watch = NativeFailureWatch(fd=os.dup(2))
     elif config.workerinput.get("nnspec_hang_dir"):
-        state.hang_watch = NativeHangWatch(
+        state.native_watch = NativeFailureWatch(
             Path(config.workerinput["nnspec_hang_dir"]), worker=config.workerinput["workerid"]
         )
     try:
@@ -308,7 +308,7 @@ class ClauseItem(pytest.Item):
         state = self.config.stash[STATE]
         result = run_clause(
             self.clause, self.impl, profile=state.profile, seed=state.seed,
-            time_limit=state.time_limit, reproduce_as=self.impl_arg, native_hang=state.hang_watch,
+            time_limit=state.time_limit, reproduce_as=self.impl_arg, native_failure=state.native_watch,
         )
         if result.status == "failed":
             result.message += _pytest_reproduce(state, self.clause.id, self.impl_arg)
@@ -369,21 +369,23 @@ class _ResultGatherer:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """xdist, on the controller: tell each worker where to leave a clause stuck in native code."""
+        """xdist, on the controller: tell each worker where to leave a clause stuck in native code
+        or killed by a fatal signal."""
         if self.state.hang_dir is None:
             self.state.hang_dir = Path(tempfile.mkdtemp(prefix="nnspec-hangs-"))
-        node.workerinput["nnspec_hang_dir"] = str(self.state.hang_dir)
+        node.workerinput["nnspec_hang_dir"] = str(self.state.hang_dir)  # (hangs and crashes)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
-        """xdist, on the controller: a worker died running ``crashitem``. If its native-hang watchdog
-        ended it, the clause failed (the report says so, with the stack) and the run goes on."""
+        """xdist, on the controller: a worker died running ``crashitem``. If its watchdog ended it
+        (stuck in native code) or a fatal signal killed it (faulthandler wrote the stack), the clause
+        failed: the report says so, with the stack, and the run goes on."""
         gateway = getattr(getattr(report, "node", None), "gateway", None)
         if self.state.hang_dir is None or gateway is None or not crashitem.startswith("nnspec::"):
             return
-        result = read_native_hang(self.state.hang_dir, str(gateway.id))
+        result = read_native_failure(self.state.hang_dir, str(gateway.id))
         if result is None:
-            return  # a segfault, the OOM killer: reported as a crash
+            return  # os._exit, the OOM killer's SIGKILL: no word from it, reported as a crash
         typed = dict(zip((i.name for i in self.state.implementations), self.state.names, strict=True))
         result.message += _pytest_reproduce(self.state, result.clause_id, typed.get(result.implementation, ""))
         report.longrepr = result.message
@@ -508,7 +510,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    if state.hang_watch is not None and state.hang_watch.directory is None:
-        os.close(state.hang_watch.fd)  # the copy of the terminal's stderr
+    if state.native_watch is not None and state.native_watch.directory is None:
+        os.close(state.native_watch.fd)  # the copy of the terminal's stderr
     if state.hang_dir is not None:
         shutil.rmtree(state.hang_dir, ignore_errors=True)

@@ -7,7 +7,7 @@ Statuses:
 ``failed``
     the implementation does not conform: an assertion failed (:class:`ClauseFailure`), or the
     implementation raised, returned NaN/Inf, the wrong shape or dtype, or did not return within the
-    clause's time limit (also when it is stuck in native code: :class:`NativeHangWatch`). The
+    clause's time limit (also when it is stuck in native code: :class:`NativeFailureWatch`). The
     message says what was observed and expected, the error and tolerance, the shrunk input and the
     command that reproduces it.
 ``not_applicable``
@@ -208,21 +208,24 @@ def native_hang_grace(limit: float) -> float:
 
 
 @dataclass(frozen=True)
-class NativeHangWatch:
-    """What to do about a clause whose call never returns to the interpreter.
+class NativeFailureWatch:
+    """What to do about a clause whose call never returns to the interpreter, or kills the process.
 
     The time limit is a SIGALRM, and Python runs a signal handler only between bytecodes: a call
     stuck in native code (a kernel that never finishes, a deadlocked lock in a C extension, a
     synchronisation that waits forever) is out of its reach, and the run would hang. So while a
     clause runs, faulthandler's watchdog, a C thread that needs no GIL, waits
-    :func:`native_hang_grace` seconds past the limit and then writes every thread's stack.
+    :func:`native_hang_grace` seconds past the limit and then writes every thread's stack. A call
+    that dies of a fatal signal (a segfault in a C extension) takes its process with it;
+    faulthandler writes the stack of that too.
 
     ``directory`` set (an xdist worker): before the clause starts, the result it would have if it
-    got stuck is written to ``<directory>/<worker>.pending.json``; the watchdog writes the stacks
-    to ``<worker>.stack`` and ends the process. The controller, told by xdist that the worker died
-    running that clause, turns the two files into the clause's failure (:func:`read_native_hang`),
-    and the run goes on in a new worker. ``directory`` None (one process, ``-n 0``): the stacks go
-    to file descriptor ``fd`` and the process is left to wait, since ending it would end the run.
+    got stuck is written to ``<directory>/<worker>.pending.json``; the stacks go to
+    ``<worker>.stack``, and a stuck call's process is ended. The controller, told by xdist that the
+    worker died running that clause, turns the two files into the clause's failure
+    (:func:`read_native_failure`), and the run goes on in a new worker. ``directory`` None (one
+    process, ``-n 0``): a stuck call's stacks go to file descriptor ``fd`` and the process is left
+    to wait, since ending it would end the run (pytest's own faulthandler reports a crash).
     """
 
     directory: Path | None = None
@@ -239,14 +242,21 @@ def _stuck_message(limit: float, grace: float) -> str:
         f"did not return within the time limit ({limit:g} s, the per-clause time limit) and could not "
         "be interrupted: the call is stuck in native code (a kernel that never finishes or runs far too "
         "long, a deadlock in a C extension), which Python's signal-based time limit cannot reach; "
-        "nnspec ended the "
-        f"worker process {grace:g} s after the limit and the run went on in a new one"
+        f"nnspec ended the worker process {grace:g} s after the limit and the run went on in a new one"
+    )
+
+
+def _crash_message(fatal: str) -> str:
+    return (
+        f"crashed its process: {fatal.removeprefix('Fatal Python error: ')} while the clause ran (native "
+        "code: an out-of-bounds access in a kernel or a C extension, an abort); the worker died and "
+        "the run went on in a new one"
     )
 
 
 @contextmanager
-def _watch_native_hang(
-    watch: NativeHangWatch | None, result: ClauseResult, limit: float, active: bool
+def _watch_native_failure(
+    watch: NativeFailureWatch | None, result: ClauseResult, limit: float, active: bool
 ) -> Iterator[None]:
     if watch is None or not active:
         yield
@@ -263,13 +273,19 @@ def _watch_native_hang(
     pending = dataclasses.replace(
         result, status="failed", duration=limit + grace, message=_stuck_message(limit, grace)
     )
-    pending_path.write_text(json.dumps(pending.to_dict()))
+    pending_path.write_text(json.dumps({"result": pending.to_dict(), "started": time.time()}))
+    crash_report_was_on = faulthandler.is_enabled()  # pytest's, onto the worker's stderr
     with open(stack_path, "w") as stack:
         faulthandler.dump_traceback_later(limit + grace, exit=True, file=stack)
+        faulthandler.enable(file=stack, all_threads=True)
         try:
             yield
         finally:
             faulthandler.cancel_dump_traceback_later()
+            if crash_report_was_on:
+                faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=True)
+            else:
+                faulthandler.disable()
     pending_path.unlink(missing_ok=True)
     stack_path.unlink(missing_ok=True)
 
@@ -289,11 +305,12 @@ def _stuck_thread(stacks: str) -> list[str]:
     return frames[:engine][:12]
 
 
-def read_native_hang(directory: Path, worker: str) -> ClauseResult | None:
-    """The failure of the clause a worker was running when its native-hang watchdog ended it, or
-    None if it died some other way (a segfault, the OOM killer: no ``Timeout`` in its stacks). The
-    two files are removed, so the worker that takes its place starts clean."""
-    watch = NativeHangWatch(directory, worker)
+def read_native_failure(directory: Path, worker: str) -> ClauseResult | None:
+    """The failure of the clause a worker was running when it died: stuck in native code (its
+    watchdog ended it) or killed by a fatal signal (faulthandler wrote the stack); None if it died
+    without a word (``os._exit``, the OOM killer's SIGKILL). The two files are removed, so the
+    worker that takes its place starts clean."""
+    watch = NativeFailureWatch(directory, worker)
     pending_path, stack_path = watch.paths()
     try:
         pending = json.loads(pending_path.read_text())
@@ -303,12 +320,18 @@ def read_native_hang(directory: Path, worker: str) -> ClauseResult | None:
     finally:
         pending_path.unlink(missing_ok=True)
         stack_path.unlink(missing_ok=True)
-    if not stacks.startswith("Timeout ("):
+    first_line = stacks.split("\n", 1)[0]
+    result = ClauseResult.from_dict(pending["result"])
+    if first_line.startswith("Timeout ("):
+        where = "where it was stuck"
+    elif first_line.startswith("Fatal Python error: "):
+        where = "where it crashed"
+        result.message = _crash_message(first_line)
+        result.duration = max(0.0, time.time() - pending["started"])
+    else:
         return None
-    result = ClauseResult.from_dict(pending)
-    frames = _stuck_thread(stacks)
-    result.message += "\nwhere it was stuck (faulthandler's stack, most recent call first):\n" + "\n".join(
-        f"  {frame}" for frame in frames
+    result.message += f"\n{where} (faulthandler's stack, most recent call first):\n" + "\n".join(
+        f"  {frame}" for frame in _stuck_thread(stacks)
     )
     result.message = format_failure(result)
     return result
@@ -371,7 +394,7 @@ def run_clause(
     time_limit: float | None = None,
     reproduce_as: str | None = None,
     shrink: bool = True,
-    native_hang: NativeHangWatch | None = None,
+    native_failure: NativeFailureWatch | None = None,
 ) -> ClauseResult:
     """Run one clause's property on ``impl`` under Hypothesis and return what happened.
 
@@ -382,8 +405,9 @@ def run_clause(
     reported on the first failing input, which is what a kill-matrix run wants (it asks *whether*
     and *how soon* a bug is found, not for the smallest input). Never raises for anything the
     implementation or the clause does; only for an unknown clause id, implementation or profile.
-    ``native_hang`` says what to do about a call that the time limit cannot interrupt
-    (:class:`NativeHangWatch`; the pytest plugin passes one): by default nothing.
+    ``native_failure`` says what to do about a call that the time limit cannot interrupt, or that
+    kills the process (:class:`NativeFailureWatch`; the pytest plugin passes one): by default
+    nothing.
     """
     _import_whole_package()
     clause = get_clause(clause_or_id)
@@ -457,7 +481,7 @@ def run_clause(
         with (
             np.errstate(**numerics.NUMPY_FRESH),
             time_limit_alarm,
-            _watch_native_hang(native_hang, result, limit, time_limit_alarm.active),
+            _watch_native_failure(native_failure, result, limit, time_limit_alarm.active),
         ):
             if clause.hypothesis:
                 test = given(st.data())(example)
