@@ -431,3 +431,22 @@ def test_transformer_trains_in_mixed_precision(dtype: torch.dtype, device: str) 
     assert net.params is params and params["W_E_src"].dtype == dtype
     assert not torch.equal(params["W_E_src"], W_before) and not params["W_E_src"].requires_grad
     assert net.greedy_decode(src[1], max_len=4) == tgt[1, :3].tolist()
+
+
+def test_transformer_training_leaves_the_callers_random_state(device: str) -> None:
+    """Training seeds its own generator and gives torch's back as it was: a verifier run inside
+    someone's session must not reseed their random numbers (it used torch.manual_seed)."""
+    config = preset("transformer_tiny")
+    src = torch.tensor([[4, 5, 6, PAD_ID]])
+    tgt = torch.tensor([[START_ID, 5, 6, END_ID]])
+    torch.manual_seed(1234)
+    expected = torch.rand(3, device=device)
+    torch.manual_seed(1234)
+    losses = [
+        torch_ref.Transformer(config, torch_ref.init_params(config, seed=0, device=device)).train(
+            src, tgt, epochs=3, eta=1e-2, seed=seed
+        )
+        for seed in (0, 0)
+    ]
+    assert torch.equal(torch.rand(3, device=device), expected)
+    assert losses[0] == losses[1]

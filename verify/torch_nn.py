@@ -564,7 +564,7 @@ class TorchNN(_OnDevice):
         if sizes is None:
             raise TypeError(f"torch.nn's initialisation is offered for an MLPConfig only, not {type(config).__name__}")
         with torch.random.fork_rng(devices=[]):  # seed nn.Linear's draw without touching the caller's
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # the CPU's alone: manual_seed reseeds CUDA too
             pairs = zip(sizes[:-1], sizes[1:], strict=True)
             # on the CPU whatever torch's default device: the draw is the seeded CPU generator's
             layers = [nn.Linear(n_in, n_out, dtype=torch.float64, device="cpu") for n_in, n_out in pairs]

@@ -433,7 +433,8 @@ class Transformer:
             loss = mean over real next tokens t of  -log softmax(forward(src, tgt[:, :-1]))[t, tgt[t+1]]
 
         minimised by full-batch Adam (Kingma and Ba 2015) with learning rate ``eta``, gradients by
-        autograd. ``seed`` seeds torch's generator; full-batch Adam itself draws nothing.
+        autograd. ``seed`` seeds the device's generator for the training alone (full-batch Adam
+        itself draws nothing): the caller's random state is as it was afterwards.
         src_ids (N, S), tgt_ids (N, T): padded with PAD_ID.
 
         float16 and bfloat16 train in mixed precision (Micikevicius et al. 2018), as such models are
@@ -441,7 +442,13 @@ class Transformer:
         pass runs in the working dtype from them. Updating half-precision weights in place fails:
         Adam's eps = 1e-8 is 0 in float16, and a step below a weight's spacing is lost.
         """
-        torch.manual_seed(seed)
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            generator = torch.cuda.default_generators[cuda[0]] if cuda else torch.default_generator
+            generator.manual_seed(seed)
+            return self._train(src_ids, tgt_ids, epochs=epochs, eta=eta)
+
+    def _train(self, src_ids: Any, tgt_ids: Any, *, epochs: int, eta: float) -> list[float]:
         src = _ids(src_ids, self.device)  # (N, S)
         tgt = _ids(tgt_ids, self.device)  # (N, T)
         inputs, targets = tgt[..., :-1], tgt[..., 1:]  # (N, T-1) each
