@@ -186,6 +186,18 @@ def test_a_non_deterministic_implementation_fails_saying_so(clause_id: str) -> N
     assert "Hypothesis could not run" not in result.message
 
 
+def test_the_first_failure_is_found_in_a_group_and_a_cycle_ends() -> None:
+    from hypothesis.errors import FlakyFailure
+    from nnspec.verify.runner import _first_failure
+
+    failure = ClauseFailure("softmax", observed="1.5", expected="1.0")
+    group = FlakyFailure("flaky", [ValueError("other"), FlakyFailure("inner", [failure])])
+    assert _first_failure(group) is failure
+    a, b = RuntimeError("a"), RuntimeError("b")
+    a.__context__, b.__context__ = b, a  # a cycle, as re-raising inside handlers can leave
+    assert _first_failure(a) is None
+
+
 def test_missing_capability_is_not_applicable() -> None:
     no_softmax = patched("numpy", name="no-softmax", softmax=None)
     result = run_clause(TEST_CLAUSES["T-SOFTMAX"], no_softmax)

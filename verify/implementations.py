@@ -228,11 +228,22 @@ def _result_problem(call: str, value: Any) -> tuple[str, str, str] | None:
     return found or _foreign_array(value, "result")
 
 
-def _array_arguments(target: Callable, args: tuple, kwargs: dict) -> list[tuple[str, np.ndarray]]:
+def _signature(target: Callable) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+
+
+def _array_arguments(
+    signature: inspect.Signature | None, args: tuple, kwargs: dict
+) -> list[tuple[str, np.ndarray]]:
     """The NumPy arrays among a call's arguments (inside tuples, lists and dicts too), by name."""
     try:
-        named = dict(inspect.signature(target).bind(*args, **kwargs).arguments)
-    except (TypeError, ValueError):
+        if signature is None:
+            raise TypeError
+        named = dict(signature.bind(*args, **kwargs).arguments)
+    except TypeError:
         named = {**{f"argument {i}": a for i, a in enumerate(args)}, **kwargs}
     found: list[tuple[str, np.ndarray]] = []
 
@@ -409,6 +420,7 @@ class Implementation:
         flip = impl.conventions.mask_true_means == "masked"
         # the bundled implementations are nnspec's yardstick; the rest is the code under test
         third_party = impl.framework == "third-party" or call.split(".")[0] in impl.overridden
+        signature = _signature(target)  # once per capability, not per call: it names the arguments
 
         @functools.wraps(target)
         def call_implementation(*args: Any, **kwargs: Any) -> Any:
@@ -417,7 +429,7 @@ class Implementation:
                 args, kwargs = _flip_mask_arguments(call, args, kwargs)
             outer = CURRENT_CALL.get()
             CURRENT_CALL.set(f"{impl.name}'s {call}")
-            inputs = _array_arguments(target, args, kwargs)
+            inputs = _array_arguments(signature, args, kwargs)
             copies = [a.copy() for _, a in inputs]
             session_errors = SESSION_NUMPY_ERRORS.get() if third_party else None
             try:

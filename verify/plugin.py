@@ -20,9 +20,10 @@ pytest-xdist: ``-n auto`` and ``--dist loadgroup`` work; results are identical w
 (no example database; seeds derive from the profile, ``--nnspec-seed`` and the clause id). With
 several GPUs, each worker ``gwN`` sees one GPU (``CUDA_VISIBLE_DEVICES`` is set to the N-th visible
 device, round robin) before torch initialises CUDA. A clause stuck in native code, past the reach of
-the time limit's signal, ends its worker after a grace period; the controller reports that clause
-failed, with the stack where it was stuck, and xdist goes on in a new worker
-(:class:`nnspec.verify.runner.NativeFailureWatch`). Without xdist the stack is printed and the run waits.
+the time limit's signal, ends its worker after a grace period, and one that segfaults ends it at
+once; the controller reports that clause failed, with the stack where it was stuck or crashed, and
+xdist goes on in a new worker (:class:`nnspec.verify.runner.NativeFailureWatch`). Without xdist a
+stuck call's stack is printed and the run waits.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ class _State:
         self.command = ""
         self.written: dict[str, Path] = {}  # the report's files, by format, once written
         self.report_problem = ""  # why the report could not be written
-        # what a clause stuck in native code does (runner.NativeFailureWatch); on the controller, the
-        # directory where its xdist workers leave such a clause's result
+        # what a clause stuck in native code or killed by a fatal signal does
+        # (runner.NativeFailureWatch); on the controller, the directory where its xdist workers
+        # leave such a clause's result
         self.native_watch: NativeFailureWatch | None = None
-        self.hang_dir: Path | None = None
+        self.native_dir: Path | None = None
 
 
 STATE = pytest.StashKey[_State]()
@@ -224,9 +226,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _limit_torch_threads(names)
     if _is_controller(config):  # the run's own process: print the stack (fd 2 is the terminal now)
         state.native_watch = NativeFailureWatch(fd=os.dup(2))
-    elif config.workerinput.get("nnspec_hang_dir"):
+    elif config.workerinput.get("nnspec_native_dir"):
         state.native_watch = NativeFailureWatch(
-            Path(config.workerinput["nnspec_hang_dir"]), worker=config.workerinput["workerid"]
+            Path(config.workerinput["nnspec_native_dir"]), worker=config.workerinput["workerid"]
         )
     try:
         clauses = catalogue_module.catalogue(config.getoption("nnspec_catalogue"))
@@ -371,9 +373,9 @@ class _ResultGatherer:
     def pytest_configure_node(self, node: Any) -> None:
         """xdist, on the controller: tell each worker where to leave a clause stuck in native code
         or killed by a fatal signal."""
-        if self.state.hang_dir is None:
-            self.state.hang_dir = Path(tempfile.mkdtemp(prefix="nnspec-hangs-"))
-        node.workerinput["nnspec_hang_dir"] = str(self.state.hang_dir)  # (hangs and crashes)
+        if self.state.native_dir is None:
+            self.state.native_dir = Path(tempfile.mkdtemp(prefix="nnspec-native-"))
+        node.workerinput["nnspec_native_dir"] = str(self.state.native_dir)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
@@ -381,9 +383,9 @@ class _ResultGatherer:
         (stuck in native code) or a fatal signal killed it (faulthandler wrote the stack), the clause
         failed: the report says so, with the stack, and the run goes on."""
         gateway = getattr(getattr(report, "node", None), "gateway", None)
-        if self.state.hang_dir is None or gateway is None or not crashitem.startswith("nnspec::"):
+        if self.state.native_dir is None or gateway is None or not crashitem.startswith("nnspec::"):
             return
-        result = read_native_failure(self.state.hang_dir, str(gateway.id))
+        result = read_native_failure(self.state.native_dir, str(gateway.id))
         if result is None:
             return  # os._exit, the OOM killer's SIGKILL: no word from it, reported as a crash
         typed = dict(zip((i.name for i in self.state.implementations), self.state.names, strict=True))
@@ -512,5 +514,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if state.native_watch is not None and state.native_watch.directory is None:
         os.close(state.native_watch.fd)  # the copy of the terminal's stderr
-    if state.hang_dir is not None:
-        shutil.rmtree(state.hang_dir, ignore_errors=True)
+    if state.native_dir is not None:
+        shutil.rmtree(state.native_dir, ignore_errors=True)

@@ -553,12 +553,17 @@ def run_clause(
     return result
 
 
-def _first_failure(exc: BaseException) -> ClauseFailure | None:
-    """The first clause failure inside an exception (group), as Hypothesis' Flaky* errors carry it."""
+def _first_failure(exc: BaseException, seen: set[int] | None = None) -> ClauseFailure | None:
+    """The first clause failure inside an exception (group), as Hypothesis' Flaky* errors carry it;
+    each exception is looked at once (causes and contexts can form a cycle)."""
+    seen = set() if seen is None else seen
+    if id(exc) in seen:
+        return None
+    seen.add(id(exc))
     if isinstance(exc, ClauseFailure):
         return exc
     for inner in [*getattr(exc, "exceptions", ()), exc.__cause__, exc.__context__]:
-        if isinstance(inner, BaseException) and inner is not exc and (found := _first_failure(inner)):
+        if isinstance(inner, BaseException) and (found := _first_failure(inner, seen)):
             return found
     return None
 
