@@ -278,18 +278,19 @@ def test_a_clause_stuck_in_native_code_fails_and_the_run_goes_on(project: pytest
     """A softmax stuck in native code for good (a deadlock that keeps the GIL: the time limit's alarm
     never gets to run) is out of reach of the per-clause time limit. Under xdist the worker is ended
     after the grace period, the clause fails saying so, with the stack where it was stuck, a new
-    worker runs the clauses after it, and the report is complete."""
+    worker runs the clauses after it, and the report is complete. (The limit is 3 s, not 1: the
+    clauses after it start a fresh worker, and on a loaded CI machine 1 s is within its start-up.)"""
     report = tmp_path / "report"
     result = project.runpytest_subprocess(
         "--nnspec-impl=broken_impls:STUCK", CATALOGUE, "--nnspec-profile=quick",
-        "--nnspec-time-limit=1", f"--nnspec-report={report}", "-n", "1", "-p", "xdist",
+        "--nnspec-time-limit=3", f"--nnspec-report={report}", "-n", "1", "-p", "xdist",
         timeout=240,
     )
     result.assert_outcomes(passed=len(TEST_CLAUSES) - 1, failed=1)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
         "*T-SOFTMAX [[]stuck[]] failed: Softmax matches the oracle.",
-        "*did not return within the time limit (1 s, the per-clause time limit) and could not be "
+        "*did not return within the time limit (3 s, the per-clause time limit) and could not be "
         "interrupted: the call is stuck in native code*; nnspec ended the worker process 5 s after "
         "the limit and the run went on in a new one",
         "*where it was stuck (faulthandler's stack, most recent call first):",
@@ -306,7 +307,7 @@ def test_a_clause_stuck_in_native_code_fails_and_the_run_goes_on(project: pytest
     statuses = {r["clause_id"]: r["status"] for r in data["results"]}
     assert statuses == {cid: "failed" if cid == "T-SOFTMAX" else "passed" for cid in TEST_CLAUSES}
     row = next(r for r in data["results"] if r["clause_id"] == "T-SOFTMAX")
-    assert "_stuck_softmax" in row["message"] and row["duration"] == 6.0
+    assert "_stuck_softmax" in row["message"] and row["duration"] == 8.0
 
 
 def test_a_clause_that_segfaults_fails_and_the_run_goes_on(project: pytest.Pytester, tmp_path: Path) -> None:
