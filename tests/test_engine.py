@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from broken_impls import BROKEN, EXPECTED_FAILURES, TEST_CLAUSES, TEST_SOURCE
 from hypothesis import given
 from hypothesis import strategies as st
@@ -352,6 +355,83 @@ def test_import_path_objects_and_factories() -> None:
     assert from_object(lambda: BROKEN, name="factory") is BROKEN
     with pytest.raises(UnknownImplementation, match="offers none of the capabilities"):
         from_object(object(), name="empty")
+
+
+@pytest.mark.parametrize(
+    ("declared", "dtype"),
+    [
+        ("fp32", "float32"),
+        ("BF16", "bfloat16"),
+        ("torch.float16", "float16"),
+        (torch.bfloat16, "bfloat16"),
+        (torch.float64, "float64"),
+        (np.float32, "float32"),
+        (np.dtype("float16"), "float16"),
+    ],
+)
+def test_a_declared_dtype_is_read_in_every_spelling_a_framework_has(declared: Any, dtype: str) -> None:
+    """``nnspec_dtype = torch.float16`` is what a torch user writes; it must not fall back to float64
+    (tolerances of 1e-11 for a half-precision model: every clause fails, none for the right reason)."""
+    from nnspec.verify.implementations import from_object
+
+    class Mine:
+        nnspec_dtype = declared
+        softmax = staticmethod(numpy_ref.softmax)
+
+    assert from_object(Mine, name="mine").dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "fix"),
+    [
+        ("nnspec_dtype", "fp8", "choose one of ['float64', 'float32', 'float16', 'bfloat16']"),
+        ("nnspec_dtype", torch.int8, "choose one of"),
+        ("nnspec_dtype", 32, "choose one of"),
+        ("nnspec_device", 3, "a device name such as 'cpu' or 'cuda:0'"),
+        ("nnspec_device", "", "a device name such as 'cpu' or 'cuda:0'"),
+    ],
+)
+def test_a_declaration_nnspec_cannot_read_is_refused_by_name(attribute: str, value: Any, fix: str) -> None:
+    from nnspec.verify.implementations import from_object
+
+    mine = type("Mine", (), {attribute: value, "softmax": staticmethod(numpy_ref.softmax)})
+    with pytest.raises(UnknownImplementation) as info:
+        from_object(mine, name="mine")
+    assert f"{attribute} = {value!r}" in str(info.value) and fix in str(info.value)
+
+
+def test_a_declared_torch_device_is_its_name() -> None:
+    from nnspec.verify.implementations import from_object
+
+    mine = type("Mine", (), {"nnspec_device": torch.device("cuda", 1), "softmax": staticmethod(numpy_ref.softmax)})
+    assert from_object(mine, name="mine").device == "cuda:1"
+
+
+@pytest.mark.parametrize(
+    ("device", "available", "baseline"),
+    [("cpu", True, "cpu"), ("cuda", True, "cuda"), ("cuda:1", True, "cuda"), ("cuda:0", False, "cpu"),
+     ("xpu:0", True, "cpu"), ("mps", True, "cpu")],
+)
+def test_the_baseline_runs_on_the_kind_of_device_the_implementation_does(
+    device: str, available: bool, baseline: str
+) -> None:
+    """A third-party model on ``cuda:1`` is judged against torch_ref on CUDA (cuBLAS's error, not
+    the CPU's); a device torch_ref has no baseline for falls back to the CPU."""
+    from nnspec.verify.check import baseline_device
+
+    assert baseline_device(device, available=available) == baseline
+
+
+def test_a_module_is_named_by_its_bare_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nnspec verify myimpl`` for a myimpl.py in the current directory: a module needs no ':'."""
+    (tmp_path / "flat_impl.py").write_text(
+        "from nnspec.reference import numpy_ref\nnnspec_dtype = 'float32'\nsoftmax = numpy_ref.softmax\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    impl = load_implementation("flat_impl")
+    assert (impl.capabilities, impl.dtype, impl.framework) == ({"softmax"}, "float32", "third-party")
+    with pytest.raises(UnknownImplementation, match="'json': <module 'json'.*offers none of the capabilities"):
+        load_implementation("json")
 
 
 def test_entry_point_implementations_are_found_by_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,6 +122,22 @@ def test_a_script_that_exits_on_import_is_a_usage_error(project: pytest.Pytester
     assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
 
 
+def test_a_module_in_the_project_is_named_by_its_name_and_declares_a_torch_dtype(project: pytest.Pytester) -> None:
+    """The shortest adapter there is: a flat module beside the tests, its precision a torch dtype."""
+    project.makepyfile(mymodel=(
+        "import torch\nfrom nnspec.reference import numpy_ref\n"
+        "nnspec_dtype = torch.float32\nnnspec_device = torch.device('cpu')\n"
+        "softmax = numpy_ref.softmax\n"
+    ))
+    project.syspathinsert()
+    result = project.runpytest("--nnspec-impl=mymodel", CATALOGUE, "--nnspec-profile=quick", "-v")
+    result.stdout.fnmatch_lines([
+        "nnspec implementation: mymodel, device cpu, dtype float32",
+        "nnspec::T-SOFTMAX[[]mymodel[]] PASSED*",
+    ])
+    assert result.ret == pytest.ExitCode.OK
+
+
 def test_cuda_is_not_applicable_without_a_gpu(project: pytest.Pytester) -> None:
     result = project.runpytest("--nnspec-impl=torch:cuda:float32", CATALOGUE, "--nnspec-profile=quick", "-rs")
     if torch.cuda.is_available():

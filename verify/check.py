@@ -68,6 +68,16 @@ def _is_float_array(x: Any) -> bool:
     return isinstance(x, np.ndarray | np.generic) and np.asarray(x).dtype.kind == "f"
 
 
+def baseline_device(device: str, *, available: bool) -> str:
+    """Where torch_ref computes the same-precision baseline for an implementation on ``device``.
+
+    The rule compares errors made on the same kind of hardware: a model on ``cuda:1`` against
+    torch_ref on CUDA (cuBLAS's accumulation, not the CPU's). A device torch_ref has no baseline
+    for here (``xpu``, ``mps``, one that is absent) falls back to the CPU."""
+    kind = device.partition(":")[0]
+    return kind if available and kind == "cuda" else "cpu"
+
+
 class EngineCheck:
     """See :class:`nnspec.spec.clause.Check` for the interface; ``data`` is Hypothesis' ``st.data()``
     object (None for clauses with ``hypothesis=False``)."""
@@ -207,7 +217,7 @@ class EngineCheck:
 
     def _baseline(self, call: Callable[[Any], Any]) -> Any:
         """The same call through torch_ref at the implementation's dtype (None if it cannot run)."""
-        device = self.impl.device if self.impl.device in ("cpu", "cuda") and self.impl.available else "cpu"
+        device = baseline_device(self.impl.device, available=self.impl.available)
         try:
             base_impl = load_implementation(f"torch:{device}:{self.impl.dtype}")
             # the matched conventions (configs, eps) apply to the baseline; masks it reads natively

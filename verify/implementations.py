@@ -22,10 +22,12 @@ Names (``load_implementation``):
     ``half``) or ``bfloat16`` (``bf16``). Bare ``torch`` is ``torch:cpu:float32`` and ``torch:cuda``
     is ``torch:cuda:float32``: the precision people actually run. A device that is absent gives an
     implementation whose every clause is *not applicable*.
-``package.module:object``
+``package.module:object`` (or a module's name: ``mypkg.impl``, ``myimpl``)
     a third-party object: an :class:`Implementation`, a module or object whose public attributes are
     capabilities, or a zero-argument factory returning either. Optional attributes declare the rest:
-    ``nnspec_name``, ``nnspec_dtype`` (default ``float64``), ``nnspec_device`` (``cpu``),
+    ``nnspec_name``, ``nnspec_dtype`` (default ``float64``; a name above, or a torch or NumPy dtype
+    such as ``torch.bfloat16``), ``nnspec_device`` (``cpu``; a name such as ``cuda:1`` or a
+    ``torch.device``; the same-precision baseline runs on CUDA for a CUDA device, else on the CPU),
     ``nnspec_conventions`` (a dict of :class:`Conventions` fields), ``nnspec_unavailable`` (why it
     cannot run here, e.g. its device is absent: every clause is then *not applicable*),
     ``__version__``. :mod:`nnspec.verify.torch_nn` is a worked example (PyTorch's own layers).
@@ -40,6 +42,7 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import importlib.util
 import inspect
 import re
 import typing
@@ -651,7 +654,7 @@ def numpy_implementation() -> Implementation:
 
 SYNTAX_HELP = (
     "use 'numpy', 'torch[:device[:dtype]]' (e.g. torch:cpu:float32, torch:cuda:bfloat16), "
-    "'package.module:object', or the name of an installed entry point in the group "
+    "'package.module:object' (or a module's name), or the name of an installed entry point in the group "
     f"'{ENTRY_POINT_GROUP}'"
 )
 
@@ -674,6 +677,38 @@ def _parse_torch(name: str) -> tuple[str, str]:
             f"implementation {name!r}: unknown dtype {dtype!r}; choose one of {list(DTYPES)}"
         )
     return device, DTYPE_ALIASES[dtype]
+
+
+def _declared_dtype(value: Any, name: str) -> str:
+    """``nnspec_dtype`` in any spelling a framework has: ``"fp16"``, ``torch.float16``,
+    ``np.float16``, ``np.dtype("float16")``, ``"torch.float16"``. One nnspec cannot read is refused,
+    never taken for float64: a half-precision model judged by float64's tolerances fails every
+    clause, and none for the reason it reports."""
+    text = value if isinstance(value, str) else None
+    if text is None:
+        try:
+            text = str(value) if type(value).__module__.startswith("torch") else np.dtype(value).name
+        except (TypeError, ValueError):
+            text = None
+    dtype = DTYPE_ALIASES.get(text.strip().lower().removeprefix("torch.")) if isinstance(text, str) else None
+    if dtype is None:
+        raise UnknownImplementation(
+            f"implementation {name!r}: nnspec_dtype = {value!r} is not a floating-point precision nnspec "
+            f"checks; choose one of {list(DTYPES)} (or a torch/NumPy dtype of one)"
+        )
+    return dtype
+
+
+def _declared_device(value: Any, name: str) -> str:
+    """``nnspec_device`` as a name: ``"cpu"``, ``"cuda:1"``, or a ``torch.device``."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "type"):
+        value = str(value)  # torch.device("cuda", 1) -> "cuda:1"
+    if not isinstance(value, str) or not value.strip():
+        raise UnknownImplementation(
+            f"implementation {name!r}: nnspec_device = {value!r} is not a device; "
+            "declare a device name such as 'cpu' or 'cuda:0' (or a torch.device)"
+        )
+    return value.strip()
 
 
 def from_object(obj: Any, *, name: str) -> Implementation:
@@ -702,8 +737,8 @@ def from_object(obj: Any, *, name: str) -> Implementation:
     impl = Implementation(
         getattr(obj, "nnspec_name", name),
         namespace,
-        dtype=DTYPE_ALIASES.get(getattr(obj, "nnspec_dtype", "float64"), "float64"),
-        device=getattr(obj, "nnspec_device", "cpu"),
+        dtype=_declared_dtype(getattr(obj, "nnspec_dtype", "float64"), name),
+        device=_declared_device(getattr(obj, "nnspec_device", "cpu"), name),
         version=str(version),
         conventions=getattr(obj, "nnspec_conventions", None),
         framework="third-party",
@@ -734,6 +769,13 @@ def _import_object(spec: str) -> Any:
                 f"available: {sorted(n for n in dir(module) if not n.startswith('_'))[:12]}"
             ) from None
     return obj
+
+
+def _importable(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _entry_point(name: str) -> Any | None:
@@ -780,6 +822,8 @@ def _resolve(name: str) -> Implementation:
             ) from exc
         impl = from_object(obj, name=name)
     elif re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", name) and (":" in name or "." in name):
+        impl = from_object(_import_object(name), name=name)
+    elif name.isidentifier() and _importable(name):  # myimpl.py in the current directory
         impl = from_object(_import_object(name), name=name)
     else:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
