@@ -450,6 +450,38 @@ def test_entry_point_implementations_are_found_by_name(monkeypatch: pytest.Monke
         load_implementation("nothing")
 
 
+def test_a_capability_with_another_signature_fails_naming_both_signatures() -> None:
+    """An adapter that kept PyTorch's names (``dim``) raises TypeError on nnspec's call: the
+    failure shows its signature beside numpy_ref's, the fix, not only Python's one line."""
+
+    def softmax(x, dim=-1):
+        return numpy_ref.softmax(x, axis=dim)
+
+    class Network:
+        def __init__(self, config, params):
+            pass
+
+        def forward(self, tokens):  # numpy_ref's GPT.forward(ids)
+            return np.zeros(3)
+
+    impl = patched("numpy", name="dim", softmax=softmax, GPT=Network)
+    result = run_clause("SM-SUM", impl, profile="quick", seed=0)
+    assert result.status == "failed"
+    assert "softmax() got an unexpected keyword argument 'axis'" in result.message
+    assert "its signature is softmax(x, dim=-1)" in result.message
+    assert "numpy_ref's softmax(x, axis=-1, temperature=1.0)" in result.message
+    with pytest.raises(TypeError) as info:
+        impl.GPT(None, None).forward(ids=np.zeros(2, dtype=int))
+    assert "its signature is GPT.forward(tokens)" in str(info.value)
+    assert "numpy_ref's GPT.forward(ids)" in str(info.value)
+
+    def raising(x, axis=-1, temperature=1.0):  # a TypeError from inside a call that fits: no hint
+        raise TypeError("unsupported operand")
+
+    result = run_clause("SM-SUM", patched("numpy", name="t", softmax=raising), profile="quick", seed=0)
+    assert "unsupported operand" in result.message and "signature" not in result.message
+
+
 def test_implementation_exceptions_keep_their_type() -> None:
     def bad(x, axis=-1, temperature=1.0):
         raise ValueError("axis out of range")

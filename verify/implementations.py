@@ -142,14 +142,59 @@ def _call_text(impl_name: str, call: str, args: tuple, kwargs: dict) -> str:
     return f"{impl_name}: {call}({arguments})"
 
 
-def _implementation_error(impl_name: str, call: str, args: tuple, kwargs: dict, exc: BaseException):
+def _implementation_error(
+    impl_name: str, call: str, args: tuple, kwargs: dict, exc: BaseException, signature: inspect.Signature | None
+):
+    observed, expected = f"{type(exc).__name__}: {exc}", "a result (the clause only passes valid inputs)"
+    if isinstance(exc, TypeError) and (theirs := _unfit(signature, args, kwargs)):
+        ours = _reference_signature(call)
+        observed += f" (its signature is {call}{theirs})"
+        expected = (
+            f"a capability called as numpy_ref's {call}{ours}" if ours else "a capability called as numpy_ref's"
+        ) + " (reference/PARAMETERS.md); rename or reorder the arguments in the adapter"
     err = _error_class(type(exc))(
-        f"{_call_text(impl_name, call, args, kwargs)} raised",
-        observed=f"{type(exc).__name__}: {exc}",
-        expected="a result (the clause only passes valid inputs)",
+        f"{_call_text(impl_name, call, args, kwargs)} raised", observed=observed, expected=expected
     )
     err.original = exc
     return err
+
+
+def _plain(signature: inspect.Signature) -> str:
+    """``(x, axis=-1, temperature=1.0)``: names and defaults, the part a caller must match."""
+    empty = inspect.Parameter.empty
+    parameters = [p.replace(annotation=empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=parameters, return_annotation=empty))
+
+
+def _unfit(signature: inspect.Signature | None, args: tuple, kwargs: dict) -> str | None:
+    """The implementation's signature, where nnspec's call does not fit it (a TypeError that is the
+    adapter's naming, not the model's arithmetic); None where it fits or cannot be read."""
+    if signature is None:
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return _plain(signature)
+    return None
+
+
+@functools.cache
+def _reference_signature(call: str) -> str | None:
+    """numpy_ref's signature of a capability (``GPT.forward`` without its ``self``)."""
+    from nnspec.reference import numpy_ref
+
+    target: Any = numpy_ref
+    for part in call.split("."):
+        target = getattr(target, part, None)
+    if target is None:
+        return None
+    signature = _signature(target.__init__ if isinstance(target, type) else target)
+    if signature is None:
+        return None
+    parameters = list(signature.parameters.values())
+    if parameters and parameters[0].name == "self" and (isinstance(target, type) or "." in call):
+        signature = signature.replace(parameters=parameters[1:])
+    return _plain(signature)
 
 
 # What each capability returns, from the protocols' annotations (Array, tuple[Array, Array], dict...).
@@ -443,7 +488,7 @@ class Implementation:
             # sys.exit() in a model's code (an argument parser reading pytest's argv) is no Exception
             # but the implementation's failure all the same; Ctrl-C and the time limit go through
             except (Exception, SystemExit) as exc:
-                raise _implementation_error(impl.name, call, args, kwargs, exc) from exc
+                raise _implementation_error(impl.name, call, args, kwargs, exc, signature) from exc
             finally:
                 CURRENT_CALL.set(outer)
             for (label, array), copy in zip(inputs, copies, strict=True):
