@@ -29,6 +29,7 @@ from nnspec.verify import (
     run_clause,
 )
 from nnspec.verify.check import EngineCheck
+from nnspec.verify.mutants import CATALOGUE
 from nnspec.verify.profiles import PROFILES
 
 
@@ -480,6 +481,27 @@ def test_a_capability_with_another_signature_fails_naming_both_signatures() -> N
 
     result = run_clause("SM-SUM", patched("numpy", name="t", softmax=raising), profile="quick", seed=0)
     assert "unsupported operand" in result.message and "signature" not in result.message
+
+
+def test_a_result_narrower_than_the_declared_dtype_says_so_when_it_fails() -> None:
+    """A float32 model that forgot ``nnspec_dtype`` is judged as float64 (the default) and fails by
+    float32's rounding: the failure names the likely cause, not only a 1e-8 error."""
+
+    def softmax32(x, axis=-1, temperature=1.0):
+        return numpy_ref.softmax(x, axis=axis, temperature=temperature).astype(np.float32)
+
+    result = run_clause("SM-FORMULA", patched("numpy", name="f32", softmax=softmax32), profile="quick", seed=0)
+    assert result.status == "failed"
+    assert ("the result is float32, narrower than the float64 this implementation declares "
+            "(nnspec_dtype; float64 unless declared)") in result.message
+    # the same arithmetic declared as float32 passes, by float32's rule
+    declared = patched("numpy", name="f32", softmax=softmax32)
+    declared.dtype = "float32"
+    assert run_clause("SM-FORMULA", declared, profile="quick", seed=0).status == "passed"
+    # a float64 result that is wrong gets no such note
+    wrong = run_clause("SM-TEMP", CATALOGUE["softmax-temperature-multiplied"].implementation(),
+                       profile="quick", seed=0)
+    assert wrong.status == "failed" and "narrower" not in wrong.message
 
 
 def test_implementation_exceptions_keep_their_type() -> None:

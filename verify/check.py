@@ -68,6 +68,9 @@ def _is_float_array(x: Any) -> bool:
     return isinstance(x, np.ndarray | np.generic) and np.asarray(x).dtype.kind == "f"
 
 
+_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+
+
 def baseline_device(device: str, *, available: bool) -> str:
     """Where torch_ref computes the same-precision baseline for an implementation on ``device``.
 
@@ -105,10 +108,14 @@ class EngineCheck:
         return round_tree(np.asarray(x, dtype=np.float64) if isinstance(x, float | list) else x, self.impl.dtype)
 
     # -- assertions ----------------------------------------------------------------------------
-    def _fail(self, what: str, observed: str, expected: str, verdict: tolerances.Verdict | None = None) -> None:
+    def _fail(
+        self, what: str, observed: str, expected: str, verdict: tolerances.Verdict | None = None, *, note: str = ""
+    ) -> None:
         detail = ""
         if verdict is not None:
             detail = f"tolerance rule: {verdict.reason}" + (f"; {verdict.detail}" if verdict.detail else "")
+        if note:
+            detail = f"{detail}\n{note}" if detail else note
         raise ClauseFailure(
             what,
             observed=observed,
@@ -159,7 +166,19 @@ class EngineCheck:
     def _judge(self, verdict: tolerances.Verdict, observed: Any, expected: Any, what: str) -> None:
         self.records.append(Record(what, verdict.passed, verdict.error, verdict.tolerance, verdict.reason))
         if not verdict.passed:
-            self._fail(what, summarise(observed), summarise(expected), verdict)
+            self._fail(what, summarise(observed), summarise(expected), verdict, note=self._narrower(observed))
+
+    def _narrower(self, observed: Any) -> str:
+        """Why a precision failure may be the declaration's: a result in a narrower float than the
+        implementation declares (a float32 model without ``nnspec_dtype`` is judged as float64)."""
+        declared = _ITEMSIZE[self.impl.dtype]
+        if not isinstance(observed, np.ndarray) or observed.dtype.kind != "f" or observed.dtype.itemsize >= declared:
+            return ""
+        return (
+            f"the result is {observed.dtype}, narrower than the {self.impl.dtype} this implementation declares "
+            f"(nnspec_dtype; float64 unless declared): if it computes in {observed.dtype}, declare that, "
+            "and it is judged by that precision's rule"
+        )
 
     def close(
         self, observed: Any, expected: Any, *, output: str = "default", what: str, condition: Any = 1.0
