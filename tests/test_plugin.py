@@ -138,6 +138,37 @@ def test_a_module_in_the_project_is_named_by_its_name_and_declares_a_torch_dtype
     assert result.ret == pytest.ExitCode.OK
 
 
+def test_an_implementation_named_twice_runs_once(project: pytest.Pytester) -> None:
+    """``torch`` and ``torch:cpu:float32`` are one implementation: it runs once (two runs would give
+    two tests with one id and two report rows for one (clause, implementation))."""
+    result = project.runpytest(
+        "--nnspec-impl=torch", "--nnspec-impl=torch:cpu:float32,numpy", "--nnspec-impl=numpy", CATALOGUE,
+        "--nnspec-profile=quick", "--nnspec-clause=T-SOFTMAX",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "nnspec *: 1 clause, profile quick, seed 0",
+        "nnspec: --nnspec-impl=torch:cpu:float32 is --nnspec-impl=torch again (torch:cpu:float32): it runs once",
+        "nnspec: --nnspec-impl=numpy is --nnspec-impl=numpy again (numpy): it runs once",
+    ])
+
+
+def test_two_implementations_under_one_name_are_a_usage_error(project: pytest.Pytester) -> None:
+    """Two versions of a package that both declare ``nnspec_name = "mypkg"`` would share test ids and
+    report rows, so no one could tell their results apart."""
+    for version in ("v1", "v2"):
+        project.makepyfile(**{f"mypkg_{version}": (
+            "from nnspec.reference import numpy_ref\nnnspec_name = 'mypkg'\nsoftmax = numpy_ref.softmax\n"
+        )})
+    project.syspathinsert()
+    result = project.runpytest("--nnspec-impl=mypkg_v1", "--nnspec-impl=mypkg_v2", CATALOGUE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --nnspec-impl=mypkg_v2: it is named 'mypkg', as --nnspec-impl=mypkg_v1 is: their results "
+        "would share test ids and report rows; give one of them another nnspec_name",
+    ])
+
+
 def test_cuda_is_not_applicable_without_a_gpu(project: pytest.Pytester) -> None:
     result = project.runpytest("--nnspec-impl=torch:cuda:float32", CATALOGUE, "--nnspec-profile=quick", "-rs")
     if torch.cuda.is_available():

@@ -58,6 +58,7 @@ class _State:
         self.active = False
         self.implementations: list[Implementation] = []
         self.names: list[str] = []  # as given on the command line
+        self.repeated: list[str] = []  # names of an implementation already given, which runs once
         self.clauses: list[Clause] = []
         self.profile = "default"
         self.seed = 0
@@ -214,7 +215,10 @@ def pytest_configure(config: pytest.Config) -> None:
         _assign_gpu(config.workerinput["workerid"])
     for name in names:
         try:
-            state.implementations.append(load_implementation(name))
+            impl = load_implementation(name)
+            if _named_before(state, name, impl):
+                continue
+            state.implementations.append(impl)
             state.names.append(name)
         except UnknownImplementation as exc:
             raise _usage("--nnspec-impl", name, str(exc)) from None
@@ -238,6 +242,24 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{option}: {exc}") from None
 
 
+def _named_before(state: _State, name: str, impl: Implementation) -> bool:
+    """Whether ``impl`` is one already on the command line (``torch`` and ``torch:cpu:float32``),
+    which then runs once. Another implementation under a name already taken is a usage error: its
+    results would share test ids and report rows with the first one's."""
+    for earlier, other in zip(state.names, state.implementations, strict=True):
+        if other.name != impl.name:
+            continue
+        bundled = all(i.framework != "third-party" and i.patched_from is None for i in (impl, other))
+        if other is impl or bundled:
+            state.repeated.append(f"--nnspec-impl={name} is --nnspec-impl={earlier} again ({impl.name}): it runs once")
+            return True
+        raise UnknownImplementation(
+            f"it is named {impl.name!r}, as --nnspec-impl={earlier} is: their results would share test ids "
+            "and report rows; give one of them another nnspec_name"
+        )
+    return False
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(STATE, None)
     if state is None or not state.active:
@@ -245,10 +267,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     from importlib.metadata import version
 
     lines = [
-        f"nnspec {version('nnspec')}: {len(state.clauses)} clauses, profile {state.profile}, "
+        f"nnspec {version('nnspec')}: {len(state.clauses)} clause{'s' * (len(state.clauses) != 1)}, "
+        f"profile {state.profile}, "
         f"seed {state.seed}"
     ]
     lines += [f"nnspec implementation: {impl.describe()}" for impl in state.implementations]
+    lines += [f"nnspec: {note}" for note in state.repeated]
     modes = numerics.session_modes()
     if modes:
         lines.append(
