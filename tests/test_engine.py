@@ -172,6 +172,37 @@ def test_an_implementation_that_writes_to_its_inputs_fails(clause_id, override, 
     assert "element(s) changed" in result.message and "shrunk input:" in result.message
 
 
+class _GPTConvertingItsParams(numpy_ref.GPT):
+    """A torch user's adapter that converts the caller's parameter dict in place."""
+
+    def __init__(self, config, params):
+        for block in params["blocks"]:
+            block["attn"]["W_q"] = torch.from_numpy(block["attn"]["W_q"].copy())
+        super().__init__(config, numpy_ref.init_params(config, seed=0) | {
+            "blocks": [{**b, "attn": {**b["attn"], "W_q": b["attn"]["W_q"].numpy()}} for b in params["blocks"]],
+        })
+
+
+class _GPTDroppingTheUnembedding(numpy_ref.GPT):
+    def __init__(self, config, params):
+        params.pop("W_U", None)  # "tied": the caller's dict loses a parameter
+        super().__init__(config, params)
+
+
+@pytest.mark.parametrize(
+    ("network", "change"),
+    [(_GPTConvertingItsParams, "params['blocks'][0]['attn']['W_q'] was replaced: an array of shape"),
+     (_GPTDroppingTheUnembedding, "params['W_U'] was removed")],
+)
+def test_an_implementation_that_rewrites_a_parameter_dict_fails(network: type, change: str) -> None:
+    """Replacing or removing entries of the caller's dict changes no array, so the element check
+    cannot see it; the oracle, called next with the same dict, would get tensors or lose a weight."""
+    result = run_clause("GPT-NEXT", patched("numpy", name="rewrites", GPT=network), profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert "GPT(" in result.message and "modified its argument params in place" in result.message
+    assert change in result.message, result.message
+
+
 @pytest.mark.parametrize("clause_id", ["SM-SUM", "SM-TEMP"])
 def test_a_non_deterministic_implementation_fails_saying_so(clause_id: str) -> None:
     """Wrong on a random 30% of calls (a race in a kernel, uninitialised memory): Hypothesis finds a

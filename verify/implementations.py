@@ -283,22 +283,20 @@ def _signature(target: Callable) -> inspect.Signature | None:
         return None
 
 
-def _array_arguments(
-    signature: inspect.Signature | None, args: tuple, kwargs: dict
-) -> list[tuple[str, np.ndarray]]:
-    """The NumPy arrays among a call's arguments (inside tuples, lists and dicts too), by name."""
+def _argument_nodes(signature: inspect.Signature | None, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """Every value among a call's arguments, by name: the arguments, and what their tuples, lists and
+    dicts hold (to depth 4, which reaches every array of PARAMETERS.md's layouts), parents first."""
     try:
         if signature is None:
             raise TypeError
         named = dict(signature.bind(*args, **kwargs).arguments)
     except TypeError:
         named = {**{f"argument {i}": a for i, a in enumerate(args)}, **kwargs}
-    found: list[tuple[str, np.ndarray]] = []
+    found: list[tuple[str, Any]] = []
 
     def walk(value: Any, label: str, depth: int) -> None:
-        if isinstance(value, np.ndarray):
-            found.append((label, value))
-        elif isinstance(value, tuple | list) and depth < 4:
+        found.append((label, value))
+        if isinstance(value, tuple | list) and depth < 4:
             for i, item in enumerate(value):
                 walk(item, f"{label}[{i}]", depth + 1)
         elif isinstance(value, dict) and depth < 4:
@@ -308,6 +306,28 @@ def _array_arguments(
     for name, value in named.items():
         walk(value, name, 0)
     return found
+
+
+def _array_arguments(nodes: list[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
+    """The NumPy arrays among a call's arguments (see :func:`_argument_nodes`)."""
+    return [(label, value) for label, value in nodes if isinstance(value, np.ndarray)]
+
+
+def _restructured(before: list[tuple[str, Any]], after: list[tuple[str, Any]]) -> tuple[str, str] | None:
+    """(argument, how) where a container among the arguments had an entry replaced, removed or added
+    (an adapter that converts the caller's parameter dict in place: no array changes, but the dict
+    now holds tensors), or None. Compared by identity; the first change in argument order."""
+    now = dict(after)
+    then = dict(before)
+    for label, value in before:
+        if label not in now:
+            return label, f"{label} was removed"
+        if now[label] is not value:
+            return label, f"{label} was replaced: {_kind(value)} became {_kind(now[label])}"
+    for label, value in after:
+        if label not in then:
+            return label, f"{label} was added ({_kind(value)})"
+    return None
 
 
 def _written(before: np.ndarray, after: np.ndarray) -> str | None:
@@ -477,7 +497,8 @@ class Implementation:
                 args, kwargs = _flip_mask_arguments(call, args, kwargs)
             outer = CURRENT_CALL.get()
             CURRENT_CALL.set(f"{impl.name}'s {call}")
-            inputs = _array_arguments(signature, args, kwargs)
+            nodes = _argument_nodes(signature, args, kwargs)
+            inputs = _array_arguments(nodes)
             copies = [a.copy() for _, a in inputs]
             session_errors = SESSION_NUMPY_ERRORS.get() if third_party else None
             try:
@@ -491,14 +512,17 @@ class Implementation:
                 raise _implementation_error(impl.name, call, args, kwargs, exc, signature) from exc
             finally:
                 CURRENT_CALL.set(outer)
-            for (label, array), copy in zip(inputs, copies, strict=True):
-                if (changed := _written(copy, array)) is not None:
-                    raise ClauseFailure(
-                        f"{_call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
-                        observed=changed,
-                        expected="its arguments left as they were (a capability is a function of them: "
-                        "copy before writing)",
-                    )
+            changes = [(label, changed) for (label, array), copy in zip(inputs, copies, strict=True)
+                       if (changed := _written(copy, array)) is not None]
+            if not changes and (rewritten := _restructured(nodes, _argument_nodes(signature, args, kwargs))):
+                changes = [(rewritten[0].partition("[")[0], rewritten[1])]
+            for label, changed in changes[:1]:
+                raise ClauseFailure(
+                    f"{_call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
+                    observed=changed,
+                    expected="its arguments left as they were (a capability is a function of them: "
+                    "copy before writing)",
+                )
             if call not in NETWORK_CLASSES and (problem := _result_problem(call, result)):
                 where, observed, expected = problem
                 raise ClauseFailure(
