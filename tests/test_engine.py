@@ -203,6 +203,20 @@ def test_an_implementation_that_rewrites_a_parameter_dict_fails(network: type, c
     assert change in result.message, result.message
 
 
+def test_a_wrapper_that_passes_its_arguments_on_modifies_nothing() -> None:
+    """``*args``/``**kwargs`` are bound to a fresh tuple and dict on every call: a decorator's
+    wrapper (``functools.wraps``, ``torch.no_grad()``) must not look as if it replaced its arguments."""
+    forwarding = patched(
+        "numpy", name="forwarding",
+        softmax=lambda *a, **k: numpy_ref.softmax(*a, **k),
+        feed_forward=torch.no_grad()(numpy_ref.feed_forward),
+        GPT=lambda *a, **k: numpy_ref.GPT(*a, **k),
+    )
+    for clause_id in ("SM-SUM", "FFN-FORMULA", "GPT-NEXT"):
+        result = run_clause(clause_id, forwarding, profile="quick", seed=0)
+        assert result.status == "passed", result.message
+
+
 @pytest.mark.parametrize("clause_id", ["SM-SUM", "SM-TEMP"])
 def test_a_non_deterministic_implementation_fails_saying_so(clause_id: str) -> None:
     """Wrong on a random 30% of calls (a race in a kernel, uninitialised memory): Hypothesis finds a

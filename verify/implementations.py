@@ -290,6 +290,13 @@ def _argument_nodes(signature: inspect.Signature | None, args: tuple, kwargs: di
         if signature is None:
             raise TypeError
         named = dict(signature.bind(*args, **kwargs).arguments)
+        # *args and **kwargs are bound to a tuple and a dict made afresh on every bind: their items
+        # are the arguments (a wrapper's ``lambda *a, **k: f(*a, **k)`` rewrites nothing)
+        for name, parameter in signature.parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL and name in named:
+                named.update({f"{name}[{i}]": a for i, a in enumerate(named.pop(name))})
+            elif parameter.kind is inspect.Parameter.VAR_KEYWORD and name in named:
+                named.update(named.pop(name))
     except TypeError:
         named = {**{f"argument {i}": a for i, a in enumerate(args)}, **kwargs}
     found: list[tuple[str, Any]] = []
