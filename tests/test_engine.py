@@ -217,6 +217,46 @@ def test_a_wrapper_that_passes_its_arguments_on_modifies_nothing() -> None:
         assert result.status == "passed", result.message
 
 
+def test_a_result_the_implementation_overwrites_later_is_judged_as_it_was_returned() -> None:
+    """A model that writes every forward pass into one preallocated buffer (CUDA graphs' static
+    outputs, ``out=`` kernels) returns the same array each time. A clause comparing two passes would
+    compare the buffer with itself, and GPT-NEXT passed a GPT with no causal mask at all; each result
+    is a copy taken when the call returns."""
+    base = CATALOGUE["gpt-without-causal-mask"].implementation()
+    unmasked = base._namespace["GPT"]
+
+    class BufferedGPT:
+        def __init__(self, config, params):
+            self._net, self._out = unmasked(config, params), None
+
+        def forward(self, ids):
+            out = self._net.forward(ids)
+            if self._out is None or self._out.shape != out.shape:
+                self._out = np.empty_like(out)
+            np.copyto(self._out, out)
+            return self._out
+
+    result = run_clause("GPT-NEXT", patched(base, name="buffered", GPT=BufferedGPT), profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert result.message.startswith("GPT-NEXT [buffered] failed")
+
+
+def test_a_namedtuple_result_is_a_tuple_of_its_fields() -> None:
+    """``Attention(output, weights)``, a namedtuple, is what many codebases return; copying or
+    translating the result must build it from its fields, not from one iterable."""
+    import collections
+
+    Attention = collections.namedtuple("Attention", ["output", "weights"])
+
+    def attention(q, k, v, mask=None):
+        return Attention(*numpy_ref.scaled_dot_product_attention(q, k, v, mask))
+
+    named = patched("numpy", name="namedtuple", scaled_dot_product_attention=attention)
+    for clause_id in ("ATT-ROWS-SUM", "ATT-MASK-ZERO"):
+        result = run_clause(clause_id, named, profile="quick", seed=0)
+        assert result.status == "passed", result.message
+
+
 @pytest.mark.parametrize("clause_id", ["SM-SUM", "SM-TEMP"])
 def test_a_non_deterministic_implementation_fails_saying_so(clause_id: str) -> None:
     """Wrong on a random 30% of calls (a race in a kernel, uninitialised memory): Hypothesis finds a

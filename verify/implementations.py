@@ -356,12 +356,32 @@ def _written(before: np.ndarray, after: np.ndarray) -> str | None:
     )
 
 
+def _rebuilt(value: tuple | list, items: list[Any]) -> tuple | list:
+    """``value``'s sequence type holding ``items``: a namedtuple (``Attention(output, weights)``)
+    takes them as positional arguments, not as one iterable."""
+    return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+
+
+def _snapshot(value: Any, depth: int = 0) -> Any:
+    """A result's arrays copied as they are when the call returns. An implementation that writes
+    each result into one preallocated buffer (CUDA graphs' static outputs, ``out=`` kernels)
+    returns the same array every time; a clause comparing two calls would compare that buffer with
+    itself and pass, whatever the model computes."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple | list) and depth < 4:
+        return _rebuilt(value, [_snapshot(v, depth + 1) for v in value])
+    if isinstance(value, dict) and depth < 4:
+        return {k: _snapshot(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def _flip_masks(value: Any) -> Any:
     """Invert boolean masks (``True = may attend`` <-> ``True = masked``)."""
     if isinstance(value, np.ndarray) and value.dtype == bool:
         return ~value
     if isinstance(value, tuple | list):
-        return type(value)(_flip_masks(v) for v in value)
+        return _rebuilt(value, [_flip_masks(v) for v in value])
     return value
 
 
@@ -535,6 +555,8 @@ class Implementation:
                 raise ClauseFailure(
                     f"{_call_text(impl.name, call, args, kwargs)} {where}", observed=observed, expected=expected
                 )
+            if call not in NETWORK_CLASSES:
+                result = _snapshot(result)
             if flip and call in _MASK_RESULTS:
                 result = _flip_masks(result)
             if call in NETWORK_CLASSES:
@@ -583,7 +605,7 @@ def round_tree(value: Any, dtype: str) -> Any:
     if isinstance(value, dict):
         return {k: round_tree(v, dtype) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(round_tree(v, dtype) for v in value)
+        return _rebuilt(value, [round_tree(v, dtype) for v in value])
     if isinstance(value, np.ndarray):
         return round_to_dtype(value, dtype)
     return value
