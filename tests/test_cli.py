@@ -86,3 +86,20 @@ def test_default_verify_runs_from_outside_the_repository(tmp_path: Path) -> None
     assert "nnspec implementation: torch:cpu:float32" in proc.stdout
     assert "torch:cpu:float32: 2 passed" in proc.stdout
     assert not list(tmp_path.iterdir())  # nothing left behind in the user's directory
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_verify_runs_with_plugin_autoloading_off(tmp_path: Path, workers: list[str]) -> None:
+    """CI set-ups often set PYTEST_DISABLE_PLUGIN_AUTOLOAD=1; nnspec verify loads its plugin (and
+    xdist's, for -n) by name, so the main job does not stop at 'unrecognized arguments'."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    report = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnspec.verify.cli", "verify", "numpy", "--profile", "quick", *CATALOGUE,
+         "--report", str(report), *workers],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"numpy: {len(TEST_CLAUSES)} passed" in proc.stdout
+    assert len(json.loads((report / "results.json").read_text())["results"]) == len(TEST_CLAUSES)

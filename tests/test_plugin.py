@@ -169,6 +169,17 @@ def test_two_implementations_under_one_name_are_a_usage_error(project: pytest.Py
     ])
 
 
+def test_the_plugin_loads_by_name_with_autoloading_off(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = project.runpytest_subprocess("-p", "nnspec", "-p", "xdist", "-n", "2", "--nnspec-impl=numpy",
+                                          CATALOGUE, "--nnspec-profile=quick")
+    result.assert_outcomes(passed=len(TEST_CLAUSES))
+    without = project.runpytest_subprocess("--nnspec-impl=numpy", CATALOGUE)
+    assert without.ret == pytest.ExitCode.USAGE_ERROR  # what nnspec verify hit before it loaded by name
+
+
 def test_cuda_is_not_applicable_without_a_gpu(project: pytest.Pytester) -> None:
     result = project.runpytest("--nnspec-impl=torch:cuda:float32", CATALOGUE, "--nnspec-profile=quick", "-rs")
     if torch.cuda.is_available():

@@ -45,6 +45,9 @@ def _verify(args: argparse.Namespace) -> int:
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")
         argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly", "-rfEs"]
+        # By entry-point name, so the run works with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 too (with
+        # autoloading on, a plugin already loaded by its name is not loaded again).
+        argv += ["-p", "nnspec"]
         argv += [f"--nnspec-impl={name}" for name in impls]
         argv += [f"--nnspec-profile={args.profile}", f"--nnspec-seed={args.seed}"]
         argv += [f"--nnspec-clause={c}" for c in args.clause]
@@ -57,7 +60,7 @@ def _verify(args: argparse.Namespace) -> int:
         if args.time_limit is not None:
             argv.append(f"--nnspec-time-limit={args.time_limit}")
         if args.n is not None:
-            argv += ["-n", str(args.n)]
+            argv += ["-p", "xdist", "-n", str(args.n)]
         if args.k:
             argv += ["-k", args.k]
         argv += ["-v"] * args.verbose + ["-q"] * args.quiet
