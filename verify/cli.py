@@ -43,7 +43,12 @@ def _verify(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nnspec-verify-") as tmp:
         # An empty project: no tests, no conftest, no ini of the caller's directory.
         ini = Path(tmp) / "pytest.ini"
-        ini.write_text("[pytest]\n")
+        # This process imported nnspec before pytest started, so loading the plugin by name (below)
+        # warns that pytest cannot rewrite its asserts; nnspec's clauses report with their own text.
+        ini.write_text(
+            "[pytest]\nfilterwarnings =\n"
+            "    ignore:Module already imported so cannot be rewritten; nnspec:pytest.PytestAssertRewriteWarning\n"
+        )
         argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly", "-rfEs"]
         # By entry-point name, so the run works with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 too (with
         # autoloading on, a plugin already loaded by its name is not loaded again).
