@@ -450,3 +450,16 @@ def test_transformer_training_leaves_the_callers_random_state(device: str) -> No
     ]
     assert torch.equal(torch.rand(3, device=device), expected)
     assert losses[0] == losses[1]
+
+
+def test_transformer_training_works_with_grad_off_in_the_session(device: str) -> None:
+    """``torch.set_grad_enabled(False)`` (an inference script's first line) must not stop training:
+    train() differentiates, so it turns autograd on for itself and leaves the session's mode as it was."""
+    config = preset("transformer_tiny")
+    src = torch.tensor([[4, 5, 6, PAD_ID]], device=device)
+    tgt = torch.tensor([[START_ID, 5, 6, END_ID]], device=device)
+    net = torch_ref.Transformer(config, torch_ref.init_params(config, seed=0, device=device))
+    with torch.no_grad():
+        losses = net.train(src, tgt, epochs=5, eta=1e-2)
+        assert not torch.is_grad_enabled()
+    assert losses[-1] < losses[0]

@@ -151,3 +151,24 @@ def test_the_catalogue_catches_nn_transformers_extra_final_norm() -> None:
         assert result.status == "failed", clause_id
         assert "norm_placement = 'post'" in result.message
     assert run_clause("ENC-LAYER", "nnspec.verify.torch_nn:float64", profile="quick", seed=0).status == "passed"
+
+
+AUTOGRAD_CLAUSES = ["ACT-SIGMOID", "BP-FULL", "SGD-PARTITION", "LINREG-GD", "GRAD-SOFTMAX", "GRAD-ATTN"]
+
+
+@pytest.mark.parametrize("name", ["nnspec.verify.torch_nn:float64", "torch:cpu:float64"])
+def test_derivatives_and_training_work_in_a_session_with_grad_off(name: str) -> None:
+    """An inference script's ``torch.set_grad_enabled(False)`` turns autograd off for the whole
+    process; code that differentiates turns it back on for itself, as torch.func does (the
+    derivatives, MLP.gradients and training raised 'element 0 of tensors does not require grad')."""
+    impl = load_implementation(name)
+    before = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        results = {cid: run_clause(cid, impl, profile="quick", seed=0) for cid in AUTOGRAD_CLAUSES}
+        still_off = not torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(before)
+    assert still_off  # and the session's mode is its own again afterwards
+    failed = {cid: r.message for cid, r in results.items() if r.status != "passed"}
+    assert not failed, failed

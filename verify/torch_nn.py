@@ -490,17 +490,20 @@ class _MLP(_OnDevice):
         with torch.no_grad():
             return float(self._cost(self._in(x), self._in(y)))
 
+    @torch.enable_grad()  # it differentiates: a session's set_grad_enabled(False) must not stop it
     def gradients(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
         x, y = torch.atleast_2d(self._in(x)), torch.atleast_2d(self._in(y))
         grads = torch.autograd.grad(self._cost(x, y), [p for lin in self.layers for p in (lin.weight, lin.bias)])
         return [to_numpy(g) for g in grads[0::2]], [to_numpy(g) for g in grads[1::2]]
 
+    @torch.enable_grad()  # it differentiates: a session's set_grad_enabled(False) must not stop it
     def sgd_step(self, x: Any, y: Any, eta: float) -> None:
         optimiser = torch.optim.SGD(self.layers.parameters(), lr=eta)
         optimiser.zero_grad()
         self._cost(torch.atleast_2d(self._in(x)), torch.atleast_2d(self._in(y))).backward()
         optimiser.step()
 
+    @torch.enable_grad()  # it differentiates: a session's set_grad_enabled(False) must not stop it
     def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
         X, Y = self._in(X), self._in(Y)
         optimiser = torch.optim.SGD(self.layers.parameters(), lr=eta)
@@ -550,6 +553,7 @@ class TorchNN(_OnDevice):
     def _out(t: Tensor) -> np.ndarray:
         return to_numpy(t)
 
+    @torch.enable_grad()  # it differentiates: a session's set_grad_enabled(False) must not stop it
     def _derivative(self, f: Callable[[Tensor], Tensor], z: Any) -> np.ndarray:
         """f'(z) elementwise, by autograd (f acts elementwise, so the gradient of sum f is f')."""
         z = self._in(z).requires_grad_(True)

@@ -433,8 +433,9 @@ class Transformer:
             loss = mean over real next tokens t of  -log softmax(forward(src, tgt[:, :-1]))[t, tgt[t+1]]
 
         minimised by full-batch Adam (Kingma and Ba 2015) with learning rate ``eta``, gradients by
-        autograd. ``seed`` seeds the device's generator for the training alone (full-batch Adam
-        itself draws nothing): the caller's random state is as it was afterwards.
+        autograd (on for the training even where the caller turned it off). ``seed`` seeds the
+        device's generator for the training alone (full-batch Adam itself draws nothing): the
+        caller's random state is as it was afterwards.
         src_ids (N, S), tgt_ids (N, T): padded with PAD_ID.
 
         float16 and bfloat16 train in mixed precision (Micikevicius et al. 2018), as such models are
@@ -443,7 +444,9 @@ class Transformer:
         Adam's eps = 1e-8 is 0 in float16, and a step below a weight's spacing is lost.
         """
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        # Training differentiates: autograd on for it alone, whatever the caller's grad mode
+        # (an inference script's torch.set_grad_enabled(False)), as torch.func's transforms do.
+        with torch.random.fork_rng(devices=cuda), torch.enable_grad():
             generator = torch.cuda.default_generators[cuda[0]] if cuda else torch.default_generator
             generator.manual_seed(seed)
             return self._train(src_ids, tgt_ids, epochs=epochs, eta=eta)
