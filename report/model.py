@@ -99,11 +99,13 @@ def run_metadata(
     command: str = "",
     torch_precision: dict[str, Any] | None = None,
     numpy_errors: dict[str, str] | None = None,
+    flush_subnormals: bool = False,
 ) -> dict[str, Any]:
     """The ``meta`` object of a report (see ``schema.json``). ``torch_precision`` holds torch's
     precision switches that differ from a fresh ``import torch`` (TF32, bfloat16 matmul passes), by
     their ``torch.backends`` path: third-party torch code ran in them. ``numpy_errors``, likewise,
-    holds the ``np.seterr`` settings that differ from a fresh NumPy's."""
+    holds the ``np.seterr`` settings that differ from a fresh NumPy's, and ``flush_subnormals``
+    whether the process flushed subnormal numbers to zero."""
     return {
         **environment(),
         "implementations": implementations,
@@ -119,6 +121,7 @@ def run_metadata(
         "command": command,
         "torch_precision": dict(torch_precision or {}),
         "numpy_errors": dict(numpy_errors or {}),
+        "flush_subnormals": bool(flush_subnormals),
     }
 
 

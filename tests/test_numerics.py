@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nnspec.reference import numpy_ref
 from nnspec.report import validate
-from nnspec.verify import implementations, load_implementation, numerics, run_clause
+from nnspec.verify import implementations, load_implementation, numerics, patched, run_clause
 from nnspec.verify.check import EngineCheck
 
 pytest_plugins = ["pytester"]
@@ -355,3 +356,66 @@ def test_a_third_party_implementation_runs_in_the_sessions_seterr() -> None:
         "  # after np.seterr(divide='raise', over='raise', under='raise', invalid='raise') in the same "
         "process, as in this run"
     ), result.reproduce
+
+
+@pytest.fixture
+def flushing_session():
+    """A session that flushes subnormals to zero, as after torch.set_flush_denormal(True)."""
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this processor has no flush-to-zero mode torch can set")
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_flushing_subnormals_is_detected_and_undone_for_a_block(flushing_session) -> None:
+    assert numerics.flushes_subnormals()
+    assert sys.float_info.min / 2.0 == 0.0
+    with numerics.subnormals(flush=False):
+        assert not numerics.flushes_subnormals() and sys.float_info.min / 2.0 > 0.0
+        with numerics.subnormals(flush=True):
+            assert numerics.flushes_subnormals()
+        assert not numerics.flushes_subnormals()
+    assert numerics.flushes_subnormals()  # the session's mode, as it was
+
+
+def test_clauses_run_with_subnormals_and_third_party_code_in_the_session_mode(flushing_session) -> None:
+    """Under torch.set_flush_denormal(True) Hypothesis refused every float draw ("we can't represent
+    subnormal floats right now") and the clauses errored, blaming nnspec. The clause and the oracle
+    now run in IEEE arithmetic; the implementation under test runs as the session does."""
+    seen = []
+
+    def softmax(x, axis=-1, temperature=1.0):
+        seen.append(numerics.flushes_subnormals())
+        return numpy_ref.softmax(x, axis=axis, temperature=temperature)
+
+    for name in ("torch:cpu:float64", "torch:cpu:float32", "numpy"):
+        for clause_id in ("ACT-SIGMOID", "NEURON-WSUM"):
+            result = run_clause(clause_id, load_implementation(name), profile="quick", seed=0)
+            assert result.status == "passed", result.message
+    result = run_clause("SM-SUM", patched("numpy", name="mine", softmax=softmax), profile="quick", seed=0)
+    assert result.status == "passed", result.message
+    assert seen and all(seen)
+    assert "# after torch.set_flush_denormal(True) in the same process" in result.reproduce
+    assert numerics.flushes_subnormals()
+
+
+def test_a_flushing_session_is_in_the_header_and_the_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this processor has no flush-to-zero mode torch can set")
+    torch.set_flush_denormal(False)
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest("import torch\ntorch.set_flush_denormal(True)\n")
+    out = tmp_path / "report"
+    result = pytester.runpytest_subprocess(
+        "--nnspec-impl=torch:cpu:float64", "--nnspec-impl=numpy", "--nnspec-clause=ACT-SIGMOID,NEURON-WSUM",
+        "--nnspec-profile=quick", f"--nnspec-report={out}",
+    )
+    result.stdout.fnmatch_lines(["nnspec subnormals: flushed to zero in this process (torch.set_flush_denormal(True)*"])
+    result.assert_outcomes(passed=4)
+    data = json.loads((out / "results.json").read_text())
+    validate(data)
+    assert data["meta"]["flush_subnormals"] is True
+    assert "subnormals: flushed to zero" in (out / "report.md").read_text()
+    assert "<dt>subnormals</dt>" in (out / "report.html").read_text()

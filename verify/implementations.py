@@ -55,7 +55,7 @@ import numpy as np
 from nnspec.spec.clause import ClauseFailure
 
 from .conventions import ConfiguredOracle, Conventions, apply_to_arguments
-from .numerics import ieee_float32
+from .numerics import ieee_float32, subnormals
 from .protocols import CAPABILITIES, CREATORS, NETWORK_CLASSES, SHARED, shared_capabilities
 
 ENTRY_POINT_GROUP = "nnspec.implementations"
@@ -66,6 +66,11 @@ CURRENT_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar("nnspe
 # third-party implementation is called in it. None outside run_clause.
 SESSION_NUMPY_ERRORS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "nnspec_numpy_errors", default=None
+)
+# Whether the session flushes subnormals to zero (the clause itself runs with them): a third-party
+# implementation is called in the session's mode. False outside run_clause.
+SESSION_FLUSHES_SUBNORMALS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "nnspec_flushes_subnormals", default=False
 )
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -528,8 +533,12 @@ class Implementation:
             inputs = _array_arguments(nodes)
             copies = [a.copy() for _, a in inputs]
             session_errors = SESSION_NUMPY_ERRORS.get() if third_party else None
+            flush = third_party and SESSION_FLUSHES_SUBNORMALS.get()
             try:
-                with np.errstate(**session_errors) if session_errors else contextlib.nullcontext():
+                with (
+                    np.errstate(**session_errors) if session_errors else contextlib.nullcontext(),
+                    subnormals(flush=True) if flush else contextlib.nullcontext(),
+                ):
                     result = target(*args, **kwargs)
             except (ClauseFailure, MissingCapability):
                 raise

@@ -251,3 +251,42 @@ def numpy_session_errors() -> dict[str, str]:
 def describe_numpy_errors(errors: dict[str, str]) -> str:
     """The settings as the call that makes them (for a reproduce line)."""
     return "np.seterr(" + ", ".join(f"{k}={v!r}" for k, v in errors.items()) + ")" if errors else ""
+
+
+# Subnormal numbers. ``torch.set_flush_denormal(True)`` (PyTorch's advice for faster CPU inference)
+# or a shared library built with -ffast-math sets the processor's flush-to-zero and
+# denormals-are-zero modes for the thread: subnormal results become 0 and subnormal inputs read as
+# 0. Hypothesis refuses to draw floats then ("we can't represent subnormal floats right now"), and
+# the oracle would no longer be IEEE arithmetic. The clause, the oracle and the checks run with
+# subnormals; a third-party implementation in the session's mode, like the switches above.
+
+
+def flushes_subnormals() -> bool:
+    """Whether this thread's floating-point unit flushes subnormals to zero (FTZ or DAZ)."""
+    tiny = sys.float_info.min
+    half = tiny / 2.0  # a subnormal, or 0 under FTZ
+    return half == 0.0 or half * 1.0 == 0.0  # 0 under DAZ, which reads the subnormal as 0
+
+
+@contextmanager
+def subnormals(*, flush: bool) -> Iterator[None]:
+    """Run the block with subnormals flushed (``flush=True``) or kept, through
+    ``torch.set_flush_denormal``, and put this thread's mode back after (a mode set by -ffast-math
+    code comes back as torch sets it, FTZ and DAZ together). Where the processor has no such mode,
+    or torch cannot change it, the block runs as it is."""
+    if flushes_subnormals() == flush:
+        yield
+        return
+    import torch
+
+    changed = bool(torch.set_flush_denormal(flush))
+    try:
+        yield
+    finally:
+        if changed:
+            torch.set_flush_denormal(not flush)
+
+
+def describe_subnormals(flushing: bool) -> str:
+    """The session's mode as the call that sets it (for a reproduce line), or ""."""
+    return "torch.set_flush_denormal(True)" if flushing else ""

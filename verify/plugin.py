@@ -285,6 +285,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             f"nnspec numpy errors: {numerics.describe_numpy_errors(numpy_errors)} (not a fresh NumPy's: "
             "third-party implementations run in it; the oracle and the checks in NumPy's defaults)"
         )
+    if numerics.flushes_subnormals():
+        lines.append(
+            "nnspec subnormals: flushed to zero in this process (torch.set_flush_denormal(True), or a "
+            "library built with -ffast-math); third-party implementations run so, the clauses, the "
+            "oracle and torch:* with IEEE subnormals"
+        )
     return lines
 
 
@@ -522,6 +528,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         command=state.command,
         torch_precision=numerics.session_modes(),
         numpy_errors=numerics.numpy_session_errors(),
+        flush_subnormals=numerics.flushes_subnormals(),
     )
     # files this run put into DIR besides the report (--junitxml=DIR/junit.xml) move along with it
     present = list(state.report_dir.iterdir()) if state.report_dir.is_dir() else []

@@ -45,6 +45,7 @@ from . import numerics
 from .check import EngineCheck, Record, summarise
 from .implementations import (
     CURRENT_CALL,
+    SESSION_FLUSHES_SUBNORMALS,
     SESSION_NUMPY_ERRORS,
     Implementation,
     MissingCapability,
@@ -439,6 +440,8 @@ def run_clause(
     if impl.dtype != "float64":  # TF32 and bfloat16 matmul passes round float32 (and only that)
         session.append(numerics.describe(numerics.session_modes()))
     session.append(numerics.describe_numpy_errors(numerics.numpy_session_errors()))
+    flushing = numerics.flushes_subnormals()
+    session.append(numerics.describe_subnormals(flushing))
     session_state = "; ".join(filter(None, session))
     if session_state:
         result.reproduce += f"  # after {session_state} in the same process, as in this run"
@@ -477,9 +480,11 @@ def run_clause(
     # the clause and the oracle compute in NumPy's default error handling, the implementation in
     # the session's (numerics.NUMPY_FRESH)
     session_errors = SESSION_NUMPY_ERRORS.set(np.geterr())
+    session_flush = SESSION_FLUSHES_SUBNORMALS.set(flushing)
     try:
         with (
             np.errstate(**numerics.NUMPY_FRESH),
+            numerics.subnormals(flush=False),
             time_limit_alarm,
             _watch_native_failure(native_failure, result, limit, time_limit_alarm.active),
         ):
@@ -534,6 +539,7 @@ def run_clause(
         )
     finally:
         SESSION_NUMPY_ERRORS.reset(session_errors)
+        SESSION_FLUSHES_SUBNORMALS.reset(session_flush)
     result.duration = time.perf_counter() - started
     result.examples = state["examples"]
     result.examples_to_failure = state["first_failure"] if result.status == "failed" else None
