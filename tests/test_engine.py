@@ -520,6 +520,42 @@ def test_a_module_is_named_by_its_bare_name(tmp_path: Path, monkeypatch: pytest.
         load_implementation("json")
 
 
+def test_a_class_with_instance_methods_is_built_or_refused() -> None:
+    """``mypkg.impl:Impl`` names the class where its methods need an instance: nnspec builds it when
+    that takes no arguments (its methods then get their self), else says what to name instead."""
+    from nnspec.verify.implementations import from_object
+
+    class Impl:
+        nnspec_name = "cls"
+
+        def softmax(self, x, axis=-1, temperature=1.0):
+            return numpy_ref.softmax(x, axis=axis, temperature=temperature)
+
+        @staticmethod
+        def relu(z):
+            return numpy_ref.relu(z)
+
+    impl = from_object(Impl, name="mypkg.impl:Impl")
+    assert impl.capabilities == {"softmax", "relu"}
+    assert run_clause("SM-SUM", impl, profile="quick", seed=0).status == "passed"
+
+    class Configured(Impl):
+        def __init__(self, device):
+            self.device = device
+
+    with pytest.raises(UnknownImplementation) as info:
+        from_object(Configured, name="mypkg.impl:Configured")
+    message = str(info.value)
+    assert "Configured is a class whose capabilities (softmax) are instance methods" in message
+    assert "name an instance (IMPL = Configured(...)) or a factory" in message
+
+    class Namespace:  # a class used as a namespace of plain functions: used as it is
+        def relu(z):
+            return numpy_ref.relu(z)
+
+    assert from_object(Namespace, name="mypkg.impl:Namespace").relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
 def test_entry_point_implementations_are_found_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.metadata import EntryPoint
 

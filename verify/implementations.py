@@ -818,6 +818,19 @@ def _declared_device(value: Any, name: str) -> str:
     return value.strip()
 
 
+def _instance_methods(cls: type) -> list[str]:
+    """The capabilities of a class that are methods of its instances: plain functions whose first
+    parameter is ``self`` (a class used as a namespace of functions, ``def relu(z)``, has none)."""
+
+    def takes_self(attribute: Any) -> bool:
+        if not inspect.isfunction(attribute):  # staticmethod, classmethod, a network class
+            return False
+        signature = _signature(attribute)
+        return signature is not None and next(iter(signature.parameters), None) == "self"
+
+    return [c for c in CAPABILITIES if c not in NETWORK_CLASSES and takes_self(inspect.getattr_static(cls, c, None))]
+
+
 def from_object(obj: Any, *, name: str) -> Implementation:
     """Wrap a third-party object (see the module docstring). Factories are called first."""
     if isinstance(obj, Implementation):
@@ -826,6 +839,15 @@ def from_object(obj: Any, *, name: str) -> Implementation:
         obj = obj()
         if isinstance(obj, Implementation):
             return obj
+    if inspect.isclass(obj) and (methods := _instance_methods(obj)):
+        try:
+            obj = obj()  # its capabilities need an instance: a class is a factory of one
+        except TypeError as exc:
+            raise UnknownImplementation(
+                f"implementation {name!r}: {obj.__name__} is a class whose capabilities "
+                f"({', '.join(methods[:3])}) are instance methods, and it cannot be built without "
+                f"arguments ({exc}); name an instance (IMPL = {obj.__name__}(...)) or a factory"
+            ) from None
     namespace = {c: getattr(obj, c) for c in CAPABILITIES if callable(getattr(obj, c, None))}
     if not namespace:
         raise UnknownImplementation(
