@@ -180,6 +180,19 @@ def test_the_plugin_loads_by_name_with_autoloading_off(
     assert without.ret == pytest.ExitCode.USAGE_ERROR  # what nnspec verify hit before it loaded by name
 
 
+def test_last_failed_reruns_the_failed_clauses(project: pytest.Pytester) -> None:
+    """``--lf`` and ``--ff`` find the clauses that failed: pytest >= 9 parses a stored node id
+    ``nnspec::T-RELU[broken]`` into the clause and its parameter, so the items must be built the same
+    way (built from the name alone, none matched: '4 known failures not in selected tests')."""
+    args = ["--nnspec-impl=broken_impls:BROKEN", CATALOGUE, "--nnspec-profile=quick", "--nnspec-time-limit=2"]
+    project.runpytest(*args).assert_outcomes(passed=len(TEST_CLAUSES) - 4, failed=4)
+    rerun = project.runpytest(*args, "--lf")
+    rerun.assert_outcomes(failed=4, deselected=len(TEST_CLAUSES) - 4)
+    rerun.stdout.fnmatch_lines(["run-last-failure: rerun previous 4 failures"])
+    first = project.runpytest(*args, "--ff", "-v")
+    first.stdout.fnmatch_lines(["*run-last-failure: rerun previous 4 failures first*"])
+
+
 def test_cuda_is_not_applicable_without_a_gpu(project: pytest.Pytester) -> None:
     result = project.runpytest("--nnspec-impl=torch:cuda:float32", CATALOGUE, "--nnspec-profile=quick", "-rs")
     if torch.cuda.is_available():
