@@ -135,3 +135,17 @@ def test_a_directory_nnspec_did_not_write_is_refused(project: pytest.Pytester, t
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--nnspec-report=*not written by nnspec*"])
     assert [p.name for p in tmp_path.iterdir()] == ["paper.tex"]
+
+
+def test_collect_only_keeps_the_last_report(project: pytest.Pytester, tmp_path: Path) -> None:
+    """``--co`` runs nothing: with --nnspec-report in addopts it must not replace the last report
+    with one whose every row is missing."""
+    out = tmp_path / "report"
+    args = ["--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick", f"--nnspec-report={out}"]
+    project.runpytest(*args).assert_outcomes(passed=len(TEST_CLAUSES))
+    before = (out / "results.json").read_text()
+    listed = project.runpytest(*args, "--collect-only", "-q")
+    assert listed.ret == pytest.ExitCode.OK
+    listed.stdout.fnmatch_lines(["nnspec: --collect-only ran no clause: no report written, *report is as it was"])
+    assert (out / "results.json").read_text() == before
+    assert _report(out)["meta"]["complete"] is True

@@ -76,6 +76,7 @@ class _State:
         self.command = ""
         self.written: dict[str, Path] = {}  # the report's files, by format, once written
         self.report_problem = ""  # why the report could not be written
+        self.report_note = ""  # why no report was written on purpose (--collect-only)
         # what a clause stuck in native code or killed by a fatal signal does
         # (runner.NativeFailureWatch); on the controller, the directory where its xdist workers
         # leave such a clause's result
@@ -472,6 +473,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"report written to {state.report_dir}: {names}")
     if state.report_problem:
         tr.write_line(f"report NOT written: {state.report_problem}", red=True, bold=True)
+    if state.report_note:
+        tr.write_line(f"nnspec: {state.report_note}")
 
 
 def _completeness(session: pytest.Session, exitstatus: int, state: _State, missing: int) -> str | None:
@@ -501,6 +504,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(STATE, None)
     if state is None or not state.active or state.report_dir is None or not _is_controller(config):
+        return
+    if config.option.collectonly:  # nothing ran: a report of missing rows would replace the last one
+        kept = (state.report_dir / "results.json").is_file()
+        state.report_note = "--collect-only ran no clause: no report written" + (
+            f", {state.report_dir}'s last report is as it was" if kept else ""
+        )
         return
     from nnspec.report import ReportDirError, build_report, run_metadata, skipped_row, write_report
 
