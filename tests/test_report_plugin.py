@@ -137,7 +137,7 @@ def test_a_directory_nnspec_did_not_write_is_refused(project: pytest.Pytester, t
     assert [p.name for p in tmp_path.iterdir()] == ["paper.tex"]
 
 
-def test_collect_only_keeps_the_last_report(project: pytest.Pytester, tmp_path: Path) -> None:
+def test_a_run_of_no_clause_keeps_the_last_report(project: pytest.Pytester, tmp_path: Path) -> None:
     """``--co`` runs nothing: with --nnspec-report in addopts it must not replace the last report
     with one whose every row is missing."""
     out = tmp_path / "report"
@@ -149,3 +149,7 @@ def test_collect_only_keeps_the_last_report(project: pytest.Pytester, tmp_path: 
     listed.stdout.fnmatch_lines(["nnspec: --collect-only ran no clause: no report written, *report is as it was"])
     assert (out / "results.json").read_text() == before
     assert _report(out)["meta"]["complete"] is True
+    # nor does a selection of no clause (a -k typo in a CI job): 0 of 0 would read as conformance
+    none = project.runpytest(*args, "-k", "NO_SUCH_CLAUSE")
+    none.stdout.fnmatch_lines(["nnspec: no clause was selected: no report written, *report is as it was"])
+    assert (out / "results.json").read_text() == before

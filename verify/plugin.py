@@ -505,9 +505,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not state.active or state.report_dir is None or not _is_controller(config):
         return
-    if config.option.collectonly:  # nothing ran: a report of missing rows would replace the last one
+    if config.option.collectonly or state.selected == []:
+        # nothing ran: an empty report (or one of missing rows) would replace the last one, and an
+        # empty one would read as complete conformance
+        why = "--collect-only ran no clause" if config.option.collectonly else "no clause was selected"
         kept = (state.report_dir / "results.json").is_file()
-        state.report_note = "--collect-only ran no clause: no report written" + (
+        state.report_note = f"{why}: no report written" + (
             f", {state.report_dir}'s last report is as it was" if kept else ""
         )
         return
