@@ -813,3 +813,38 @@ def test_profiles_are_documented() -> None:
     assert tuple(profiles.PROFILES) == cli.PROFILES
     assert PROFILES["ci"].derandomize and not PROFILES["quick"].derandomize
     assert dataclasses.asdict(PROFILES["quick"])["max_examples"] < PROFILES["thorough"].max_examples
+
+
+def test_a_module_of_torch_functions_is_verified_as_third_party_code() -> None:
+    """``torch_module`` adapts a user's torch code written with torch_ref's names (tensors in and
+    out): it is third-party code, judged against the bundled baseline (never against itself, which
+    would make the differential rule vacuous) and run in the session's precision switches."""
+    import types
+
+    from nnspec.reference import torch_ref
+    from nnspec.verify import torch_module
+
+    def bf16_attention(q, k, v, mask=None):  # declared float32, computed in bfloat16
+        out, weights = torch_ref.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask)
+        return out.float(), weights.float()
+
+    good = torch_module(torch_ref, name="mine", dtype="float32")
+    assert (good.name, good.framework, good.dtype, good.device) == ("mine", "third-party", "float32", "cpu")
+    assert "Vocabulary" not in good.capabilities  # only what the module offers
+    for clause_id in ("SM-FORMULA", "ATT-ORACLE", "NET-ORACLE"):
+        result = run_clause(clause_id, good, profile="quick", seed=0)
+        assert result.status == "passed", result.message
+    # against itself the bfloat16 error would be k times its own: judged against torch_ref's float32
+    lossy = torch_module(
+        types.SimpleNamespace(scaled_dot_product_attention=bf16_attention,
+                              multi_head_attention=torch_ref.multi_head_attention),
+        name="lossy", dtype="float32",
+    )
+    result = run_clause("ATT-ORACLE", lossy, profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert "scaled_dot_product_attention vs oracle" in result.message
+    assert "x baseline error 0 (torch_ref at float32)" in result.message
+    with pytest.raises(UnknownImplementation, match="offers none of the capabilities"):
+        torch_module(types.SimpleNamespace(), name="empty")
+    with pytest.raises(UnknownImplementation, match="unknown dtype 'fp8'"):
+        torch_module(torch_ref, name="x", dtype="fp8")

@@ -56,6 +56,7 @@ _EXPORTS = {
     "UnknownImplementation": ".implementations",
     "load_implementation": ".implementations",
     "patched": ".implementations",
+    "torch_module": ".implementations",
     "PROFILES": ".profiles",
     "get_profile": ".profiles",
     "ClauseResult": ".runner",

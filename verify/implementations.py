@@ -640,9 +640,11 @@ class TorchNetwork:
     converted once, on construction; every method converts its arguments and its results, and runs
     in IEEE float32 whatever the session set (:func:`nnspec.verify.numerics.ieee_float32`)."""
 
-    def __init__(self, cls: type, device: str, dtype: str, config: Any, params: Any, *a: Any, **k: Any):
-        self._device, self._dtype = device, dtype
-        with ieee_float32():
+    def __init__(
+        self, cls: type, device: str, dtype: str, config: Any, params: Any, *a: Any, pin: bool = True, **k: Any
+    ):
+        self._device, self._dtype, self._pin = device, dtype, pin
+        with ieee_float32() if pin else contextlib.nullcontext():
             self._network = cls(config, to_framework(params, device, dtype), *a, **k)
 
     def __getattr__(self, name: str) -> Any:
@@ -651,9 +653,11 @@ class TorchNetwork:
             return to_numpy(target)
         device, dtype = self._device, self._dtype
 
+        pin = self._pin
+
         @functools.wraps(target)
         def method(*args: Any, **kwargs: Any) -> Any:
-            with ieee_float32():
+            with ieee_float32() if pin else contextlib.nullcontext():
                 return to_numpy(
                     target(*to_framework(args, device, dtype), **to_framework(kwargs, device, dtype))
                 )
@@ -661,9 +665,9 @@ class TorchNetwork:
         return method
 
 
-def _torch_network_class(cls: type, device: str, dtype: str) -> Callable:
+def _torch_network_class(cls: type, device: str, dtype: str, *, pin: bool = True) -> Callable:
     def construct(config: Any, params: Any, *args: Any, **kwargs: Any) -> TorchNetwork:
-        return TorchNetwork(cls, device, dtype, config, params, *args, **kwargs)
+        return TorchNetwork(cls, device, dtype, config, params, *args, pin=pin, **kwargs)
 
     construct.__name__ = cls.__name__
     construct.__doc__ = cls.__doc__
@@ -671,7 +675,9 @@ def _torch_network_class(cls: type, device: str, dtype: str) -> Callable:
     return construct
 
 
-def _torch_function(name: str, fn: Callable, device: str, dtype: str) -> Callable:
+def _torch_function(name: str, fn: Callable, device: str, dtype: str, *, pin: bool = True) -> Callable:
+    """``fn`` (tensors in and out) at the NumPy boundary. ``pin``: nnspec's own torch_ref, run in
+    IEEE float32 and without autograd; a user's torch code runs as the session set it."""
     import torch
 
     creator = name in CREATORS
@@ -689,6 +695,8 @@ def _torch_function(name: str, fn: Callable, device: str, dtype: str) -> Callabl
                 kwargs.setdefault("device", device)
             if "dtype" in parameters and name != "causal_mask":  # masks stay boolean
                 kwargs.setdefault("dtype", torch_dtype(dtype))
+        if not pin:
+            return to_numpy(fn(*args, **kwargs))
         with torch.no_grad(), ieee_float32():
             return to_numpy(fn(*args, **kwargs))
 
@@ -708,26 +716,31 @@ def _device_available(device: str) -> tuple[bool, str]:
     return False, f"unknown device {device!r}"
 
 
-def torch_implementation(device: str = "cpu", dtype: str = "float32", *, module: Any = None) -> Implementation:
-    """The bundled torch_ref (or another module with its public names) behind the NumPy boundary.
-
-    Every call runs in IEEE float32 (:func:`nnspec.verify.numerics.ieee_float32`): ``torch:*:float32``
-    is nnspec's float32 reference and the same-precision baseline of the tolerance rule, so a
-    session's TF32 or bfloat16-matmul switches must not change what it computes."""
-    import torch
-
-    if module is None:
-        from nnspec.reference import torch_ref as module
-    available, reason = _device_available(device)
+def _torch_namespace(module: Any, device: str, dtype: str, *, pin: bool) -> dict[str, Any]:
+    """A module's torch capabilities (torch_ref's names), each behind the NumPy boundary."""
     namespace: dict[str, Any] = {}
     for name in CAPABILITIES:
         target = getattr(module, name, None)
         if target is None or name in SHARED:
             continue
         if name in NETWORK_CLASSES and isinstance(target, type):
-            namespace[name] = _torch_network_class(target, device, dtype)
+            namespace[name] = _torch_network_class(target, device, dtype, pin=pin)
         elif callable(target):
-            namespace[name] = _torch_function(name, target, device, dtype)
+            namespace[name] = _torch_function(name, target, device, dtype, pin=pin)
+    return namespace
+
+
+def torch_implementation(device: str = "cpu", dtype: str = "float32") -> Implementation:
+    """The bundled torch_ref behind the NumPy boundary.
+
+    Every call runs in IEEE float32 (:func:`nnspec.verify.numerics.ieee_float32`): ``torch:*:float32``
+    is nnspec's float32 reference and the same-precision baseline of the tolerance rule, so a
+    session's TF32 or bfloat16-matmul switches must not change what it computes."""
+    import torch
+    from nnspec.reference import torch_ref
+
+    available, reason = _device_available(device)
+    namespace = _torch_namespace(torch_ref, device, dtype, pin=True)
     for name, target in shared_capabilities().items():
         namespace.setdefault(name, target)
     # Methods that only torch_ref has (GPT.forward_cached) come along with their class.
@@ -740,6 +753,36 @@ def torch_implementation(device: str = "cpu", dtype: str = "float32", *, module:
         available=available,
         unavailable_reason=reason,
         framework="torch",
+    )
+
+
+def torch_module(
+    module: Any, *, name: str, device: str = "cpu", dtype: str = "float32",
+    conventions: Conventions | dict[str, Any] | None = None,
+) -> Implementation:
+    """Your torch code, written with torch_ref's names and signatures (tensors in, tensors out),
+    as an implementation: the adapter converts NumPy inputs to tensors on ``device`` in ``dtype`` and
+    the results back, as it does for torch_ref. Unlike torch_ref it is the code under test: it runs
+    in the session's precision switches and autograd mode, and low precision is judged against the
+    bundled torch_ref's baseline, never against itself. Only what ``module`` offers is a capability.
+    Return it from a module attribute or factory that ``--nnspec-impl`` names::
+
+        IMPL = nnspec.verify.torch_module(mymodel.functional, name="mymodel", device="cuda", dtype="bfloat16")
+    """
+    if dtype not in DTYPE_ALIASES:
+        raise UnknownImplementation(f"implementation {name!r}: unknown dtype {dtype!r}; choose one of {list(DTYPES)}")
+    dtype = DTYPE_ALIASES[dtype]
+    namespace = _torch_namespace(module, device, dtype, pin=False)
+    if not namespace:
+        raise UnknownImplementation(
+            f"implementation {name!r}: {module!r} offers none of the capabilities "
+            f"({', '.join(CAPABILITIES[:5])}, ...); name its functions as torch_ref does"
+        )
+    available, reason = _device_available(device.partition(":")[0])
+    version = getattr(module, "__version__", "")
+    return Implementation(
+        name, namespace, dtype=dtype, device=device, version=str(version), conventions=conventions,
+        framework="third-party", available=available, unavailable_reason=reason,
     )
 
 
