@@ -848,3 +848,27 @@ def test_a_module_of_torch_functions_is_verified_as_third_party_code() -> None:
         torch_module(types.SimpleNamespace(), name="empty")
     with pytest.raises(UnknownImplementation, match="unknown dtype 'fp8'"):
         torch_module(torch_ref, name="x", dtype="fp8")
+
+
+def test_torch_code_may_return_a_namedtuple() -> None:
+    """``Attention(output, weights)`` of tensors (or torch's own ``torch.return_types``) converts to
+    the same namedtuple of arrays, as a plain tuple does."""
+    import collections
+    import types
+
+    from nnspec.reference import torch_ref
+    from nnspec.verify import torch_module
+
+    Attention = collections.namedtuple("Attention", ["output", "weights"])
+
+    def attention(q, k, v, mask=None):
+        return Attention(*torch_ref.scaled_dot_product_attention(q, k, v, mask))
+
+    converted = torch_ref.to_numpy(Attention(torch.ones(2), torch.zeros(1, dtype=torch.bool)))
+    assert type(converted) is Attention and converted.output.dtype == np.float64 and converted.weights.dtype == bool
+    assert type(torch_ref.to_torch(Attention(np.ones(2), np.ones(1)))) is Attention
+    values, indices = torch_ref.to_numpy(torch.max(torch.ones(2, 2), dim=0))  # torch.return_types.max
+    assert values.dtype == np.float64 and indices.dtype == np.int64
+    named = torch_module(types.SimpleNamespace(scaled_dot_product_attention=attention), name="nt", dtype="float32")
+    result = run_clause("ATT-ROWS-SUM", named, profile="quick", seed=0)
+    assert result.status == "passed", result.message

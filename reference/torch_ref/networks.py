@@ -88,8 +88,9 @@ def to_torch(params: Any, *, device: Any = None, dtype: torch.dtype | None = Non
     """
     if isinstance(params, dict):
         return {k: to_torch(v, device=device, dtype=dtype) for k, v in params.items()}
-    if isinstance(params, (list, tuple)) and not hasattr(params, "_fields"):  # not a namedtuple
-        return type(params)(to_torch(v, device=device, dtype=dtype) for v in params)
+    if isinstance(params, (list, tuple)):
+        items = [to_torch(v, device=device, dtype=dtype) for v in params]
+        return type(params)(*items) if hasattr(params, "_fields") else type(params)(items)  # namedtuple
     if isinstance(params, np.generic):
         return params.item()
     if isinstance(params, (np.ndarray, torch.Tensor)):
@@ -110,8 +111,9 @@ def to_numpy(params: Any) -> Any:
     boolean, integers become int64. The one torch -> NumPy conversion of the project."""
     if isinstance(params, dict):
         return {k: to_numpy(v) for k, v in params.items()}
-    if isinstance(params, (list, tuple)) and not hasattr(params, "_fields"):
-        return type(params)(to_numpy(v) for v in params)
+    if isinstance(params, (list, tuple)):
+        items = [to_numpy(v) for v in params]
+        return type(params)(*items) if hasattr(params, "_fields") else type(params)(items)  # namedtuple
     if isinstance(params, torch.Tensor):
         t = params.detach().cpu()
         if t.is_floating_point():
