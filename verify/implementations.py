@@ -766,7 +766,7 @@ def torch_implementation(device: str = "cpu", dtype: str = "float32") -> Impleme
 
 
 def torch_module(
-    module: Any, *, name: str, device: str = "cpu", dtype: str = "float32",
+    module: Any, *, name: str, device: str = "cpu", dtype: Any = "float32",
     conventions: Conventions | dict[str, Any] | None = None,
 ) -> Implementation:
     """Your torch code, written with torch_ref's names and signatures (tensors in, tensors out),
@@ -778,9 +778,7 @@ def torch_module(
 
         IMPL = nnspec.verify.torch_module(mymodel.functional, name="mymodel", device="cuda", dtype="bfloat16")
     """
-    if dtype not in DTYPE_ALIASES:
-        raise UnknownImplementation(f"implementation {name!r}: unknown dtype {dtype!r}; choose one of {list(DTYPES)}")
-    dtype = DTYPE_ALIASES[dtype]
+    dtype = _declared_dtype(dtype, name, what="dtype")  # torch.bfloat16 as well as "bf16"
     namespace = _torch_namespace(module, device, dtype, pin=False)
     if not namespace:
         raise UnknownImplementation(
@@ -838,7 +836,7 @@ def _parse_torch(name: str) -> tuple[str, str]:
     return device, DTYPE_ALIASES[dtype]
 
 
-def _declared_dtype(value: Any, name: str) -> str:
+def _declared_dtype(value: Any, name: str, what: str = "nnspec_dtype") -> str:
     """``nnspec_dtype`` in any spelling a framework has: ``"fp16"``, ``torch.float16``,
     ``np.float16``, ``np.dtype("float16")``, ``"torch.float16"``. One nnspec cannot read is refused,
     never taken for float64: a half-precision model judged by float64's tolerances fails every
@@ -852,8 +850,8 @@ def _declared_dtype(value: Any, name: str) -> str:
     dtype = DTYPE_ALIASES.get(text.strip().lower().removeprefix("torch.")) if isinstance(text, str) else None
     if dtype is None:
         raise UnknownImplementation(
-            f"implementation {name!r}: nnspec_dtype = {value!r} is not a floating-point precision nnspec "
-            f"checks; choose one of {list(DTYPES)} (or a torch/NumPy dtype of one)"
+            f"implementation {name!r}: {what} = {value!r}: unknown dtype {value!r}, not a floating-point "
+            f"precision nnspec checks; choose one of {list(DTYPES)} (or a torch/NumPy dtype of one)"
         )
     return dtype
 
