@@ -203,17 +203,12 @@ def measure(
 
 
 def _meta() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    import numpy
+    """The report's environment (versions, host), plus what speed depends on."""
     import torch
+    from nnspec.report.model import environment
 
     return {
-        "nnspec_version": version("nnspec"),
-        "python": platform.python_version(),
-        "numpy_version": numpy.__version__,
-        "torch_version": torch.__version__,
-        "host": platform.node(),
+        **environment(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
