@@ -76,7 +76,7 @@ class _State:
         self.command = ""
         self.written: dict[str, Path] = {}  # the report's files, by format, once written
         self.report_problem = ""  # why the report could not be written
-        self.report_note = ""  # why no report was written on purpose (--collect-only)
+        self.report_note = ""  # why no report was written on purpose (--collect-only, no clause selected)
         # what a clause stuck in native code or killed by a fatal signal does
         # (runner.NativeFailureWatch); on the controller, the directory where its xdist workers
         # leave such a clause's result
