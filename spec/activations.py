@@ -106,11 +106,22 @@ def neuron_threshold(impl: Any, ck: Check) -> None:
     "The sigmoid MUST map every real number into [0, 1], be non-decreasing, give sigma(0) = 1/2, "
     "satisfy sigma(-z) = 1 - sigma(z) and have derivative sigma(z)(1 - sigma(z)).",
     source=SQUISH_SECTION,
-    needs=("sigmoid", "sigmoid_prime"),
+    needs=("sigmoid | sigmoid_prime",),
     topic="activations",
 )
 def sigmoid_properties(impl: Any, ck: Check) -> None:
     z = ck.input(ck.draw(_z(), "z"))
+    if ck.offers("sigmoid"):
+        _sigmoid_values(impl, ck, z)
+    if ck.offers("sigmoid_prime"):
+        # d/dz (1 + e^{-z})^{-1} = e^{-z} / (1 + e^{-z})^2 = sigma(z) (1 - sigma(z))
+        sig = _sigma(z)
+        ck.close(impl.sigmoid_prime(z), sig * (1.0 - sig), output="elementwise",
+                 what="sigmoid_prime(z)")
+
+
+def _sigmoid_values(impl: Any, ck: Check, z: np.ndarray) -> None:
+    """ACT-SIGMOID's part on the function itself: range, order, symmetry and closed form."""
     s = impl.sigmoid(z)
     ck.that(bool(np.all((s >= 0) & (s <= 1))), what="0 <= sigmoid(z) <= 1",
             observed=s, expected="values in [0, 1]")
@@ -126,10 +137,6 @@ def sigmoid_properties(impl: Any, ck: Check) -> None:
     ck.close(impl.sigmoid(-z), 1.0 - s, output="elementwise", what="sigmoid(-z)")
     # sigma(z) = 1 / (1 + e^{-z})
     ck.close(s, _sigma(z), output="elementwise", what="sigmoid(z)")
-    # d/dz (1 + e^{-z})^{-1} = e^{-z} / (1 + e^{-z})^2 = sigma(z) (1 - sigma(z))
-    sig = _sigma(z)
-    ck.close(impl.sigmoid_prime(z), sig * (1.0 - sig), output="elementwise",
-             what="sigmoid_prime(z)")
 
 
 @clause(

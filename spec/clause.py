@@ -16,6 +16,15 @@ Writing a property
 ``impl.MLP(config, params)``...). Arrays go in and come out as NumPy ``float64``; masks are boolean
 with **True = may attend**, whatever the implementation's own convention (its adapter translates).
 
+A clause ``needs`` capabilities: each entry is one name (``"softmax"``, ``"GPT.forward_cached"``)
+or alternatives (``"scaled_dot_product_attention | multi_head_attention"``: either will do). A
+clause whose entries are all met is applicable; with alternatives it checks the parts the
+implementation offers, each part guarded by ``ck.offers(name)``, so an attention kernel that has
+``scaled_dot_product_attention`` alone, or a model that is a ``GPT`` alone, is still held to the
+oracle. ``uses`` names capabilities a property calls where they are offered and does without
+otherwise (MHA-ONE-HEAD compares with the implementation's own single-head attention if it has
+one). Whatever a run could not check is named in its report row.
+
 ``ck`` is a :class:`Check`:
 
 - ``ck.draw(strategy, label)``: draw an input (labelled, shrunk by Hypothesis on failure).
@@ -32,6 +41,9 @@ with **True = may attend**, whatever the implementation's own convention (its ad
 - ``ck.equal(observed, expected, *, what)``: exact equality (masked weights are exactly 0).
 - ``ck.that(condition, *, what, observed, expected)``: any other predicate.
 - ``ck.note(key, value)``: record a measurement (error, count) in the report row.
+- ``ck.offers(name)``: whether the implementation has capability ``name``; a part of the clause
+  that needs it runs only then (an alternative of ``needs``, or one of ``uses``), and one it lacks
+  is named in the report row as not checked.
 
 Every assertion raises :class:`ClauseFailure` carrying what was observed and what was expected.
 """
@@ -126,8 +138,16 @@ class Check(Protocol):
 
     def note(self, key: str, value: Any) -> None: ...
 
+    def offers(self, capability: str) -> bool: ...
+
 
 Property = Callable[[Any, Check], None]
+
+
+def alternatives(need: str) -> tuple[str, ...]:
+    """The capabilities one entry of a clause's ``needs`` names: ``"softmax"`` is one, ``"a | b"``
+    is two, either of which will do."""
+    return tuple(part.strip() for part in need.split("|"))
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,33 @@ class Clause:
     hypothesis: bool = True
     note: str = ""
     tags: tuple[str, ...] = field(default=())
+    # Capabilities the property calls where the implementation offers them, and does without where
+    # it does not (never needed for applicability).
+    uses: tuple[str, ...] = ()
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """Every capability the property may call: each alternative of ``needs``, then ``uses``."""
+        names = [name for need in self.needs for name in alternatives(need)] + list(self.uses)
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """The capabilities the property can do without: the members of alternatives and ``uses``.
+        An implementation that lacks some of them has those parts of the clause unchecked."""
+        names = [name for need in self.needs if "|" in need for name in alternatives(need)]
+        return tuple(dict.fromkeys([*names, *self.uses]))
+
+    def ways_to_offer_part(self) -> list[tuple[str, ...]]:
+        """Each way an implementation can offer part of this clause and still run it, as the
+        capabilities it lacks: one member of an entry of alternatives kept (the others lacking),
+        or one of ``uses`` lacking. nnspec's tests and its false-positive sweep run every one."""
+        ways = []
+        for need in self.needs:
+            members = alternatives(need)
+            if len(members) > 1:
+                ways += [tuple(m for m in members if m != kept) for kept in members]
+        return ways + [(used,) for used in self.uses]
 
     @property
     def title(self) -> str:
@@ -169,8 +216,16 @@ def clause(
     errata: tuple[str, ...] | list[str] = (),
     hypothesis: bool = True,
     note: str = "",
+    uses: tuple[str, ...] | list[str] = (),
 ) -> Callable[[Property], Property]:
     """Register ``prop`` as the property of clause ``id``; returns ``prop`` unchanged."""
+    for need in [*needs, *uses]:
+        names = alternatives(need)
+        if not all(names) or (need in uses and len(names) > 1):
+            raise ValueError(
+                f"clause {id!r}: bad capability {need!r}; write one name, or in needs alternatives "
+                "as 'a | b'"
+            )
 
     def register(prop: Property) -> Property:
         if id in REGISTRY:
@@ -189,6 +244,7 @@ def clause(
             errata=tuple(errata),
             hypothesis=hypothesis,
             note=note,
+            uses=tuple(uses),
         )
         return prop
 

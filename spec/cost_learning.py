@@ -158,25 +158,31 @@ DIGIT_PARAMETER_COUNT = 13_002
     "The 784-16-16-10 digit network MUST have 13,002 weights and biases, MUST output 10 "
     "activations in [0, 1], and its prediction MUST be the most activated output neuron.",
     source=Source(DEEP_LEARNING, DL_CH1),
-    needs=("MLP", "init_params"),
+    needs=("MLP | init_params",),
     topic=TOPIC,
     cost="network",
+    note="An MLP without init_params of its own runs on the oracle's initial parameters.",
 )
 def mlp_params(impl: Any, ck: Check) -> None:
     config = preset("mnist_3b1b")
     seed = ck.draw(st.integers(0, 2**16), "seed")
-    params = impl.init_params(config, seed=seed)
-    layers = params["layers"]
-    shapes = [(np.shape(layer["W"]), np.shape(layer["b"])) for layer in layers]
-    pairs = zip(DIGIT_LAYERS[:-1], DIGIT_LAYERS[1:], strict=True)
-    expected_shapes = [((n_out, n_in), (n_out,)) for n_in, n_out in pairs]
-    ck.equal(shapes, expected_shapes, what="[(W.shape, b.shape) for each layer]")
-    count = sum(int(np.size(layer["W"]) + np.size(layer["b"])) for layer in layers)
-    ck.equal(count, DIGIT_PARAMETER_COUNT, what="number of weights and biases")
+    if ck.offers("init_params"):
+        params = impl.init_params(config, seed=seed)
+        layers = params["layers"]
+        shapes = [(np.shape(layer["W"]), np.shape(layer["b"])) for layer in layers]
+        pairs = zip(DIGIT_LAYERS[:-1], DIGIT_LAYERS[1:], strict=True)
+        expected_shapes = [((n_out, n_in), (n_out,)) for n_in, n_out in pairs]
+        ck.equal(shapes, expected_shapes, what="[(W.shape, b.shape) for each layer]")
+        count = sum(int(np.size(layer["W"]) + np.size(layer["b"])) for layer in layers)
+        ck.equal(count, DIGIT_PARAMETER_COUNT, what="number of weights and biases")
+    else:
+        params = ck.oracle.init_params(config, seed=seed)
 
     # Pixel intensities are in [0, 1] (0 black, 1 white); a small batch of images.
     n = ck.draw(st.integers(1, 4), "n_images")
     x = draw_array(ck, (n, 784), "pixels", 0.0, 1.0)
+    if not ck.offers("MLP"):
+        return
     net = impl.MLP(config, rounded_params(ck, params))
     _, activations = net.forward(x)
     out = np.asarray(activations[-1])
@@ -263,7 +269,7 @@ def linreg_gd(impl: Any, ck: Check) -> None:
     "(non-negative, zero exactly when output equals target), and the cost of a data set MUST be "
     "the mean over its examples.",
     source=Source(NEURAL_NETWORKS, NN_COST),
-    needs=("squared_error_cost", "MLP"),
+    needs=("squared_error_cost | MLP",),
     topic=TOPIC,
     errata=(COST_ERRATUM,),
 )
@@ -272,6 +278,29 @@ def cost_sq(impl: Any, ck: Check) -> None:
     n = ck.draw(st.integers(1, 6), "n_examples")
     a = draw_array(ck, (n, n_out), "a", 0.0, 1.0)
     y = draw_array(ck, (n, n_out), "y", 0.0, 1.0)
+    if ck.offers("squared_error_cost"):
+        _squared_error_cost(impl, ck, a, y)
+
+    # The cost of a small network on a data set is the mean of the per-example costs of its outputs.
+    sizes = (ck.draw(st.integers(1, 4), "n_in"), 3, n_out)
+    params = seeded_mlp_params(ck, sizes)
+    x = draw_array(ck, (n, sizes[0]), "x")
+    if not ck.offers("MLP"):
+        return
+    net = impl.MLP(MLPConfig(layer_sizes=sizes, activation="sigmoid"), params)
+    _, activations = net.forward(x)
+    out = np.asarray(activations[-1])
+    ck.close(
+        float(net.cost(x, y)),
+        float(((out - y) ** 2).sum(axis=-1).mean()),
+        output="reduction",
+        what="MLP.cost(x, y) = mean_i sum_j (a_ij - y_ij)^2",
+    )
+
+
+def _squared_error_cost(impl: Any, ck: Check, a: np.ndarray, y: np.ndarray) -> None:
+    """COST-SQ's part on one example's cost: the sum of squares, non-negative, zero iff a = y."""
+    n, n_out = a.shape
     cost = np.asarray(impl.squared_error_cost(a, y))
     ck.equal(cost.shape, (n,), what="squared_error_cost(a, y).shape")
     # C0 = sum_j (a_j - y_j)^2 ...
@@ -296,20 +325,6 @@ def cost_sq(impl: Any, ck: Check) -> None:
         what="cost > 0 where output != target",
         observed=cost[differs].tolist(),
         expected="> 0",
-    )
-
-    # The cost of a small network on a data set is the mean of the per-example costs of its outputs.
-    sizes = (ck.draw(st.integers(1, 4), "n_in"), 3, n_out)
-    params = seeded_mlp_params(ck, sizes)
-    x = draw_array(ck, (n, sizes[0]), "x")
-    net = impl.MLP(MLPConfig(layer_sizes=sizes, activation="sigmoid"), params)
-    _, activations = net.forward(x)
-    out = np.asarray(activations[-1])
-    ck.close(
-        float(net.cost(x, y)),
-        float(((out - y) ** 2).sum(axis=-1).mean()),
-        output="reduction",
-        what="MLP.cost(x, y) = mean_i sum_j (a_ij - y_ij)^2",
     )
 
 
@@ -428,7 +443,8 @@ def gd_average(impl: Any, ck: Check) -> None:
     "full-batch gradient, and stochastic gradient descent with one minibatch of the whole data "
     "MUST be one gradient-descent step.",
     source=Source(NEURAL_NETWORKS, NN_SGD),
-    needs=("MLP.gradients", "MLP.train"),
+    needs=("MLP.gradients",),
+    uses=("MLP.train",),
     topic=TOPIC,
 )
 def sgd_partition(impl: Any, ck: Check) -> None:
@@ -464,6 +480,8 @@ def sgd_partition(impl: Any, ck: Check) -> None:
 
     # One epoch with batch size n is one step theta - eta * grad (the order inside a batch is moot).
     eta = ck.draw(finite(0.05, 2.0), "eta")
+    if not ck.offers("MLP.train"):
+        return
     stepped = impl.MLP(config, step_params(params, dW, db, eta))
     trained = impl.MLP(config, copy_params(params))
     trained.train(x, y, epochs=1, batch_size=n, eta=eta, seed=ck.draw(st.integers(0, 100), "seed"))
@@ -497,7 +515,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     "The 784-16-16-10 sigmoid network trained with minibatch stochastic gradient descent on the "
     "digits data MUST classify at least 85% of held-out digits correctly.",
     source=Source(NEURAL_NETWORKS, NN_SGD),
-    needs=("MLP.train", "init_params"),
+    needs=("MLP.train",),
     topic=TOPIC,
     cost="training",
     hypothesis=False,

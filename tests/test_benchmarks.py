@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,31 @@ import pytest
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def speed():
-    spec = importlib.util.spec_from_file_location("nnspec_speed_benchmark", BENCHMARKS / "speed.py")
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"nnspec_{name}_benchmark", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its worker processes find their function by module name
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def speed():
+    return _benchmark("speed")
+
+
+def test_the_false_positive_sweep_runs_partial_implementations_too(tmp_path: Path) -> None:
+    """--partial adds a row per way of lacking part of a clause, counted apart from full runs."""
+    sweep = _benchmark("false_positives")
+    out = tmp_path / "fp.json"
+    assert sweep.main(["--impl", "numpy", "--seeds", "1", "--profile", "quick", "--processes", "1",
+                       "--clause", "ATT-ORACLE", "--clause", "SM-SUM", "--partial", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["runs"] == 4 and data["complete"] and data["seeds_complete"] == [0]
+    assert data["counts"] == {"numpy": {"passed": 2}}
+    # ATT-ORACLE without multi-head attention, and without single-head attention
+    assert data["partial_counts"] == {"numpy": {"passed": 2}}
+    assert data["false_positives"] == []
 
 
 def test_the_record_has_a_row_per_clause_and_the_targets_it_was_held_to(speed, tmp_path: Path) -> None:

@@ -50,6 +50,22 @@ def test_the_installed_catalogue_lists(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert all(r["id"] and r["statement"].endswith(".") and r["source"] for r in rows)
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["MHA-ONE-HEAD"]["needs"] == ["multi_head_attention"]
+    assert by_id["MHA-ONE-HEAD"]["uses"] == ["scaled_dot_product_attention"]
+
+
+def test_show_says_which_parts_a_partial_implementation_leaves_unchecked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["show", "ATT-ORACLE"]) == 0
+    out = capsys.readouterr().out
+    assert "needs: scaled_dot_product_attention | multi_head_attention" in out
+    assert "lacks some of scaled_dot_product_attention, multi_head_attention has the parts" in out
+    assert main(["show", "MHA-ONE-HEAD"]) == 0
+    assert "uses, if offered: scaled_dot_product_attention" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    assert "needs multi_head_attention, uses scaled_dot_product_attention if offered" in capsys.readouterr().out
 
 
 def test_verify_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,7 +38,7 @@ def test_catalogue_covers_the_issue() -> None:
         assert set(m.expected) <= set(clauses), f"{m.id}: unknown clause in {m.expected}"
         # every expected clause actually calls something the mutant replaced
         for cid in m.expected:
-            needs = {n.partition(".")[0] for n in clauses[cid].needs}
+            needs = {n.partition(".")[0] for n in clauses[cid].capabilities}
             assert needs & (set(m.target) | capabilities), (m.id, cid)
         assert bool(m.expected) != bool(m.survives), f"{m.id}: expected clauses xor a survives note"
 

@@ -122,6 +122,30 @@ def test_a_script_that_exits_on_import_is_a_usage_error(project: pytest.Pytester
     assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
 
 
+def test_a_kernel_alone_is_checked_on_what_it_offers_and_the_summary_says_so(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    """An attention kernel with nothing else runs ATT-ORACLE on its part; the summary line and the
+    report (written by the controller from xdist workers' rows) say the multi-head part did not."""
+    project.makepyfile(kernel=(
+        "from nnspec.reference import numpy_ref\n"
+        "scaled_dot_product_attention = numpy_ref.scaled_dot_product_attention\n"
+    ))
+    project.syspathinsert()
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "-n", "2", "--nnspec-impl=kernel", "--nnspec-clause=ATT-ORACLE,ATT-ROWS-SUM,MHA-CONCAT",
+        "--nnspec-profile=quick", f"--nnspec-report={report}",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "kernel: 1 not applicable, 2 passed (1 of them partly, on what it offers: ATT-ORACLE)",
+    ])
+    rows = {r["clause_id"]: r for r in json.loads((report / "results.json").read_text())["results"]}
+    assert rows["ATT-ORACLE"]["notes"] == {"not offered": ["multi_head_attention"]}
+    assert rows["ATT-ROWS-SUM"]["notes"] == {} and rows["MHA-CONCAT"]["status"] == "not_applicable"
+
+
 def test_a_module_in_the_project_is_named_by_its_name_and_declares_a_torch_dtype(project: pytest.Pytester) -> None:
     """The shortest adapter there is: a flat module beside the tests, its precision a torch dtype."""
     project.makepyfile(mymodel=(

@@ -155,6 +155,21 @@ def test_markdown_and_html_contain_every_clause(report: dict[str, Any], written:
     assert "T-SOFTMAX [broken] failed" in html and "reproduce" in html
 
 
+def test_a_partly_checked_row_says_what_was_not_checked(tmp_path: Path) -> None:
+    """A kernel with single-head attention alone passes ATT-ORACLE on that part; every format
+    says the multi-head part did not run, so a pass never reads as more than was checked."""
+    kernel = patched("numpy", name="sdpa-only", multi_head_attention=None)
+    row = run_clause("ATT-ORACLE", kernel, profile="quick").to_dict()
+    data = build_report([row], _meta(["sdpa-only"]))
+    validate(data)
+    assert data["results"][0]["notes"]["not offered"] == ["multi_head_attention"]
+    files = write_report(data, tmp_path / "out")
+    md, html = files["md"].read_text(), files["html"].read_text()
+    assert "| ATT-ORACLE | sdpa-only | passed (without multi_head_attention) |" in md
+    assert "not checked: the parts that need multi_head_attention, which it does not offer" in html
+    assert json.loads(files["json"].read_text())["results"][0]["notes"] == {"not offered": ["multi_head_attention"]}
+
+
 def test_html_is_self_contained_with_its_figures(written: dict[str, Path]) -> None:
     html = written["html"].read_text()
     # no external resource of any kind: no src/href to a URL, no @import, no url(http...)

@@ -82,8 +82,12 @@ class EngineCheck:
     """See :class:`nnspec.spec.clause.Check` for the interface; ``data`` is Hypothesis' ``st.data()``
     object (None for clauses with ``hypothesis=False``)."""
 
-    def __init__(self, impl: Implementation, data: Any = None) -> None:
+    def __init__(
+        self, impl: Implementation, data: Any = None, *, capabilities: tuple[str, ...] | None = None
+    ) -> None:
         self.impl = impl
+        # What the clause declares it may call (needs and uses); None: anything (a test's toy clause).
+        self._capabilities = capabilities
         self.oracle = impl.oracle
         self.records: list[Record] = []
         self.notes: dict[str, Any] = {}
@@ -287,3 +291,12 @@ class EngineCheck:
 
     def note(self, key: str, value: Any) -> None:
         self.notes[key] = value
+
+    def offers(self, capability: str) -> bool:
+        if self._capabilities is not None and capability not in self._capabilities:
+            raise RuntimeError(
+                f"ck.offers({capability!r}) in a clause that does not declare {capability!r}; name "
+                "it in the clause's needs (as an alternative, 'a | b') or in its uses, so that "
+                "applicability and the report know the part that depends on it"
+            )
+        return self.impl.has(capability)

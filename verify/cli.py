@@ -100,12 +100,13 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([
             {"id": c.id, "statement": c.statement, "source": str(c.source), "needs": list(c.needs),
-             "topic": c.topic, "level": c.level, "cost": c.cost}
+             "uses": list(c.uses), "topic": c.topic, "level": c.level, "cost": c.cost}
             for c in rows
         ], indent=1))
         return EXIT_OK
     for c in rows:
-        print(f"{c.id}  [{c.level}, {c.topic}, needs {', '.join(c.needs) or '-'}, cost {c.cost}]")
+        uses = f", uses {', '.join(c.uses)} if offered" if c.uses else ""
+        print(f"{c.id}  [{c.level}, {c.topic}, needs {', '.join(c.needs) or '-'}{uses}, cost {c.cost}]")
         print(textwrap.fill(c.statement, 100, initial_indent="    ", subsequent_indent="    "))
         print(f"    source: {c.source}")
     print(f"{len(rows)} clauses", file=sys.stderr)
@@ -129,6 +130,13 @@ def _show(args: argparse.Namespace) -> int:
     print(textwrap.fill(c.statement, 100))
     print(f"source: {c.source}")
     print(f"needs: {', '.join(c.needs) or '-'}")
+    if c.uses:
+        print(f"uses, if offered: {', '.join(c.uses)}")
+    if c.optional:
+        print(
+            "an implementation that lacks some of "
+            f"{', '.join(c.optional)} has the parts that need them unchecked (its report row says so)"
+        )
     print(f"runs under Hypothesis: {'yes' if c.hypothesis else 'no (once)'}")
     if c.note:
         print(f"note: {c.note}")

@@ -46,13 +46,13 @@ import importlib.util
 import inspect
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
-from nnspec.spec.clause import ClauseFailure
+from nnspec.spec.clause import ClauseFailure, alternatives
 
 from .conventions import ConfiguredOracle, Conventions, apply_to_arguments
 from .numerics import ieee_float32, subnormals
@@ -481,7 +481,9 @@ class Implementation:
         return bool(probe(method)) if probe is not None else hasattr(target, method)
 
     def missing(self, needs: tuple[str, ...] | list[str]) -> list[str]:
-        return [n for n in needs if not self.has(n)]
+        """The entries of a clause's ``needs`` this implementation meets in no way (an entry of
+        alternatives, ``"a | b"``, is met by either)."""
+        return [n for n in needs if not any(self.has(name) for name in alternatives(n))]
 
     @functools.cached_property
     def oracle(self) -> ConfiguredOracle:
@@ -1011,7 +1013,31 @@ def _resolve(name: str) -> Implementation:
     return impl
 
 
-def patched(base: str | Implementation, *, name: str, **overrides: Any) -> Implementation:
+def _without_method(network: Any, method: str) -> type:
+    """A network class (or an adapter's factory of one) whose class and instances lack ``method``:
+    a model without ``train``, say. The engine asks a factory through ``nnspec_has_method``."""
+    inner_has = getattr(network, "nnspec_has_method", None) or (lambda m: hasattr(network, m))
+
+    class Without:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._network = network(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            if name == method:
+                raise AttributeError(f"{name} (removed by patched(without=...))")
+            return getattr(self._network, name)
+
+        @staticmethod
+        def nnspec_has_method(name: str) -> bool:
+            return name != method and bool(inner_has(name))
+
+    Without.__name__ = Without.__qualname__ = getattr(network, "__name__", "Network")
+    return Without
+
+
+def patched(
+    base: str | Implementation, *, name: str, without: Iterable[str] = (), **overrides: Any
+) -> Implementation:
     """``base`` with some capabilities replaced (how tests plant bugs) or removed (value ``None``).
 
     Overrides work at the NumPy boundary, whatever the base: they take and return NumPy arrays,
@@ -1019,12 +1045,23 @@ def patched(base: str | Implementation, *, name: str, **overrides: Any) -> Imple
 
         bad = patched("torch:cpu:float64", name="softmax-no-shift",
                       softmax=lambda x, axis=-1, temperature=1.0: np.exp(x) / np.exp(x).sum(axis, keepdims=True))
+
+    ``without`` removes capabilities, methods of a network class among them: ``patched("numpy",
+    name="kernel", without=["multi_head_attention", "MLP.train"])`` is the oracle as code that
+    offers part of what it does (how the partial checks of clauses with alternatives are tested).
     """
     base = load_implementation(base)
-    unknown = [k for k in overrides if k not in CAPABILITIES]
+    without = list(without)
+    unknown = [k for k in [*overrides, *(w.partition(".")[0] for w in without)] if k not in CAPABILITIES]
     if unknown:
         raise ValueError(f"patched(): {unknown} are not capabilities; known: {list(CAPABILITIES)}")
     namespace = {**base._namespace, **overrides}
+    for capability in without:
+        head, _, method = capability.partition(".")
+        if not method:
+            namespace[head] = None
+        elif namespace.get(head) is not None:
+            namespace[head] = _without_method(namespace[head], method)
     impl = Implementation(
         name,
         namespace,

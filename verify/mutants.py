@@ -722,13 +722,14 @@ def get_mutant(mutant_id: str) -> Mutant:
 
 
 def relevant_clauses(mutant: Mutant, clause_ids: Iterable[str]) -> list[str]:
-    """The clauses that call one of the mutant's replaced capabilities (a need ``GPT.forward_cached``
-    counts for ``GPT``), plus the expected ones."""
+    """The clauses that may call one of the mutant's replaced capabilities (a need
+    ``GPT.forward_cached`` counts for ``GPT``; alternatives and ``uses`` count), plus the expected
+    ones."""
     from .runner import get_clause
 
     out = []
     for cid in clause_ids:
-        needs = {n.partition(".")[0] for n in get_clause(cid).needs}
+        needs = {n.partition(".")[0] for n in get_clause(cid).capabilities}
         if needs & set(mutant.target) or cid in mutant.expected:
             out.append(cid)
     return out

@@ -3,7 +3,8 @@
 An implementation never subclasses anything: it offers some of the public names of
 :mod:`nnspec.reference.numpy_ref` (see ``reference/PARAMETERS.md``) with the same signatures, taking
 and returning NumPy arrays. Each name is a *capability*; a clause lists the capabilities it needs and
-is *not applicable* to an implementation that lacks one. The protocols below document the groups and
+is *not applicable* to an implementation that lacks one (an entry of alternatives, ``"a | b"``, is
+met by either, and the clause checks the part that is offered). The protocols below document the groups and
 give static checkers something to check against; the engine itself only asks "is the name there".
 
 A capability may also name a method of a network class, ``"GPT.forward_cached"``: the implementation

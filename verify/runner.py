@@ -137,6 +137,8 @@ class ClauseResult:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)  # names, such as the capabilities a run could not check
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -453,11 +455,14 @@ def run_clause(
         result.status = "not_applicable"
         result.message = f"{impl.name} does not offer {', '.join(missing)}"
         return result
+    # Alternatives and optional capabilities it lacks: the parts of the clause that need them do
+    # not run (each is guarded by ck.offers), and the row says so.
+    not_offered = [name for name in clause.optional if not impl.has(name)]
 
     state: dict[str, Any] = {"ck": None, "examples": 0, "records": [], "first_failure": None}
 
     def example(data: Any) -> None:
-        ck = EngineCheck(impl, data)
+        ck = EngineCheck(impl, data, capabilities=clause.capabilities)
         state["ck"] = ck
         state["examples"] += 1
         try:
@@ -549,6 +554,10 @@ def run_clause(
         result.records = list(ck.records)
         if result.status == "failed" and ck.drawn:
             result.counterexample = "\n".join(f"{label} = {summarise(v)}" for label, v in ck.drawn)
+    if not_offered:
+        result.notes["not offered"] = not_offered
+        if result.status == "passed":
+            result.message = partly_checked(impl.name, not_offered)
     worst = _worst(state["records"])
     if result.status == "passed" and worst is not None:
         result.max_error, result.tolerance, result.reason = worst.error, worst.tolerance, worst.reason
@@ -557,6 +566,14 @@ def run_clause(
     if result.status == "failed":
         result.message = format_failure(result)
     return result
+
+
+def partly_checked(impl_name: str, not_offered: list[str]) -> str:
+    """What a passed row says when the implementation offered only some of what the clause checks."""
+    return (
+        f"passed on the parts {impl_name} offers; not checked: the parts that need "
+        f"{', '.join(not_offered)}, which it does not offer"
+    )
 
 
 def _first_failure(exc: BaseException, seen: set[int] | None = None) -> ClauseFailure | None:
