@@ -38,15 +38,11 @@ import numpy as np
 import torch
 from nnspec.reference.torch_ref import to_numpy  # nnspec's one torch -> NumPy copy
 
+from .implementations import DTYPES, torch_dtype
+
 __all__ = ["HFGPT2"]
 
 _DEVICES = ("cpu", "cuda")
-_DTYPES = {
-    "float64": torch.float64,
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
 # nnspec's activation names -> GPT-2's activation_function
 _ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}
 
@@ -169,8 +165,8 @@ class HFGPT2:
     def __init__(self, device: str = "cpu", dtype: str = "float64") -> None:
         if device not in _DEVICES:
             raise ValueError(f"HFGPT2(device={device!r}): choose one of {_DEVICES}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"HFGPT2(dtype={dtype!r}): choose one of {tuple(_DTYPES)}")
+        if dtype not in DTYPES:
+            raise ValueError(f"HFGPT2(dtype={dtype!r}): choose one of {DTYPES}")
         self.nnspec_name = f"hf-gpt2:{device}:{dtype}"
         self.nnspec_device = device
         self.nnspec_dtype = dtype
@@ -182,12 +178,12 @@ class HFGPT2:
         if device == "cuda" and not torch.cuda.is_available():
             reasons.append("no CUDA device is available")
         self.nnspec_unavailable = "; ".join(reasons)
-        self.GPT = type("GPT", (_GPT2,), {"device": torch.device(device), "dtype": _DTYPES[dtype]})
+        self.GPT = type("GPT", (_GPT2,), {"device": torch.device(device), "dtype": torch_dtype(dtype)})
 
 
 def __getattr__(name: str) -> HFGPT2:
     """``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype."""
     device, _, dtype = name.rpartition("_")
-    if dtype in _DTYPES and device in ("", *_DEVICES):
+    if dtype in DTYPES and device in ("", *_DEVICES):
         return HFGPT2(device=device or "cpu", dtype=dtype)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}; use DTYPE or DEVICE_DTYPE")
