@@ -331,10 +331,11 @@ def _silence_attention(mha: dict) -> None:
     "Each sub-layer's output MUST be added to its input before the layer norm (post-LN: "
     "LN(x + f(x))), so that with a zero sub-layer the block reduces to LN(x).",
     source=Source(LECTURE_NOTES, NOTES_QUESTIONS, paper=VASWANI_2017),
-    needs=("Transformer",),
+    needs=("Transformer | encoder_layer",),
     topic=TOPIC,
     cost="network",
-    note="Pre-LN configurations are checked too: x + f(LN(x)), the identity for a zero sub-layer.",
+    note="Pre-LN configurations are checked too: x + f(LN(x)), the identity for a zero sub-layer. "
+    "On the encoder of a Transformer, and on an encoder_layer on its own.",
 )
 def residual(impl: Any, ck: Check) -> None:
     config = tiny_transformer(ck, n_encoder_layers=1, positional="none")
@@ -348,9 +349,7 @@ def residual(impl: Any, ck: Check) -> None:
         if "b_2" in layer["ffn"]:
             layer["ffn"]["b_2"] = np.zeros_like(layer["ffn"]["b_2"])
     src = draw_tokens(ck, 1, 5, "source")
-    memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
-
-    x = input_embedding(src, params["W_E_src"], None, config)  # (S, d_model)
+    x = ck.input(input_embedding(src, params["W_E_src"], None, config))  # (S, d_model)
     eps = config.layer_norm_eps
     if config.norm_placement == "post":
         # x = LN_1(x + 0);  x = LN_2(x + FFN(x))
@@ -359,17 +358,19 @@ def residual(impl: Any, ck: Check) -> None:
             h + ffn_formula(layer["ffn"], h, config.activation), layer["norm_2"], eps
         )
     else:
-        # x = x + 0;  x = x + FFN(LN_2(x));  final LN
+        # x = x + 0;  x = x + FFN(LN_2(x))
         h = x + ffn_formula(
             layer["ffn"], layer_norm_formula(x, layer["norm_2"], eps), config.activation
         )
-        h = layer_norm_formula(h, params["encoder_norm"], eps)
-    ck.close(
-        memory,
-        h,
-        output="network",
-        what=f"encoder layer with zero attention ({config.norm_placement}-LN)",
-    )
+    what = f"with zero attention ({config.norm_placement}-LN)"
+    if ck.offers("Transformer"):
+        memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
+        # pre-LN: the encoder's final LN after the layer
+        encoded = h if config.norm_placement == "post" else layer_norm_formula(h, params["encoder_norm"], eps)
+        ck.close(memory, encoded, output="network", what=f"encoder layer {what}")
+    if ck.offers("encoder_layer"):
+        out = np.asarray(impl.encoder_layer(copy_params(layer), x, config))
+        ck.close(out, h, output="network", what=f"encoder_layer(x) {what}")
 
 
 # The sub-layers ENC-LAYER and DEC-LAYER compose the encoder and decoder from: the
@@ -379,36 +380,41 @@ def residual(impl: Any, ck: Check) -> None:
 SUB_LAYERS = ("multi_head_attention", "layer_norm", "feed_forward")
 
 
-def _encoder_composition(
-    impl: Any, params: dict, config: TransformerConfig, src: np.ndarray
+def _encoder_layer_composition(
+    impl: Any, layer: dict, x: np.ndarray, config: TransformerConfig, mask: np.ndarray | None = None
 ) -> np.ndarray:
-    """The encoder as the documents compose it, from the implementation's own sub-layers."""
+    """One encoder layer as the documents compose it, from the implementation's own sub-layers."""
     eps, n_heads = config.layer_norm_eps, config.n_heads
-    x = input_embedding(src, params["W_E_src"], params.get("W_P_src"), config)  # (S, d_model)
 
     def norm(v: np.ndarray, p: dict) -> np.ndarray:
         return np.asarray(impl.layer_norm(v, p["gamma"], p["beta"], eps))
 
     def attend(p: dict, q: np.ndarray, kv: np.ndarray) -> np.ndarray:
-        return np.asarray(impl.multi_head_attention(p, q, kv, n_heads)[0])
+        return np.asarray(impl.multi_head_attention(p, q, kv, n_heads, mask)[0])
 
+    def ffn(p: dict, v: np.ndarray) -> np.ndarray:
+        return np.asarray(impl.feed_forward(p, v, config.activation))
+
+    if config.norm_placement == "post":
+        # x = LN(x + MultiHead(x, x, x));  x = LN(x + FFN(x))
+        x = norm(x + attend(layer["self_attn"], x, x), layer["norm_1"])
+        return norm(x + ffn(layer["ffn"], x), layer["norm_2"])
+    # x = x + MultiHead(LN(x));  x = x + FFN(LN(x))
+    h = norm(x, layer["norm_1"])
+    x = x + attend(layer["self_attn"], h, h)
+    return x + ffn(layer["ffn"], norm(x, layer["norm_2"]))
+
+
+def _encoder_composition(
+    impl: Any, params: dict, config: TransformerConfig, src: np.ndarray
+) -> np.ndarray:
+    """The encoder as the documents compose it, from the implementation's own sub-layers."""
+    x = input_embedding(src, params["W_E_src"], params.get("W_P_src"), config)  # (S, d_model)
     for layer in params["encoder"]:
-        if config.norm_placement == "post":
-            # x = LN(x + MultiHead(x, x, x));  x = LN(x + FFN(x))
-            x = norm(x + attend(layer["self_attn"], x, x), layer["norm_1"])
-            x = norm(
-                x + np.asarray(impl.feed_forward(layer["ffn"], x, config.activation)),
-                layer["norm_2"],
-            )
-        else:
-            # x = x + MultiHead(LN(x));  x = x + FFN(LN(x))
-            h = norm(x, layer["norm_1"])
-            x = x + attend(layer["self_attn"], h, h)
-            x = x + np.asarray(
-                impl.feed_forward(layer["ffn"], norm(x, layer["norm_2"]), config.activation)
-            )
+        x = _encoder_layer_composition(impl, layer, x, config)
     if config.norm_placement == "pre":
-        x = norm(x, params["encoder_norm"])
+        final = params["encoder_norm"]
+        x = np.asarray(impl.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
     return x
 
 
@@ -417,36 +423,53 @@ def _encoder_composition(
     "An encoder layer MUST equal multi-head self-attention followed by the feed-forward network, "
     "each wrapped in a residual connection and a layer norm.",
     source=Source(LECTURE_NOTES, NOTES_ENCODER, paper=VASWANI_2017),
-    needs=("Transformer",),
+    needs=("Transformer | encoder_layer",),
     uses=SUB_LAYERS,
     topic=TOPIC,
     cost="network",
-    note="Against the composition of the implementation's own sub-layers where it offers all "
-    "three, and against the oracle's encoder always.",
+    note="On a Transformer's encoder and on an encoder_layer on its own (with or without a causal "
+    "mask: a GPT block); against the composition of the implementation's own sub-layers where it "
+    "offers all three, and against the oracle's always.",
 )
 def enc_layer(impl: Any, ck: Check) -> None:
     config = tiny_transformer(ck)
     params = network_params(ck, config)
     src = draw_tokens(ck, 1, 5, "source")
-    memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
-    if all(ck.offers(name) for name in SUB_LAYERS):
-        ck.close(
-            memory,
-            _encoder_composition(impl, params, config, src),
-            output="network",
-            what="Transformer.encode vs composition of sub-layers",
+    composable = all(ck.offers(name) for name in SUB_LAYERS)
+    if ck.offers("Transformer"):
+        memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
+        if composable:
+            ck.close(
+                memory,
+                _encoder_composition(impl, params, config, src),
+                output="network",
+                what="Transformer.encode vs composition of sub-layers",
+            )
+        ck.close_to_oracle(
+            lambda m: m.Transformer(config, copy_params(params)).encode(src), output="network"
         )
-    ck.close_to_oracle(
-        lambda m: m.Transformer(config, copy_params(params)).encode(src), output="network"
-    )
+    if not ck.offers("encoder_layer"):
+        return
+    # One layer on its own, the block a model is built from; with a causal mask it is a GPT block.
+    layer = params["encoder"][0]
+    x = ck.input(input_embedding(src, params["W_E_src"], params.get("W_P_src"), config))  # (S, d)
+    mask = lower_triangle(len(src)) if ck.draw(st.booleans(), "causal mask on the layer") else None
+    out = ck.close_to_oracle("encoder_layer", layer, x, config, mask, output="network")
+    if composable:
+        ck.close(
+            np.asarray(out),
+            _encoder_layer_composition(impl, layer, x, config, mask),
+            output="network",
+            what="encoder_layer vs composition of its sub-layers",
+        )
 
 
-def _decoder_composition(
-    impl: Any, params: dict, config: TransformerConfig, tgt: np.ndarray, memory: np.ndarray
+def _decoder_layer_composition(
+    impl: Any, layer: dict, y: np.ndarray, memory: np.ndarray, config: TransformerConfig
 ) -> np.ndarray:
-    """The decoder as the documents compose it, from the implementation's own sub-layers."""
-    eps, n_heads, T = config.layer_norm_eps, config.n_heads, len(tgt)
-    causal = lower_triangle(T)  # (T, T)
+    """One decoder layer as the documents compose it, from the implementation's own sub-layers."""
+    eps, n_heads = config.layer_norm_eps, config.n_heads
+    causal = lower_triangle(y.shape[-2])  # (T, T)
 
     def norm(v: np.ndarray, p: dict) -> np.ndarray:
         return np.asarray(impl.layer_norm(v, p["gamma"], p["beta"], eps))
@@ -459,20 +482,27 @@ def _decoder_composition(
     def ffn(p: dict, v: np.ndarray) -> np.ndarray:
         return np.asarray(impl.feed_forward(p, v, config.activation))
 
+    if config.norm_placement == "post":
+        # y = LN(y + MaskedMultiHead(y));  y = LN(y + MultiHead(y, memory));  y = LN(y + FFN(y))
+        y = norm(y + attend(layer["self_attn"], y, y, causal), layer["norm_1"])
+        y = norm(y + attend(layer["cross_attn"], y, memory), layer["norm_2"])
+        return norm(y + ffn(layer["ffn"], y), layer["norm_3"])
+    h = norm(y, layer["norm_1"])
+    y = y + attend(layer["self_attn"], h, h, causal)
+    y = y + attend(layer["cross_attn"], norm(y, layer["norm_2"]), memory)
+    return y + ffn(layer["ffn"], norm(y, layer["norm_3"]))
+
+
+def _decoder_composition(
+    impl: Any, params: dict, config: TransformerConfig, tgt: np.ndarray, memory: np.ndarray
+) -> np.ndarray:
+    """The decoder as the documents compose it, from the implementation's own sub-layers."""
     y = input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config)  # (T, d_model)
     for layer in params["decoder"]:
-        if config.norm_placement == "post":
-            # y = LN(y + MaskedMultiHead(y));  y = LN(y + MultiHead(y, memory));  y = LN(y + FFN(y))
-            y = norm(y + attend(layer["self_attn"], y, y, causal), layer["norm_1"])
-            y = norm(y + attend(layer["cross_attn"], y, memory), layer["norm_2"])
-            y = norm(y + ffn(layer["ffn"], y), layer["norm_3"])
-        else:
-            h = norm(y, layer["norm_1"])
-            y = y + attend(layer["self_attn"], h, h, causal)
-            y = y + attend(layer["cross_attn"], norm(y, layer["norm_2"]), memory)
-            y = y + ffn(layer["ffn"], norm(y, layer["norm_3"]))
+        y = _decoder_layer_composition(impl, layer, y, memory, config)
     if config.norm_placement == "pre":
-        y = norm(y, params["decoder_norm"])
+        final = params["decoder_norm"]
+        y = np.asarray(impl.layer_norm(y, final["gamma"], final["beta"], config.layer_norm_eps))
     return y
 
 
@@ -481,12 +511,13 @@ def _decoder_composition(
     "A decoder layer MUST equal masked self-attention, cross-attention on the encoder output and "
     "the feed-forward network, each wrapped in a residual connection and a layer norm.",
     source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
-    needs=("Transformer",),
+    needs=("Transformer | decoder_layer",),
     uses=SUB_LAYERS,
     topic=TOPIC,
     cost="network",
-    note="Against the composition of the implementation's own sub-layers where it offers all "
-    "three, and against the oracle's decoder always.",
+    note="On a Transformer's decoder and on a decoder_layer on its own; against the composition of "
+    "the implementation's own sub-layers where it offers all three, and against the oracle's "
+    "always.",
 )
 def dec_layer(impl: Any, ck: Check) -> None:
     config = tiny_transformer(ck)
@@ -494,14 +525,33 @@ def dec_layer(impl: Any, ck: Check) -> None:
     tgt = draw_tokens(ck, 1, 5, "target")
     S = ck.draw(st.integers(1, 5), "source length")
     memory = draw_array(ck, (S, config.d_model), "memory", -2.0, 2.0)
-    hidden = np.asarray(impl.Transformer(config, copy_params(params)).decode(tgt, memory))
-
-    if all(ck.offers(name) for name in SUB_LAYERS):
-        ck.close(hidden, _decoder_composition(impl, params, config, tgt, memory), output="network",
-                 what="Transformer.decode vs composition of sub-layers")
-    ck.close_to_oracle(
-        lambda m: m.Transformer(config, copy_params(params)).decode(tgt, memory), output="network"
-    )
+    composable = all(ck.offers(name) for name in SUB_LAYERS)
+    if ck.offers("Transformer"):
+        hidden = np.asarray(impl.Transformer(config, copy_params(params)).decode(tgt, memory))
+        if composable:
+            ck.close(
+                hidden,
+                _decoder_composition(impl, params, config, tgt, memory),
+                output="network",
+                what="Transformer.decode vs composition of sub-layers",
+            )
+        ck.close_to_oracle(
+            lambda m: m.Transformer(config, copy_params(params)).decode(tgt, memory),
+            output="network",
+        )
+    if not ck.offers("decoder_layer"):
+        return
+    # One layer on its own (its self-attention causal by default, PARAMETERS.md).
+    layer = params["decoder"][0]
+    y = ck.input(input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config))  # (T, d)
+    out = ck.close_to_oracle("decoder_layer", layer, y, memory, config, output="network")
+    if composable:
+        ck.close(
+            np.asarray(out),
+            _decoder_layer_composition(impl, layer, y, memory, config),
+            output="network",
+            what="decoder_layer vs composition of its sub-layers",
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,8 +45,11 @@ def test_the_clauses_that_need_less_than_all_they_check() -> None:
     assert set(PARTIAL) == {
         "ACT-SIGMOID", "MLP-PARAMS", "COST-SQ", "SGD-PARTITION", "UNEMB-SOFTMAX", "ATT-SCALE",
         "ATT-CAUSAL", "ATT-PADDING", "ATT-PERMUTE", "ATT-CROSS", "MHA-ONE-HEAD", "ATT-ORACLE",
-        "ENC-LAYER", "DEC-LAYER", "DEC-AUTOREGRESSIVE", "GREEDY", "NET-ORACLE",
+        "RESIDUAL", "ENC-LAYER", "DEC-LAYER", "DEC-AUTOREGRESSIVE", "GREEDY", "NET-ORACLE",
     }
+    # a block on its own (what models are built from) is held to the clauses about blocks
+    assert CLAUSES["ENC-LAYER"].needs == ("Transformer | encoder_layer",)
+    assert CLAUSES["DEC-LAYER"].needs == ("Transformer | decoder_layer",)
     assert CLAUSES["ATT-ORACLE"].needs == ("scaled_dot_product_attention | multi_head_attention",)
     assert CLAUSES["NET-ORACLE"].needs == ("MLP | Transformer | GPT | Seq2Seq",)
     assert CLAUSES["MHA-ONE-HEAD"].uses == ("scaled_dot_product_attention",)

@@ -31,6 +31,9 @@ SinusoidLayout = Literal["interleaved", "concatenated"]
 
 # Config fields a declared convention may pin (TransformerConfig and GPTConfig have them all).
 _CONFIG_FIELDS = ("norm_placement", "activation", "positional", "bias", "layer_norm_eps")
+# The oracle's functions (besides the network classes) that take a config: called with the
+# declared choices applied, as the implementation's are.
+_TAKES_CONFIG = ("init_params", "encoder_layer", "decoder_layer")
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class ConfiguredOracle:
             if name not in shared:
                 raise
             return shared[name]
-        if isinstance(target, type) or name == "init_params":
+        if isinstance(target, type) or name in _TAKES_CONFIG:
             conventions = self.conventions
 
             def construct(*args: Any, **kwargs: Any) -> Any:

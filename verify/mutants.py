@@ -492,6 +492,26 @@ class DropoutInEvalTransformer(_MutableTransformer):
     dropout = 0.1
 
 
+def encoder_layer_no_residual(params: Params, x: Any, config: Any, mask: Any = None) -> np.ndarray:
+    """One encoder block without its ``x +`` skip connections: LN(Sublayer(x)) (post-LN) or
+    Sublayer(LN(x)) (pre-LN), the block a model is built from written without its residuals."""
+    block, heads = NoResidualTransformer(config, params), _heads(mask)
+    x = block._sublayer(_f64(x), params["norm_1"], lambda h: numpy_ref.multi_head_attention(
+        params["self_attn"], h, h, config.n_heads, heads)[0])
+    return block._sublayer(x, params["norm_2"], lambda h: numpy_ref.feed_forward(
+        params["ffn"], h, config.activation))
+
+
+def decoder_layer_unmasked(
+    params: Params, y: Any, memory: Any, config: Any, self_mask: Any = None, cross_mask: Any = None
+) -> np.ndarray:
+    """A decoder block that reads ``self_mask=None`` as "no mask" where PARAMETERS.md pins the
+    causal mask: in training every target position reads the later ones."""
+    T = np.shape(y)[-2]
+    no_mask = np.ones((T, T), dtype=bool) if self_mask is None else self_mask
+    return numpy_ref.decoder_layer(params, y, memory, config, no_mask, cross_mask)
+
+
 class UnscaledEmbeddingTransformer(numpy_ref.Transformer):
     """Ignores ``scale_embeddings``: the x sqrt(d_model) on the embeddings forgotten."""
 
@@ -663,6 +683,12 @@ MUTANTS: tuple[Mutant, ...] = (
     # blocks and networks
     _m("missing-residual", "sub-layers without the residual connection: LN(Sublayer(x))",
        ("RESIDUAL", "ENC-LAYER"), Transformer=NoResidualTransformer),
+    _m("encoder-layer-missing-residual", "an encoder block (the unit a model stacks) written "
+       "without its skip connections: LN(Sublayer(x))", ("RESIDUAL", "ENC-LAYER"),
+       encoder_layer=encoder_layer_no_residual),
+    _m("decoder-layer-default-unmasked", "a decoder block that takes self_mask=None as no mask, "
+       "where the default is the causal mask: each target position reads later ones",
+       ("DEC-LAYER",), decoder_layer=decoder_layer_unmasked),
     _m("pre-ln-where-post-ln-declared", "pre-LN blocks (GPT-2 code) where the config declares "
        "post-LN (Vaswani et al.)", ("ENC-LAYER", "DEC-LAYER"), Transformer=PreLNTransformer),
     _m("cross-attention-causal-mask", "the decoder's causal mask also passed to cross-attention",
