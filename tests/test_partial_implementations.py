@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from nnspec.spec.blocks import SUB_LAYERS
 from nnspec.spec.clause import Clause, Source, alternatives, clause
 from nnspec.verify import patched, run_clause
 from nnspec.verify.catalogue import installed
@@ -176,3 +177,21 @@ def test_patched_without_removes_functions_and_methods() -> None:
             net.train  # noqa: B018 (the attribute access is what raises)
     with pytest.raises(ValueError, match=r"\['no_such_thing'\] are not capabilities"):
         patched("numpy", name="x", without=["no_such_thing.train"])
+
+
+def test_a_blocks_declared_conventions_reach_the_oracles_block() -> None:
+    """A pre-LN block (GPT-2's) declares norm_placement='pre'; the drawn post-LN configurations
+    reach both its encoder_layer and the oracle's as pre-LN, so the comparison is like for like."""
+    from nnspec.reference import numpy_ref
+
+    seen = []
+
+    def encoder_layer(params: dict, x: Any, config: Any, mask: Any = None) -> Any:
+        seen.append(config.norm_placement)
+        return numpy_ref.encoder_layer(params, x, config, mask)
+
+    block = Implementation("pre-ln-block", {"encoder_layer": encoder_layer}, conventions={"norm_placement": "pre"})
+    result = run_clause("ENC-LAYER", block, profile="default", seed=0)
+    assert result.status == "passed", result.message
+    assert seen and set(seen) == {"pre"}
+    assert result.notes["not offered"] == ["Transformer", *SUB_LAYERS]
