@@ -170,14 +170,17 @@ def skipped_row(clause: Any, implementation: str, reason: str) -> dict[str, Any]
 
 def _tally(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     counts = dict.fromkeys(STATUSES, 0)
-    total = 0
+    total = partly = 0
     for r in rows:
         counts[r["status"]] += 1
         total += 1
+        # a pass on the parts an implementation offers (the rest of the clause did not run)
+        partly += r["status"] == "passed" and bool((r.get("notes") or {}).get("not offered"))
     applicable = sum(counts[s] for s in APPLICABLE)
     # conformance = passed / (passed + failed + error), in percent; None when nothing applicable ran
     conformance = 100.0 * counts["passed"] / applicable if applicable else None
-    return {"total": total, "counts": counts, "applicable": applicable, "conformance": conformance}
+    return {"total": total, "counts": counts, "applicable": applicable, "conformance": conformance,
+            "partly_passed": partly}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

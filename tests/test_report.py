@@ -167,6 +167,12 @@ def test_a_partly_checked_row_says_what_was_not_checked(tmp_path: Path) -> None:
     md, html = files["md"].read_text(), files["html"].read_text()
     assert "| ATT-ORACLE | sdpa-only | passed (without multi_head_attention) |" in md
     assert "not checked: the parts that need multi_head_attention, which it does not offer" in html
+    # and the summaries count it apart: conformance is over what ran, and says how much was partial
+    assert data["summary"]["partly_passed"] == 1
+    assert data["summary"]["by_implementation"]["sdpa-only"]["partly_passed"] == 1
+    assert "(1 of 1 applicable clause results passed, 1 of them on the part the implementation offers)" in md
+    assert "| 1 (1 partly) |" in md
+    assert "1 passed on part" in html and "1 (1 partly)" in html
     assert json.loads(files["json"].read_text())["results"][0]["notes"] == {"not offered": ["multi_head_attention"]}
 
 
