@@ -52,6 +52,8 @@ def compare_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
             row["cells"][keys.get(r["implementation"], r["implementation"])] = {
                 "status": r["status"], "max_error": r["max_error"], "tolerance": r["tolerance"],
                 "message": r["message"].splitlines()[0] if r["message"] else "",
+                # what the implementation did not offer, where the clause ran on part of it
+                "not_offered": list((r.get("notes") or {}).get("not offered", [])),
             }
     for row in rows.values():
         ran = {cell["status"] for cell in row["cells"].values() if cell["status"] in APPLICABLE}

@@ -173,6 +173,12 @@ def test_a_partly_checked_row_says_what_was_not_checked(tmp_path: Path) -> None:
     assert "(1 of 1 applicable clause results passed, 1 of them on the part the implementation offers)" in md
     assert "| 1 (1 partly) |" in md
     assert "1 passed on part" in html and "1 (1 partly)" in html
+    # beside the whole oracle in a comparison, the kernel's pass is marked as one on part
+    whole = run_clause("ATT-ORACLE", "numpy", profile="quick").to_dict()
+    write_report(build_report([whole], _meta(["numpy"])), tmp_path / "whole", formats=("json",))
+    assert main(["report", "compare", str(tmp_path / "whole"), str(tmp_path / "out"), "-o", str(tmp_path / "cmp")]) == 0
+    assert "| ATT-ORACLE | pass | pass (part) |" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert "on part: without multi_head_attention" in (tmp_path / "cmp" / "compare.html").read_text()
     assert json.loads(files["json"].read_text())["results"][0]["notes"] == {"not offered": ["multi_head_attention"]}
 
 
