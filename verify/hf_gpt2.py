@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from nnspec.reference.torch_ref import to_numpy  # nnspec's one torch -> NumPy copy
+from nnspec.reference.torch_ref import to_numpy, to_torch  # nnspec's one NumPy <-> torch copy
 
 from .implementations import DTYPES, torch_dtype
 
@@ -85,12 +85,15 @@ class _GPT2:
             bos_token_id=None, eos_token_id=None,
         )
         self.model = GPT2LMHeadModel(hf_config).to(device=self.device, dtype=self.dtype).eval()
+        # transformers 5.x renamed past_key_values to cache (the old name warns, then goes)
+        forward = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in forward else "past_key_values"
         self.model.load_state_dict(self._state_dict(params), strict=True)
         b_U = params.get("b_U")
         self.b_U = None if b_U is None else self._tensor(b_U)
 
     def _tensor(self, array: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array, dtype=np.float64)).to(device=self.device, dtype=self.dtype)
+        return to_torch(np.asarray(array, dtype=np.float64), device=self.device, dtype=self.dtype)
 
     def _state_dict(self, p: dict[str, Any]) -> dict[str, torch.Tensor]:
         """nnspec's parameter layout (reference/PARAMETERS.md) as GPT-2's state dict."""
@@ -122,10 +125,9 @@ class _GPT2:
         return state
 
     def _run(self, ids: Any, cache: Any = None) -> tuple[np.ndarray, Any]:
-        ids = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device)
+        ids = to_torch(np.asarray(ids, dtype=np.int64), device=self.device)
         lead, T = ids.shape[:-1], ids.shape[-1]
-        # transformers 5.x renamed past_key_values to cache (the old name warns, then goes)
-        cache_argument = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        cache_argument = self._cache_argument
         with torch.no_grad():
             out = self.model(input_ids=ids.reshape(-1, T), use_cache=cache is not None, **{cache_argument: cache})
         logits = out.logits  # (B, T, n_vocab)

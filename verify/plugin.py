@@ -467,7 +467,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         text = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items())) or "nothing ran"
-        partly = [r["clause_id"] for r in rows if r["status"] == "passed" and r["notes"].get("not offered")]
+        partly = [
+            r["clause_id"] for r in rows if r["status"] == "passed" and (r.get("notes") or {}).get("not offered")
+        ]
         if partly:
             # a pass on the parts it offers: say so, or the count reads as more than was checked
             text += f" ({len(partly)} of them partly, on what it offers: {', '.join(partly)})"
