@@ -82,6 +82,8 @@ def test_a_kernel_with_single_head_attention_alone_is_held_to_the_oracle() -> No
         assert result.status == "failed", result.message
         assert result.notes["not offered"] == ["multi_head_attention"]
         assert what in result.message
+        # the failure says what it did not check, beside what it found
+        assert "checked on part: unscaled-kernel does not offer multi_head_attention" in result.message
     runs = {cid for cid, c in CLAUSES.items() if not kernel.missing(c.needs)}
     assert {"ATT-ORACLE", "ATT-SCALE", "ATT-CAUSAL", "ATT-PADDING", "ATT-PERMUTE", "ATT-CROSS"} <= runs
 

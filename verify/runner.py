@@ -598,6 +598,11 @@ def format_failure(result: ClauseResult) -> str:
         f"  source: {result.source}",
         "  " + result.message.replace("\n", "\n  "),
     ]
+    if result.notes.get("not offered"):
+        lines.append(
+            f"  checked on part: {result.implementation} does not offer "
+            f"{', '.join(result.notes['not offered'])}, so the parts that need them did not run"
+        )
     if result.counterexample:
         lines.append("  shrunk input:")
         lines += [f"    {line}" for line in result.counterexample.splitlines()]
