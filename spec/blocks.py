@@ -405,15 +405,17 @@ def _encoder_layer_composition(
     return x + ffn(layer["ffn"], norm(x, layer["norm_2"]))
 
 
-def _encoder_composition(
-    impl: Any, params: dict, config: TransformerConfig, src: np.ndarray
+def _stack_composition(
+    impl: Any, params: dict, config: TransformerConfig, ids: np.ndarray, stack: str, layer: Any
 ) -> np.ndarray:
-    """The encoder as the documents compose it, from the implementation's own sub-layers."""
-    x = input_embedding(src, params["W_E_src"], params.get("W_P_src"), config)  # (S, d_model)
-    for layer in params["encoder"]:
-        x = _encoder_layer_composition(impl, layer, x, config)
+    """The ``"encoder"`` or ``"decoder"`` stack as the documents compose it: the input embedding,
+    ``layer(layer_params, x)`` for each layer, and pre-LN's final norm (the implementation's)."""
+    side = "src" if stack == "encoder" else "tgt"
+    x = input_embedding(ids, params[f"W_E_{side}"], params.get(f"W_P_{side}"), config)  # (T, d_model)
+    for layer_params in params[stack]:
+        x = layer(layer_params, x)
     if config.norm_placement == "pre":
-        final = params["encoder_norm"]
+        final = params[f"{stack}_norm"]
         x = np.asarray(impl.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
     return x
 
@@ -441,7 +443,10 @@ def enc_layer(impl: Any, ck: Check) -> None:
         if composable:
             ck.close(
                 memory,
-                _encoder_composition(impl, params, config, src),
+                _stack_composition(
+                impl, params, config, src, "encoder",
+                lambda p, x: _encoder_layer_composition(impl, p, x, config),
+            ),
                 output="network",
                 what="Transformer.encode vs composition of sub-layers",
             )
@@ -493,19 +498,6 @@ def _decoder_layer_composition(
     return y + ffn(layer["ffn"], norm(y, layer["norm_3"]))
 
 
-def _decoder_composition(
-    impl: Any, params: dict, config: TransformerConfig, tgt: np.ndarray, memory: np.ndarray
-) -> np.ndarray:
-    """The decoder as the documents compose it, from the implementation's own sub-layers."""
-    y = input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config)  # (T, d_model)
-    for layer in params["decoder"]:
-        y = _decoder_layer_composition(impl, layer, y, memory, config)
-    if config.norm_placement == "pre":
-        final = params["decoder_norm"]
-        y = np.asarray(impl.layer_norm(y, final["gamma"], final["beta"], config.layer_norm_eps))
-    return y
-
-
 @clause(
     "DEC-LAYER",
     "A decoder layer MUST equal masked self-attention, cross-attention on the encoder output and "
@@ -531,7 +523,10 @@ def dec_layer(impl: Any, ck: Check) -> None:
         if composable:
             ck.close(
                 hidden,
-                _decoder_composition(impl, params, config, tgt, memory),
+                _stack_composition(
+                    impl, params, config, tgt, "decoder",
+                    lambda p, y: _decoder_layer_composition(impl, p, y, memory, config),
+                ),
                 output="network",
                 what="Transformer.decode vs composition of sub-layers",
             )
