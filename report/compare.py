@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from .model import APPLICABLE, validate
 from .writers import publish, render
 
@@ -23,10 +25,34 @@ def load_report(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
-    report = json.loads(path.read_text(encoding="utf-8"))
-    validate(report)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(
+            f"{path} is not JSON ({exc}); name a report's results.json or the directory holding it"
+        ) from None
+    try:
+        validate(report)
+    except jsonschema.ValidationError as exc:
+        raise ValueError(
+            f"{path} is not an nnspec report ({exc.message}); name a report's results.json or the "
+            "directory holding it"
+        ) from None
     report["_path"] = str(path)
     return report
+
+
+def _distinct(paths: list[Path | str]) -> list[Path]:
+    """The report files ``paths`` name, each once: the same report twice makes two identical
+    columns that read as two runs agreeing."""
+    files = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in paths]
+    seen: dict[Path, str] = {}
+    for given, file in zip(paths, files, strict=True):
+        key = file.resolve()
+        if key in seen:
+            raise ValueError(f"{given} and {seen[key]} are the same report; name each report once")
+        seen[key] = str(given)
+    return files
 
 
 def compare_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,7 +103,12 @@ def compare_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
 def write_comparison(paths: list[Path | str], out_dir: Path | str) -> dict[str, Path]:
     """Compare the reports at ``paths`` and publish ``compare.md``, ``compare.html`` and
     ``compare.json`` to ``out_dir`` (same rules as a report directory). Returns them by format."""
-    data = compare_reports([load_report(p) for p in paths])
+    files = _distinct(paths)
+    out = Path(out_dir).resolve()
+    for file in files:
+        if file.resolve().parent == out:
+            raise ValueError(f"-o {out_dir} is where {file} lives; write the comparison elsewhere")
+    data = compare_reports([load_report(p) for p in files])
     context = {"data": data, "columns": data["columns"], "rows": data["rows"]}
     files = {
         "compare.json": json.dumps(data, indent=1, allow_nan=False) + "\n",

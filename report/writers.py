@@ -28,6 +28,9 @@ from .model import SCHEMA_VERSION, STATUSES, validate
 
 MARKER = ".nnspec-report"
 REPORT_FILES = {"json": "results.json", "md": "report.md", "html": "report.html"}
+# What each kind of directory holds, for the message that refuses to replace one by another.
+KINDS = {"nnspec-report": "conformance report", "nnspec-comparison": "comparison of reports",
+         "nnspec-kill-matrix": "kill matrix"}
 
 
 class ReportDirError(Exception):
@@ -57,12 +60,29 @@ def write_atomic(path: Path | str, text: str) -> Path:
     return path
 
 
-def check_output_dir(out_dir: Path | str, keep: Iterable[str] = ()) -> Path:
+def _kind_name(schema: str) -> str:
+    return KINDS.get(schema.partition("/")[0], schema)
+
+
+def written_kind(out_dir: Path | str) -> str | None:
+    """The schema of what nnspec wrote to ``out_dir`` (its marker's ``schema``), or None when the
+    marker is absent or predates the field."""
+    try:
+        marker = json.loads((Path(out_dir) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    kind = marker.get("schema") if isinstance(marker, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def check_output_dir(out_dir: Path | str, keep: Iterable[str] = (), kind: str | None = None) -> Path:
     """``out_dir`` as a Path if a report may be written there: absent, empty, or written by nnspec
-    (files named in ``keep`` aside: see :func:`publish`).
+    (files named in ``keep`` aside: see :func:`publish`), and, given the ``kind`` about to be
+    written (a schema name), holding that kind or none.
 
     Raises :class:`ReportDirError` otherwise. Call it before a run starts, so a mistaken directory is
-    reported at once rather than after an hour of clauses.
+    reported at once rather than after an hour of clauses. The kind matters because replacing is
+    deleting: ``nnspec report compare a b -o b`` would otherwise throw away report ``b`` itself.
     """
     out = Path(out_dir)
     keep = set(keep)
@@ -73,6 +93,12 @@ def check_output_dir(out_dir: Path | str, keep: Iterable[str] = ()) -> Path:
         raise ReportDirError(
             f"{out} is not empty and was not written by nnspec (no {MARKER} file); refusing to mix a "
             "report with its files or to delete them: name a new or empty directory"
+        )
+    old = written_kind(out) if others else None
+    if kind is not None and old is not None and old.partition("/")[0] != kind.partition("/")[0]:
+        raise ReportDirError(
+            f"{out} holds a {_kind_name(old)} that nnspec wrote; refusing to replace it with a "
+            f"{_kind_name(kind)}: name a new or empty directory"
         )
     return out
 
@@ -87,7 +113,7 @@ def publish(out_dir: Path | str, files: dict[str, str], kind: str, keep: Iterabl
     written paths by name.
     """
     keep = [name for name in keep if name not in files and name != MARKER]
-    out = check_output_dir(out_dir, keep).absolute()
+    out = check_output_dir(out_dir, keep, kind).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
     try:
@@ -197,7 +223,7 @@ def write_report(
     unknown = set(formats) - set(REPORT_FILES)
     if unknown:
         raise ValueError(f"unknown report formats {sorted(unknown)}; use {sorted(REPORT_FILES)}")
-    check_output_dir(out_dir, keep)  # before the rendering: a refused directory costs nothing
+    check_output_dir(out_dir, keep, SCHEMA_VERSION)  # before the rendering: a refusal costs nothing
     validate(report)
     texts = render_report(report, formats)
     paths = publish(out_dir, {REPORT_FILES[f]: texts[f] for f in formats}, SCHEMA_VERSION, keep)
@@ -223,7 +249,7 @@ def write_kill_matrix(data: dict[str, Any], out_dir: Path | str) -> dict[str, Pa
     A cell is *killed* when the clause failed on the mutant. A mutant with an ``expected`` clause
     that did not kill it is flagged: the catalogue claims to catch that mistake and does not.
     """
-    check_output_dir(out_dir)
+    check_output_dir(out_dir, kind=KILL_MATRIX_SCHEMA)
     validate(data, "kill_matrix.schema.json")
     mutants = []
     for m in data["mutants"]:

@@ -280,7 +280,37 @@ def test_compare_highlights_disagreements(rows: list[dict[str, Any]], tmp_path: 
     # a file that is not a report is a usage error, not a traceback
     (tmp_path / "x.json").write_text('{"results": []}')
     assert main(["report", "compare", str(tmp_path / "x.json"), "-o", str(tmp_path / "d")]) == 2
-    assert "nnspec report compare:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nnspec report compare:" in err and f"{tmp_path / 'x.json'} is not an nnspec report" in err
+    (tmp_path / "a" / "report.md").write_text("# not JSON")
+    assert main(["report", "compare", str(tmp_path / "a" / "report.md"), "-o", str(tmp_path / "d")]) == 2
+    assert "report.md is not JSON" in capsys.readouterr().err
+
+
+def test_compare_never_replaces_a_report(rows: list[dict[str, Any]], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``-o`` naming one of the inputs (or any conformance report) would delete that report."""
+    numpy_rows = [r for r in rows if r["implementation"] == "numpy"]
+    broken_rows = [r for r in rows if r["implementation"] == "broken"]
+    write_report(build_report(numpy_rows, _meta(["numpy"])), tmp_path / "a")
+    write_report(build_report(broken_rows, _meta(["broken"])), tmp_path / "b")
+    before = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "b")]) == 2
+    assert "is where" in capsys.readouterr().err
+    write_report(build_report(numpy_rows, _meta(["numpy"])), tmp_path / "c")
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a conformance report that nnspec wrote; refusing to replace it with a comparison" in err
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == before
+    assert (tmp_path / "c" / "results.json").is_file()
+    # nor a report over a comparison: each kind replaces only its own kind
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "d")]) == 0
+    with pytest.raises(ReportDirError, match="holds a comparison of reports"):
+        write_report(build_report(numpy_rows, _meta(["numpy"])), tmp_path / "d")
+    # the same report twice is two identical columns that look like agreement
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "a" / "results.json"),
+                 "-o", str(tmp_path / "e")]) == 2
+    assert "are the same report; name each report once" in capsys.readouterr().err
 
 
 KILL_MATRIX = {
