@@ -411,12 +411,35 @@ def test_torch_names(name: str, device: str, dtype: str) -> None:
         ("torch:cpu:int8", "float32"),
         ("no_such_package.mod:impl", "cannot import module 'no_such_package.mod'"),
         ("broken_impls:NOPE", "has no attribute 'NOPE'"),
+        # a slip of the keyboard gets the likely name
+        ("numpyy", "did you mean 'numpy'?"),
+        ("torch:cude", "choose one of"),
+        ("broken_impls:BROKN", "did you mean broken_impls:BROKEN?"),
     ],
 )
 def test_bad_names_say_how_to_fix_them(name: str, fix: str) -> None:
     with pytest.raises(UnknownImplementation, match=".*") as info:
         load_implementation(name)
     assert fix in str(info.value) and repr(name) in str(info.value)
+
+
+def test_import_failures_say_which_import_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module that is not found, and one that is found but needs a package that is not installed,
+    are two different fixes."""
+    (tmp_path / "needs_dep.py").write_text("import math\nimport no_such_dependency  # noqa\n")
+    (tmp_path / "few_names.py").write_text("import math\nimport numpy as np\nVALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UnknownImplementation) as info:
+        load_implementation("needs_dep:IMPL")
+    assert "needs_dep imports no_such_dependency, which is not installed here" in str(info.value)
+    with pytest.raises(UnknownImplementation) as info:
+        load_implementation("absent_pkg.impl:IMPL")
+    assert "run from the directory that holds absent_pkg" in str(info.value)
+    with pytest.raises(UnknownImplementation) as info:
+        load_implementation("few_names:IMPL")
+    assert str(info.value).endswith("has no attribute 'IMPL'; available: VALUE")  # not math, np
 
 
 def test_import_path_objects_and_factories() -> None:

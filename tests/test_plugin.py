@@ -72,7 +72,11 @@ def test_broken_implementation_gives_four_failures_and_a_finished_run(
         assert f"{cid} [broken] failed: {TEST_CLAUSES[cid].statement}" in out
         assert word in out
         assert f"--nnspec-clause={cid}" in out
-    assert "timed out after 2 s while broken's relu was running" in out
+    assert ("timed out after 2 s while broken's relu was running (the per-clause time limit given "
+            "to this run)") in out
+    # a timeout reproduces only under the same limit
+    assert "nnspec verify broken_impls:BROKEN --clause T-RELU --profile quick --seed 0 --time-limit 2" in out
+    assert "--nnspec-clause=T-RELU --nnspec-profile=quick --nnspec-seed=0 --nnspec-time-limit=2" in out
     assert "Traceback" not in out  # the report is the clause's text, not the engine's stack
     statuses = _statuses(report)
     assert {k for k, s in statuses.items() if s == "failed"} == {(c, "broken") for c in EXPECTED_FAILURES}
@@ -84,11 +88,13 @@ def test_broken_implementation_gives_four_failures_and_a_finished_run(
     [
         (
             "--nnspec-impl=pytorch",
-            "--nnspec-impl=pytorch: unknown implementation 'pytorch'; use 'numpy', 'torch[[]:device[[]:dtype[]][]]'*",
+            "--nnspec-impl=pytorch: unknown implementation 'pytorch'; did you mean 'torch'? use 'numpy', "
+            "'torch[[]:device[[]:dtype[]][]]'*",
         ),
         (
             "--nnspec-impl=no_such_pkg.impl:obj",
-            "*cannot import module 'no_such_pkg.impl'*install the package or fix the import path*",
+            "*cannot import module 'no_such_pkg.impl'*run from the directory that holds no_such_pkg "
+            "(`nnspec verify` and `python -m pytest` import from the current directory*",
         ),
         ("--nnspec-impl=torch:gpu", "*unknown device 'gpu'; choose one of*"),
         ("--nnspec-profile=fast", "--nnspec-profile=fast: unknown profile; use one of quick, default, thorough, ci"),
@@ -120,6 +126,20 @@ def test_a_script_that_exits_on_import_is_a_usage_error(project: pytest.Pytester
         "`if __name__ == '__main__':`*",
     ])
     assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_module_that_raises_on_import_says_where(project: pytest.Pytester) -> None:
+    """Not only what was raised: the file and line of the user's code that raised it."""
+    project.makepyfile(needs_config=(
+        "def _read_config():\n    raise RuntimeError('config file missing')\n\n_read_config()\n"
+    ))
+    project.syspathinsert()
+    result = project.runpytest("--nnspec-impl=needs_config:IMPL", CATALOGUE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --nnspec-impl=needs_config:IMPL: loading it raised RuntimeError: config file missing "
+        "at *needs_config.py:2 in _read_config; fix the implementation or the name",
+    ])
 
 
 def test_a_kernel_alone_is_checked_on_what_it_offers_and_the_summary_says_so(
@@ -390,9 +410,11 @@ def test_a_clause_stuck_in_native_code_fails_and_the_run_goes_on(project: pytest
         "the limit and the run went on in a new one",
         "*where it was stuck (faulthandler's stack, most recent call first):",
         '*File "*broken_impls.py", line * in _stuck_softmax',
-        "*reproduce: nnspec verify broken_impls:STUCK --clause T-SOFTMAX --profile quick --seed 0",
-        "*or: pytest --nnspec-impl=broken_impls:STUCK --nnspec-clause=T-SOFTMAX --nnspec-profile=quick "
-        "--nnspec-seed=0",
+        # the time limit travels with the command: without it the clause would pass again
+        "*reproduce: nnspec verify broken_impls:STUCK --clause T-SOFTMAX --profile quick --seed 0 "
+        "--time-limit 3",
+        "*or: python -m pytest --nnspec-impl=broken_impls:STUCK --nnspec-clause=T-SOFTMAX "
+        "--nnspec-profile=quick --nnspec-seed=0 --nnspec-time-limit=3",
     ])
     assert "hypothesis" not in out.split("where it was stuck")[1].split("reproduce:")[0]
     assert "crashed" not in out.split("short test summary")[0].split("T-SOFTMAX [stuck] failed")[1][:2000]

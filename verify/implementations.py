@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import difflib
 import functools
 import importlib
 import importlib.util
@@ -936,18 +937,33 @@ def _import_object(spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing and module_name != missing and not module_name.startswith(missing + "."):
+            fix = f"{module_name} imports {missing}, which is not installed here"
+        else:
+            fix = (
+                f"run from the directory that holds {module_name.split('.')[0]} (`nnspec verify` and "
+                "`python -m pytest` import from the current directory, plain `pytest` does not), "
+                "install its package (pip install -e), add its directory to PYTHONPATH, or fix the "
+                "import path"
+            )
         raise UnknownImplementation(
             f"implementation {spec!r}: cannot import module {module_name!r} "
-            f"({type(exc).__name__}: {exc}); install the package or fix the import path"
+            f"({type(exc).__name__}: {exc}); {fix}"
         ) from exc
     obj: Any = module
     for part in attr.split(".") if attr else ():
         try:
             obj = getattr(obj, part)
         except AttributeError:
+            # what the module defines or assigns (the modules it imported are no candidates)
+            names = sorted(n for n, v in vars(module).items()
+                           if not n.startswith("_") and not inspect.ismodule(v))
+            close = difflib.get_close_matches(attr, names, n=1)
+            hint = (f"did you mean {module_name}:{close[0]}?" if close
+                    else f"available: {', '.join(names[:12])}")
             raise UnknownImplementation(
-                f"implementation {spec!r}: module {module_name!r} has no attribute {attr!r}; "
-                f"available: {sorted(n for n in dir(module) if not n.startswith('_'))[:12]}"
+                f"implementation {spec!r}: module {module_name!r} has no attribute {attr!r}; {hint}"
             ) from None
     return obj
 
@@ -1008,8 +1024,11 @@ def _resolve(name: str) -> Implementation:
         impl = from_object(_import_object(name), name=name)
     else:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-        extra = f" (installed entry points: {known})" if known else ""
-        raise UnknownImplementation(f"unknown implementation {name!r}; {SYNTAX_HELP}{extra}")
+        extra = f" (installed entry points: {', '.join(known)})" if known else ""
+        spellings = ["numpy", "torch", *(f"torch:{d}" for d in ("cpu", "cuda", "mps")), *known]
+        close = difflib.get_close_matches(name, spellings, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownImplementation(f"unknown implementation {name!r}; {hint}{SYNTAX_HELP}{extra}")
     return impl
 
 

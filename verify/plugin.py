@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -200,12 +201,13 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
     report = config.getoption("nnspec_report")
     if report:
+        from nnspec.report.model import SCHEMA_VERSION
         from nnspec.report.writers import ReportDirError, check_output_dir
 
         state.report_dir = Path(report)
         if _is_controller(config):
             try:  # refuse a directory we would mix with or delete, before anything runs
-                check_output_dir(state.report_dir)
+                check_output_dir(state.report_dir, kind=SCHEMA_VERSION)
             except ReportDirError as exc:
                 raise _usage("--nnspec-report", report, str(exc)) from None
     state.command = config.getoption("nnspec_command") or " ".join(
@@ -226,7 +228,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except Exception as exc:  # an import-path object that raises on import or construction
             raise _usage(
                 "--nnspec-impl", name,
-                f"loading it raised {type(exc).__name__}: {exc}; fix the implementation or the name",
+                f"loading it raised {type(exc).__name__}: {exc}{_raised_at(exc)}; fix the "
+                "implementation or the name",
             ) from None
     _limit_torch_threads(names)
     if _is_controller(config):  # the run's own process: print the stack (fd 2 is the terminal now)
@@ -295,11 +298,26 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
+def _raised_at(exc: BaseException) -> str:
+    """`` at FILE:LINE in FUNC``: the innermost frame of the user's code (not the import machinery's,
+    not nnspec's) where ``exc`` was raised, so a failing import says where it failed."""
+    engine = str(Path(__file__).resolve().parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "importlib" not in f.filename and not str(Path(f.filename).resolve()).startswith(engine)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {frame.filename}:{frame.lineno} in {frame.name}"
+
+
 def _pytest_reproduce(state: _State, clause_id: str, impl_arg: str) -> str:
     """The pytest form of a failure's reproduce command (the runner's is ``nnspec verify``)."""
+    limit = f" --nnspec-time-limit={state.time_limit:g}" if state.time_limit is not None else ""
+    # `python -m pytest`, not `pytest`: like `nnspec verify`, it imports from the current
+    # directory, where a user's own module (mypkg/impl.py) usually is.
     return (
-        f"\n  or: pytest --nnspec-impl={impl_arg} --nnspec-clause={clause_id} "
-        f"--nnspec-profile={state.profile} --nnspec-seed={state.seed}"
+        f"\n  or: python -m pytest --nnspec-impl={impl_arg} --nnspec-clause={clause_id} "
+        f"--nnspec-profile={state.profile} --nnspec-seed={state.seed}{limit}"
     )
 
 

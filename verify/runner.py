@@ -161,8 +161,13 @@ def get_clause(clause_or_id: str | Clause) -> Clause:
         raise KeyError(f"unknown clause id {clause_or_id!r}{hint}") from None
 
 
-def reproduce_command(clause_id: str, impl: str, profile: str, seed: int) -> str:
-    return f"nnspec verify {impl} --clause {clause_id} --profile {profile} --seed {seed}"
+def reproduce_command(
+    clause_id: str, impl: str, profile: str, seed: int, time_limit: float | None = None
+) -> str:
+    """The ``nnspec verify`` line that runs the same clause on the same examples (and, when the run
+    set one, under the same time limit: a timeout must time out again)."""
+    command = f"nnspec verify {impl} --clause {clause_id} --profile {profile} --seed {seed}"
+    return command + (f" --time-limit {time_limit:g}" if time_limit is not None else "")
 
 
 def _moved_default_device() -> str:
@@ -432,7 +437,7 @@ def run_clause(
         dtype=impl.dtype,
         device=impl.device,
         reproduce=(
-            reproduce_command(clause.id, reproduce_as or impl.name, prof.name, seed)
+            reproduce_command(clause.id, reproduce_as or impl.name, prof.name, seed, time_limit)
             if reproduce_as or impl.patched_from is None
             else f"run_clause({clause.id!r}, patched({impl.patched_from!r}, name={impl.name!r}, ...), "
             f"profile={prof.name!r}, seed={seed})  # in Python, with the same overrides"
@@ -504,9 +509,12 @@ def run_clause(
         running = exc.args[0] if exc.args else None
         result.status = "failed"
         where = f" while {running} was running" if running else ""
+        whose = (
+            "the per-clause time limit given to this run" if time_limit is not None
+            else f"the {prof.name!r} profile's per-clause time limit; --time-limit changes it"
+        )
         result.message = (
-            f"timed out after {limit:g} s{where} (the per-clause time limit; the {prof.name!r} "
-            "profile's unless set); the implementation hung or is far too slow"
+            f"timed out after {limit:g} s{where} ({whose}); the implementation hung or is far too slow"
         )
     except MissingCapability as exc:
         result.status = "not_applicable"
