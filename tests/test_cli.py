@@ -55,6 +55,33 @@ def test_the_installed_catalogue_lists(capsys: pytest.CaptureFixture[str]) -> No
     assert by_id["MHA-ONE-HEAD"]["uses"] == ["scaled_dot_product_attention"]
 
 
+def test_the_informative_claims_are_listed_and_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    """The documents' claims that are no clause are part of the catalogue's account, with why."""
+    from nnspec.spec import INFORMATIVE
+
+    assert main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "Informative: claims of the documents that cannot be checked as stated" in captured.out
+    assert "SGD-SPEED  [INFORMATIVE, cost_learning]" in captured.out
+    assert captured.err.strip().endswith(f", {len(INFORMATIVE)} informative claims")
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    claims = [r for r in rows if r["level"] == "INFORMATIVE"]
+    assert {r["id"] for r in claims} == set(INFORMATIVE) and all(r["reason"] for r in claims)
+    assert main(["show", "SGD-SPEED"]) == 0
+    out = capsys.readouterr().out
+    assert "SGD-SPEED (INFORMATIVE, topic cost_learning): not checked as stated" in out
+    assert "why not a clause:" in out and "SGD-PARTITION" in out
+
+
+def test_list_and_verify_refuse_selections_that_select_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--topic", "atention"]) == 2
+    assert "unknown topic 'atention'; the topics are activations, attention," in capsys.readouterr().err
+    # an empty --clause (a shell variable left unset) is not "every clause"
+    assert main(["verify", "numpy", "--clause", "", *CATALOGUE]) == 2
+    assert "empty clause selection" in capsys.readouterr().err
+
+
 def test_show_says_which_parts_a_partial_implementation_leaves_unchecked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -88,6 +115,25 @@ def test_verify_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert {i["name"] for i in data["meta"]["implementations"]} == {"numpy", "torch:cuda:float32"}
     assert len(data["results"]) == 2 * len(TEST_CLAUSES)
     assert data["meta"]["profile"] == "quick"
+
+
+def test_a_run_that_checked_nothing_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 0 (nothing failed), but a run where every clause was not applicable (the GPU or the
+    accelerator went missing) must not read as conformance; the reasons are listed once each."""
+    (tmp_path / "accel.py").write_text(
+        "nnspec_unavailable = 'the XPU-9 accelerator is not attached'\n"
+        "def softmax(x, axis=-1, temperature=1.0):\n    raise AssertionError('never called')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", "accel", "numpy", "--profile", "quick", *CATALOGUE]) == 0
+    out = capsys.readouterr().out
+    assert "NOTHING was checked on accel: every selected clause was not applicable (the XPU-9 " \
+           "accelerator is not attached)" in out
+    assert f"    not applicable ({len(TEST_CLAUSES)}): the XPU-9 accelerator is not attached" in out
+    assert "NOTHING was checked on numpy" not in out
+    assert "SKIPPED" not in out  # the reasons are in nnspec's summary, not once per clause
 
 
 @pytest.mark.slow

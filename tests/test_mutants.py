@@ -122,13 +122,21 @@ def test_kill_matrix_shape_json_and_exit_code(tmp_path, capsys) -> None:
     assert "sdpa-no-scaling" in printed and "ATT-SCALE" in printed
     assert json.loads(out.read_text())["schema"] == SCHEMA
     assert main(["--mutant", "no-such-mutant"]) == 2
+    assert main(["--mutant", "sdpa-no-scalng"]) == 2
+    assert "unknown mutant 'sdpa-no-scalng'; did you mean sdpa-no-scaling?" in capsys.readouterr().err
+
+
+def test_main_usage_errors_exit_2_before_running(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 1 means a planted fault got through; a typo must not read as that (nor as a traceback)."""
+    assert main(["--profile", "quik", "--mutant", "sdpa-no-scaling"]) == 2
+    assert "unknown profile 'quik'; use one of quick, default, thorough, ci" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["--mutant", "sdpa-no-scaling", "--report", str(tmp_path)]) == 2
+    assert "was not written by nnspec" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_main_renders_the_report_and_fails_on_a_missed_kill(tmp_path, monkeypatch) -> None:
-    import nnspec.report
-
-    if not hasattr(nnspec.report, "write_kill_matrix"):
-        pytest.skip("this nnspec.report has no write_kill_matrix")
     assert main(["--mutant", "padding-mask-inverted", "--report", str(tmp_path / "km")]) == 0
     assert (tmp_path / "km" / "kill_matrix.html").is_file()
     # A catalogue claim that does not hold makes the command fail.

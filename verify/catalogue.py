@@ -67,7 +67,13 @@ def catalogue(specs: Iterable[str] = ()) -> dict[str, Clause]:
 def select(clauses: dict[str, Clause], patterns: Iterable[str]) -> list[Clause]:
     """Clauses whose id matches any pattern (an id or a glob such as ``ATT-*``; comma-separated
     lists allowed); all of them when there is no pattern. A pattern that matches nothing is an error."""
+    patterns = list(patterns)
     wanted = [p.strip() for pattern in patterns for p in pattern.split(",") if p.strip()]
+    if patterns and not wanted:  # `--clause ''`: a variable left empty, not "everything"
+        raise CatalogueError(
+            f"empty clause selection {patterns!r}; give clause ids or globs (`nnspec list` shows "
+            "them), or leave the option out to run every clause"
+        )
     if not wanted:
         return list(clauses.values())
     chosen: dict[str, Clause] = {}

@@ -49,7 +49,8 @@ def _verify(args: argparse.Namespace) -> int:
             "[pytest]\nfilterwarnings =\n"
             "    ignore:Module already imported so cannot be rewritten; nnspec:pytest.PytestAssertRewriteWarning\n"
         )
-        argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly", "-rfEs"]
+        # -rfE, not -rfEs: why a clause was not applicable is in nnspec's summary, once per reason
+        argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly", "-rfE"]
         # By entry-point name, so the run works with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 too (with
         # autoloading on, a plugin already loaded by its name is not loaded again).
         argv += ["-p", "nnspec"]
@@ -94,14 +95,34 @@ def _clauses(catalogues: list[str]) -> dict:
     return catalogue.catalogue(catalogues)
 
 
+def _informative(catalogues: list[str]) -> dict:
+    """The documents' claims that cannot be checked as stated (with the installed catalogue only:
+    a catalogue named by --catalogue has its own)."""
+    if catalogues:
+        return {}
+    from nnspec.spec import INFORMATIVE
+
+    return dict(INFORMATIVE)
+
+
 def _list(args: argparse.Namespace) -> int:
     clauses = _clauses(args.catalogue)
+    claims = _informative(args.catalogue)
+    topics = sorted({c.topic for c in clauses.values()} | {i.topic for i in claims.values()})
+    if args.topic and args.topic not in topics:
+        print(f"nnspec list: unknown topic {args.topic!r}; the topics are {', '.join(topics)}",
+              file=sys.stderr)
+        return EXIT_USAGE
     rows = [c for c in clauses.values() if not args.topic or c.topic == args.topic]
+    untestable = [i for i in claims.values() if not args.topic or i.topic == args.topic]
     if args.json:
         print(json.dumps([
-            {"id": c.id, "statement": c.statement, "source": str(c.source), "needs": list(c.needs),
-             "uses": list(c.uses), "topic": c.topic, "level": c.level, "cost": c.cost}
-            for c in rows
+            *({"id": c.id, "statement": c.statement, "source": str(c.source), "needs": list(c.needs),
+               "uses": list(c.uses), "topic": c.topic, "level": c.level, "cost": c.cost}
+              for c in rows),
+            *({"id": i.id, "statement": i.statement, "source": str(i.source), "topic": i.topic,
+               "level": "INFORMATIVE", "reason": i.reason}
+              for i in untestable),
         ], indent=1))
         return EXIT_OK
     for c in rows:
@@ -109,7 +130,16 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{c.id}  [{c.level}, {c.topic}, needs {', '.join(c.needs) or '-'}{uses}, cost {c.cost}]")
         print(textwrap.fill(c.statement, 100, initial_indent="    ", subsequent_indent="    "))
         print(f"    source: {c.source}")
-    print(f"{len(rows)} clauses", file=sys.stderr)
+    if untestable:
+        print("\nInformative: claims of the documents that cannot be checked as stated")
+    for i in untestable:
+        print(f"{i.id}  [INFORMATIVE, {i.topic}]")
+        print(textwrap.fill(i.statement, 100, initial_indent="    ", subsequent_indent="    "))
+        print(f"    source: {i.source}")
+        print(textwrap.fill(f"why not a clause: {i.reason}", 100, initial_indent="    ",
+                            subsequent_indent="    "))
+    counts = f"{len(rows)} clauses" + (f", {len(untestable)} informative claims" if untestable else "")
+    print(counts, file=sys.stderr)
     return EXIT_OK
 
 
@@ -118,6 +148,14 @@ def _show(args: argparse.Namespace) -> int:
 
     clauses = _clauses(args.catalogue)
     c = clauses.get(args.id) or clauses.get(args.id.upper())
+    claims = _informative(args.catalogue)
+    claim = claims.get(args.id) or claims.get(args.id.upper())
+    if c is None and claim is not None:
+        print(f"{claim.id} (INFORMATIVE, topic {claim.topic}): not checked as stated")
+        print(textwrap.fill(claim.statement, 100))
+        print(f"source: {claim.source}")
+        print(textwrap.fill(f"why not a clause: {claim.reason}", 100))
+        return EXIT_OK
     if c is None:
         try:
             matches = catalogue.select(clauses, [args.id])

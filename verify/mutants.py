@@ -744,7 +744,8 @@ def get_mutant(mutant_id: str) -> Mutant:
         import difflib
 
         close = difflib.get_close_matches(mutant_id, list(CATALOGUE), n=3)
-        raise KeyError(f"unknown mutant {mutant_id!r}" + (f"; did you mean {close}?" if close else "")) from None
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `nnspec mutants --list` shows them"
+        raise KeyError(f"unknown mutant {mutant_id!r}{hint}") from None
 
 
 def relevant_clauses(mutant: Mutant, clause_ids: Iterable[str]) -> list[str]:
@@ -909,10 +910,28 @@ def main(argv: list[str] | None = None) -> int:
         for m in MUTANTS:
             print(f"{m.id:<34} {m.models}")
         return 0
+    from nnspec.report.writers import (
+        KILL_MATRIX_SCHEMA,
+        ReportDirError,
+        check_output_dir,
+        write_kill_matrix,
+    )
+
+    from .profiles import PROFILES
+
+    if args.profile not in PROFILES:
+        print(f"nnspec mutants: unknown profile {args.profile!r}; use one of {', '.join(PROFILES)}",
+              file=sys.stderr)
+        return 2
     try:
         chosen = [get_mutant(mid) for mid in args.mutant] or None
+        if args.report:
+            check_output_dir(args.report, kind=KILL_MATRIX_SCHEMA)  # before the run, not after it
     except KeyError as exc:
         print(f"nnspec mutants: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except ReportDirError as exc:
+        print(f"nnspec mutants: --report {args.report}: {exc}", file=sys.stderr)
         return 2
     data = kill_matrix(mutants=chosen, profile=args.profile, seed=args.seed,
                        all_clauses=args.all_clauses)
@@ -921,14 +940,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
     if args.report:
-        import nnspec.report
-
-        writer = getattr(nnspec.report, "write_kill_matrix", None)
-        if writer is None:
-            print("nnspec mutants: this nnspec.report has no write_kill_matrix; --report skipped",
-                  file=sys.stderr)
-        else:
-            writer(data, args.report)
+        write_kill_matrix(data, args.report)
     problems = expected_kills_hold(data)
     for problem in problems:
         print(f"MISSED: {problem}")

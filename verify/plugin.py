@@ -492,6 +492,21 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             # a pass on the parts it offers: say so, or the count reads as more than was checked
             text += f" ({len(partly)} of them partly, on what it offers: {', '.join(partly)})"
         tr.write_line(f"{impl.name}: {text}")
+        reasons: dict[str, int] = {}
+        for r in rows:
+            if r["status"] == "not_applicable":
+                reason = r["message"].removeprefix(f"{impl.name}: ")
+                reasons[reason] = reasons.get(reason, 0) + 1
+        for reason, n in sorted(reasons.items(), key=lambda item: -item[1]):
+            tr.write_line(f"    not applicable ({n}): {reason}")
+        if rows and all(r["status"] == "not_applicable" for r in rows):
+            # exit status 0 (no clause failed), but nothing was verified: say so loudly, so that a
+            # CI job whose GPU or package went missing does not read as a conforming run
+            why = impl.unavailable_reason if not impl.available else "it offers none of what they need"
+            tr.write_line(
+                f"nnspec: NOTHING was checked on {impl.name}: every selected clause was not applicable "
+                f"({why})", yellow=True, bold=True,
+            )
     if state.written:
         names = ", ".join(p.name for p in state.written.values())
         tr.write_line(f"report written to {state.report_dir}: {names}")
