@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,26 @@ def test_an_implementation_that_writes_to_its_inputs_fails(clause_id, override, 
     assert result.status == "failed", result.message
     assert f"modified its argument {argument} in place" in result.message, result.message
     assert "element(s) changed" in result.message and "shrunk input:" in result.message
+
+
+def test_the_shrunk_input_of_an_in_place_write_is_what_the_call_was_given() -> None:
+    """The clause's drawn arrays are the ones passed: shown after the write, the input would not
+    reproduce the failure."""
+
+    def softmax_adding_in_place(x, axis=-1, temperature=1.0):
+        x += 100.0
+        return numpy_ref.softmax(x, axis=axis, temperature=temperature)
+
+    result = run_clause("SM-SUM", patched("numpy", name="in-place", softmax=softmax_adding_in_place))
+    assert result.status == "failed", result.message
+    changed = re.search(r"changed, the first at index \S+: np.float64\((\S+)\) -> np.float64\((\S+)\)",
+                        result.message)
+    assert changed, result.message
+    before, after = float(changed[1]), float(changed[2])
+    assert after == before + 100.0
+    shown = next(line for line in result.counterexample.splitlines() if line.startswith("x = "))
+    assert shown.endswith(f"[{before:g}.]") or repr(before) in shown or f"{before:g}" in shown, shown
+    assert f"{after:g}" not in shown, shown
 
 
 class _GPTConvertingItsParams(numpy_ref.GPT):

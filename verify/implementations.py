@@ -565,6 +565,11 @@ class Implementation:
                 changed = None if rewritten is None else (rewritten[0].partition("[")[0], rewritten[1])
             if changed is not None:
                 label, how = changed
+                # Put the caller's arrays back: the failure shows the input the call was given
+                # (the clause's drawn values are these very arrays), not what was written into it.
+                for (_, array), copy in zip(inputs, copies, strict=True):
+                    if array.shape == copy.shape and array.flags.writeable:
+                        np.copyto(array, copy, casting="unsafe")
                 raise ClauseFailure(
                     f"{_call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
                     observed=how,
