@@ -222,12 +222,11 @@ def att_rows_sum(impl: Any, ck: Check) -> None:
     topic=TOPIC,
 )
 def att_scale(impl: Any, ck: Check) -> None:
-    # Drawn single-head inputs (d_k >= 2 so that sqrt(d_k), d_k and 1 differ).
-    q, k, v = _qkv(ck, min_d_k=2)
     if ck.offers(SDPA):
         # A pinned case where the candidate scales give clearly different weights: d_k = 4, scores
         # 0, 4.  sqrt(d_k) = 2 -> softmax(0, 2) = (0.119, 0.881); d_k = 4 -> (0.269, 0.731);
-        #   1 -> (0.018, 0.982)
+        #   1 -> (0.018, 0.982). Checked before anything is drawn, so that a failure here shows no
+        #   drawn input that played no part in it.
         q0 = ck.input(np.ones((1, 4)))  # (1, d_k)
         k0 = ck.input(np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))  # (2, d_k)
         _, w0 = impl.scaled_dot_product_attention(q0, k0, k0)
@@ -235,8 +234,11 @@ def att_scale(impl: Any, ck: Check) -> None:
             w0,
             _attention_weights(q0, k0, math.sqrt(4)),
             output="probability",
-            what="weights for scores (0, 4), d_k=4",
+            what="weights for q = [1, 1, 1, 1], k = [[0, 0, 0, 0], [1, 1, 1, 1]] (scores 0, 4; d_k = 4)",
         )
+    # Drawn single-head inputs (d_k >= 2 so that sqrt(d_k), d_k and 1 differ).
+    q, k, v = _qkv(ck, min_d_k=2)
+    if ck.offers(SDPA):
         d_k = q.shape[-1]
         _, weights = impl.scaled_dot_product_attention(q, k, v)
         # weights = softmax(q k^T / sqrt(d_k))

@@ -77,7 +77,7 @@ def test_a_kernel_with_single_head_attention_alone_is_held_to_the_oracle() -> No
     ], name="unscaled-kernel")
     assert kernel.capabilities == {"scaled_dot_product_attention"}
     for clause_id, what in (("ATT-ORACLE", "scaled_dot_product_attention vs oracle"),
-                            ("ATT-SCALE", "weights for scores (0, 4), d_k=4")):
+                            ("ATT-SCALE", "(scores 0, 4; d_k = 4)")):
         result = run_clause(clause_id, kernel, profile="quick", seed=0)
         assert result.status == "failed", result.message
         assert result.notes["not offered"] == ["multi_head_attention"]

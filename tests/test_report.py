@@ -152,6 +152,9 @@ def test_markdown_and_html_contain_every_clause(report: dict[str, Any], written:
         assert r["statement"].replace("'", "&#39;") in html
     assert "**Conformance 28.6%**" in md
     assert md.count("<details>") == 5  # the four failures and the error
+    for r in report["results"]:
+        if r["status"] == "failed":  # in the failure text once, not again under it
+            assert md.count(r["reproduce"]) == 1, r["reproduce"]
     assert "T-SOFTMAX [broken] failed" in html and "reproduce" in html
 
 

@@ -607,12 +607,15 @@ def format_failure(result: ClauseResult) -> str:
         "  " + result.message.replace("\n", "\n  "),
     ]
     if result.notes.get("not offered"):
+        missing = result.notes["not offered"]
         lines.append(
-            f"  checked on part: {result.implementation} does not offer "
-            f"{', '.join(result.notes['not offered'])}, so the parts that need them did not run"
+            f"  checked on part: {result.implementation} does not offer {', '.join(missing)}, so the "
+            f"parts that need {'it' if len(missing) == 1 else 'them'} did not run"
         )
     if result.counterexample:
         lines.append("  shrunk input:")
         lines += [f"    {line}" for line in result.counterexample.splitlines()]
+    elif result.status == "failed" and result.examples:
+        lines.append("  input: fixed, as named above (the check failed before anything was drawn)")
     lines.append(f"  reproduce: {result.reproduce}")
     return "\n".join(lines)
