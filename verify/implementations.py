@@ -282,6 +282,32 @@ def _result_problem(call: str, value: Any) -> tuple[str, str, str] | None:
     return found or _foreign_array(value, "result")
 
 
+# Capabilities whose result has the shape of their first argument: elementwise maps and the
+# normalisations along one axis. Checked at the boundary, so a wrong shape is reported as one (with
+# both shapes) before a clause reads a sum or a mean of it and reports a derived number instead.
+SAME_SHAPE_AS_INPUT = frozenset({
+    "sigmoid", "sigmoid_prime", "relu", "relu_prime", "tanh", "tanh_prime", "gelu", "gelu_prime",
+    "softmax", "layer_norm", "batch_norm",
+})
+
+
+def _shape_problem(call: str, args: tuple, kwargs: dict, result: Any) -> tuple[str, str, str] | None:
+    """(where, observed, expected) when a SAME_SHAPE_AS_INPUT capability changed its input's shape."""
+    if call not in SAME_SHAPE_AS_INPUT:
+        return None
+    x = args[0] if args else next(iter(kwargs.values()), None)
+    if not isinstance(x, np.ndarray) or not isinstance(result, np.ndarray | np.generic):
+        return None
+    if np.shape(result) == x.shape:
+        return None
+    return (
+        "returned the wrong shape",
+        f"shape {np.shape(result)}",
+        f"shape {x.shape}, the shape of its input ({call} maps each element, or each vector along "
+        "one axis, to a value in the same place)",
+    )
+
+
 def _signature(target: Callable) -> inspect.Signature | None:
     try:
         return inspect.signature(target)
@@ -576,7 +602,9 @@ class Implementation:
                     expected="its arguments left as they were (a capability is a function of them: "
                     "copy before writing)",
                 )
-            if call not in NETWORK_CLASSES and (problem := _result_problem(call, result)):
+            if call not in NETWORK_CLASSES and (
+                problem := _result_problem(call, result) or _shape_problem(call, args, kwargs, result)
+            ):
                 where, observed, expected = problem
                 raise ClauseFailure(
                     f"{_call_text(impl.name, call, args, kwargs)} {where}", observed=observed, expected=expected
