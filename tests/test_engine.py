@@ -188,6 +188,23 @@ def test_a_result_of_the_wrong_shape_is_reported_as_one(clause_id: str, override
                      r"\([\d, ]+\), the shape of its input", result.message), result.message
 
 
+@pytest.mark.parametrize("profile", ["quick", "default"])
+def test_examples_are_what_was_generated_and_shrinking_is_counted_apart(profile: str) -> None:
+    """A report's examples column is bounded by the profile (a failure found at example 3 and then
+    shrunk for 150 runs reads "3 (+150 shrinking)", not 153)."""
+    from nnspec.verify.mutants import CATALOGUE
+    from nnspec.verify.profiles import get_profile
+
+    limit = get_profile(profile).examples_for("cheap")
+    passed = run_clause("SM-SUM", "numpy", profile=profile)
+    assert passed.status == "passed" and 1 <= passed.examples <= limit and passed.shrinks == 0
+    failed = run_clause("SM-SUM", CATALOGUE["softmax-wrong-axis"].implementation(), profile=profile)
+    assert failed.status == "failed"
+    assert failed.examples == failed.examples_to_failure <= limit
+    assert failed.shrinks > 0  # the drawn array was made smaller: those runs are counted apart
+    assert failed.to_dict()["shrinks"] == failed.shrinks
+
+
 def test_the_shrunk_input_of_an_in_place_write_is_what_the_call_was_given() -> None:
     """The clause's drawn arrays are the ones passed: shown after the write, the input would not
     reproduce the failure."""

@@ -155,6 +155,7 @@ def test_markdown_and_html_contain_every_clause(report: dict[str, Any], written:
     for r in report["results"]:
         if r["status"] == "failed":  # in the failure text once, not again under it
             assert md.count(r["reproduce"]) == 1, r["reproduce"]
+            assert f" | {r['examples']} (+{r['shrinks']} shrinking) | " in md
     assert "T-SOFTMAX [broken] failed" in html and "reproduce" in html
 
 

@@ -69,10 +69,13 @@ class ClauseResult:
     implementation: str
     status: Status
     message: str = ""
+    # Examples Hypothesis generated and ran to the end (or to a failure): at most the profile's
+    # max_examples. Draws it abandoned (an overrun buffer) are not examples.
     examples: int = 0
-    # How many examples ran up to and including the first failing one (None when none failed);
-    # examples Hypothesis abandoned are counted as run but never as the failing one.
+    # Which example failed first (None when none failed): it is the last one generated.
     examples_to_failure: int | None = None
+    # The runs after the first failure, while Hypothesis shrank it to the input reported.
+    shrinks: int = 0
     max_error: float | None = None
     tolerance: float | None = None
     reason: str = ""
@@ -106,6 +109,7 @@ class ClauseResult:
             "message": self.message,
             "examples": self.examples,
             "examples_to_failure": self.examples_to_failure,
+            "shrinks": self.shrinks,
             "max_error": self.max_error,
             "tolerance": self.tolerance,
             "reason": self.reason,
@@ -464,16 +468,18 @@ def run_clause(
     # not run (each is guarded by ck.offers), and the row says so.
     not_offered = [name for name in clause.optional if not impl.has(name)]
 
-    state: dict[str, Any] = {"ck": None, "examples": 0, "records": [], "first_failure": None}
+    state: dict[str, Any] = {"ck": None, "examples": 0, "shrinks": 0, "records": [], "first_failure": None}
 
     def example(data: Any) -> None:
         ck = EngineCheck(impl, data, capabilities=clause.capabilities)
         state["ck"] = ck
-        state["examples"] += 1
+        counter = "examples" if state["first_failure"] is None else "shrinks"
+        state[counter] += 1
         try:
             clause.prop(impl, ck)
         except (StopTest, UnsatisfiedAssumption):
-            raise  # Hypothesis abandoned this example (a draw overran its buffer): not a failure
+            state[counter] -= 1  # Hypothesis abandoned it (a draw overran its buffer): not run
+            raise
         except BaseException:
             if state["first_failure"] is None:
                 state["first_failure"] = state["examples"]
@@ -555,6 +561,7 @@ def run_clause(
         SESSION_FLUSHES_SUBNORMALS.reset(session_flush)
     result.duration = time.perf_counter() - started
     result.examples = state["examples"]
+    result.shrinks = state["shrinks"]
     result.examples_to_failure = state["first_failure"] if result.status == "failed" else None
     ck: EngineCheck | None = state["ck"]
     if ck is not None:
