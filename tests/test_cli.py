@@ -80,6 +80,8 @@ def test_list_and_verify_refuse_selections_that_select_nothing(capsys: pytest.Ca
     # an empty --clause (a shell variable left unset) is not "every clause"
     assert main(["verify", "numpy", "--clause", "", *CATALOGUE]) == 2
     assert "empty clause selection" in capsys.readouterr().err
+    assert main(["verify", "numpy", "-n", "abc", *CATALOGUE]) == 2
+    assert "-n 'abc': give a number of worker processes, or auto" in capsys.readouterr().err
 
 
 def test_show_says_which_parts_a_partial_implementation_leaves_unchecked(

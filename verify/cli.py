@@ -39,6 +39,10 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"nnspec verify: unknown profile {args.profile!r}; use one of {', '.join(PROFILES)}",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.n is not None and args.n not in ("auto", "logical") and not args.n.isdigit():
+        print(f"nnspec verify: -n {args.n!r}: give a number of worker processes, or auto",
+              file=sys.stderr)
+        return EXIT_USAGE
     impls = args.impl or ["torch"]
     with tempfile.TemporaryDirectory(prefix="nnspec-verify-") as tmp:
         # An empty project: no tests, no conftest, no ini of the caller's directory.
