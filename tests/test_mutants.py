@@ -146,11 +146,16 @@ def test_main_renders_the_report_and_fails_on_a_missed_kill(tmp_path, monkeypatc
     assert main(["--mutant", wrong.id]) == 1
 
 
-def test_nnspec_mutants_subcommand_runs_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
-    """`nnspec mutants` is the documented command: it hands its arguments to the mutants runner."""
+def test_nnspec_mutants_subcommand_runs_the_catalogue(
+    capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch
+) -> None:
+    """`nnspec mutants` is the documented command: it hands its arguments to the mutants runner,
+    and leaves nothing in the directory it ran in (Hypothesis' .hypothesis/ cache included)."""
     from nnspec.verify.cli import main as nnspec_main
 
+    monkeypatch.chdir(tmp_path)
     assert nnspec_main(["mutants", "--mutant", "sdpa-no-scaling"]) == 0
     out = capsys.readouterr().out
     assert "sdpa-no-scaling" in out and "kill rate 100%" in out
+    assert list(tmp_path.iterdir()) == []
     assert nnspec_main(["mutants", "--mutant", "no-such-mutant"]) == 2

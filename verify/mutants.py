@@ -23,6 +23,7 @@ import json
 import math
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -933,8 +934,18 @@ def main(argv: list[str] | None = None) -> int:
     except ReportDirError as exc:
         print(f"nnspec mutants: --report {args.report}: {exc}", file=sys.stderr)
         return 2
-    data = kill_matrix(mutants=chosen, profile=args.profile, seed=args.seed,
-                       all_clauses=args.all_clauses)
+    # Hypothesis keeps a cache of the constants it reads from source files under its home
+    # directory (./.hypothesis): a command run anywhere must not leave that in the caller's folder.
+    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
+
+    previous_home = storage_directory(intent_to_write=False).home_directory
+    with tempfile.TemporaryDirectory(prefix="nnspec-mutants-") as home:
+        set_hypothesis_home_dir(home)
+        try:
+            data = kill_matrix(mutants=chosen, profile=args.profile, seed=args.seed,
+                               all_clauses=args.all_clauses)
+        finally:
+            set_hypothesis_home_dir(previous_home)
     print(format_table(data))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
