@@ -877,6 +877,9 @@ def format_table(data: dict[str, Any]) -> str:
         kill = str(min(to_kill)) if to_kill else "LIVE"
         lines.append(f"{row['id']:<{width}}  {kill:>4}  " + " ".join(cells))
     lines.append("")
+    lines.append("cells: N killed after N examples, '.' passed, '-' not applicable, 'E' the clause "
+                 "errored, '*' a clause expected to kill it; kill: the fewest examples any clause "
+                 "needed (LIVE: none caught it)")
     lines += [f"{i:>3} {cid}" for i, cid in enumerate(shown)]
     s = data["summary"]
     slowest = s["slowest"]
