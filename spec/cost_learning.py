@@ -11,6 +11,7 @@ and the first-order behaviour of a descent step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -437,15 +438,90 @@ def gd_average(impl: Any, ck: Check) -> None:
         )
 
 
+# One epoch of SGD on N examples in minibatches of B is checked against the SGD trajectory of every
+# ordered partition of the examples into minibatches of B, the last one smaller when B does not
+# divide N (N mod B examples). The trajectories share prefixes: they form a tree with one gradient
+# evaluation per node, and the (N, B) drawn are those with at most this many nodes.
+MAX_TRAJECTORY_NODES = 72
+
+
+def trajectory_nodes(n: int, batch_size: int) -> int:
+    """Gradient evaluations to replay every ordered partition of ``n`` examples into minibatches.
+
+    Level k of the tree holds one node per choice of the first k minibatches (sets: the order
+    inside a minibatch is moot, its gradient is a mean): C(n, B) C(n - B, B) ... prefixes.
+    """
+    total, prefixes, remaining = 0, 1, n
+    while remaining > 0:
+        size = min(batch_size, remaining)
+        prefixes *= math.comb(remaining, size)
+        total += prefixes
+        remaining -= size
+    return total
+
+
+# (N, B) pairs, simplest first (Hypothesis shrinks towards the first): every B from 1 to N,
+# dividing N or not.
+EPOCH_CASES = sorted(
+    ((n, b) for n in range(1, 8) for b in range(1, n + 1)
+     if trajectory_nodes(n, b) <= MAX_TRAJECTORY_NODES),
+    key=lambda case: (case[0], -case[1]),
+)
+
+Batches = tuple[tuple[int, ...], ...]
+
+
+def epoch_trajectories(
+    impl: Any, ck: Check, config: MLPConfig, params: dict, data: tuple[np.ndarray, np.ndarray],
+    batch_size: int, eta: float,
+) -> dict[Batches, dict]:
+    """The parameters after one epoch of SGD for every ordered partition into minibatches.
+
+    Keys are the minibatches in the order they are stepped on (each a sorted tuple of example
+    indices; full minibatches of ``batch_size``, then the smaller remainder); values are the
+    parameters after ``theta <- theta - eta * grad_batch(theta)`` on each in turn, with the
+    implementation's own ``MLP.gradients`` and the parameters rounded to its dtype after each step,
+    as its training stores them.
+    """
+    x, y = data
+    leaves: dict[Batches, dict] = {}
+
+    def walk(theta: dict, remaining: tuple[int, ...], batches: Batches) -> None:
+        if not remaining:
+            leaves[batches] = theta
+            return
+        for batch in itertools.combinations(remaining, min(batch_size, len(remaining))):
+            rows = list(batch)
+            dW, db = impl.MLP(config, theta).gradients(x[rows], y[rows])
+            stepped = rounded_params(ck, step_params(theta, dW, db, eta))
+            walk(stepped, tuple(i for i in remaining if i not in batch), (*batches, batch))
+
+    walk(params, tuple(range(len(x))), ())
+    return leaves
+
+
+def documented_batches(n: int, batch_size: int, seed: int) -> Batches:
+    """The minibatches of numpy_ref's first epoch: ``default_rng(seed).permutation(n)`` cut into
+    consecutive slices of ``batch_size`` (PARAMETERS.md, ``MLP.train``)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return tuple(tuple(sorted(int(i) for i in order[s : s + batch_size]))
+                 for s in range(0, n, batch_size))
+
+
 @clause(
     "SGD-PARTITION",
     "Averaging the minibatch gradients over an equal partition of the data MUST give the "
-    "full-batch gradient, and stochastic gradient descent with one minibatch of the whole data "
-    "MUST be one gradient-descent step.",
+    "full-batch gradient, and one epoch of stochastic gradient descent MUST take one "
+    "gradient-descent step per minibatch of a shuffled partition of the data, every example in "
+    "exactly one minibatch and the last minibatch smaller when the batch size does not divide "
+    "the number of examples.",
     source=Source(NEURAL_NETWORKS, NN_SGD),
     needs=("MLP.gradients",),
     uses=("MLP.train",),
     topic=TOPIC,
+    note="The epoch is matched against every ordered partition, not only numpy_ref's "
+         "default_rng(seed) order (PARAMETERS.md), which PyTorch's own training loop "
+         "(torch.randperm) does not follow; the report notes which order matched.",
 )
 def sgd_partition(impl: Any, ck: Check) -> None:
     n_layers = ck.draw(st.integers(2, 3), "n_layers")
@@ -477,20 +553,43 @@ def sgd_partition(impl: Any, ck: Check) -> None:
             output="gradient",
             what=f"mean over minibatches of dC/db({l + 1}) vs full batch",
         )
+    if ck.offers("MLP.train"):
+        _sgd_epoch(impl, ck, config, params)
 
-    # One epoch with batch size n is one step theta - eta * grad (the order inside a batch is moot).
+
+def _sgd_epoch(impl: Any, ck: Check, config: MLPConfig, params: dict) -> None:
+    """SGD-PARTITION's part on ``MLP.train``: one epoch is the SGD trajectory of some ordered
+    partition into minibatches of B, the remainder last (with B = N: one gradient-descent step)."""
+    sizes = config.layer_sizes
+    n, batch_size = ck.draw(st.sampled_from(EPOCH_CASES), "(N, batch_size) of the epoch")
+    x = draw_array(ck, (n, sizes[0]), "training x")
+    y = draw_array(ck, (n, sizes[-1]), "training y", 0.0, 1.0)
     eta = ck.draw(finite(0.05, 2.0), "eta")
-    if not ck.offers("MLP.train"):
-        return
-    stepped = impl.MLP(config, step_params(params, dW, db, eta))
+    seed = ck.draw(st.integers(0, 100), "seed")
     trained = impl.MLP(config, copy_params(params))
-    trained.train(x, y, epochs=1, batch_size=n, eta=eta, seed=ck.draw(st.integers(0, 100), "seed"))
+    trained.train(x, y, epochs=1, batch_size=batch_size, eta=eta, seed=seed)
     probe = draw_array(ck, (3, sizes[0]), "probe inputs")
+    observed = np.asarray(trained.forward(probe)[1][-1])
+
+    # Every trajectory the sentence allows, and the one nearest to what train() did: a training
+    # loop that drops the smaller last minibatch (DataLoader's drop_last), or an example, or takes
+    # one minibatch twice ends near none of them (one step of eta * grad away at least).
+    leaves = epoch_trajectories(impl, ck, config, params, (x, y), batch_size, eta)
+    distance = {
+        batches: float(np.max(np.abs(observed - ck.oracle.MLP(config, theta).forward(probe)[1][-1])))
+        for batches, theta in leaves.items()
+    }
+    documented = documented_batches(n, batch_size, seed)
+    nearest = min(distance, key=lambda batches: (distance[batches], batches != documented))
+    ck.note("epoch minibatches (nearest)", [list(b) for b in nearest])
+    ck.note("numpy_ref's default_rng(seed) order", nearest == documented)
     ck.close(
-        np.asarray(trained.forward(probe)[1][-1]),
-        np.asarray(stepped.forward(probe)[1][-1]),
+        observed,
+        np.asarray(impl.MLP(config, leaves[nearest]).forward(probe)[1][-1]),
         output="gradient",
-        what="outputs after train(epochs=1, batch_size=N) vs after theta - eta grad",
+        what=f"outputs after train(epochs=1, batch_size={batch_size}) on {n} examples vs one "
+             f"step per minibatch of the nearest partition {[list(b) for b in nearest]} "
+             f"(of {len(leaves)})",
     )
 
 

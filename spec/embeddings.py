@@ -17,8 +17,12 @@ from typing import Any
 import hypothesis.strategies as st
 import numpy as np
 from hypothesis.extra import numpy as hnp
+from nnspec.reference.config import END_ID, GPTConfig, MLPConfig, TransformerConfig
 
 from .clause import BROWN_2020, NEURAL_NETWORKS, VIDEO_NOTES, Check, Source, clause, informative
+
+# The first ordinary token id: 0-3 are <pad>, <unk>, <start>, <end> (reference/config.py).
+FIRST_WORD = END_ID + 1
 
 
 def _floats(bound: float) -> st.SearchStrategy[float]:
@@ -124,7 +128,8 @@ def unembedding_softmax(impl: Any, ck: Check) -> None:
 @clause(
     "GPT3-COUNTS",
     "Counted the documents' way, GPT-3 MUST have 617,558,016 embedding weights, 175,181,291,520 "
-    "weights in all, 27,938 matrices, and an attention pattern of context^2 = 4,194,304 entries.",
+    "weights in all, 27,938 matrices, and an attention pattern of context^2 = 4,194,304 entries; "
+    "counting its biases, layer norms and learned positions too, 175,221,867,601 parameters.",
     source=Source(VIDEO_NOTES, "Deep Learning Foundations of Transformers, Tunable Parameters "
                   "(Weights)", paper=BROWN_2020),
     needs=("parameter_count",),
@@ -132,7 +137,8 @@ def unembedding_softmax(impl: Any, ck: Check) -> None:
     hypothesis=False,
     note="The video says 'about 617 million', '175 billion' and 'nearly 28,000 matrices'; the "
          "exact figures are its on-screen tally: per layer one Q, K and V matrix per head, one "
-         "output matrix and two MLP matrices, plus W_E and W_U.",
+         "output matrix and two MLP matrices, plus W_E and W_U. The full count adds what the tally "
+         "leaves out, in GPT-3's pre-LN layout with biases (PARAMETERS.md).",
 )
 def gpt3_counts(impl: Any, ck: Check) -> None:
     from nnspec.reference.config import preset
@@ -148,6 +154,166 @@ def gpt3_counts(impl: Any, ck: Check) -> None:
     ck.equal(int(count.attention_pattern_entries), 4_194_304,
              what="parameter_count(gpt3).attention_pattern_entries")
     ck.equal(int(count.attention_pattern_entries), gpt3.context**2, what="context^2")
+
+    # What the tally leaves out, by hand (d_model 12,288, 96 layers, d_ff 49,152, n_vocab 50,257,
+    # context 2,048; pre-LN, biases on, learned positions):
+    #   W_P: context x d_model                      2,048 x 12,288 =     25,165,824
+    #   biases per layer: b_q, b_k, b_v, b_o (4 x 12,288 = 49,152), b_1 (49,152), b_2 (12,288)
+    #                                               96 x 110,592   =     10,616,832
+    #   b_U: one per token                                         =         50,257
+    #   layer norms: norm_1 and norm_2 per block and the final norm, gamma and beta each
+    #                                               (2 x 96 + 1) x 2 x 12,288 = 193 x 24,576
+    #                                                              =      4,743,168
+    #   together                                                   =     40,576,081
+    #   175,181,291,520 + 40,576,081                               = 175,221,867,601
+    full = impl.parameter_count(gpt3, biases_and_norms=True)
+    ck.equal(int(full.positional), 25_165_824, what="parameter_count(gpt3, full).positional")
+    ck.equal(int(full.biases), 10_616_832 + 50_257, what="parameter_count(gpt3, full).biases")
+    ck.equal(int(full.norms), 4_743_168, what="parameter_count(gpt3, full).norms (final norm too)")
+    ck.equal(int(full.total), 175_221_867_601, what="parameter_count(gpt3, biases_and_norms=True).total")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter accounting against the parameters a network runs on.
+# ---------------------------------------------------------------------------------------------
+
+# Each array of the canonical layout (reference/PARAMETERS.md) by the ParameterCount field that
+# counts it; every other key is a dict or list of them.
+_FIELD_OF = {
+    "W_E": "embedding", "W_E_src": "embedding", "W_E_tgt": "embedding",
+    "W_P": "positional", "W_P_src": "positional", "W_P_tgt": "positional",
+    "W_q": "attention", "W_k": "attention", "W_v": "attention", "W_o": "attention",
+    "W_1": "mlp", "W_2": "mlp", "W": "mlp",  # an MLP layer's W counts with the MLP weights
+    "W_U": "unembedding",
+    "b_q": "biases", "b_k": "biases", "b_v": "biases", "b_o": "biases",
+    "b_1": "biases", "b_2": "biases", "b_U": "biases", "b": "biases",
+    "gamma": "norms", "beta": "norms",
+}
+_FIELDS = ("embedding", "positional", "attention", "mlp", "unembedding", "biases", "norms")
+# Not in the documents' tally (3Blue1Brown counts weight matrices only).
+_LEFT_OUT = ("positional", "biases", "norms")
+
+
+def _arrays(params: Any, path: str = "params") -> list[tuple[str, str, np.ndarray]]:
+    """Every array of a parameter dict: (path, key, array)."""
+    if isinstance(params, dict):
+        return [leaf for key, value in params.items()
+                for leaf in (_arrays(value, f"{path}[{key!r}]") if isinstance(value, dict | list)
+                             else [(f"{path}[{key!r}]", key, np.asarray(value))])]
+    return [leaf for i, value in enumerate(params) for leaf in _arrays(value, f"{path}[{i}]")]
+
+
+def _poisoned(params: Any, target: str, path: str = "params") -> Any:
+    """A copy of ``params`` with the array at ``target`` replaced by NaN."""
+    if isinstance(params, dict):
+        return {key: _poisoned(value, target, f"{path}[{key!r}]") for key, value in params.items()}
+    if isinstance(params, list):
+        return [_poisoned(value, target, f"{path}[{i}]") for i, value in enumerate(params)]
+    return np.full(np.shape(params), np.nan) if path == target else params
+
+
+def _counting_config(ck: Check) -> GPTConfig | TransformerConfig | MLPConfig:
+    """A tiny network with every switch that changes its parameters drawn."""
+    kind = ck.draw(st.sampled_from(["gpt", "transformer", "mlp"]), "network")
+    if kind == "mlp":
+        sizes = ck.draw(st.lists(st.integers(1, 5), min_size=2, max_size=4), "layer_sizes")
+        return MLPConfig(layer_sizes=tuple(sizes))
+    n_heads = ck.draw(st.integers(1, 3), "n_heads")
+    common: dict[str, Any] = {
+        "d_model": n_heads * ck.draw(st.integers(1, 3), "d_head"),
+        "n_heads": n_heads,
+        "d_ff": ck.draw(st.integers(1, 5), "d_ff"),
+        "context": ck.draw(st.integers(1, 6), "context"),
+        "norm_placement": ck.draw(st.sampled_from(["pre", "post"]), "norm_placement"),
+        "positional": ck.draw(st.sampled_from(["learned", "sinusoidal", "none"]), "positional"),
+        "bias": ck.draw(st.booleans(), "bias"),
+        "tie_embeddings": ck.draw(st.booleans(), "tie_embeddings"),
+    }
+    if kind == "gpt":
+        return GPTConfig(n_vocab=ck.draw(st.integers(5, 9), "n_vocab"),
+                         n_layers=ck.draw(st.integers(0, 2), "n_layers"), **common)
+    return TransformerConfig(
+        n_src_vocab=ck.draw(st.integers(5, 9), "n_src_vocab"),
+        n_tgt_vocab=ck.draw(st.integers(5, 9), "n_tgt_vocab"),
+        n_encoder_layers=ck.draw(st.integers(0, 2), "n_encoder_layers"),
+        # at least one decoder layer: without cross-attention the encoder is never read
+        n_decoder_layers=ck.draw(st.integers(1, 2), "n_decoder_layers"),
+        **common,
+    )
+
+
+def _run_network(oracle: Any, config: Any, params: dict) -> np.ndarray:
+    """The oracle's network on a short input of ordinary tokens (no <pad>: a padded source would
+    leave the encoder unread), or a batch of ones for an MLP."""
+    if isinstance(config, MLPConfig):
+        return oracle.MLP(config, params).forward(np.ones((2, config.layer_sizes[0])))[1][-1]
+    T = min(config.context, 3)
+    if isinstance(config, GPTConfig):
+        return oracle.GPT(config, params).forward(FIRST_WORD + np.arange(T) % (config.n_vocab - 4))
+    src = FIRST_WORD + np.arange(T) % (config.n_src_vocab - 4)
+    tgt = FIRST_WORD + np.arange(T) % (config.n_tgt_vocab - 4)
+    return oracle.Transformer(config, params).forward(src, tgt)
+
+
+@clause(
+    "PARAM-COUNT",
+    "A network's parameter count MUST equal the number of numbers in the parameters it runs on: "
+    "tied embedding and unembedding counted once, and with biases and norms counted, every bias, "
+    "every layer norm (a pre-LN stack's final norm included) and the learned position table.",
+    source=Source(VIDEO_NOTES, "Deep Learning Foundations of Transformers, Tunable Parameters "
+                  "(Weights)", paper=BROWN_2020),
+    needs=("parameter_count",),
+    topic="embeddings",
+    note="The parameters are the oracle's init_params layout (PARAMETERS.md); the clause first "
+         "runs the oracle's network on exactly them, and again with each array in turn set to "
+         "NaN, which must reach the output: every array counted is read, none is missing.",
+)
+def parameter_count_of_layout(impl: Any, ck: Check) -> None:
+    config = _counting_config(ck)
+    params = ck.oracle.init_params(config, seed=ck.draw(st.integers(0, 2**16), "parameter seed"))
+    leaves = _arrays(params)
+    # The network runs on exactly these arrays: no key missing (it would raise), and none extra:
+    # poisoning any one of them with NaN poisons the output. (A bias b_k, which the softmax cancels,
+    # still carries a NaN through.)
+    ck.that(bool(np.all(np.isfinite(_run_network(ck.oracle, config, params)))),
+            what="the oracle's network on init_params(config)", observed="non-finite output",
+            expected="finite logits")
+    with np.errstate(invalid="ignore", over="ignore"):
+        unread = [path for path, _, _ in leaves
+                  if np.all(np.isfinite(_run_network(ck.oracle, config, _poisoned(params, path))))]
+    ck.that(not unread, what="every array of init_params(config) reaches the network's output",
+            observed=f"output finite with NaN in {unread}", expected="NaN in the output")
+
+    # The truth, tallied from the arrays: numbers per field, and 3Blue1Brown's matrix tally (one
+    # query, key and value matrix per head; the position table is not a weight matrix there).
+    numbers = dict.fromkeys(_FIELDS, 0)
+    matrices = 0
+    n_heads = getattr(config, "n_heads", 1)
+    for _, key, array in leaves:
+        numbers[_FIELD_OF[key]] += int(array.size)
+        if array.ndim == 2 and _FIELD_OF[key] != "positional":
+            matrices += n_heads if key in ("W_q", "W_k", "W_v") else 1
+    pattern = 0 if isinstance(config, MLPConfig) else config.context**2
+    ck.note("numbers in the parameters", sum(numbers.values()))
+
+    full = impl.parameter_count(config, biases_and_norms=True)
+    ck.equal(int(full.total), sum(numbers.values()),
+             what=f"parameter_count({config}, biases_and_norms=True).total vs the numbers in "
+                  "init_params(config)")
+    for name in _FIELDS:
+        ck.equal(int(getattr(full, name)), numbers[name],
+                 what=f"parameter_count(config, biases_and_norms=True).{name}")
+    docs = impl.parameter_count(config)
+    weights = sum(v for k, v in numbers.items() if k not in _LEFT_OUT)
+    ck.equal(int(docs.total), weights,
+             what=f"parameter_count({config}).total vs the weight matrices of init_params(config)")
+    for name in _FIELDS:
+        ck.equal(int(getattr(docs, name)), 0 if name in _LEFT_OUT else numbers[name],
+                 what=f"parameter_count(config).{name}")
+    for count, label in ((docs, "parameter_count(config)"), (full, "parameter_count(config, full)")):
+        ck.equal(int(count.n_matrices), matrices, what=f"{label}.n_matrices")
+        ck.equal(int(count.attention_pattern_entries), pattern,
+                 what=f"{label}.attention_pattern_entries (context^2)")
 
 
 informative(

@@ -154,6 +154,32 @@ def dot_att(impl: Any, ck: Check) -> None:
     _context_checks(ck, context, weights, h, mask)
 
 
+def _lstm_params(ck: Check, D: int, H: int) -> dict[str, np.ndarray]:
+    """One LSTM layer's parameters (PARAMETERS.md), gates stacked i, f, g, o, from a drawn seed."""
+    seed = ck.draw(st.integers(0, 2**32 - 1), "parameter seed")
+    return {
+        "W_ih": _gaussian(ck, (4 * H, D), 1.0, seed),
+        "W_hh": _gaussian(ck, (4 * H, H), 1.0, seed + 1),
+        "b_ih": _gaussian(ck, (4 * H,), 0.5, seed + 2),
+        "b_hh": _gaussian(ck, (4 * H,), 0.5, seed + 3),
+    }
+
+
+def _gate_equations(
+    params: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the documents' LSTM: (h', c') from x (..., D), h and c (..., H)."""
+    H = params["W_hh"].shape[1]
+    # z = W_ih x + b_ih + W_hh h + b_hh, rows stacked as [i; f; g; o], H rows each
+    z = x @ params["W_ih"].T + params["b_ih"] + h @ params["W_hh"].T + params["b_hh"]  # (..., 4H)
+    z_i, z_f, z_g, z_o = (z[..., n * H : (n + 1) * H] for n in range(4))
+    i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), np.tanh(z_g), _sigmoid(z_o)
+    # c' = f * c + i * g   (forget part of the old cell, write the gated candidate)
+    c_new = f * c + i * g
+    # h' = o * tanh(c')
+    return o * np.tanh(c_new), c_new
+
+
 @clause(
     "LSTM-CELL",
     "An LSTM cell MUST follow the gate equations: i, f, o = sigma(.), g = tanh(.) of "
@@ -166,26 +192,12 @@ def lstm_cell(impl: Any, ck: Check) -> None:
     batch = _batch(ck)
     D = ck.draw(st.integers(1, 4), "input size D")
     H = ck.draw(st.integers(1, 4), "hidden size H")
-    seed = ck.draw(st.integers(0, 2**32 - 1), "parameter seed")
-    params = {
-        "W_ih": _gaussian(ck, (4 * H, D), 1.0, seed),
-        "W_hh": _gaussian(ck, (4 * H, H), 1.0, seed + 1),
-        "b_ih": _gaussian(ck, (4 * H,), 0.5, seed + 2),
-        "b_hh": _gaussian(ck, (4 * H,), 0.5, seed + 3),
-    }
+    params = _lstm_params(ck, D, H)
     x = _array(ck, (*batch, D), "x")
     h = _array(ck, (*batch, H), "h")
     c = _array(ck, (*batch, H), "c")
     h_new, c_new = impl.lstm_cell(params, x, h, c)
-
-    # z = W_ih x + b_ih + W_hh h + b_hh, rows stacked as [i; f; g; o], H rows each
-    z = x @ params["W_ih"].T + params["b_ih"] + h @ params["W_hh"].T + params["b_hh"]  # (..., 4H)
-    z_i, z_f, z_g, z_o = (z[..., n * H : (n + 1) * H] for n in range(4))
-    i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), np.tanh(z_g), _sigmoid(z_o)
-    # c' = f * c + i * g   (forget part of the old cell, write the gated candidate)
-    expected_c = f * c + i * g
-    # h' = o * tanh(c')
-    expected_h = o * np.tanh(expected_c)
+    expected_h, expected_c = _gate_equations(params, x, h, c)
     ck.close(c_new, expected_c, output="default", what="c' = f*c + i*g")
     ck.close(h_new, expected_h, output="default", what="h' = o*tanh(c')")
     # |h'| < 1: a gate in (0, 1) times a tanh in (-1, 1)
@@ -204,6 +216,63 @@ def lstm_cell(impl: Any, ck: Check) -> None:
     keep = {name: ck.input(value) for name, value in keep.items()}
     _, c_kept = impl.lstm_cell(keep, x, h, c)
     ck.close(c_kept, c, output="default", what="c' with f = 1, i = 0")
+
+
+@clause(
+    "LSTM-SEQ",
+    "An LSTM layer run over a sequence MUST apply the cell once per step, each step from the "
+    "previous step's (h, c) and the first from zeros or from the given (h_0, c_0), and MUST "
+    "return every h_t in order and the last step's (h, c).",
+    source=_LSTM,
+    needs=("lstm",),
+    uses=("lstm_cell",),
+    topic=TOPIC,
+)
+def lstm_sequence(impl: Any, ck: Check) -> None:
+    batch = _batch(ck)
+    T = ck.draw(st.integers(1, 5), "T")
+    D = ck.draw(st.integers(1, 4), "input size D")
+    H = ck.draw(st.integers(1, 4), "hidden size H")
+    params = _lstm_params(ck, D, H)
+    xs = _array(ck, (*batch, T, D), "xs")
+    given = ck.draw(st.booleans(), "(h_0, c_0) given")
+    h0 = _array(ck, (*batch, H), "h_0") if given else np.zeros((*batch, H))
+    c0 = _array(ck, (*batch, H), "c_0") if given else np.zeros((*batch, H))
+    outputs, (h_T, c_T) = impl.lstm(params, xs, h0, c0) if given else impl.lstm(params, xs)
+    ck.equal(np.shape(outputs), (*batch, T, H), what="lstm(params, xs)[0].shape")
+
+    # (h_t, c_t) = cell(x_t, h_{t-1}, c_{t-1}) for t = 1..T, from (h_0, c_0) (zeros if not given)
+    h, c, expected = h0, c0, []
+    for t in range(T):
+        h, c = _gate_equations(params, xs[..., t, :], h, c)
+        expected.append(h)
+    start = "(h_0, c_0)" if given else "zeros"
+    ck.close(outputs, np.stack(expected, axis=-2), output="reduction",
+             what=f"outputs h_1..h_{T}, the cell iterated from {start}")
+    ck.close(h_T, h, output="reduction", what=f"final h = h_{T}")
+    ck.close(c_T, c, output="reduction", what=f"final c = c_{T}")
+    # the final h is the last output itself
+    ck.equal(h_T, np.asarray(outputs)[..., -1, :], what="final h vs outputs[..., -1, :]")
+
+    if ck.offers("lstm_cell"):
+        # the implementation's own cell, iterated: the layer is that cell, step by step
+        h, c, own = h0, c0, []
+        for t in range(T):
+            h, c = impl.lstm_cell(params, xs[..., t, :], h, c)
+            own.append(h)
+        ck.close(outputs, np.stack(own, axis=-2), output="reduction",
+                 what=f"lstm(...) outputs vs its own lstm_cell iterated from {start}")
+        ck.close(c_T, c, output="reduction", what="final c vs its own lstm_cell iterated")
+
+    # The state carries across a split: the second half, started from the first half's final
+    # (h, c), continues the whole sequence.
+    if T > 1:
+        k = ck.draw(st.integers(1, T - 1), "split at")
+        first, (h_k, c_k) = impl.lstm(params, xs[..., :k, :], h0, c0)
+        second, (h_end, c_end) = impl.lstm(params, xs[..., k:, :], h_k, c_k)
+        ck.close(np.concatenate([first, second], axis=-2), outputs, output="reduction",
+                 what=f"lstm(xs[:{k}]) then lstm(xs[{k}:], its final (h, c)) vs lstm(xs)")
+        ck.close(c_end, c_T, output="reduction", what="final c of the two halves vs the whole")
 
 
 informative(

@@ -106,3 +106,106 @@ def ids_roundtrip(impl: Any, ck: Check) -> None:
              what="encode(' '.join(decode(ids)))")
     # every id names a different token (otherwise two ids could not both round-trip)
     ck.equal(len(set(vocab.tokens)), len(vocab), what="number of distinct tokens")
+
+
+@clause(
+    "TOK-START-END",
+    "Encoding a sentence with add_start MUST put <start> before the ids of its words and with "
+    "add_end MUST put <end> after them, and truncating such a sequence MUST keep its first "
+    "tokens: <start> stays, an <end> beyond the length is cut.",
+    source=Source(LECTURE_NOTES, "The Sutskever Architecture (<start>, <end>)",
+                  paper=SUTSKEVER_2014),
+    needs=("Vocabulary",),
+    topic="tokens",
+    note="Truncation keeps the first tokens and adds none (reference/vocabulary.py, pad): a "
+         "truncated sentence has no <end>.",
+)
+def start_and_end_tokens(impl: Any, ck: Check) -> None:
+    vocab, words = _vocabulary(ck, impl)
+    unseen = ck.draw(st.lists(_WORD.filter(lambda w: w not in words), max_size=2), "unseen words")
+    sentence = " ".join(ck.draw(st.lists(st.sampled_from(words + unseen), max_size=6), "sentence"))
+    start, end = vocab.id_of("<start>"), vocab.id_of("<end>")
+    # the specials are tokens of every vocabulary: two ids of their own, neither <unk> nor <pad>
+    ck.that(len({start, end, vocab.unk_id, vocab.pad_id}) == 4,
+            what="id_of('<start>'), id_of('<end>'), unk_id, pad_id",
+            observed=[start, end, vocab.unk_id, vocab.pad_id], expected="four different ids")
+    plain = list(map(int, vocab.encode(sentence)))
+    for add_start in (False, True):
+        for add_end in (False, True):
+            ids = list(map(int, vocab.encode(sentence, add_start=add_start, add_end=add_end)))
+            # [<start>] + ids of the words + [<end>], each marker only where asked for
+            expected = [start] * add_start + plain + [end] * add_end
+            ck.equal(ids, expected,
+                     what=f"encode({sentence!r}, add_start={add_start}, add_end={add_end})")
+            tokens = vocab.decode(ids)
+            if add_start:
+                ck.equal(tokens[0], "<start>", what="decode(encode(..., add_start=True))[0]")
+            if add_end:
+                ck.equal(tokens[-1], "<end>", what="decode(encode(..., add_end=True))[-1]")
+
+    # Truncation keeps the first `length` tokens of <start> w_1 ... w_n <end>: <start> stays
+    # (length >= 1), and the <end> survives only when nothing is cut.
+    wrapped = [start, *plain, end]
+    length = ck.draw(st.integers(0, len(wrapped) + 1), "length")
+    ids, mask = (np.asarray(a) for a in vocab.pad([wrapped], length))
+    kept = ids[0][mask[0]].tolist()
+    ck.equal(kept, wrapped[:length], what=f"pad([<start> ... <end>], {length}) real tokens")
+    ck.equal(end in kept, length >= len(wrapped),
+             what=f"<end> kept after truncation to {length} of {len(wrapped)} tokens")
+
+
+# The lecture notes' sentence pairs (nnspec.reference.data.TRANSLATION_PAIRS) and their tokens,
+# written out by hand under the tokeniser's rule (reference/vocabulary.py): lowercase, split on
+# whitespace, each punctuation mark a token of its own, Devanagari vowel signs part of the word.
+# The notes list the tokens of the first themselves, as the encoder's inputs ("Bahdanau
+# Attention"); the second is their Transformer training example ("Training").
+HAND_TOKENISED: dict[int, tuple[list[str], list[str]]] = {
+    2: (["turn", "off", "the", "lights"], ["लाइट", "बंद", "करो"]),
+    3: (["how", "are", "you", "?"], ["आप", "कैसे", "हैं"]),
+    5: (["thank", "you"], ["धन्यवाद"]),
+}
+
+# Drawn sentences: words in mixed case (one with an accent written decomposed, e + U+0301, which
+# NFC composes into one character), punctuation glued to them or standing apart, and runs of
+# whitespace. Words are separated by whitespace; a punctuation mark may touch anything.
+_MIXED_WORD = st.text(alphabet="abcXYZé", min_size=1, max_size=4)
+_PUNCTUATION = st.sampled_from(list(".,?!'\"()-।"))
+_SPACE = st.sampled_from([" ", "  ", "\t", "\n", " \n "])
+
+
+@clause(
+    "TOK-SPLIT",
+    "Tokenising MUST lowercase the text, split it on whitespace, and make every punctuation mark "
+    "a token of its own, keeping words with their vowel signs whole, as in the lecture notes' "
+    "translation pairs.",
+    source=Source(LECTURE_NOTES, "Bahdanau Attention; Transformer as an Autoregressive Model, "
+                  "Training", paper=SUTSKEVER_2014),
+    needs=("tokenize | Vocabulary",),
+    topic="tokens",
+    note="The rule is the one reference/vocabulary.py documents (after Unicode NFC); with "
+         "Vocabulary alone it is checked through encode.",
+)
+def tokenisation(impl: Any, ck: Check) -> None:
+    from nnspec.reference.data import TRANSLATION_PAIRS
+
+    cases = [(TRANSLATION_PAIRS[i][side], HAND_TOKENISED[i][side])
+             for i in sorted(HAND_TOKENISED) for side in (0, 1)]
+    # a drawn sentence: words apart by whitespace, a punctuation mark glued or apart
+    pieces = ck.draw(st.lists(st.one_of(_MIXED_WORD, _PUNCTUATION), max_size=8), "tokens")
+    text = ck.draw(_SPACE, "leading space")
+    for i, piece in enumerate(pieces):
+        if i:
+            two_words = piece.isalpha() and pieces[i - 1].isalpha()
+            text += ck.draw(_SPACE if two_words else st.sampled_from(["", " "]), f"gap {i}")
+        text += piece.replace("é", "e\u0301")
+    text += ck.draw(_SPACE, "trailing space")
+    cases.append((text, [p.lower() for p in pieces]))
+
+    for sentence, expected in cases:
+        if ck.offers("tokenize"):
+            ck.equal(list(impl.tokenize(sentence)), expected, what=f"tokenize({sentence!r})")
+        if ck.offers("Vocabulary"):
+            vocab = impl.Vocabulary(list(dict.fromkeys(expected)))
+            ck.equal(list(map(int, vocab.encode(sentence))),
+                     [vocab.tokens.index(token) for token in expected],
+                     what=f"encode({sentence!r}) vs the ids of {expected}")

@@ -9,6 +9,7 @@ it exists, drawn by numpy_ref.init_params).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,10 @@ def test_gpt3_full_count_adds_biases_norms_and_positions() -> None:
         + (2 * L + 1) * 2 * d  # norm_1, norm_2 per block and the final norm: gamma, beta
     )
     assert full.total == docs.total + extra == 175_221_867_601
+    # the parts GPT3-COUNTS pins, each worked out by hand in its comment
+    assert full.positional == 25_165_824
+    assert full.biases == 10_616_832 + 50_257
+    assert full.norms == 4_743_168
     assert full.biases_and_norms and not docs.biases_and_norms
     # the weight categories are the same in both accountings
     assert (full.embedding, full.attention, full.mlp, full.unembedding) == (
@@ -291,3 +296,20 @@ def test_full_count_equals_init_params_of_random_configs(config: Any) -> None:
     assert parameter_count(config, biases_and_norms=True).total == count_parameter_arrays(
         init_params(config, seed=0)
     )
+
+
+@pytest.mark.parametrize("name", ["gpt_tiny", "transformer_tiny"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_pre_ln_final_norms_and_tied_embeddings_are_counted_as_laid_out(name: str, tie: bool) -> None:
+    """The two slips PARAM-COUNT was written for, on the presets: a pre-LN stack's final norm
+    (one for a GPT, one per stack for an encoder-decoder) is counted, a tied W_U is not."""
+    config = preset(name, norm_placement="pre", tie_embeddings=tie)
+    params = _init_params()(config, seed=0)
+    final = [key for key in ("final_norm", "encoder_norm", "decoder_norm") if key in params]
+    assert len(final) == (1 if name == "gpt_tiny" else 2)
+    assert ("W_U" in params) is not tie
+    full = parameter_count(config, biases_and_norms=True)
+    assert full.total == count_parameter_arrays(params)
+    assert full.unembedding == (0 if tie else count_parameter_arrays(params["W_U"]))
+    post = parameter_count(replace(config, norm_placement="post"), biases_and_norms=True)
+    assert full.norms - post.norms == len(final) * 2 * config.d_model

@@ -77,6 +77,47 @@ class DropsLastExample(numpy_ref.MLP):
         super().train(X[:-1], Y[:-1], epochs=epochs, batch_size=batch_size, eta=eta, seed=seed)
 
 
+class DropsLastBatch(numpy_ref.MLP):
+    """``range(0, len(X) - batch_size + 1, batch_size)``, DataLoader(drop_last=True)'s loop: the
+    smaller last minibatch is never stepped on when the batch size does not divide N."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        X, Y = np.asarray(X), np.asarray(Y)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X) - batch_size + 1, batch_size):
+                self.sgd_step(X[order[start : start + batch_size]], Y[order[start : start + batch_size]], eta)
+
+
+class RepeatsFirstBatch(numpy_ref.MLP):
+    """Slices ``order[:batch_size]`` where ``order[start : start + batch_size]`` belongs: the first
+    minibatch is stepped on once per minibatch, and the rest of the data is never seen."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        X, Y = np.asarray(X), np.asarray(Y)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for _start in range(0, len(X), batch_size):
+                batch = order[:batch_size]  # _start forgotten
+                self.sgd_step(X[batch], Y[batch], eta)
+
+
+class TorchOrder(numpy_ref.MLP):
+    """A correct SGD epoch in another shuffled order (torch.randperm's, not default_rng's), the
+    smaller minibatch last, as PyTorch's own training loop cuts it (tensor.split)."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        import torch
+
+        X, Y = np.asarray(X), np.asarray(Y)
+        generator = torch.Generator().manual_seed(seed + 1)
+        for _ in range(epochs):
+            for batch in torch.randperm(len(X), generator=generator).split(batch_size):
+                self.sgd_step(X[batch.numpy()], Y[batch.numpy()], eta)
+
+
 class StepOutsideBatchLoop(numpy_ref.MLP):
     """An indentation slip: one SGD step per epoch (the last minibatch), not one per batch."""
 
@@ -132,6 +173,8 @@ BUGS = [
     ("GD-AVERAGE", "summed-gradient", {"MLP": SummedGradient}),
     ("SGD-PARTITION", "summed-gradient", {"MLP": SummedGradient}),
     ("SGD-PARTITION", "drops-last-example", {"MLP": DropsLastExample}),
+    ("SGD-PARTITION", "drops-last-batch", {"MLP": DropsLastBatch}),
+    ("SGD-PARTITION", "repeats-first-batch", {"MLP": RepeatsFirstBatch}),
     ("LEARN-DIGITS", "step-outside-batch-loop", {"MLP": StepOutsideBatchLoop}),
     ("LEARN-LABELS", "labels-shuffled-separately", {"MLP": ShufflesLabelsSeparately}),
 ]
@@ -157,3 +200,19 @@ def test_gd_descent_catches_a_halved_gradient_at_every_precision(dtype: str) -> 
     result = run_clause("GD-DESCENT", bad, shrink=False)
     assert result.status == "failed", result.message
     assert "first-order decrease along -g (Richardson)" in result.message
+
+
+def test_sgd_partition_accepts_any_shuffled_order() -> None:
+    """The epoch is matched against every ordered partition: a loop that shuffles with another
+    generator is as correct as numpy_ref's, and passes."""
+    result = run_clause("SGD-PARTITION", patched("numpy", name="torch-order", MLP=TorchOrder),
+                        profile="default")
+    assert result.status == "passed", result.message
+
+
+def test_sgd_partition_draws_batch_sizes_that_do_not_divide_the_data() -> None:
+    from nnspec.spec.cost_learning import EPOCH_CASES, trajectory_nodes
+
+    assert {(3, 2), (5, 2), (5, 3), (7, 4)} <= set(EPOCH_CASES)
+    # C(5, 2) + C(5, 2) C(3, 2) + the same again for the last, smaller minibatch
+    assert trajectory_nodes(5, 2) == 10 + 30 + 30

@@ -83,6 +83,33 @@ def lstm_cell_variant(*, gate_order="ifgo", no_tanh_on_cell=False):
     return lstm_cell
 
 
+def lstm_ignores_initial_state(params, xs, h0=None, c0=None):
+    """An LSTM layer called without its (h0, c0) (nn.LSTM(x) where nn.LSTM(x, (h0, c0)) belongs):
+    always starts from zeros, so a decoder never receives the encoder's final state."""
+    return numpy_ref.lstm(params, xs)
+
+
+def lstm_state_not_carried(params, xs, h0=None, c0=None):
+    """Each step from the initial state: the loop assigns the cell's result to new names and
+    never feeds them back, so the recurrence is lost (h_t depends on x_t alone)."""
+    xs = np.asarray(xs, dtype=np.float64)
+    H = np.asarray(params["W_hh"]).shape[1]
+    h = np.zeros((*xs.shape[:-2], H)) if h0 is None else np.asarray(h0, dtype=np.float64)
+    c = np.zeros((*xs.shape[:-2], H)) if c0 is None else np.asarray(c0, dtype=np.float64)
+    outputs = []
+    for t in range(xs.shape[-2]):
+        h_t, c_t = numpy_ref.lstm_cell(params, xs[..., t, :], h, c)
+        outputs.append(h_t)
+    return np.stack(outputs, axis=-2), (h_t, c_t)
+
+
+def lstm_returns_first_state(params, xs, h0=None, c0=None):
+    """Returns (h_1, c_1) as the final state: out[:, 0] on a batch-first output read as time-first."""
+    outputs, _ = numpy_ref.lstm(params, xs, h0, c0)
+    _, first = numpy_ref.lstm(params, np.asarray(xs)[..., :1, :], h0, c0)
+    return outputs, first
+
+
 # ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
@@ -109,6 +136,9 @@ MUTANTS = [
         {"lstm_cell": lstm_cell_variant(gate_order="igfo")},
     ),
     ("LSTM-CELL", "h-without-tanh", {"lstm_cell": lstm_cell_variant(no_tanh_on_cell=True)}),
+    ("LSTM-SEQ", "ignores-initial-state", {"lstm": lstm_ignores_initial_state}),
+    ("LSTM-SEQ", "state-not-carried", {"lstm": lstm_state_not_carried}),
+    ("LSTM-SEQ", "returns-first-state", {"lstm": lstm_returns_first_state}),
 ]
 
 
@@ -125,3 +155,11 @@ def test_clause_rejects_wrong_implementation(
 
 def test_every_rnn_clause_has_a_mutant() -> None:
     assert set(RNN_CLAUSES) <= {clause_id for clause_id, _, _ in MUTANTS}
+
+
+@pytest.mark.parametrize("without", ["lstm_cell", None])
+def test_lstm_seq_catches_a_lost_initial_state_with_or_without_a_cell(without: str | None) -> None:
+    """The closed form catches it whether or not the implementation has a cell to compare with."""
+    overrides = {"lstm": lstm_ignores_initial_state} | ({without: None} if without else {})
+    result = run_clause("LSTM-SEQ", patched("numpy", name="ignores-h0", **overrides), shrink=False)
+    assert result.status == "failed", result.message

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from dataclasses import replace
 
 import nnspec.spec  # noqa: F401  (registers every clause)
 import numpy as np
 import pytest
 from nnspec.reference.accounting import parameter_count
+from nnspec.reference.config import END_ID, START_ID, GPTConfig
 from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary
 from nnspec.spec.clause import INFORMATIVE, REGISTRY
 from nnspec.verify import patched, run_clause
@@ -17,8 +20,9 @@ CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic in ("tokens", "em
 
 
 def test_the_topics_declare_the_issue_clauses() -> None:
-    assert set(CLAUSES) >= {"TOK-UNK", "TOK-PAD", "TOK-ROUNDTRIP", "EMB-LOOKUP", "DOT-ALIGN",
-                            "UNEMB-SOFTMAX", "GPT3-COUNTS"}
+    assert set(CLAUSES) >= {"TOK-UNK", "TOK-PAD", "TOK-ROUNDTRIP", "TOK-START-END", "TOK-SPLIT",
+                            "EMB-LOOKUP", "DOT-ALIGN", "UNEMB-SOFTMAX", "GPT3-COUNTS",
+                            "PARAM-COUNT"}
     assert INFORMATIVE["EMB-ANALOGY"].reason
 
 
@@ -52,9 +56,40 @@ class VocabularySkipsSpecials(Vocabulary):
         return [t for t in super().decode(ids) if t not in SPECIAL_TOKENS]
 
 
+class VocabularyEndIsStart(Vocabulary):
+    """add_end appends START_ID: the two neighbouring special ids mixed up."""
+
+    def encode(self, sentence, *, add_start=False, add_end=False):
+        ids = super().encode(sentence, add_start=add_start)
+        return ids + [START_ID] if add_end else ids
+
+
+class VocabularyKeepsEndWhenTruncating(Vocabulary):
+    """Truncation that writes <end> into the last kept position (some tokenisers' truncation that
+    preserves special tokens), where the documented pad keeps the first tokens as they are."""
+
+    def pad(self, ids_list, length=None):
+        ids, mask = super().pad(ids_list, length)
+        for b, seq in enumerate(ids_list):
+            if length and len(seq) > length and list(seq)[-1] == END_ID:
+                ids[b, length - 1] = END_ID
+        return ids, mask
+
+
+class VocabularySplitsOnSpaces(Vocabulary):
+    """encode with sentence.split(): punctuation stays glued to its word and case is kept."""
+
+    def encode(self, sentence, *, add_start=False, add_end=False):
+        ids = [self.id_of(t) for t in sentence.split()]
+        return [START_ID] * add_start + ids + [END_ID] * add_end
+
+
 @pytest.mark.parametrize(
     ("clause_id", "bug"),
     [
+        ("TOK-START-END", VocabularyEndIsStart),
+        ("TOK-START-END", VocabularyKeepsEndWhenTruncating),
+        ("TOK-SPLIT", VocabularySplitsOnSpaces),
         ("TOK-UNK", VocabularyUnknownAsPad),
         ("TOK-PAD", VocabularyKeepsLastTokens),
         ("TOK-PAD", VocabularyInvertedMask),
@@ -64,6 +99,50 @@ class VocabularySkipsSpecials(Vocabulary):
 def test_token_clause_rejects_planted_vocabulary(clause_id: str, bug: type) -> None:
     result = run_clause(clause_id, patched("numpy", name=bug.__name__, Vocabulary=bug))
     assert result.status == "failed", result.message
+
+
+def tokenize_word_regex(sentence):
+    """re.findall(r"\\w+|[^\\w\\s]", ...): Python's \\w does not match Devanagari vowel signs
+    (category Mc/Mn), so a Hindi word falls apart into letters and signs."""
+    return re.findall(r"\w+|[^\w\s]", unicodedata.normalize("NFC", sentence).lower())
+
+
+def tokenize_keeps_case(sentence):
+    """The reference's rule without the lowercasing: "How" and "how" become two tokens."""
+    return _split_punctuation(unicodedata.normalize("NFC", sentence))
+
+
+def _split_punctuation(sentence):
+    """Whitespace split, then every punctuation character (category P*) a token of its own."""
+    out = []
+    for chunk in sentence.split():
+        word = ""
+        for ch in chunk:
+            if unicodedata.category(ch).startswith("P"):
+                out += [word, ch] if word else [ch]
+                word = ""
+            else:
+                word += ch
+        out += [word] if word else []
+    return out
+
+
+def tokenize_without_nfc(sentence):
+    """The rule without Unicode NFC: an accent typed as e + U+0301 gives another token than é."""
+    return [t.lower() for t in _split_punctuation(sentence)]
+
+
+@pytest.mark.parametrize("bug", [tokenize_word_regex, tokenize_keeps_case, tokenize_without_nfc])
+def test_tok_split_rejects_planted_tokenizer(bug) -> None:
+    result = run_clause("TOK-SPLIT", patched("numpy", name=bug.__name__, tokenize=bug))
+    assert result.status == "failed", result.message
+
+
+def test_tok_split_runs_on_a_vocabulary_alone() -> None:
+    alone = patched("numpy", name="vocabulary-alone", tokenize=None)
+    assert run_clause("TOK-SPLIT", alone).status == "passed"
+    bad = patched("numpy", name="split-alone", tokenize=None, Vocabulary=VocabularySplitsOnSpaces)
+    assert run_clause("TOK-SPLIT", bad).status == "failed"
 
 
 # ------------------------------------------------------------------ planted bugs: embeddings
@@ -102,6 +181,25 @@ def parameter_count_with_biases(config, *, biases_and_norms=False):
     return parameter_count(config, biases_and_norms=True)
 
 
+def parameter_count_tied_twice(config, *, biases_and_norms=False):
+    """Counts W_U even when it is tied to W_E: the shared matrix counted twice."""
+    count = parameter_count(config, biases_and_norms=biases_and_norms)
+    if not getattr(config, "tie_embeddings", False):
+        return count
+    n_out = config.n_vocab if isinstance(config, GPTConfig) else config.n_tgt_vocab
+    extra = n_out * config.d_model
+    return replace(count, unembedding=extra, total=count.total + extra)
+
+
+def parameter_count_forgets_final_norm(config, *, biases_and_norms=False):
+    """Two layer norms per block, and nothing for the final norm a pre-LN stack ends with."""
+    count = parameter_count(config, biases_and_norms=biases_and_norms)
+    if not biases_and_norms or getattr(config, "norm_placement", "post") != "pre":
+        return count
+    final = (1 if isinstance(config, GPTConfig) else 2) * 2 * config.d_model
+    return replace(count, norms=count.norms - final, total=count.total - final)
+
+
 def parameter_count_output_per_head(config, *, biases_and_norms=False):
     """Counts one output matrix per head (n_heads per layer) instead of one per layer."""
     count = parameter_count(config, biases_and_norms=biases_and_norms)
@@ -119,6 +217,10 @@ def parameter_count_output_per_head(config, *, biases_and_norms=False):
         ("UNEMB-SOFTMAX", {"unembed": unembed_without_bias}),
         ("GPT3-COUNTS", {"parameter_count": parameter_count_with_biases}),
         ("GPT3-COUNTS", {"parameter_count": parameter_count_output_per_head}),
+        ("GPT3-COUNTS", {"parameter_count": parameter_count_forgets_final_norm}),
+        ("PARAM-COUNT", {"parameter_count": parameter_count_tied_twice}),
+        ("PARAM-COUNT", {"parameter_count": parameter_count_forgets_final_norm}),
+        ("PARAM-COUNT", {"parameter_count": parameter_count_with_biases}),
     ],
     ids=lambda v: v if isinstance(v, str) else next(iter(v.values())).__name__,
 )
