@@ -604,6 +604,71 @@ def _build_kv_cache(base: str) -> Implementation:
                    GPT=_kv_cache_restarting_gpt(impl.device, impl.dtype))
 
 
+class DropsLastBatchMLP(numpy_ref.MLP):
+    """SGD whose epoch loop runs ``range(0, len(X) - batch_size + 1, batch_size)`` (what
+    DataLoader(drop_last=True) does): the smaller last minibatch is never stepped on."""
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X) - batch_size + 1, batch_size):
+                batch = order[start : start + batch_size]
+                self.sgd_step(X[batch], Y[batch], eta)
+
+
+def parameter_count_tied_twice(config: Any, *, biases_and_norms: bool = False) -> Any:
+    """A parameter count that adds W_U whether or not it is tied to W_E (one matrix counted twice)."""
+    from nnspec.reference.accounting import parameter_count
+
+    count = parameter_count(config, biases_and_norms=biases_and_norms)
+    if not getattr(config, "tie_embeddings", False):
+        return count
+    extra = getattr(config, "n_vocab", getattr(config, "n_tgt_vocab", 0)) * config.d_model
+    return replace(count, unembedding=extra, total=count.total + extra)
+
+
+def parameter_count_forgets_final_norm(config: Any, *, biases_and_norms: bool = False) -> Any:
+    """A full count with two layer norms per block (three per decoder layer) and none for the final
+    norm a pre-LN stack ends with (GPT-2's ln_f; the encoder's and decoder's final norms)."""
+    from nnspec.reference.accounting import parameter_count
+
+    count = parameter_count(config, biases_and_norms=biases_and_norms)
+    if not biases_and_norms or getattr(config, "norm_placement", "post") != "pre":
+        return count
+    final = (1 if hasattr(config, "n_vocab") else 2) * 2 * config.d_model
+    return replace(count, norms=count.norms - final, total=count.total - final)
+
+
+def _vocabulary_end_is_start() -> type:
+    from nnspec.reference.vocabulary import Vocabulary
+
+    class VocabularyEndIsStart(Vocabulary):
+        """``encode(..., add_end=True)`` appends START_ID (2) where END_ID (3) belongs."""
+
+        def encode(self, sentence: str, *, add_start: bool = False, add_end: bool = False) -> list[int]:
+            ids = super().encode(sentence, add_start=add_start)
+            return ids + [START_ID] if add_end else ids
+
+    return VocabularyEndIsStart
+
+
+def tokenize_word_regex(sentence: str) -> list[str]:
+    """``re.findall(r"\\w+|[^\\w\\s]", text.lower())``: Python's \\w does not match the Devanagari
+    vowel signs (Unicode Mc/Mn), so a Hindi word falls apart into letters and loose signs."""
+    import re
+    import unicodedata
+
+    return re.findall(r"\w+|[^\w\s]", unicodedata.normalize("NFC", sentence).lower())
+
+
+def lstm_ignores_initial_state(params: Params, xs: Any, h0: Any = None, c0: Any = None) -> tuple:
+    """An LSTM layer run without the (h0, c0) it is given (nn.LSTM(x) where nn.LSTM(x, (h0, c0))
+    belongs): every sequence starts from zeros, and a decoder never sees the encoder's state."""
+    return numpy_ref.lstm(params, xs)
+
+
 # ------------------------------------------------------------------------------------------------
 # The catalogue
 # ------------------------------------------------------------------------------------------------
@@ -720,6 +785,22 @@ MUTANTS: tuple[Mutant, ...] = (
        "averaged", ("GD-AVERAGE",), MLP=SummedGradientMLP),
     _m("cost-mean-over-outputs", "squared-error cost averaged over output neurons (mse_loss) "
        "where the documents sum them", ("COST-SQ",), squared_error_cost=squared_error_mean),
+    # training, parameter accounting, tokens, recurrence
+    _m("mlp-train-drops-last-batch", "SGD whose epoch skips the smaller last minibatch "
+       "(range(0, N - B + 1, B), DataLoader(drop_last=True)) when B does not divide N",
+       ("SGD-PARTITION",), MLP=DropsLastBatchMLP),
+    _m("parameter-count-tied-twice", "a parameter count that adds W_U although it is tied to W_E "
+       "(the shared matrix counted twice)", ("PARAM-COUNT",),
+       parameter_count=parameter_count_tied_twice),
+    _m("parameter-count-forgets-final-norm", "a full parameter count without the final layer norm "
+       "of a pre-LN stack (GPT-2's ln_f)", ("PARAM-COUNT", "GPT3-COUNTS"),
+       parameter_count=parameter_count_forgets_final_norm),
+    _m("vocab-end-token-is-start", "encode(..., add_end=True) appends the <start> id where <end> "
+       "belongs", ("TOK-START-END",), Vocabulary=_vocabulary_end_is_start()),
+    _m("tokenize-word-regex", "tokenising with re.findall(r'\\w+|[^\\w\\s]'), which splits "
+       "Devanagari words at their vowel signs", ("TOK-SPLIT",), tokenize=tokenize_word_regex),
+    _m("lstm-ignores-initial-state", "an LSTM layer that drops the (h0, c0) it is given and starts "
+       "from zeros", ("LSTM-SEQ",), lstm=lstm_ignores_initial_state),
 )
 
 CATALOGUE: dict[str, Mutant] = {m.id: m for m in MUTANTS}
