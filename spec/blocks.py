@@ -26,6 +26,7 @@ import numpy as np
 from hypothesis import strategies as st
 from nnspec.reference.config import (
     END_ID,
+    PAD_ID,
     START_ID,
     GPTConfig,
     MLPConfig,
@@ -35,7 +36,9 @@ from nnspec.reference.config import (
 
 from . import precision
 from .clause import (
+    BROWN_2020,
     LECTURE_NOTES,
+    NEURAL_NETWORKS,
     RECAP,
     SUTSKEVER_2014,
     VASWANI_2017,
@@ -65,6 +68,8 @@ NOTES_SUTSKEVER = "The Sutskever Architecture"
 NOTES_WHY = "The Why (the encoder's single context vector)"
 NOTES_TRAINING = "Transformer as an Autoregressive Model / Training"
 VIDEO_GPT = "GPT data flow: predicting the next token"
+VIDEO_SOFTMAX = "Prediction Mechanism, Softmax Function"
+NN_OVERVIEW = "5. A Basic Idea of transformers, a. Overview"
 
 # The first ids are reserved (PAD, UNK, START, END); drawn sentences use ordinary tokens only.
 FIRST_WORD_ID = 4
@@ -618,9 +623,12 @@ def dec_causal(impl: Any, ck: Check) -> None:
     )
 
 
-def _teacher_forced_argmax(ck: Check, tokens: list[int], logits: np.ndarray, what: str) -> None:
-    """tokens[s + 1] must be the argmax of logits[s] for every decided step s (see DECIDED)."""
-    for s in range(len(tokens) - 1):
+def _teacher_forced_argmax(
+    ck: Check, tokens: list[int], logits: np.ndarray, what: str, start: int = 0
+) -> None:
+    """tokens[s + 1] must be the argmax of logits[s] for every decided step s >= start (see
+    DECIDED): the tokens a decoder wrote are checked against one parallel pass over them."""
+    for s in range(start, len(tokens) - 1):
         if largest_gap(logits[s]) < DECIDED:
             ck.note("stopped_at_undecided_step", s)
             return
@@ -754,6 +762,89 @@ def _every_position_changes(
     )
 
 
+def _right_padded(sentences: list[np.ndarray], length: int) -> np.ndarray:
+    """(N, length) ids: each sentence followed by PAD_ID up to ``length``."""
+    batch = np.full((len(sentences), length), PAD_ID, dtype=np.int64)
+    for i, sentence in enumerate(sentences):
+        batch[i, : len(sentence)] = sentence
+    return batch
+
+
+@clause(
+    "NET-PADDING",
+    "Padding tokens appended to a source MUST NOT change any logit of the encoder-decoder, so that "
+    "each sentence of a right-padded batch of sources of different lengths gets the logits it gets "
+    "alone: the encoder's self-attention and the decoder's cross-attention MUST ignore the pads.",
+    source=Source(RECAP, RECAP_EMBED, paper=VASWANI_2017),
+    needs=("Transformer",),
+    topic=TOPIC,
+    cost="network",
+    note="The pads bring sentences to one length (recap, \"Input embeddings\"); the encoder they "
+    "are fed to is the lecture notes' \"Encoder Architecture\". Checked piece by piece: the "
+    "encoder's rows for the real tokens, the decoder given memory rows marked as padding, the "
+    "logits end to end and in a batch, and the padded batch against the oracle. Rows of the "
+    "memory at pad positions are never compared (nn.TransformerEncoderLayer's fast path may return "
+    "zeros there).",
+)
+def net_padding(impl: Any, ck: Check) -> None:
+    config = tiny_transformer(ck)
+    params = network_params(ck, config)
+    net = impl.Transformer(config, copy_params(params))
+    src = draw_tokens(ck, 1, 5, "source")
+    S = len(src)
+    n_pads = ck.draw(st.integers(1, 4), "pads appended")
+    padded = _right_padded([src], S + n_pads)[0]  # (S + n_pads,)
+    tgt = draw_tokens(ck, 1, 5, "target")
+
+    # Encoder: padding_mask(src) keeps the pads out of every key set, so the real tokens' rows of
+    # the memory are those of the unpadded source (the pads' own rows are free).
+    memory = np.asarray(net.encode(src))  # (S, d_model)
+    ck.close(
+        np.asarray(net.encode(padded))[:S],
+        memory,
+        output="network",
+        what=f"encode(source + {n_pads} pads)[:{S}] vs encode(source)",
+    )
+    # Decoder: memory rows that src_mask marks as padding (True = a real token) are never read,
+    # whatever they hold.
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "padding rows seed"))
+    junk = ck.input(rng.normal(0.0, 3.0, size=(n_pads, config.d_model)))  # (n_pads, d_model)
+    real = (np.arange(S + n_pads) < S)[None, :]  # (1, S + n_pads)
+    ck.close(
+        np.asarray(net.decode(tgt, np.concatenate([memory, junk]), real)),
+        np.asarray(net.decode(tgt, memory)),
+        output="network",
+        what=f"decode(target, memory + {n_pads} rows masked as padding) vs decode(target, memory)",
+    )
+    # End to end: forward builds the padding mask from PAD_ID itself.
+    alone = np.asarray(net.forward(src, tgt))  # (T, n_vocab)
+    ck.close(
+        np.asarray(net.forward(padded, tgt)),
+        alone,
+        output="network",
+        what=f"forward(source + {n_pads} pads, target) vs forward(source, target)",
+    )
+    # A batch of two sources of different lengths, right-padded to the longer one.
+    other = draw_tokens(ck, 1, 5, "second source")
+    other_tgt = draw_tokens(ck, len(tgt), len(tgt), "second target")
+    batch = _right_padded([src, other], max(S, len(other)))  # (2, S_max)
+    targets = np.stack([tgt, other_tgt])  # (2, T)
+    logits = np.asarray(net.forward(batch, targets))  # (2, T, n_vocab)
+    singles = (alone, np.asarray(net.forward(other, other_tgt)))
+    for i, (source, single) in enumerate(zip((src, other), singles, strict=True)):
+        ck.close(
+            logits[i],
+            single,
+            output="network",
+            what=f"forward(padded batch)[{i}] vs forward of sentence {i} alone "
+            f"({len(source)} tokens padded to {batch.shape[1]})",
+        )
+    ck.close_to_oracle(
+        lambda m: m.Transformer(config, copy_params(params)).forward(batch, targets),
+        output="network",
+    )
+
+
 @clause(
     "OUT-DISTRIBUTION",
     "The final linear layer and softmax MUST turn every target position into a probability "
@@ -855,6 +946,178 @@ def gpt_next(impl: Any, ck: Check) -> None:
         output="network",
         what=f"GPT logits[:{t + 1}] after changing tokens > {t}",
     )
+
+
+@clause(
+    "GPT-GENERATE",
+    "A decoder-only model MUST generate by keeping the prompt and appending exactly max_new_tokens "
+    "tokens, at temperature 0 each the most probable next token given every token before it, and "
+    "sampling at a temperature tending to 0 MUST give the same tokens.",
+    source=Source(NEURAL_NETWORKS, NN_OVERVIEW, paper=BROWN_2020),
+    needs=("GPT.generate",),
+    topic=TOPIC,
+    cost="network",
+    note="Each generated token is checked against one parallel forward pass over the whole output "
+    "(GPT-NEXT makes its row s the prediction from tokens <= s), as GREEDY does for the "
+    "encoder-decoder; generate does not stop at the end token (PARAMETERS.md).",
+)
+def gpt_generate(impl: Any, ck: Check) -> None:
+    config = tiny_gpt(ck)
+    net = impl.GPT(config, network_params(ck, config))
+    # At least two tokens of prompt and two new ones: with one of either, a generator that reads
+    # the wrong position's logits can still pick the right tokens.
+    prompt = draw_tokens(ck, 2, 6, "prompt")
+    P = len(prompt)
+    n_new = ck.draw(st.integers(2, 6), "max_new_tokens")
+    out = [int(t) for t in net.generate(prompt, max_new_tokens=n_new, temperature=0.0)]
+    ck.equal(len(out), P + n_new, what="len(generate(prompt, max_new_tokens)) = len(prompt) + max_new_tokens")
+    ck.equal(out[:P], prompt.tolist(), what="the prompt at the head of generate's output")
+    # One new token is the first of many (greedy decoding does not look ahead).
+    ck.equal(
+        [int(t) for t in net.generate(prompt, max_new_tokens=1, temperature=0.0)],
+        out[: P + 1],
+        what="generate(prompt, max_new_tokens=1) vs the head of generate(prompt, max_new_tokens)",
+    )
+    # Row s of the parallel pass is the distribution of token s + 1 given tokens <= s: the new
+    # token s + 1 (s >= P - 1) must be its argmax.
+    logits = np.asarray(net.forward(np.asarray(out)))  # (P + n_new, n_vocab)
+    _teacher_forced_argmax(ck, out, logits, "GPT.generate(T=0)", start=P - 1)
+    # softmax(l / T) -> one-hot argmax as T -> 0 (as in GREEDY): at T = 1e-3 every step decided by
+    # a gap > 0.05 leaves the other tokens probability < V e^{-50} ~ 1e-21.
+    if min(largest_gap(row) for row in logits[P - 1 : -1]) > 0.05:
+        seed = ck.draw(st.integers(0, 99), "seed")
+        sampled = [int(t) for t in net.generate(prompt, max_new_tokens=n_new, temperature=1e-3, seed=seed)]
+        ck.equal(sampled, out, what="generate(T=1e-3) vs generate(T=0)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling, checked by counting.
+#
+# A sampler is judged on the tokens it draws under many seeds. Weissman, Ordentlich, Seroussi,
+# Verdu and Weinberger (2003, "Inequalities for the L1 deviation of the empirical distribution")
+# bound the L1 distance between p and the empirical distribution p_hat of N independent draws
+# from p over V outcomes:
+#     P(||p_hat - p||_1 >= eps) <= (2^V - 2) exp(-N eps^2 / 2).
+# Solved for eps at a false-alarm probability FALSE_ALARM, it gives a threshold that a correct
+# sampler crosses once in 10^9 checks, never in practice; distinct seeds are taken as independent
+# draws, which is what a seeded generator promises.
+# ---------------------------------------------------------------------------------------------
+
+SAMPLING_SEEDS = 200
+FALSE_ALARM = 1e-9
+# Sampled temperatures: at 1 the documents' plain softmax; away from 1 a temperature multiplied
+# instead of divided, or ignored, draws from another distribution. The first, where Hypothesis
+# starts and shrinks to, spreads p enough for the frequencies to be counted on the drawn models
+# (counting needs max p < 0.73; at T = 2 the largest max p of 55 models drawn by a thorough run was
+# 0.43). At T = 0.5 about a third are too concentrated, and only their reproducibility is checked.
+TEMPERATURES = (2.0, 0.5, 1.0, 4.0)
+
+
+def l1_deviation_bound(n_samples: int, n_outcomes: int, false_alarm: float) -> float:
+    """The eps at which (2^V - 2) exp(-N eps^2 / 2) = false_alarm (Weissman et al. 2003)."""
+    return math.sqrt(2.0 * (math.log(2.0**n_outcomes - 2.0) + math.log(1.0 / false_alarm)) / n_samples)
+
+
+def _sampled_frequencies(
+    impl: Any, ck: Check, draw: Any, logits: np.ndarray, temperature: float, what: str
+) -> None:
+    """``draw(seed)`` (one sampled token) under SAMPLING_SEEDS distinct seeds: its frequencies must
+    lie within the Weissman threshold of p = softmax(logits / T), the implementation's own logits.
+
+    The threshold is eps + rounding: ``rounding`` is what a correct sampler computing in the
+    implementation's format may add to ||q - p||_1 (its scaled logits l / T rounded, which moves p
+    by at most 2 max|d(l / T)| in L1, and each probability rounded, at most 2 eps(format) in all).
+    A sampler that ignores its seed draws one token k every time, at distance 2 (1 - p_k) from p;
+    the check runs only when the distribution is spread enough that this exceeds the threshold for
+    every k (max p < 1 - threshold / 2), so that such a sampler is always caught. Any sampler whose
+    distribution r has ||r - p||_1 > 2 eps + rounding is caught with probability >= 1 - 1e-9.
+    """
+    z = np.asarray(logits, dtype=np.float64) / temperature  # (V,)
+    p = np.exp(z - z.max())
+    p = p / p.sum()
+    V = len(p)
+    eps = l1_deviation_bound(SAMPLING_SEEDS, V, FALSE_ALARM)
+    rounding = 2.0 * precision.spacing(impl, float(np.abs(z).max())) + 2.0 * precision.eps(impl)
+    threshold = eps + rounding
+    if 2.0 * (1.0 - p.max()) <= threshold:
+        ck.note(f"{what}: too concentrated to count (max p)", round(float(p.max()), 4))
+        return
+    base = ck.draw(st.integers(0, 2**16), "seed of the sampling seeds")
+    seeds = np.random.default_rng(base).choice(2**31 - 1, size=SAMPLING_SEEDS, replace=False)
+    tokens = np.array([draw(int(seed)) for seed in seeds])
+    ck.that(
+        bool(np.all((tokens >= 0) & (tokens < V))),
+        what=f"{what}: sampled token ids",
+        observed=sorted(set(tokens.tolist())),
+        expected=f"ids in [0, {V})",
+    )
+    frequencies = np.bincount(tokens, minlength=V) / SAMPLING_SEEDS  # (V,)
+    distance = float(np.abs(frequencies - p).sum())
+    ck.note(f"{what}: ||p_hat - p||_1", round(distance, 4))
+    ck.that(
+        distance < threshold,
+        what=f"{what}: frequencies of the sampled token over {SAMPLING_SEEDS} seeds at T = {temperature}",
+        observed=f"||p_hat - p||_1 = {distance:.3f}, p_hat = {np.round(frequencies, 3).tolist()}",
+        expected=f"< {threshold:.3f} (a correct sampler exceeds it with probability <= {FALSE_ALARM:g}), "
+        f"p = softmax(logits / T) = {np.round(p, 3).tolist()}",
+    )
+
+
+def _gpt_sampler(impl: Any, ck: Check, temperature: float) -> tuple[Any, np.ndarray, int]:
+    """``run(seed, n)``: GPT.generate's output; the logits of the first token it samples; where
+    that token is in the output."""
+    config = tiny_gpt(ck, n_layers=1)  # one block: the frequencies cost SAMPLING_SEEDS runs
+    net = impl.GPT(config, network_params(ck, config))
+    prompt = draw_tokens(ck, 1, 5, "prompt")
+
+    def run(seed: int, n: int) -> list[int]:
+        return [int(t) for t in net.generate(prompt, max_new_tokens=n, temperature=temperature, seed=seed)]
+
+    return run, np.asarray(net.forward(prompt))[-1], len(prompt)  # logits (V,) of token P
+
+
+def _transformer_sampler(impl: Any, ck: Check, temperature: float) -> tuple[Any, np.ndarray, int]:
+    """As :func:`_gpt_sampler`, for Transformer.sample: the first sampled token follows START."""
+    config = tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1)
+    net = impl.Transformer(config, network_params(ck, config))
+    src = draw_tokens(ck, 1, 5, "source")
+
+    def run(seed: int, n: int) -> list[int]:
+        return [int(t) for t in net.sample(src, max_len=n, temperature=temperature, seed=seed)]
+
+    return run, np.asarray(net.forward(src, np.array([START_ID])))[0], 1
+
+
+SAMPLERS = {"GPT.generate": _gpt_sampler, "Transformer.sample": _transformer_sampler}
+
+
+@clause(
+    "SAMPLE-DIST",
+    "Sampling at temperature T MUST draw each next token from softmax(logits / T): the same seed "
+    "MUST give the same tokens, and over many seeds the frequencies of a sampled token MUST match "
+    "softmax(logits / T).",
+    source=Source(VIDEO_NOTES, VIDEO_SOFTMAX),
+    needs=("Transformer.sample | GPT.generate",),
+    topic=TOPIC,
+    cost="network",
+    note=f"The first sampled token under {SAMPLING_SEEDS} distinct seeds, against softmax of the "
+    "implementation's own logits by the L1 bound of Weissman et al. 2003 (a false alarm has "
+    f"probability <= {FALSE_ALARM:g}), where p is spread enough that a sampler ignoring its seed is "
+    "always caught (max p < 1 - threshold / 2; noted otherwise). Every sampler the implementation "
+    "offers, in each example.",
+)
+def sample_dist(impl: Any, ck: Check) -> None:
+    temperature = ck.draw(st.sampled_from(TEMPERATURES), "temperature")
+    n_new = ck.draw(st.integers(2, 4), "tokens per reproducibility run")
+    for name, sampler in SAMPLERS.items():
+        if not ck.offers(name):
+            continue
+        run, logits, first = sampler(impl, ck, temperature)
+        # The same seed, the same tokens (a sampler reading an unseeded generator differs).
+        for seed in range(3):
+            ck.equal(run(seed, n_new), run(seed, n_new), what=f"{name}(seed={seed}) run twice")
+        _sampled_frequencies(impl, ck, lambda seed, run=run, first=first: run(seed, 1)[first], logits,
+                             temperature, name)
 
 
 # ---------------------------------------------------------------------------------------------

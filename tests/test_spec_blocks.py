@@ -23,6 +23,7 @@ def test_the_topic_declares_the_issue_clauses() -> None:
         "FFN-FORMULA", "FFN-POSITIONWISE", "RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE",
         "DEC-CAUSAL", "DEC-AUTOREGRESSIVE", "DEC-CROSS-ALL", "OUT-DISTRIBUTION", "GREEDY",
         "GPT-NEXT", "NET-ORACLE", "S2S-REVERSE", "S2S-EOS", "S2S-BOTTLENECK", "TRAIN-TRANSLATE",
+        "NET-PADDING", "GPT-GENERATE", "SAMPLE-DIST",
     }
 
 
@@ -196,6 +197,72 @@ class TemperatureIgnoringSample(numpy_ref.Transformer):
         return super().sample(src_ids, max_len=max_len, temperature=1.0, seed=seed)
 
 
+class PaddingBlindEncoderTransformer(numpy_ref.Transformer):
+    """The encoder never builds the source's padding mask: its self-attention reads the pads."""
+
+    def encode(self, src_ids, src_mask=None):
+        src = np.asarray(src_ids)
+        return super().encode(src, np.ones((*src.shape[:-1], 1, src.shape[-1]), dtype=bool))
+
+
+class PaddingBlindCrossAttentionTransformer(numpy_ref.Transformer):
+    """Cross-attention without the source mask: the decoder reads the memory at pad positions."""
+
+    def decode(self, tgt_ids, memory, src_mask=None):
+        return super().decode(tgt_ids, memory, None)
+
+
+class GenerateBug(numpy_ref.GPT):
+    """Base for generation bugs: ``position`` picks the row of logits, ``scaled`` applies T, and
+    ``rng`` makes the generator from the seed."""
+
+    position = -1
+
+    def scaled(self, logits, temperature):
+        return logits / temperature
+
+    def rng(self, seed):
+        return np.random.default_rng(seed)
+
+    def generate(self, ids, *, max_new_tokens, temperature=0.0, seed=0):
+        rng = self.rng(seed)
+        out = [int(t) for t in np.asarray(ids)]
+        for _ in range(max_new_tokens):
+            logits = self.forward(np.array(out))[self.position]
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+            else:
+                out.append(nets._draw_token(numpy_ref.softmax(self.scaled(logits, temperature)), rng))
+        return out
+
+
+class FirstPositionGenerateGPT(GenerateBug):
+    """Reads logits[0] for logits[-1]: every new token predicted from the first token alone."""
+
+    position = 0
+
+
+class TemperatureMultipliedGenerateGPT(GenerateBug):
+    """Samples from softmax(logits * T): T -> 0 gives the uniform distribution, not the argmax."""
+
+    def scaled(self, logits, temperature):
+        return logits * temperature
+
+
+class UnseededGenerateGPT(GenerateBug):
+    """Ignores the seed: a fresh unseeded generator, the right distribution but no reproducibility."""
+
+    def rng(self, seed):
+        return np.random.default_rng()
+
+
+class FixedSeedSampleTransformer(numpy_ref.Transformer):
+    """Ignores the seed: seed 0 hard-wired, every call draws the same tokens."""
+
+    def sample(self, src_ids, *, max_len, temperature, seed):
+        return super().sample(src_ids, max_len=max_len, temperature=temperature, seed=0)
+
+
 class UnmaskedGPT(numpy_ref.GPT):
     """A decoder-only model without its causal mask."""
 
@@ -305,6 +372,13 @@ BUGS = [
     ("S2S-EOS", "no-stop-at-end", {"Seq2Seq": NoStopSeq2Seq}),
     ("S2S-BOTTLENECK", "leaks-around-bottleneck", {"Seq2Seq": LeakySeq2Seq}),
     ("TRAIN-TRANSLATE", "training-does-nothing", {"Transformer": NoOpTrainTransformer}),
+    ("NET-PADDING", "encoder-ignores-padding", {"Transformer": PaddingBlindEncoderTransformer}),
+    ("NET-PADDING", "cross-attention-ignores-padding", {"Transformer": PaddingBlindCrossAttentionTransformer}),
+    ("GPT-GENERATE", "first-position-logits", {"GPT": FirstPositionGenerateGPT}),
+    ("GPT-GENERATE", "temperature-multiplied", {"GPT": TemperatureMultipliedGenerateGPT}),
+    ("SAMPLE-DIST", "temperature-multiplied", {"GPT": TemperatureMultipliedGenerateGPT}),
+    ("SAMPLE-DIST", "generate-ignores-seed", {"GPT": UnseededGenerateGPT}),
+    ("SAMPLE-DIST", "sample-ignores-seed", {"Transformer": FixedSeedSampleTransformer}),
 ]
 
 
@@ -325,3 +399,32 @@ def test_every_clause_has_a_planted_bug() -> None:
 def test_pad_and_end_ids_are_not_drawn() -> None:
     """Drawn sentences avoid the reserved ids, so no clause is judged on padding by accident."""
     assert blocks.FIRST_WORD_ID > max(PAD_ID, END_ID, START_ID)
+
+
+def test_the_sampling_threshold_is_weissmans_bound() -> None:
+    """eps solves (2^V - 2) exp(-N eps^2 / 2) = delta, and holds for simulated correct samplers."""
+    eps = blocks.l1_deviation_bound(200, 11, 1e-9)
+    assert (2.0**11 - 2) * np.exp(-200 * eps**2 / 2) == pytest.approx(1e-9)
+    # At a false-alarm rate of 5%, 20,000 simulated samplers (N = 200 draws from a spread p) must
+    # cross the threshold at most 5% of the time (the bound is loose: in fact never).
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(11))
+    frequencies = rng.multinomial(200, p, size=20_000) / 200
+    crossed = np.abs(frequencies - p).sum(axis=1) >= blocks.l1_deviation_bound(200, 11, 0.05)
+    assert crossed.mean() <= 0.05
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch:cpu:float32"])
+def test_the_frequencies_are_counted(impl: str) -> None:
+    """SAMPLE-DIST counts on the first example (T = 2 spreads p), for both samplers."""
+    result = run_clause("SAMPLE-DIST", impl, profile="quick", seed=0)
+    assert result.status == "passed", result.message
+    assert any(key.endswith("||p_hat - p||_1") for key in result.notes), result.notes
+
+
+def test_a_sampler_ignoring_its_seed_is_always_caught() -> None:
+    """Where the frequencies are counted, a point mass is farther than the threshold from p."""
+    result = run_clause("SAMPLE-DIST", patched("numpy", name="fixed-seed", Transformer=FixedSeedSampleTransformer,
+                                               without=["GPT.generate"]), profile="quick", seed=0)
+    assert result.status == "failed" and result.examples_to_failure == 1, result.message
+    assert "frequencies of the sampled token" in result.message

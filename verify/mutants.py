@@ -669,6 +669,83 @@ def lstm_ignores_initial_state(params: Params, xs: Any, h0: Any = None, c0: Any 
     return numpy_ref.lstm(params, xs)
 
 
+class PaddingBlindEncoderTransformer(numpy_ref.Transformer):
+    """An encoder that never builds the source's padding mask: every attention over the source
+    reads the pad tokens as words (the src_key_padding_mask left out of the encoder call)."""
+
+    def encode(self, src_ids: Any, src_mask: np.ndarray | None = None) -> np.ndarray:
+        src = nets._ids(src_ids)
+        return super().encode(src, np.ones((*src.shape[:-1], 1, src.shape[-1]), dtype=bool))
+
+
+class PaddingBlindCrossAttentionTransformer(numpy_ref.Transformer):
+    """A decoder whose cross-attention gets no source mask (memory_key_padding_mask forgotten):
+    every target position reads the encoder's outputs at the pad positions."""
+
+    def decode(self, tgt_ids: Any, memory: np.ndarray, src_mask: np.ndarray | None = None) -> np.ndarray:
+        return super().decode(tgt_ids, memory, None)
+
+
+def _gpt_step_logits(gpt: numpy_ref.GPT, out: list[int], position: int) -> np.ndarray:
+    return gpt.forward(np.array(out))[position]
+
+
+class FirstPositionGenerateGPT(numpy_ref.GPT):
+    """generate reads the logits at position 0 (logits[:, 0] for logits[:, -1]): every new token
+    is predicted from the first token alone."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        rng = np.random.default_rng(seed)
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            logits = _gpt_step_logits(self, out, 0)  # should be -1
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+            else:
+                out.append(nets._draw_token(numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng))
+        return out
+
+
+class TemperatureMultipliedGenerateGPT(numpy_ref.GPT):
+    """generate samples from softmax(logits * T): a high temperature sharpens the distribution
+    instead of flattening it, and T -> 0 gives the uniform distribution instead of the argmax."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        rng = np.random.default_rng(seed)
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            logits = _gpt_step_logits(self, out, -1)
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+            else:
+                out.append(nets._draw_token(numpy_ref.softmax(logits * temperature, axis=-1), rng))
+        return out
+
+
+class UnseededGenerateGPT(numpy_ref.GPT):
+    """generate ignores its seed and draws from a fresh, unseeded generator (np.random.default_rng()
+    or torch.multinomial without its generator): the right distribution, never reproducible."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        rng = np.random.default_rng()  # should be default_rng(seed)
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            logits = _gpt_step_logits(self, out, -1)
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+            else:
+                out.append(nets._draw_token(numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng))
+        return out
+
+
+class FixedSeedSampleTransformer(numpy_ref.Transformer):
+    """sample ignores its seed argument (a default seed of 0 hard-wired inside): every call draws
+    the same tokens, so sampling is as deterministic as greedy decoding."""
+
+    def sample(self, src_ids: Any, *, max_len: int, temperature: float, seed: int) -> list[int]:
+        return super().sample(src_ids, max_len=max_len, temperature=temperature, seed=0)
+
+
 # ------------------------------------------------------------------------------------------------
 # The catalogue
 # ------------------------------------------------------------------------------------------------
@@ -785,6 +862,21 @@ MUTANTS: tuple[Mutant, ...] = (
        "averaged", ("GD-AVERAGE",), MLP=SummedGradientMLP),
     _m("cost-mean-over-outputs", "squared-error cost averaged over output neurons (mse_loss) "
        "where the documents sum them", ("COST-SQ",), squared_error_cost=squared_error_mean),
+    # padding in the encoder-decoder, generation and sampling
+    _m("encoder-ignores-padding", "the encoder attends to the source's pad tokens: its padding "
+       "mask never built (src_key_padding_mask left out)", ("NET-PADDING",),
+       Transformer=PaddingBlindEncoderTransformer),
+    _m("cross-attention-ignores-padding", "the decoder's cross-attention reads the memory at pad "
+       "positions: no source mask passed (memory_key_padding_mask forgotten)", ("NET-PADDING",),
+       Transformer=PaddingBlindCrossAttentionTransformer),
+    _m("gpt-generate-first-position", "generation reads the logits at position 0 instead of the "
+       "last one (logits[:, 0] for logits[:, -1])", ("GPT-GENERATE",), GPT=FirstPositionGenerateGPT),
+    _m("gpt-generate-temperature-multiplied", "generation samples from softmax(logits * T) instead "
+       "of softmax(logits / T)", ("GPT-GENERATE", "SAMPLE-DIST"), GPT=TemperatureMultipliedGenerateGPT),
+    _m("gpt-generate-ignores-seed", "generation draws from an unseeded generator: the seed argument "
+       "ignored, no run reproducible", ("SAMPLE-DIST",), GPT=UnseededGenerateGPT),
+    _m("transformer-sample-ignores-seed", "sampling with a hard-wired seed: the seed argument "
+       "ignored, every call draws the same tokens", ("SAMPLE-DIST",), Transformer=FixedSeedSampleTransformer),
     # training, parameter accounting, tokens, recurrence
     _m("mlp-train-drops-last-batch", "SGD whose epoch skips the smaller last minibatch "
        "(range(0, N - B + 1, B), DataLoader(drop_last=True)) when B does not divide N",
