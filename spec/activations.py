@@ -6,19 +6,28 @@ chapters 1-6)" chapter 1 (Neuron; sigmoid, ReLU and tanh). A neuron's activation
 function of the weighted sum of the previous layer's activations plus a bias; a whole layer is
 ``a' = sigma(W a + b)``. The bias says how large the weighted sum must be before the neuron becomes
 meaningfully active (the notes' example: only active when the sum exceeds 10).
+
+GELU, the activation of GPT's multilayer perceptrons, is not named by the documents: the Neural
+Networks notes (6f, Multilayer Perceptron) describe the block it sits in, Hendrycks and Gimpel
+(2016) define it and Brown et al. (2020) use it. Derivatives (what backpropagation multiplies by)
+are checked against sympy's derivative of each function's definition, evaluated in float64 at the
+drawn points, never against a reference implementation.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
+import sympy
 from hypothesis.extra import numpy as hnp
 
 from . import precision
-from .clause import DEEP_LEARNING, NEURAL_NETWORKS, Check, Source, clause
+from .clause import BROWN_2020, DEEP_LEARNING, NEURAL_NETWORKS, Check, Source, clause
 
 NEURON_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and Basic Working, "
                         "c. Weights, d. Bias", paper=None)
@@ -26,6 +35,21 @@ SQUISH_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and
                         "e. Squishification function", paper=None)
 CHAPTER_1 = Source(DEEP_LEARNING, "Chapter 1: what is a neural network?, Activation functions",
                    paper=None)
+HENDRYCKS_2016 = "Hendrycks and Gimpel 2016, Gaussian Error Linear Units (GELUs)"
+MLP_SECTION = Source(NEURAL_NETWORKS, "6f. Multilayer Perceptron",
+                     paper=f"{HENDRYCKS_2016}; {BROWN_2020}")
+
+# The tanh approximation of GELU (Hendrycks and Gimpel 2016):
+#     GELU(z) ~ z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+GELU_CUBIC = 0.044715
+# The largest gap between that approximation and the exact z Phi(z) over the whole real line:
+# 4.7324e-4, at |z| = 2.6989 (the gap is even in z and tends to 0 at both ends, since both functions
+# tend to z and to 0). Computed with 40-digit mpmath; tests/test_spec_activations.py recomputes it.
+GELU_TANH_MAX_GAP = 4.74e-4
+# GELU's draws stay within |z| <= 30: the cubic of the approximation is then finite in every format
+# (30^3 = 27000 < 65504, float16's largest value), and beyond |z| ~ 10 GELU is max(0, z) to float64's
+# rounding, so wider draws would check nothing new.
+GELU_BOUND = 30.0
 
 
 # ------------------------------------------------------------------------------ strategies
@@ -39,11 +63,65 @@ def _z(bound: float = 1e3, max_side: int = 6) -> st.SearchStrategy[np.ndarray]:
     return hnp.arrays(np.float64, shapes, elements=_floats(bound))
 
 
+def _gelu_z() -> st.SearchStrategy[np.ndarray]:
+    """Pre-activations for GELU: |z| <= 5, where it curves, as often as up to :data:`GELU_BOUND`."""
+    shapes = hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=6)
+    return hnp.arrays(np.float64, shapes, elements=st.one_of(_floats(5.0), _floats(GELU_BOUND)))
+
+
 def _sigma(z: np.ndarray) -> np.ndarray:
     """sigma(z) = 1 / (1 + e^{-z}), evaluated without overflow (e^{-|z|} <= 1)."""
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _elementwise(f: Callable[[float], float], z: np.ndarray) -> np.ndarray:
+    """``f`` (a function of one Python float) at every element of ``z``, in float64."""
+    return np.vectorize(f, otypes=[np.float64])(np.asarray(z, dtype=np.float64))
+
+
+def gelu_exact(z: np.ndarray) -> np.ndarray:
+    """GELU(z) = z Phi(z), Phi(z) = (1 + erf(z / sqrt 2)) / 2 the standard normal CDF, element by
+    element with the C library's erf (math.erf), not with any implementation's."""
+    return _elementwise(lambda v: v * 0.5 * (1.0 + math.erf(v / math.sqrt(2.0))), z)
+
+
+def gelu_tanh(z: np.ndarray) -> np.ndarray:
+    """z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))), in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    return 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + GELU_CUBIC * z**3)))
+
+
+def _symbolic(name: str, z: sympy.Symbol) -> sympy.Expr:
+    """Each activation's definition as a sympy expression of ``z``.
+
+    ReLU is written piecewise, z where z > 0 and 0 elsewhere, so its derivative is piecewise too
+    and takes the value 0 at the kink z = 0: the choice the reference documents (and PyTorch's
+    autograd makes) for a function with no derivative there.
+    """
+    half = sympy.Rational(1, 2)
+    definitions = {
+        "relu": lambda: sympy.Piecewise((z, z > 0), (0, True)),
+        "tanh": lambda: sympy.tanh(z),
+        "gelu": lambda: z * half * (1 + sympy.erf(z / sympy.sqrt(2))),
+        "gelu_tanh": lambda: z * half * (1 + sympy.tanh(
+            sympy.sqrt(2 / sympy.pi) * (z + sympy.Rational(44715, 10**6) * z**3))),
+    }
+    return definitions[name]()
+
+
+@cache
+def _derivative(name: str) -> Callable[[float], float]:
+    """d/dz of activation ``name``, differentiated by sympy from :func:`_symbolic`, as a function
+    of one float evaluated with Python's math module (float64)."""
+    z = sympy.Symbol("z", real=True)
+    return sympy.lambdify(z, sympy.diff(_symbolic(name, z), z), modules="math")
+
+
+def _prime(name: str, z: np.ndarray) -> np.ndarray:
+    """sympy's derivative of activation ``name`` at every element of ``z``."""
+    return _elementwise(_derivative(name), z)
 
 
 # ------------------------------------------------------------------------------ clauses
@@ -142,13 +220,26 @@ def _sigmoid_values(impl: Any, ck: Check, z: np.ndarray) -> None:
 @clause(
     "ACT-RELU",
     "ReLU MUST equal max(0, z), be idempotent (relu(relu(z)) = relu(z)) and positively "
-    "homogeneous (relu(c z) = c relu(z) for c > 0).",
+    "homogeneous (relu(c z) = c relu(z) for c > 0), and its derivative MUST be 1 where z > 0 and 0 "
+    "where z <= 0.",
     source=CHAPTER_1,
-    needs=("relu",),
+    needs=("relu | relu_prime",),
     topic="activations",
+    note="The derivative is sympy's derivative of the piecewise definition: 0 at the kink z = 0, "
+    "as the reference documents and PyTorch's autograd gives.",
 )
 def relu_properties(impl: Any, ck: Check) -> None:
     z = ck.input(ck.draw(_z(), "z"))
+    if ck.offers("relu"):
+        _relu_values(impl, ck, z)
+    if ck.offers("relu_prime"):
+        # d/dz [z if z > 0 else 0] = [1 if z > 0 else 0]: exactly 0 or 1, no arithmetic involved
+        # (Hypothesis draws z = 0 itself often, where the pinned value 0 is checked)
+        ck.equal(impl.relu_prime(z), _prime("relu", z), what="relu_prime(z)")
+
+
+def _relu_values(impl: Any, ck: Check, z: np.ndarray) -> None:
+    """ACT-RELU's part on the function itself: closed form, idempotence and homogeneity."""
     r = impl.relu(z)
     # relu(z) = max(0, z): exact, no arithmetic involved
     ck.equal(r, np.maximum(z, 0.0), what="relu(z)")
@@ -163,16 +254,109 @@ def relu_properties(impl: Any, ck: Check) -> None:
 
 @clause(
     "ACT-TANH",
-    "tanh MUST satisfy tanh(z) = 2 sigma(2z) - 1, be odd and map every real number into [-1, 1].",
+    "tanh MUST satisfy tanh(z) = 2 sigma(2z) - 1, be odd and map every real number into [-1, 1], "
+    "and its derivative MUST be 1 - tanh(z)^2.",
     source=CHAPTER_1,
-    needs=("tanh",),
+    needs=("tanh | tanh_prime",),
     topic="activations",
 )
 def tanh_properties(impl: Any, ck: Check) -> None:
     z = ck.input(ck.draw(_z(bound=50.0), "z"))
+    if ck.offers("tanh"):
+        _tanh_values(impl, ck, z)
+    if ck.offers("tanh_prime"):
+        # sympy: d/dz tanh(z) = 1 - tanh(z)^2, at the drawn z
+        ck.close(impl.tanh_prime(z), _prime("tanh", z), output="elementwise", what="tanh_prime(z)")
+
+
+def _tanh_values(impl: Any, ck: Check, z: np.ndarray) -> None:
+    """ACT-TANH's part on the function itself: range, closed form and oddness."""
     t = impl.tanh(z)
     ck.that(bool(np.all((t >= -1) & (t <= 1))), what="-1 <= tanh(z) <= 1",
             observed=t, expected="values in [-1, 1]")
     # tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z}) = 2 / (1 + e^{-2z}) - 1 = 2 sigma(2z) - 1
     ck.close(t, 2.0 * _sigma(2.0 * z) - 1.0, output="elementwise", what="tanh(z)")
     ck.close(impl.tanh(-z), -t, output="elementwise", what="tanh(-z)")
+
+
+@clause(
+    "ACT-GELU",
+    "GELU MUST equal z Phi(z), Phi the standard normal distribution function; its tanh "
+    "approximation MUST equal z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))), within 4.74e-4 of "
+    "the exact GELU everywhere; and both derivatives MUST equal those of these formulas.",
+    source=MLP_SECTION,
+    needs=("gelu | gelu_prime",),
+    topic="activations",
+    note="Phi through math.erf element by element; the derivatives are sympy's, evaluated in float64 "
+    "at the drawn points. Output kind 'default', not 'elementwise': GELU composes erf (or tanh), a "
+    "product and a sum, and 1 + erf(z / sqrt 2) cancels as z goes negative (PyTorch's float32 "
+    "F.gelu is 8.5 ulps off at z = -3.5).",
+)
+def gelu_properties(impl: Any, ck: Check) -> None:
+    z = ck.input(ck.draw(_gelu_z(), "z"))
+    # Each variant is asked for by name; approximate left out means the variant the implementation
+    # declares (nnspec_conventions' gelu_approximate: exact unless it says tanh, as GPT-2's gelu_new)
+    declared = getattr(getattr(ck.oracle, "conventions", None), "gelu_approximate", "none")
+    if ck.offers("gelu"):
+        # GELU(z) = z Phi(z) = z/2 (1 + erf(z / sqrt 2))
+        exact = gelu_exact(z)
+        ck.close(impl.gelu(z, approximate="none"), exact, output="default",
+                 what="gelu(z, approximate='none')")
+        approx = impl.gelu(z, approximate="tanh")
+        ck.close(approx, gelu_tanh(z), output="default", what="gelu(z, approximate='tanh')")
+        # |GELU_tanh(z) - z Phi(z)| <= 4.74e-4 everywhere: held against the nearest edge of that
+        # band around the exact values (so inside it the expected value is the observed one)
+        band = exact + np.clip(approx - exact, -GELU_TANH_MAX_GAP, GELU_TANH_MAX_GAP)
+        ck.close(approx, band, output="default",
+                 what=f"gelu(z, approximate='tanh') within {GELU_TANH_MAX_GAP:g} of z Phi(z)")
+        ck.close(impl.gelu(z), exact if declared == "none" else gelu_tanh(z), output="default",
+                 what=f"gelu(z), by default the declared approximate={declared!r}")
+    if ck.offers("gelu_prime"):
+        # sympy: d/dz z Phi(z) = Phi(z) + z phi(z), phi(z) = e^{-z^2/2} / sqrt(2 pi)
+        exact_prime = _prime("gelu", z)
+        ck.close(impl.gelu_prime(z, approximate="none"), exact_prime, output="default",
+                 what="gelu_prime(z, approximate='none')")
+        # sympy: d/dz of the tanh approximation (the chain rule through tanh and the cubic)
+        approx_prime = _prime("gelu_tanh", z)
+        ck.close(impl.gelu_prime(z, approximate="tanh"), approx_prime, output="default",
+                 what="gelu_prime(z, approximate='tanh')")
+        ck.close(impl.gelu_prime(z), exact_prime if declared == "none" else approx_prime,
+                 output="default", what=f"gelu_prime(z), by default the declared approximate={declared!r}")
+
+
+# What activation(name) must return, as closed forms written here, and the output kind each is
+# judged by (as in ACT-SIGMOID, ACT-RELU, ACT-TANH and ACT-GELU).
+_BY_NAME: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "sigmoid": (_sigma, "elementwise"),
+    "relu": (lambda z: np.maximum(z, 0.0), "elementwise"),
+    "tanh": (lambda z: 2.0 * _sigma(2.0 * z) - 1.0, "elementwise"),
+    "gelu": (gelu_exact, "default"),
+    "gelu_tanh": (gelu_tanh, "default"),
+}
+# Names no implementation should know: typos of the names above, which must not silently become
+# some activation or a linear layer.
+_UNKNOWN_NAMES = ("sigmiod", "rleu", "tahn", "gleu", "gelu_tnah", "no such activation")
+
+
+@clause(
+    "ACT-BY-NAME",
+    "activation(name) MUST return the function the name denotes (sigmoid, relu, tanh, gelu, "
+    "gelu_tanh; None the identity, a linear layer) and MUST refuse a name it does not know.",
+    source=CHAPTER_1,
+    needs=("activation",),
+    topic="activations",
+)
+def activation_by_name(impl: Any, ck: Check) -> None:
+    z = ck.input(ck.draw(_gelu_z(), "z"))
+    for name, (closed_form, output) in _BY_NAME.items():
+        ck.close(impl.activation(name)(z), closed_form(z), output=output,
+                 what=f"activation({name!r})(z)")
+    ck.equal(impl.activation(None)(z), z, what="activation(None)(z)")
+    unknown = ck.draw(st.sampled_from(_UNKNOWN_NAMES), "unknown name")
+    try:
+        # refusing when the function is looked up, or when it is first called, both count
+        result = impl.activation(unknown)(z)
+    except Exception:  # any error is a refusal (the engine's time limit is no Exception)
+        return
+    ck.that(False, what=f"activation({unknown!r})", observed=result,
+            expected="an error (an unknown name must not become some activation, or a linear layer)")

@@ -10,6 +10,7 @@ definitions, and central finite differences in float64 differentiate a forward p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,8 @@ import sympy
 from hypothesis import strategies as st
 from nnspec.reference.config import MLPConfig
 
+from . import precision
+from .activations import gelu_exact, gelu_tanh
 from .clause import DEEP_LEARNING, NEURAL_NETWORKS, RUMELHART_1986, Check, Source, clause
 from .cost_learning import draw_array, draw_mlp_params, seeded_mlp_params
 
@@ -144,11 +147,68 @@ def bp_chain_multi(impl: Any, ck: Check) -> None:
 # Any MLP against central finite differences.
 # ---------------------------------------------------------------------------------------------
 
-# The activations the documents name, written out here so the truth does not come from a reference.
-_ACTIVATIONS = {
+# The activations an MLP config may name (reference/config.py), written out here so the truth does
+# not come from a reference: the documents' sigmoid, tanh and ReLU, and GPT's GELU, exact and in
+# its tanh approximation (spec/activations.py, ACT-GELU).
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
     "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0.0),
+    "gelu": gelu_exact,
+    "gelu_tanh": gelu_tanh,
 }
+
+# ReLU has a kink at z = 0, where a small change of a weighted input changes relu' from 0 to 1.
+# Central differences step each parameter by h = 1e-6, which moves a weighted input by far less than
+# FD_MARGIN (dz/dtheta is a product of a few weights and activations of order one), so no step
+# crosses the kink. KINK_ROUNDINGS is the safety factor over the bound on how far rounding in the
+# implementation's format moves a weighted input (see _clear_of_the_kink).
+FD_MARGIN = 1e-3
+KINK_ROUNDINGS = 2.0
+
+
+def _smallest_shift(z: np.ndarray, margin: float) -> float:
+    """The shift s of least |s| with |z_i + s| >= margin for every i (0 when none is needed).
+
+    It is 0 or puts some z_i + s on an edge, -z_i +- margin; the sum is checked a little inside the
+    edge, which the rounding of z_i + s can miss (the caller asks for twice the margin it needs).
+    """
+    candidates = [0.0, *(-z + margin), *(-z - margin)]
+    fits = [float(s) for s in candidates if np.all(np.abs(z + s) >= 0.999 * margin)]
+    return min(fits, key=abs)
+
+
+def _clear_of_the_kink(impl: Any, ck: Check, params: dict, x: np.ndarray) -> dict:
+    """``params`` with the biases moved, as little as possible, so that no weighted input of a ReLU
+    network on the examples ``x`` lies near relu's kink.
+
+    Near z = 0 the derivative jumps: a float64 finite difference that crosses the kink, or a
+    bfloat16 forward pass whose rounding flips the sign of z, gives relu' = 0 where the float64
+    truth has 1, and the comparison would blame a correct implementation. Layer by layer, in float64,
+    ``err_z`` bounds how far the implementation's rounding can move each weighted input: the sum's
+    own roundings, (n_in + 1) eps times the size of its terms, plus the rounding the previous layer's
+    activations carry in, |W| err_a. The margin is KINK_ROUNDINGS times that bound (FD_MARGIN at
+    least), and each neuron's bias moves by the least shift that puts every example's z twice the
+    margin away from 0: rounding the moved bias to the implementation's format takes less than
+    the slack, so every z stays a margin clear of the kink.
+    """
+    eps = precision.eps(impl)
+    a, err_a = x, np.zeros_like(x)  # (n, n_0): the drawn inputs are exact in the format
+    layers = []
+    for layer in params["layers"]:
+        W, b = layer["W"], layer["b"].copy()  # (n_l, n_{l-1}), (n_l,)
+        n_in = W.shape[1]
+        z = a @ W.T + b  # (n, n_l)
+        err_z = (n_in + 1) * eps * (np.abs(a) @ np.abs(W).T + np.abs(b)) + err_a @ np.abs(W).T
+        margin = np.maximum(FD_MARGIN, KINK_ROUNDINGS * err_z.max(axis=0))  # (n_l,)
+        for j in range(b.shape[0]):
+            b[j] += _smallest_shift(z[:, j], 2.0 * margin[j])
+        b = ck.input(b)
+        z = a @ W.T + b
+        a = np.maximum(z, 0.0)
+        err_a = err_z + eps * np.abs(a)  # relu is 1-Lipschitz, then its output is rounded
+        layers.append({"W": W, "b": b})
+    return {"layers": layers}
 
 
 def _cost64(params: dict, activation: str, x: np.ndarray, y: np.ndarray) -> float:
@@ -190,6 +250,9 @@ def central_differences(
     source=Source(DEEP_LEARNING, DL_CALCULUS, paper=RUMELHART_1986),
     needs=("MLP.gradients",),
     topic=TOPIC,
+    note="Every activation an MLP config names (sigmoid, tanh, relu, gelu, gelu_tanh) on each drawn "
+    "network; for relu the biases are moved so that no weighted input lies near the kink at 0. "
+    "Gradients are compared in units of the cost C where C > 1 (finite differences lose eps C / h).",
 )
 def bp_full(impl: Any, ck: Check) -> None:
     n_layers = ck.draw(st.integers(1, 3), "n_layers")
@@ -198,24 +261,27 @@ def bp_full(impl: Any, ck: Check) -> None:
             st.lists(st.integers(1, 5), min_size=n_layers + 1, max_size=n_layers + 1), "layer sizes"
         )
     )
-    activation = ck.draw(st.sampled_from(sorted(_ACTIVATIONS)), "activation")
-    params = seeded_mlp_params(ck, sizes)
+    drawn = seeded_mlp_params(ck, sizes)
     n = ck.draw(st.integers(1, 4), "n_examples")
     x = draw_array(ck, (n, sizes[0]), "x")
     y = draw_array(ck, (n, sizes[-1]), "y", -1.0, 1.0)
-    net = impl.MLP(MLPConfig(layer_sizes=sizes, activation=activation), params)
-    dW, db = net.gradients(x, y)
-    observed = _observed_gradient(dW, db)
-    expected = central_differences(
-        {
-            "layers": [
-                {"W": layer["W"].copy(), "b": layer["b"].copy()} for layer in params["layers"]
-            ]
-        },
-        activation,
-        x,
-        y,
-    )
-    ck.close(
-        observed, expected, output="gradient", what="MLP.gradients vs central finite differences"
-    )
+    # every activation on the same network: a fault in one derivative is found at any profile
+    for activation in _ACTIVATIONS:
+        params = _clear_of_the_kink(impl, ck, drawn, x) if activation == "relu" else drawn
+        net = impl.MLP(MLPConfig(layer_sizes=sizes, activation=activation), _copy(params))
+        dW, db = net.gradients(x, y)
+        observed = _observed_gradient(dW, db)
+        expected = central_differences(_copy(params), activation, x, y)
+        # Compared in units of the cost where it exceeds 1: the differences' rounding error is
+        # eps |C| / h, and a ReLU or GELU network's outputs (so C) are not bounded as sigmoid's are.
+        unit = max(1.0, _cost64(params, activation, x, y))
+        ck.close(
+            observed / unit, expected / unit, output="gradient",
+            what=f"MLP.gradients vs central finite differences, activation {activation!r}, "
+            f"in units of max(1, C) = {unit:.4g}",
+        )
+
+
+def _copy(params: dict) -> dict:
+    """A fresh copy of an MLP's parameters: the network may keep them, the differences write them."""
+    return {"layers": [{"W": layer["W"].copy(), "b": layer["b"].copy()} for layer in params["layers"]]}

@@ -720,6 +720,11 @@ def _torch_network_class(cls: type, device: str, dtype: str, *, pin: bool = True
     return construct
 
 
+# Capabilities whose result is itself a function of arrays (activation(name)): it crosses the
+# NumPy boundary as well, on the implementation's device and dtype.
+RETURNS_FUNCTION = frozenset({"activation"})
+
+
 def _torch_function(name: str, fn: Callable, device: str, dtype: str, *, pin: bool = True) -> Callable:
     """``fn`` (tensors in and out) at the NumPy boundary. ``pin``: nnspec's own torch_ref, run in
     IEEE float32 and without autograd; a user's torch code runs as the session set it."""
@@ -741,9 +746,13 @@ def _torch_function(name: str, fn: Callable, device: str, dtype: str, *, pin: bo
             if "dtype" in parameters and name != "causal_mask":  # masks stay boolean
                 kwargs.setdefault("dtype", torch_dtype(dtype))
         if not pin:
-            return to_numpy(fn(*args, **kwargs))
-        with torch.no_grad(), ieee_float32():
-            return to_numpy(fn(*args, **kwargs))
+            result = fn(*args, **kwargs)
+        else:
+            with torch.no_grad(), ieee_float32():
+                result = fn(*args, **kwargs)
+        if name in RETURNS_FUNCTION:  # activation(name): the function it hands back takes tensors too
+            return _torch_function(f"{name}()", result, device, dtype, pin=pin)
+        return to_numpy(result)
 
     return call
 
