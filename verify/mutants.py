@@ -746,6 +746,54 @@ class FixedSeedSampleTransformer(numpy_ref.Transformer):
         return super().sample(src_ids, max_len=max_len, temperature=temperature, seed=0)
 
 
+def gelu_always_tanh(z: Any, approximate: str = "none") -> np.ndarray:
+    """GELU that ignores ``approximate`` and always uses the tanh approximation (GPT-2's
+    ``gelu_new`` served where the exact erf GELU is asked for)."""
+    z = _f64(z)
+    return 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z**3)))
+
+
+def relu_prime_as_relu(z: Any) -> np.ndarray:
+    """ReLU's derivative returned as relu(z) itself: max(0, z) where [z > 0] belongs."""
+    return numpy_ref.relu(z)
+
+
+def tanh_prime_one_minus_z_squared(z: Any) -> np.ndarray:
+    """tanh'(z) written 1 - z^2, the identity d tanh = 1 - tanh^2 applied to the input instead of
+    the output (the form that is right when the argument is the activation a = tanh(z))."""
+    z = _f64(z)
+    return 1.0 - z * z
+
+
+def activation_unknown_is_identity(name: str | None) -> Any:
+    """activation(name) as ACTIVATIONS.get(name, identity): a misspelt name silently becomes a linear
+    layer."""
+    try:
+        return numpy_ref.activation(name)
+    except ValueError:
+        return numpy_ref.activation(None)
+
+
+class ReluPrimeAsReluMLP(numpy_ref.MLP):
+    """Backpropagation through a ReLU network that multiplies by relu(z) where relu'(z) = [z > 0]
+    belongs (self.sigma_prime = relu)."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(config, params)
+        if config.activation == "relu":
+            self.sigma_prime = numpy_ref.relu
+
+
+class GeluTanhDerivativeMLP(numpy_ref.MLP):
+    """An exact-GELU network whose backward pass uses the tanh approximation's derivative (a fused
+    backward kernel written for gelu_new reused for gelu): forward and backward disagree."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(config, params)
+        if config.activation == "gelu":
+            self.sigma_prime = lambda z: numpy_ref.gelu_prime(z, approximate="tanh")
+
+
 # ------------------------------------------------------------------------------------------------
 # The catalogue
 # ------------------------------------------------------------------------------------------------
@@ -856,6 +904,20 @@ MUTANTS: tuple[Mutant, ...] = (
        "sigma(z)(1 - sigma(z))", ("ACT-SIGMOID",), sigmoid_prime=sigmoid_prime_as_sigma),
     _m("backprop-sigma-as-derivative", "backpropagation multiplying by sigma(z) where sigma'(z) "
        "belongs", ("BP-CHAIN-1", "BP-FULL"), MLP=SigmaAsDerivativeMLP),
+    _m("gelu-always-tanh", "GELU that ignores approximate='none' and always computes the tanh "
+       "approximation (gelu_new where the exact erf GELU is asked for)", ("ACT-GELU",),
+       gelu=gelu_always_tanh),
+    _m("relu-prime-as-relu", "ReLU's derivative returned as relu(z) instead of [z > 0]",
+       ("ACT-RELU",), relu_prime=relu_prime_as_relu),
+    _m("tanh-prime-as-one-minus-z-squared", "tanh'(z) written 1 - z^2 instead of 1 - tanh(z)^2",
+       ("ACT-TANH",), tanh_prime=tanh_prime_one_minus_z_squared),
+    _m("activation-unknown-is-identity", "activation(name) looked up with a default of the identity: "
+       "a misspelt name becomes a linear layer", ("ACT-BY-NAME",),
+       activation=activation_unknown_is_identity),
+    _m("backprop-relu-as-derivative", "backpropagation through ReLU multiplying by relu(z) where "
+       "relu'(z) = [z > 0] belongs", ("BP-FULL",), MLP=ReluPrimeAsReluMLP),
+    _m("backprop-gelu-tanh-derivative", "exact-GELU network backpropagated with the tanh "
+       "approximation's derivative", ("BP-FULL",), MLP=GeluTanhDerivativeMLP),
     _m("bias-gradient-not-summed", "dC/db taken from one example's delta (a loop variable left "
        "over) instead of reduced over the batch", ("GD-AVERAGE",), MLP=BiasGradientLastExampleMLP),
     _m("minibatch-gradient-summed", "the minibatch gradient summed over the examples instead of "
