@@ -47,6 +47,9 @@ def test_the_clauses_that_need_less_than_all_they_check() -> None:
         "ACT-SIGMOID", "MLP-PARAMS", "COST-SQ", "SGD-PARTITION", "UNEMB-SOFTMAX", "ATT-SCALE",
         "ATT-CAUSAL", "ATT-PADDING", "ATT-PERMUTE", "ATT-CROSS", "MHA-ONE-HEAD", "ATT-ORACLE",
         "RESIDUAL", "ENC-LAYER", "DEC-LAYER", "DEC-AUTOREGRESSIVE", "GREEDY", "NET-ORACLE",
+        # a function or its derivative alone; a sampler of either network; a tokeniser alone or
+        # inside a Vocabulary; an LSTM layer with or without its cell
+        "ACT-RELU", "ACT-TANH", "ACT-GELU", "SAMPLE-DIST", "TOK-SPLIT", "LSTM-SEQ",
     }
     # a block on its own (what models are built from) is held to the clauses about blocks
     assert CLAUSES["ENC-LAYER"].needs == ("Transformer | encoder_layer",)

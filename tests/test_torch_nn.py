@@ -59,7 +59,7 @@ def test_pytorch_layers_pass_every_clause_they_can_run_but_one(device: str, dtyp
     # (NET-ORACLE among them: each network agrees with the oracle by the tolerance policy), and
     # ATT-PADDING, which gives F.scaled_dot_product_attention and nn.MultiheadAttention the
     # oracle's padding mask (PyTorch has no padding_mask function)
-    assert len(runnable) == 68 and {"NET-ORACLE", "ATT-PADDING"} <= runnable
+    assert len(runnable) == 74 and {"NET-ORACLE", "ATT-PADDING", "NET-PADDING", "LSTM-SEQ"} <= runnable
     assert unchecked == {"ATT-PADDING": ["padding_mask"]}
 
 
