@@ -247,8 +247,18 @@ def largest_gap(logits: np.ndarray) -> float:
 
 
 # An argmax whose two best logits are closer than this may flip between two correct computations
-# that round differently (float32 logits carry errors ~1e-6); such steps end the comparison.
+# that round differently (float32 logits carry errors ~1e-6); such steps end the comparison. In a
+# narrower format the bar is DECIDED_SPACINGS spacings of the largest logit: a decoder that reuses
+# a KV cache (Hugging Face's generate) computes each step in another order than the parallel pass
+# its tokens are checked against, and in bfloat16 the two differ by several spacings.
 DECIDED = 1e-4
+DECIDED_SPACINGS = 16
+
+
+def decided(impl: Any, row: np.ndarray) -> bool:
+    """Whether the argmax of ``row`` is beyond the rounding of the implementation's format."""
+    scale = float(np.max(np.abs(row))) if np.size(row) else 0.0
+    return largest_gap(row) >= max(DECIDED, DECIDED_SPACINGS * precision.spacing(impl, scale))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,12 +634,12 @@ def dec_causal(impl: Any, ck: Check) -> None:
 
 
 def _teacher_forced_argmax(
-    ck: Check, tokens: list[int], logits: np.ndarray, what: str, start: int = 0
+    impl: Any, ck: Check, tokens: list[int], logits: np.ndarray, what: str, start: int = 0
 ) -> None:
     """tokens[s + 1] must be the argmax of logits[s] for every decided step s >= start (see
-    DECIDED): the tokens a decoder wrote are checked against one parallel pass over them."""
+    :func:`decided`): the tokens a decoder wrote are checked against one parallel pass over them."""
     for s in range(start, len(tokens) - 1):
-        if largest_gap(logits[s]) < DECIDED:
+        if not decided(impl, logits[s]):
             ck.note("stopped_at_undecided_step", s)
             return
         ck.equal(tokens[s + 1], int(np.argmax(logits[s])), what=f"{what}: token {s + 1}")
@@ -901,7 +911,7 @@ def greedy(impl: Any, ck: Check) -> None:
         ck.equal(len(out), max_len + 1, what="length without an end token (START + max_len)")
     # Each token is the argmax of the distribution computed from the tokens before it.
     logits = np.asarray(net.forward(src, np.asarray(out)))
-    _teacher_forced_argmax(ck, out, logits, "greedy_decode")
+    _teacher_forced_argmax(impl, ck, out, logits, "greedy_decode")
     # A model whose end token beats every other logit by a wide margin must stop at once, whatever
     # was drawn above (so a decoder that ignores the end token is caught on every example).
     stopping_params = {**params, "b_U": params["b_U"] + 1e3 * (np.arange(len(params["b_U"])) == END_ID)}
@@ -981,13 +991,26 @@ def gpt_generate(impl: Any, ck: Check) -> None:
     # Row s of the parallel pass is the distribution of token s + 1 given tokens <= s: the new
     # token s + 1 (s >= P - 1) must be its argmax.
     logits = np.asarray(net.forward(np.asarray(out)))  # (P + n_new, n_vocab)
-    _teacher_forced_argmax(ck, out, logits, "GPT.generate(T=0)", start=P - 1)
+    _teacher_forced_argmax(impl, ck, out, logits, "GPT.generate(T=0)", start=P - 1)
     # softmax(l / T) -> one-hot argmax as T -> 0 (as in GREEDY): at T = 1e-3 every step decided by
     # a gap > 0.05 leaves the other tokens probability < V e^{-50} ~ 1e-21.
     if min(largest_gap(row) for row in logits[P - 1 : -1]) > 0.05:
         seed = ck.draw(st.integers(0, 99), "seed")
         sampled = [int(t) for t in net.generate(prompt, max_new_tokens=n_new, temperature=1e-3, seed=seed)]
         ck.equal(sampled, out, what="generate(T=1e-3) vs generate(T=0)")
+    # The unembedding's bias is part of the logits generate picks from: a model whose b_U lifts one
+    # token 1000 above every other must generate only that token (as GREEDY's end token). A
+    # generator that computes its own logits without b_U (an adapter around a bias-less lm_head)
+    # is caught on every example, not only where the drawn b_U happens to move an argmax.
+    biased = replace(config, bias=True)
+    lifted = network_params(ck, biased)
+    favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
+    lifted["b_U"] = lifted["b_U"] + 1e3 * (np.arange(biased.n_vocab) == favoured)
+    ck.equal(
+        [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
+        [*prompt.tolist(), *[favoured] * n_new],
+        what=f"generate(T=0) when b_U[{favoured}] exceeds every other logit by 1000",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1224,7 +1247,7 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     else:
         ck.equal(len(out), max_len + 1, what="length without an end token (START + max_len)")
     _teacher_forced_argmax(
-        ck, out, np.asarray(net.forward(src, np.asarray(out))), "Seq2Seq.greedy_decode"
+        impl, ck, out, np.asarray(net.forward(src, np.asarray(out))), "Seq2Seq.greedy_decode"
     )
 
 

@@ -1,9 +1,11 @@
 """A model nobody here wrote: Hugging Face's GPT-2 through nnspec.verify.hf_gpt2.
 
-It offers one capability, ``GPT``, and is held to the three clauses a decoder-only model can run
-(GPT-NEXT, DEC-AUTOREGRESSIVE through its own KV cache, NET-ORACLE), at three precisions. The
-clauses must also catch the mistakes an adapter for such a model makes: a ``Conv1D`` weight left
-untransposed, positions restarted at 0 for each cached step, the final layer norm dropped.
+It offers one capability, ``GPT``, and is held to the five clauses a decoder-only model can run
+(GPT-NEXT, DEC-AUTOREGRESSIVE through its own KV cache, NET-ORACLE, GPT-GENERATE and SAMPLE-DIST
+through Hugging Face's own ``generate``), at three precisions. The clauses must also catch the
+mistakes an adapter for such a model makes: a ``Conv1D`` weight left untransposed, positions
+restarted at 0 for each cached step, the final layer norm dropped, ``generate`` without the
+unembedding bias, without the seed, or with a temperature but no ``do_sample``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ transformers = pytest.importorskip("transformers")
 from nnspec.verify import load_implementation, patched, run_clause  # noqa: E402
 from nnspec.verify.catalogue import installed  # noqa: E402
 
-GPT_CLAUSES = {"GPT-NEXT", "DEC-AUTOREGRESSIVE", "NET-ORACLE"}
+GPT_CLAUSES = {"GPT-NEXT", "DEC-AUTOREGRESSIVE", "NET-ORACLE", "GPT-GENERATE", "SAMPLE-DIST"}
 
 
 def _name(device: str, dtype: str) -> str:
@@ -41,6 +43,7 @@ def test_gpt2_passes_every_clause_a_gpt_alone_can_run(device: str, dtype: str) -
     # the two clauses that also check other networks say they checked the GPT alone
     assert results["NET-ORACLE"].notes["not offered"] == ["MLP", "Transformer", "Seq2Seq"]
     assert results["DEC-AUTOREGRESSIVE"].notes["not offered"] == ["Transformer"]
+    assert results["SAMPLE-DIST"].notes["not offered"] == ["Transformer.sample"]
     assert "GPT-NEXT" not in {cid for cid, r in results.items() if r.notes.get("not offered")}
 
 
@@ -103,14 +106,62 @@ def _positions_restart(self: Any, ids: Any, cache: Any = None) -> Any:
         del self.model.forward
 
 
+def _generate(self: Any, ids: Any, max_new_tokens: int, temperature: float, seed: int, *,
+              bias: bool = True, seeded: bool = True, sample_flag: bool | None = None) -> list[int]:
+    """The adapter's ``generate`` written again with one of its three precautions left out."""
+    from nnspec.verify.hf_gpt2 import _AddUnembeddingBias
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    prompt = torch.as_tensor(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
+    sampling = temperature != 0 if sample_flag is None else sample_flag
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=sampling,
+        temperature=float(temperature) if temperature else None, top_k=0, top_p=1.0,
+        eos_token_id=None, bos_token_id=None, pad_token_id=0,
+    )
+    with_bias = bias and self.b_U is not None
+    processors = LogitsProcessorList([_AddUnembeddingBias(self.b_U)] if with_bias else [])
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        if seeded:
+            torch.manual_seed(seed)
+        else:  # the seed argument never reaches torch: each call draws on from wherever it is
+            torch.manual_seed(int.from_bytes(np.random.default_rng().bytes(4), "little"))
+        out = self.model.generate(prompt, attention_mask=torch.ones_like(prompt),
+                                  generation_config=config, logits_processor=processors)
+    return [int(t) for t in out[0].tolist()]
+
+
+def _generate_without_bias(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
+                           seed: int = 0) -> list[int]:
+    """generate() from GPT-2's lm_head alone: nnspec's b_U, added in forward, forgotten here."""
+    return _generate(self, ids, max_new_tokens, temperature, seed, bias=False)
+
+
+def _generate_unseeded(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
+                       seed: int = 0) -> list[int]:
+    """torch.manual_seed(seed) forgotten: sampling draws from torch's global generator as it is."""
+    return _generate(self, ids, max_new_tokens, temperature, seed, seeded=False)
+
+
+def _generate_without_do_sample(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
+                                seed: int = 0) -> list[int]:
+    """generate(temperature=T) without do_sample=True: Hugging Face then searches greedily and
+    the temperature does nothing (the mistake its warning is about)."""
+    return _generate(self, ids, max_new_tokens, temperature, seed, sample_flag=False)
+
+
 @pytest.mark.parametrize(
     ("planted", "clause_id", "what"),
     [
         (dict(_state_dict=_c_proj_untransposed), "NET-ORACLE", "GPT"),
         (dict(_state_dict=_final_norm_dropped), "NET-ORACLE", "GPT"),
         (dict(_run=_positions_restart), "DEC-AUTOREGRESSIVE", "cached decoding"),
+        (dict(generate=_generate_without_bias), "GPT-GENERATE", "exceeds every other logit by 1000"),
+        (dict(generate=_generate_unseeded), "SAMPLE-DIST", "seed"),
+        (dict(generate=_generate_without_do_sample), "SAMPLE-DIST", "frequencies"),
     ],
-    ids=["c_proj-untransposed", "final-norm-dropped", "cache-positions-restart"],
+    ids=["c_proj-untransposed", "final-norm-dropped", "cache-positions-restart",
+         "generate-without-bias", "generate-unseeded", "generate-without-do-sample"],
 )
 def test_an_adapters_mistakes_are_caught(planted: dict, clause_id: str, what: str) -> None:
     impl = _plant("hf-gpt2-planted", **planted)

@@ -4,8 +4,10 @@ The worked example of an adapter for a model someone else wrote, a whole ``torch
 its own parameter names, layout and cache, offering one capability: ``GPT``. nnspec's GPT clauses
 then hold it to the documents: GPT-NEXT (logits at position t depend on tokens <= t),
 DEC-AUTOREGRESSIVE (decoding through its KV cache, token by token and in pieces, gives the
-parallel pass) and NET-ORACLE (its logits are the oracle's for the same parameters). The model is
-built from a ``GPT2Config``, never downloaded::
+parallel pass), NET-ORACLE (its logits are the oracle's for the same parameters), and, through
+Hugging Face's own ``generate``, GPT-GENERATE (greedy generation is the argmax of the parallel
+pass, step by step) and SAMPLE-DIST (a seed reproduces, and the sampled frequencies are
+softmax(l / T)). The model is built from a ``GPT2Config``, never downloaded::
 
     nnspec verify nnspec.verify.hf_gpt2:float64 nnspec.verify.hf_gpt2:bfloat16
     nnspec verify nnspec.verify.hf_gpt2:cuda_float32            # DEVICE_DTYPE, device cpu by default
@@ -157,6 +159,49 @@ class _GPT2:
             for layer in hf_cache.layers
         ]
         return logits, {"length": int(hf_cache.get_seq_length()), "layers": layers}
+
+
+    def generate(
+        self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0
+    ) -> list[int]:
+        """``ids`` (one prompt) and ``max_new_tokens`` tokens from Hugging Face's own ``generate``:
+        its decoding loop, its KV cache, its temperature warper and sampler, not nnspec's.
+
+        Its defaults are not the documents' plain softmax(l / T): ``top_k`` (50) and ``top_p``
+        would truncate the distribution, so both are switched off; nnspec's ``b_U`` enters as a
+        logits processor, which ``generate`` applies before the temperature ((l + b) / T). Sampling
+        draws from torch's global generator, so the seed is set inside ``fork_rng``: the caller's
+        random state is as it was afterwards.
+        """
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        prompt = to_torch(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
+        sampling = temperature != 0
+        # (the sampling flags only where it samples: greedy search warns that they do nothing)
+        warping = {"temperature": float(temperature), "top_k": 0, "top_p": 1.0} if sampling else {}
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=sampling,
+            eos_token_id=None, bos_token_id=None, pad_token_id=0, **warping,
+        )
+        processors = LogitsProcessorList([] if self.b_U is None else [_AddUnembeddingBias(self.b_U)])
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = self.model.generate(
+                prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
+                logits_processor=processors,
+            )
+        return [int(t) for t in out[0].tolist()]
+
+
+class _AddUnembeddingBias:
+    """nnspec's ``b_U`` as a ``generate`` logits processor (GPT-2's ``lm_head`` has no bias)."""
+
+    def __init__(self, b_U: torch.Tensor) -> None:
+        self.b_U = b_U
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores + self.b_U.to(scores.dtype)
 
 
 class HFGPT2:
