@@ -276,4 +276,4 @@ def pe_added(impl: Any, ck: Check) -> None:
 
     ck.close(memory, ln(ln(x)), output="network", what="encode(src) with silent sub-layers")
     ck.close_to_oracle(lambda m: m.Transformer(config, params).encode(src[None, :]),
-                       output="network")
+                       output="network", what="Transformer.encode(src)")

@@ -428,3 +428,22 @@ def test_a_sampler_ignoring_its_seed_is_always_caught() -> None:
                                                without=["GPT.generate"]), profile="quick", seed=0)
     assert result.status == "failed" and result.examples_to_failure == 1, result.message
     assert "frequencies of the sampled token" in result.message
+
+
+class GeluTanhGPT(numpy_ref.GPT):
+    """A GPT whose MLP blocks use the tanh approximation where the config says exact GELU."""
+
+    def __init__(self, config, params):
+        super().__init__(replace(config, activation="gelu_tanh") if config.activation == "gelu" else config,
+                         params)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_net_oracle_checks_every_offered_network_on_every_example(seed: int) -> None:
+    """Drawing one network per example gave a GPT a quarter of them, and a GELU GPT with the tanh
+    approximation got through a thorough run; each network now has every example, and the failure
+    names the call that differed."""
+    full = patched("numpy", name="gelu-tanh-gpt", GPT=GeluTanhGPT)
+    result = run_clause("NET-ORACLE", full, profile="default", seed=seed)
+    assert result.status == "failed", result.message
+    assert "GPT.forward(ids) vs oracle" in result.message and "<lambda>" not in result.message

@@ -192,15 +192,17 @@ class EngineCheck:
             self._judge(verdict, obs, exp, label)
 
     def close_to_oracle(
-        self, name: str | Callable[[Any], Any], *args: Any, output: str = "default", **kwargs: Any
+        self, name: str | Callable[[Any], Any], *args: Any, output: str = "default",
+        what: str | None = None, **kwargs: Any,
     ) -> Any:
         """Call ``impl.<name>`` and ``oracle.<name>`` on the same (dtype-rounded) arguments and
         compare; returns the implementation's output. ``name`` may also be a function of the
-        namespace, ``lambda m: m.GPT(config, params).forward(ids)``, for methods of networks."""
+        namespace, ``lambda m: m.GPT(config, params).forward(ids)``, for methods of networks; then
+        ``what`` names the call for the failure message (a lambda has no name of its own)."""
         tolerances.kind(output)
         args = round_tree(args, self.impl.dtype)
         kwargs = round_tree(kwargs, self.impl.dtype)
-        label = name if isinstance(name, str) else getattr(name, "__name__", "call")
+        label = what or (name if isinstance(name, str) else getattr(name, "__name__", "call"))
 
         def call(namespace: Any) -> Any:
             if isinstance(name, str):
