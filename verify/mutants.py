@@ -686,8 +686,20 @@ class PaddingBlindCrossAttentionTransformer(numpy_ref.Transformer):
         return super().decode(tgt_ids, memory, None)
 
 
-def _gpt_step_logits(gpt: numpy_ref.GPT, out: list[int], position: int) -> np.ndarray:
-    return gpt.forward(np.array(out))[position]
+def _generate(gpt: numpy_ref.GPT, ids: Any, max_new_tokens: int, temperature: float, rng: Any, *,
+              position: int = -1, multiply: bool = False) -> list[int]:
+    """numpy_ref.GPT.generate as the mutants below get it wrong: the logits read at ``position``,
+    the temperature multiplied (``multiply``), or ``rng`` not the one the caller's seed makes."""
+    out = [int(t) for t in nets._ids(ids)]
+    for _ in range(max_new_tokens):
+        logits = gpt.forward(np.array(out))[position]
+        if temperature == 0:
+            out.append(int(np.argmax(logits)))
+        elif multiply:
+            out.append(nets._draw_token(numpy_ref.softmax(logits * temperature, axis=-1), rng))
+        else:
+            out.append(nets._draw_token(numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng))
+    return out
 
 
 class FirstPositionGenerateGPT(numpy_ref.GPT):
@@ -695,15 +707,7 @@ class FirstPositionGenerateGPT(numpy_ref.GPT):
     is predicted from the first token alone."""
 
     def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
-        rng = np.random.default_rng(seed)
-        out = [int(t) for t in nets._ids(ids)]
-        for _ in range(max_new_tokens):
-            logits = _gpt_step_logits(self, out, 0)  # should be -1
-            if temperature == 0:
-                out.append(int(np.argmax(logits)))
-            else:
-                out.append(nets._draw_token(numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng))
-        return out
+        return _generate(self, ids, max_new_tokens, temperature, np.random.default_rng(seed), position=0)
 
 
 class TemperatureMultipliedGenerateGPT(numpy_ref.GPT):
@@ -711,15 +715,7 @@ class TemperatureMultipliedGenerateGPT(numpy_ref.GPT):
     instead of flattening it, and T -> 0 gives the uniform distribution instead of the argmax."""
 
     def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
-        rng = np.random.default_rng(seed)
-        out = [int(t) for t in nets._ids(ids)]
-        for _ in range(max_new_tokens):
-            logits = _gpt_step_logits(self, out, -1)
-            if temperature == 0:
-                out.append(int(np.argmax(logits)))
-            else:
-                out.append(nets._draw_token(numpy_ref.softmax(logits * temperature, axis=-1), rng))
-        return out
+        return _generate(self, ids, max_new_tokens, temperature, np.random.default_rng(seed), multiply=True)
 
 
 class UnseededGenerateGPT(numpy_ref.GPT):
@@ -727,15 +723,7 @@ class UnseededGenerateGPT(numpy_ref.GPT):
     or torch.multinomial without its generator): the right distribution, never reproducible."""
 
     def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
-        rng = np.random.default_rng()  # should be default_rng(seed)
-        out = [int(t) for t in nets._ids(ids)]
-        for _ in range(max_new_tokens):
-            logits = _gpt_step_logits(self, out, -1)
-            if temperature == 0:
-                out.append(int(np.argmax(logits)))
-            else:
-                out.append(nets._draw_token(numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng))
-        return out
+        return _generate(self, ids, max_new_tokens, temperature, np.random.default_rng())  # not (seed)
 
 
 class FixedSeedSampleTransformer(numpy_ref.Transformer):
