@@ -331,9 +331,11 @@ def test_clauses_sized_to_the_format_still_reject_mutants(
 ) -> None:
     """The worked example's two-decimal check, the wide draws of ATT-CAUSAL/ATT-PADDING and
     GRAD-ATTN's finite differences are sized to what float16/bfloat16 resolve and hold; the mask
-    and scaling bugs are still caught. (In the ``default`` profile: at bfloat16's resolution a
-    d_k-instead-of-sqrt(d_k) scaling needs about 20 drawn inputs before GRAD-ATTN's finite
-    differences resolve it; ATT-SCALE catches it on the first.)"""
+    and scaling bugs are still caught. (At bfloat16's resolution a d_k-instead-of-sqrt(d_k)
+    scaling needs 100 to 300 drawn inputs before GRAD-ATTN's finite differences resolve it, so
+    that case runs the ``thorough`` profile: with Hypothesis 6.170 the ``default`` profile's 50
+    missed it on three seeds in five. ATT-SCALE catches it on the first input.)"""
     bad = patched(f"torch:cpu:{dtype}", name=name, **overrides)
-    result = run_clause(clause_id, bad, profile="default", shrink=False)
+    hard = (clause_id, name, dtype) == ("GRAD-ATTN", "scale-d_k", "bfloat16")
+    result = run_clause(clause_id, bad, profile="thorough" if hard else "default", shrink=False)
     assert result.status == "failed", f"{clause_id} vs {name}: {result.status}: {result.message}"
