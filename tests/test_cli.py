@@ -105,7 +105,11 @@ def test_verify_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "T-SOFTMAX [broken] failed" in out and "3 failed, 1 passed" in out
     assert main(["verify", "pytorch", *quick]) == 2
-    assert "unknown implementation 'pytorch'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # in nnspec verify's words: the user typed no --nnspec-impl
+    assert "ERROR: unknown implementation 'pytorch'; did you mean 'torch'?" in err and "--nnspec-" not in err
+    assert main(["verify", "numpy", "--clause", "T-SOFTMX", *quick]) == 2
+    assert "ERROR: --clause: no clause matches 'T-SOFTMX'" in capsys.readouterr().err
     assert main(["verify", "numpy", "--profile", "fast", *CATALOGUE]) == 2
     assert main(["verify", "numpy", *quick, "-k", "NOTHING"]) == 2
     assert "no clause was selected" in capsys.readouterr().err

@@ -122,8 +122,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# How `nnspec verify` spells the options it passes on: its usage errors name what the user typed.
+_CLI_SPELLING = {"--nnspec-impl": "implementation", "--nnspec-clause": "--clause",
+                 "--nnspec-report": "--report", "--nnspec-profile": "--profile"}
+_SPELLING: dict[str, str] = {}
+
+
 def _usage(option: str, value: Any, problem: str) -> pytest.UsageError:
-    return pytest.UsageError(f"{option}={value}: {problem}")
+    spelled = _SPELLING.get(option)
+    if spelled == "implementation":  # the problem names the implementation already
+        return pytest.UsageError(problem if repr(value) in problem else f"implementation {value!r}: {problem}")
+    return pytest.UsageError(f"{spelled or option}={value}: {problem}")
 
 
 def _assign_gpu(worker: str) -> None:
@@ -174,6 +183,9 @@ def _limit_torch_threads(names: list[str]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     state = _State()
     config.stash[STATE] = state
+    _SPELLING.clear()
+    if config.getoption("nnspec_command", ""):  # run by `nnspec verify`
+        _SPELLING.update(_CLI_SPELLING)
     names: list[str] = [n for value in config.getoption("nnspec_impl") for n in value.split(",") if n]
     if not names:
         return
@@ -243,7 +255,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.clauses = catalogue_module.select(clauses, config.getoption("nnspec_clause"))
     except catalogue_module.CatalogueError as exc:
         option = "--nnspec-catalogue" if "catalogue" in str(exc) else "--nnspec-clause"
-        raise pytest.UsageError(f"{option}: {exc}") from None
+        raise pytest.UsageError(f"{_SPELLING.get(option, option)}: {exc}") from None
 
 
 def _named_before(state: _State, name: str, impl: Implementation) -> bool:
