@@ -27,6 +27,9 @@ NORM_SECTION = Source(LECTURE_NOTES, "What is Normalization", paper=BA_2016)
 LN_SECTION = Source(LECTURE_NOTES, "Layer Norm in Transformers", paper=BA_2016)
 BN_SECTION = Source(LECTURE_NOTES, "Why don't we use Batch Norm in Transformers?", paper=IOFFE_2015)
 EPS = 1e-5
+# LN-INVARIANT's far shift per format; none where a shifted token would not be exact (float16's 11
+# bits and bfloat16's 8 hold no more than the near shifts).
+FAR_OFFSET = {"float64": 2.0**30, "float32": 2.0**12}
 
 
 def _grid(shape: tuple[int, ...], bound: int = 160) -> st.SearchStrategy[np.ndarray]:
@@ -124,6 +127,13 @@ def layer_norm_invariant(impl: Any, ck: Check) -> None:
     # (|c| stays small so float32's cancellation in mean(a x + c) does not swamp a small spread)
     a = 2.0 ** ck.draw(st.integers(-1, 2), "log2 a")
     c = ck.draw(_grid(x.shape[:-1] + (1,), bound=16), "c") * 4  # one shift per token, |c| <= 4
+    # And far away, where the format still holds a x + c and the sums of up to 12 of them exactly
+    # (x on a 1/32 grid after a = 1/2, so 2^12 needs 21 bits of float32's 24, 2^30 39 of float64's
+    # 53): there a one-pass variance E[x^2] - E[x]^2 cancels catastrophically, its error growing as
+    # c^2 eps, while a two-pass or Welford kernel's grows as c eps, which the condition allows.
+    far = FAR_OFFSET.get(precision.dtype_of(impl), 0.0)
+    if far:
+        c = c + far * ck.draw(st.sampled_from([0.0, 1.0, -1.0]), "far offset, in units of 2^k")
     moved = ck.input(a * x + c)
     ones, zeros = np.ones(d), np.zeros(d)
     # (a x + c - (a m + c)) / sqrt(a^2 v + a^2 eps) = (x - m) / sqrt(v + eps)

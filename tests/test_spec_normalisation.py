@@ -104,3 +104,27 @@ def test_bn_dependent_still_rejects_instance_norm_at_low_precision(dtype: str) -
     which never sees the batch, still fails."""
     bad = patched(f"torch:cpu:{dtype}", name="instance-norm", batch_norm=batch_norm_per_item)
     assert run_clause("BN-DEPENDENT", bad).status == "failed"
+
+
+def _one_pass(dtype):
+    def layer_norm_one_pass(x, gamma, beta, eps=1e-5):
+        """E[x^2] - E[x]^2 computed in ``dtype``: one read of x, as a fused kernel does."""
+        x = np.asarray(x, dtype=dtype)
+        mean = x.mean(-1, keepdims=True, dtype=dtype)
+        var = np.maximum((x * x).mean(-1, keepdims=True, dtype=dtype) - mean * mean, 0)
+        return (np.asarray(gamma, dtype) * (x - mean) / np.sqrt(var + dtype(eps)) + np.asarray(beta, dtype))
+    return layer_norm_one_pass
+
+
+@pytest.mark.parametrize(("base", "dtype"), [("numpy", np.float64), ("torch:cpu:float32", np.float32)])
+def test_a_one_pass_variance_fails_far_from_zero(base: str, dtype: type) -> None:
+    """Wrong for a token shifted by 2^12 (float32) or 2^30 (float64), where E[x^2] - E[x]^2
+    cancels; a stable kernel's error there is within the token's condition number. In float64 it
+    is right for tokens near 0, so every other layer-norm clause passes it."""
+    bad = patched(base, name="one-pass", layer_norm=_one_pass(dtype))
+    if dtype is np.float64:
+        for clause_id in ("LN-STATS", "LN-AFFINE", "LN-INDEPENDENT"):
+            assert run_clause(clause_id, bad).status == "passed", clause_id
+    result = run_clause("LN-INVARIANT", bad)
+    assert result.status == "failed", result.message
+    assert "far offset" in result.counterexample

@@ -283,6 +283,15 @@ def layer_norm_unbiased(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.
     return _f64(gamma) * (x - x.mean(-1, keepdims=True)) / np.sqrt(var + eps) + _f64(beta)
 
 
+def layer_norm_one_pass_variance(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """The variance in one pass, E[x^2] - E[x]^2 (clipped at 0), as fused kernels that read x once
+    compute it: right for a token near 0, catastrophic cancellation for one far from it."""
+    x = _f64(x)
+    mean = x.mean(-1, keepdims=True)
+    var = np.maximum((x * x).mean(-1, keepdims=True) - mean * mean, 0.0)
+    return _f64(gamma) * (x - mean) / np.sqrt(var + eps) + _f64(beta)
+
+
 def layer_norm_wrong_axis(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
     """Statistics over axis 0 (the batch, as batch norm) instead of over each vector's features."""
     x = _f64(x)
@@ -851,6 +860,9 @@ MUTANTS: tuple[Mutant, ...] = (
     # normalisation and feed-forward
     _m("layer-norm-unbiased-variance", "layer norm with the unbiased variance (torch.var's ddof=1 "
        "default) instead of the biased one", ("LN-STATS",), layer_norm=layer_norm_unbiased),
+    _m("layer-norm-one-pass-variance", "layer norm whose variance is E[x^2] - E[x]^2 in one pass: "
+       "a token far from 0 loses its spread to cancellation", ("LN-INVARIANT",),
+       layer_norm=layer_norm_one_pass_variance),
     _m("layer-norm-wrong-axis", "layer norm statistics over the batch axis instead of each "
        "vector's features", ("LN-STATS", "LN-INDEPENDENT"), layer_norm=layer_norm_wrong_axis),
     _m("layer-norm-no-affine", "layer norm without its learned gain gamma and bias beta",
