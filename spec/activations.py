@@ -27,7 +27,7 @@ import sympy
 from hypothesis.extra import numpy as hnp
 
 from . import precision
-from .clause import BROWN_2020, DEEP_LEARNING, NEURAL_NETWORKS, Check, Source, clause
+from .clause import BROWN_2020, DEEP_LEARNING, HENDRYCKS_2016, NEURAL_NETWORKS, Check, Source, clause
 
 NEURON_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and Basic Working, "
                         "c. Weights, d. Bias", paper=None)
@@ -35,7 +35,6 @@ SQUISH_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and
                         "e. Squishification function", paper=None)
 CHAPTER_1 = Source(DEEP_LEARNING, "Chapter 1: what is a neural network?, Activation functions",
                    paper=None)
-HENDRYCKS_2016 = "Hendrycks and Gimpel 2016, Gaussian Error Linear Units (GELUs)"
 MLP_SECTION = Source(NEURAL_NETWORKS, "6f. Multilayer Perceptron",
                      paper=f"{HENDRYCKS_2016}; {BROWN_2020}")
 

@@ -75,6 +75,7 @@ IOFFE_2015 = "Ioffe and Szegedy 2015, Batch Normalization"
 RUMELHART_1986 = "Rumelhart, Hinton and Williams 1986, Learning representations by back-propagating errors"
 BROWN_2020 = "Brown et al. 2020, Language Models are Few-Shot Learners"
 HOCHREITER_1997 = "Hochreiter and Schmidhuber 1997, Long Short-Term Memory"
+HENDRYCKS_2016 = "Hendrycks and Gimpel 2016, Gaussian Error Linear Units (GELUs)"
 
 
 @dataclass(frozen=True)
