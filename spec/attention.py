@@ -1064,10 +1064,14 @@ def att_oracle(impl: Any, ck: Check) -> None:
     params = _mha_params(ck, d_model, bias=ck.draw(st.booleans(), "biases"))
     x_q = _array(ck, (*batch, q.shape[-2], d_model), "x_q")
     x_kv = _array(ck, (*batch, k.shape[-2], d_model), "x_kv")
+    # One mask broadcast over the heads, or one per head (..., n_heads, n_q, n_k): an
+    # implementation that takes the first head's mask for all passes every shared mask.
+    if ck.draw(st.booleans(), "one mask per head"):
+        head_mask = _mask(ck, (*batch, n_heads, q.shape[-2], k.shape[-2]), "mask per head")
+    else:
+        head_mask = mask[..., None, :, :]
     if ck.offers(MHA):
-        ck.close_to_oracle(
-            MHA, params, x_q, x_kv, n_heads, mask=mask[..., None, :, :], output="attention"
-        )
+        ck.close_to_oracle(MHA, params, x_q, x_kv, n_heads, mask=head_mask, output="attention")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -783,11 +783,13 @@ def _right_padded(sentences: list[np.ndarray], length: int) -> np.ndarray:
 
 @clause(
     "NET-PADDING",
-    "Padding tokens appended to a source MUST NOT change any logit of the encoder-decoder, so that "
-    "each sentence of a right-padded batch of sources of different lengths gets the logits it gets "
-    "alone: the encoder's self-attention and the decoder's cross-attention MUST ignore the pads.",
+    "Padding tokens appended to a source MUST NOT change any logit of the encoder-decoder, nor the "
+    "tokens greedy decoding writes, so that each sentence of a right-padded batch of sources of "
+    "different lengths gets the logits it gets alone: the encoder's self-attention and the "
+    "decoder's cross-attention MUST ignore the pads.",
     source=Source(RECAP, RECAP_EMBED, paper=VASWANI_2017),
     needs=("Transformer",),
+    uses=("Transformer.greedy_decode",),
     topic=TOPIC,
     cost="network",
     note="The pads bring sentences to one length (recap, \"Input embeddings\"); the encoder they "
@@ -854,6 +856,23 @@ def net_padding(impl: Any, ck: Check) -> None:
         lambda m: m.Transformer(config, copy_params(params)).forward(batch, targets),
         output="network", what="Transformer.forward(padded batch, targets)",
     )
+    # Inference too: greedy decoding of the padded source writes what it writes for the source
+    # (a decoding loop that builds its own source mask, or none, is not the forward pass above).
+    # The padded run computes in other shapes, so tokens are compared up to the first step whose
+    # argmax is within the format's rounding (see decided).
+    if ck.offers("Transformer.greedy_decode"):
+        max_len = ck.draw(st.integers(1, 6), "max_len")
+        plain = [int(t) for t in net.greedy_decode(src, max_len=max_len)]
+        with_pads = [int(t) for t in net.greedy_decode(padded, max_len=max_len)]
+        steps = np.asarray(net.forward(src, np.asarray(plain)))  # row s chose token s + 1
+        undecided = next((s for s in range(len(plain) - 1) if not decided(impl, steps[s])), None)
+        agreed = with_pads if undecided is None else with_pads[: undecided + 1]
+        ck.equal(
+            agreed,
+            plain if undecided is None else plain[: undecided + 1],
+            what=f"greedy_decode(source + {n_pads} pads) vs greedy_decode(source)"
+            + ("" if undecided is None else f", up to step {undecided}, the first undecided one"),
+        )
 
 
 @clause(
@@ -861,26 +880,41 @@ def net_padding(impl: Any, ck: Check) -> None:
     "The final linear layer and softmax MUST turn every target position into a probability "
     "distribution over the vocabulary: softmax(logits / T), non-negative, summing to one.",
     source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
-    needs=("Transformer.probabilities",),
+    needs=("Transformer.probabilities | GPT.probabilities",),
     topic=TOPIC,
     cost="network",
+    note="Checked on the encoder-decoder and on the decoder-only model, each where offered.",
 )
 def out_distribution(impl: Any, ck: Check) -> None:
-    config = tiny_transformer(ck)
-    net = impl.Transformer(config, network_params(ck, config))
-    src = draw_tokens(ck, 1, 5, "source")
-    tgt = draw_tokens(ck, 1, 5, "target")
     temperature = ck.draw(finite(0.25, 4.0), "temperature")
-    p = np.asarray(net.probabilities(src, tgt, temperature=temperature))
-    ck.equal(p.shape, (len(tgt), VOCAB), what="probabilities(src, tgt).shape")
-    ck.that(bool(np.all(p >= 0.0)), what="probabilities >= 0", observed=p.min(), expected=">= 0")
-    ck.close(p.sum(axis=-1), np.ones(len(tgt)), output="probability", what="probabilities.sum(-1)")
+    if ck.offers("Transformer.probabilities"):
+        config = tiny_transformer(ck)
+        net = impl.Transformer(config, network_params(ck, config))
+        src = draw_tokens(ck, 1, 5, "source")
+        tgt = draw_tokens(ck, 1, 5, "target")
+        _is_softmax_of_logits(
+            ck, np.asarray(net.probabilities(src, tgt, temperature=temperature)),
+            np.asarray(net.forward(src, tgt)), temperature, "Transformer.probabilities(src, tgt)",
+        )
+    if ck.offers("GPT.probabilities"):
+        gpt_config = tiny_gpt(ck)
+        gpt = impl.GPT(gpt_config, network_params(ck, gpt_config))
+        ids = draw_tokens(ck, 1, 7, "GPT tokens")
+        _is_softmax_of_logits(
+            ck, np.asarray(gpt.probabilities(ids, temperature=temperature)),
+            np.asarray(gpt.forward(ids)), temperature, "GPT.probabilities(ids)",
+        )
+
+
+def _is_softmax_of_logits(ck: Check, p: np.ndarray, logits: np.ndarray, temperature: float, what: str) -> None:
+    """p is a distribution per position, and it is softmax(logits / T)."""
+    ck.equal(p.shape, logits.shape, what=f"{what}.shape")
+    ck.that(bool(np.all(p >= 0.0)), what=f"{what} >= 0", observed=p.min(), expected=">= 0")
+    ck.close(p.sum(axis=-1), np.ones(p.shape[:-1]), output="probability", what=f"{what}.sum(-1)")
     # softmax(l / T)_i = e^{(l_i - max l) / T} / sum_j e^{(l_j - max l) / T}
-    logits = np.asarray(net.forward(src, tgt)) / temperature
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    ck.close(
-        p, e / e.sum(axis=-1, keepdims=True), output="probability", what="softmax(forward / T)"
-    )
+    scaled = logits / temperature
+    e = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    ck.close(p, e / e.sum(axis=-1, keepdims=True), output="probability", what=f"{what} vs softmax(forward / T)")
 
 
 @clause(

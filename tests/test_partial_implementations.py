@@ -50,6 +50,8 @@ def test_the_clauses_that_need_less_than_all_they_check() -> None:
         # a function or its derivative alone; a sampler of either network; a tokeniser alone or
         # inside a Vocabulary; an LSTM layer with or without its cell
         "ACT-RELU", "ACT-TANH", "ACT-GELU", "SAMPLE-DIST", "TOK-SPLIT", "LSTM-SEQ",
+        # a Transformer without greedy decoding; the probabilities of either network
+        "NET-PADDING", "OUT-DISTRIBUTION",
     }
     # a block on its own (what models are built from) is held to the clauses about blocks
     assert CLAUSES["ENC-LAYER"].needs == ("Transformer | encoder_layer",)

@@ -205,6 +205,13 @@ def test_torch_on_device_passes_the_masking_clauses(device: str) -> None:
 # Each clause rejects a realistic wrong implementation
 # ---------------------------------------------------------------------------------------------
 
+def mha_first_head_mask(params, x_q, x_kv, n_heads, mask=None):
+    """Takes a mask per head as one mask shared by all heads: the first head's, for every head."""
+    if mask is not None and np.ndim(mask) >= 3 and np.shape(mask)[-3] == n_heads:
+        mask = np.asarray(mask, dtype=bool)[..., :1, :, :]
+    return numpy_ref.multi_head_attention(params, x_q, x_kv, n_heads, mask)
+
+
 MUTANTS = [
     (
         "ATT-ROWS-SUM",
@@ -283,6 +290,7 @@ MUTANTS = [
     ("GRAD-ATTN", "sigmoid-attention", {"scaled_dot_product_attention": sdpa_sigmoid}),
     ("ATT-ORACLE", "scale-d_k", {"scaled_dot_product_attention": sdpa_divide_by_d_k}),
     ("ATT-ORACLE", "mha-scale-d_model", {"multi_head_attention": mha_variant(scale="d_model")}),
+    ("ATT-ORACLE", "mha-first-head-mask", {"multi_head_attention": mha_first_head_mask}),
 ]
 
 

@@ -13,6 +13,16 @@ from nnspec.reference.numpy_ref import networks as nets
 from nnspec.spec import blocks
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import (
+    FirstPositionGenerateGPT,
+    FixedSeedSampleTransformer,
+    InferenceWithoutSourceMaskTransformer,
+    PaddingBlindCrossAttentionTransformer,
+    PaddingBlindEncoderTransformer,
+    TemperatureIgnoringProbabilitiesGPT,
+    TemperatureMultipliedGenerateGPT,
+    UnseededGenerateGPT,
+)
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "blocks")
 RUNNABLE = [cid for cid in CLAUSES if cid != "TRAIN-TRANSLATE"]
@@ -197,21 +207,6 @@ class TemperatureIgnoringSample(numpy_ref.Transformer):
         return super().sample(src_ids, max_len=max_len, temperature=1.0, seed=seed)
 
 
-class PaddingBlindEncoderTransformer(numpy_ref.Transformer):
-    """The encoder never builds the source's padding mask: its self-attention reads the pads."""
-
-    def encode(self, src_ids, src_mask=None):
-        src = np.asarray(src_ids)
-        return super().encode(src, np.ones((*src.shape[:-1], 1, src.shape[-1]), dtype=bool))
-
-
-class PaddingBlindCrossAttentionTransformer(numpy_ref.Transformer):
-    """Cross-attention without the source mask: the decoder reads the memory at pad positions."""
-
-    def decode(self, tgt_ids, memory, src_mask=None):
-        return super().decode(tgt_ids, memory, None)
-
-
 class GenerateBug(numpy_ref.GPT):
     """Base for generation bugs: ``position`` picks the row of logits, ``scaled`` applies T, and
     ``rng`` makes the generator from the seed."""
@@ -234,33 +229,6 @@ class GenerateBug(numpy_ref.GPT):
             else:
                 out.append(nets._draw_token(numpy_ref.softmax(self.scaled(logits, temperature)), rng))
         return out
-
-
-class FirstPositionGenerateGPT(GenerateBug):
-    """Reads logits[0] for logits[-1]: every new token predicted from the first token alone."""
-
-    position = 0
-
-
-class TemperatureMultipliedGenerateGPT(GenerateBug):
-    """Samples from softmax(logits * T): T -> 0 gives the uniform distribution, not the argmax."""
-
-    def scaled(self, logits, temperature):
-        return logits * temperature
-
-
-class UnseededGenerateGPT(GenerateBug):
-    """Ignores the seed: a fresh unseeded generator, the right distribution but no reproducibility."""
-
-    def rng(self, seed):
-        return np.random.default_rng()
-
-
-class FixedSeedSampleTransformer(numpy_ref.Transformer):
-    """Ignores the seed: seed 0 hard-wired, every call draws the same tokens."""
-
-    def sample(self, src_ids, *, max_len, temperature, seed):
-        return super().sample(src_ids, max_len=max_len, temperature=temperature, seed=0)
 
 
 class UnmaskedGPT(numpy_ref.GPT):
@@ -363,6 +331,7 @@ BUGS = [
     ("DEC-AUTOREGRESSIVE", "cache-ignored", {"GPT": CacheIgnoringGPT}),
     ("DEC-CROSS-ALL", "causal-cross-attention", {"Transformer": CausalCrossTransformer}),
     ("OUT-DISTRIBUTION", "softmax-over-positions", {"Transformer": WrongAxisProbabilities}),
+    ("OUT-DISTRIBUTION", "gpt-probabilities-ignore-temperature", {"GPT": TemperatureIgnoringProbabilitiesGPT}),
     ("GREEDY", "no-stop-at-end", {"Transformer": NoStopTransformer}),
     ("GREEDY", "sample-ignores-temperature", {"Transformer": TemperatureIgnoringSample}),
     ("GPT-NEXT", "unmasked-gpt", {"GPT": UnmaskedGPT}),
@@ -374,6 +343,7 @@ BUGS = [
     ("TRAIN-TRANSLATE", "training-does-nothing", {"Transformer": NoOpTrainTransformer}),
     ("NET-PADDING", "encoder-ignores-padding", {"Transformer": PaddingBlindEncoderTransformer}),
     ("NET-PADDING", "cross-attention-ignores-padding", {"Transformer": PaddingBlindCrossAttentionTransformer}),
+    ("NET-PADDING", "inference-without-source-mask", {"Transformer": InferenceWithoutSourceMaskTransformer}),
     ("GPT-GENERATE", "first-position-logits", {"GPT": FirstPositionGenerateGPT}),
     ("GPT-GENERATE", "temperature-multiplied", {"GPT": TemperatureMultipliedGenerateGPT}),
     ("SAMPLE-DIST", "temperature-multiplied", {"GPT": TemperatureMultipliedGenerateGPT}),

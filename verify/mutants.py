@@ -791,6 +791,38 @@ class GeluTanhDerivativeMLP(numpy_ref.MLP):
             self.sigma_prime = lambda z: numpy_ref.gelu_prime(z, approximate="tanh")
 
 
+def mha_first_head_mask(params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any = None) -> tuple:
+    """Multi-head attention that takes a mask per head (..., n_heads, n_q, n_k) as one shared mask
+    and applies the first head's to every head."""
+    if mask is not None and np.ndim(mask) >= 3 and np.shape(mask)[-3] == n_heads:
+        mask = np.asarray(mask, dtype=bool)[..., :1, :, :]
+    return numpy_ref.multi_head_attention(params, x_q, x_kv, n_heads, mask)
+
+
+class TemperatureIgnoringProbabilitiesGPT(numpy_ref.GPT):
+    """GPT.probabilities as softmax(logits), the temperature argument accepted and dropped."""
+
+    def probabilities(self, ids: Any, temperature: float = 1.0) -> np.ndarray:
+        return numpy_ref.softmax(self.forward(ids), axis=-1)
+
+
+class InferenceWithoutSourceMaskTransformer(numpy_ref.Transformer):
+    """Greedy decoding and sampling whose loop decodes without the source's padding mask, while
+    forward (teacher forcing) keeps it: at inference the decoder reads the pads' memory rows."""
+
+    def _generate(self, src_ids: Any, max_len: int, pick: Any) -> list[int]:
+        memory = self.encode(nets._ids(src_ids))
+        W_U, b_U = nets._unembedding(self.params, "W_E_tgt")
+        out = [START_ID]
+        for _ in range(max_len):
+            token = pick(nets.unembed(self.decode(np.array(out), memory)[-1], W_U, b_U))
+            out.append(token)
+            if token == END_ID:
+                break
+        return out
+
+
+
 # ------------------------------------------------------------------------------------------------
 # The catalogue
 # ------------------------------------------------------------------------------------------------
@@ -843,6 +875,9 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("heads-split-without-transpose", "heads split with view(B, nh, T, hs) instead of "
        "view(B, T, nh, hs).transpose(1, 2)", ("MHA-CONCAT", "ATT-ORACLE"),
        multi_head_attention=mha_split_without_transpose),
+    _m("mha-first-head-mask", "a mask per head (..., n_heads, n_q, n_k) taken as one shared "
+       "mask: the first head's applied to every head", ("ATT-ORACLE",),
+       multi_head_attention=mha_first_head_mask),
     _m("heads-merged-without-transpose", "heads merged with view(B, T, C) straight from "
        "(B, nh, T, hs), the transpose back forgotten", ("MHA-CONCAT", "ATT-ORACLE"),
        multi_head_attention=mha_merge_without_transpose),
@@ -925,6 +960,12 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("cost-mean-over-outputs", "squared-error cost averaged over output neurons (mse_loss) "
        "where the documents sum them", ("COST-SQ",), squared_error_cost=squared_error_mean),
     # padding in the encoder-decoder, generation and sampling
+    _m("inference-without-source-mask", "greedy decoding whose loop decodes without the source's "
+       "padding mask (forward keeps it): a padded source changes the tokens written",
+       ("NET-PADDING",), Transformer=InferenceWithoutSourceMaskTransformer),
+    _m("gpt-probabilities-ignore-temperature", "GPT.probabilities accepting a temperature and "
+       "dropping it: softmax(logits) whatever T", ("OUT-DISTRIBUTION",),
+       GPT=TemperatureIgnoringProbabilitiesGPT),
     _m("encoder-ignores-padding", "the encoder attends to the source's pad tokens: its padding "
        "mask never built (src_key_padding_mask left out)", ("NET-PADDING",),
        Transformer=PaddingBlindEncoderTransformer),
