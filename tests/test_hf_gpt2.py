@@ -19,6 +19,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from nnspec.reference.torch_ref import to_torch  # noqa: E402
 from nnspec.verify import load_implementation, patched, run_clause  # noqa: E402
 from nnspec.verify.catalogue import installed  # noqa: E402
 
@@ -112,7 +113,7 @@ def _generate(self: Any, ids: Any, max_new_tokens: int, temperature: float, seed
     from nnspec.verify.hf_gpt2 import _AddUnembeddingBias
     from transformers import GenerationConfig, LogitsProcessorList
 
-    prompt = torch.as_tensor(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
+    prompt = to_torch(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
     sampling = temperature != 0 if sample_flag is None else sample_flag
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=sampling,
