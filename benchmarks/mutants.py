@@ -5,6 +5,10 @@ report renders) plus a ``timings`` block: seconds per mutant, the slowest cells,
 an expected clause let through::
 
     python benchmarks/mutants.py --out benchmarks/results/kill_matrix.json [--all-clauses]
+    python benchmarks/mutants.py --shared-oracle --out benchmarks/results/kill_matrix_shared_oracle.json
+
+``--shared-oracle`` plants each fault in the oracle too: the matrix of what the documents' own
+numbers and invariants catch when the implementation and its reference share a bug.
 
 Timings are wall-clock on whatever machine runs it (one torch thread); the kill counts are
 deterministic for a profile and seed.
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all-clauses", action="store_true")
+    parser.add_argument("--shared-oracle", action="store_true")
     parser.add_argument("--out", default="benchmarks/results/kill_matrix.json")
     args = parser.parse_args(argv)
 
@@ -43,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     for mutant in MUTANTS:
         t = time.perf_counter()
         one = kill_matrix(mutants=[mutant], profile=args.profile, seed=args.seed,
-                          all_clauses=args.all_clauses)
+                          all_clauses=args.all_clauses, shared_oracle=args.shared_oracle)
         per_mutant[mutant.id] = round(time.perf_counter() - t, 2)
         rows += one["mutants"]
         data = one
         print(f"{mutant.id}: {per_mutant[mutant.id]} s", file=sys.stderr, flush=True)
     assert data is not None
     # Recompute the summary over every mutant (each call above summarised one).
-    whole = kill_matrix(mutants=[], clauses=data["clauses"], profile=args.profile, seed=args.seed)
+    whole = kill_matrix(mutants=[], clauses=data["clauses"], profile=args.profile, seed=args.seed,
+                        shared_oracle=args.shared_oracle)
     whole["mutants"] = rows
     whole["summary"] = summarise(rows)
     whole["timings"] = {

@@ -115,6 +115,9 @@ def publish(out_dir: Path | str, files: dict[str, str], kind: str, keep: Iterabl
     keep = [name for name in keep if name not in files and name != MARKER]
     out = check_output_dir(out_dir, keep, kind).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
+    # The paths returned (and printed) name the folder without `sub/../`: the parent's links are
+    # resolved as the system resolves them; the last component, a link or not, stays what it is.
+    out = out.parent.resolve() / out.name
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
     try:
         umask = os.umask(0)

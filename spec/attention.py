@@ -414,23 +414,39 @@ def att_worked_example(impl: Any, ck: Check) -> None:
 @clause(
     "ATT-MASK-ZERO",
     "Masked attention weights MUST be exactly zero and each query's remaining weights MUST still "
-    "sum to one.",
+    "sum to one, in every head of multi-head attention under that head's own mask.",
     source=_SINGLE_HEAD,
-    needs=(SDPA,),
+    needs=(SDPA_OR_MHA,),
     topic=TOPIC,
 )
 def att_mask_zero(impl: Any, ck: Check) -> None:
     q, k, v = _qkv(ck)
     mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")  # (..., n_q, n_k)
-    _, weights = impl.scaled_dot_product_attention(q, k, v, mask)
+    if ck.offers(SDPA):
+        _, weights = impl.scaled_dot_product_attention(q, k, v, mask)
+        _assert_masked_rows(ck, weights, mask, "weights")
+    if ck.offers(MHA):
+        # A mask per head (..., n_heads, n_q, n_k), different in every head, or one shared by all
+        # (..., 1, n_q, n_k). Checked against the mask itself, not against the oracle: a layer that
+        # applies the first head's mask to every head is caught even where the oracle does so too.
+        batch, n_q, n_k = q.shape[:-2], q.shape[-2], k.shape[-2]
+        n_heads, d_head = _mha_dims(ck, min_heads=2)
+        params = _mha_params(ck, n_heads * d_head, bias=ck.draw(st.booleans(), "biases"))
+        x_q = _array(ck, (*batch, n_q, n_heads * d_head), "x_q")
+        x_kv = _array(ck, (*batch, n_k, n_heads * d_head), "x_kv")
+        if ck.draw(st.booleans(), "one mask per head"):
+            head_mask = _mask(ck, (*batch, n_heads, n_q, n_k), "mask per head")
+        else:
+            head_mask = mask[..., None, :, :]
+        _, weights = impl.multi_head_attention(params, x_q, x_kv, n_heads, mask=head_mask)
+        # weights (..., n_heads, n_q, n_k); the mask broadcasts over the heads it does not name
+        _assert_masked_rows(ck, weights, np.broadcast_to(head_mask, weights.shape), "MHA weights")
+
+
+def _assert_masked_rows(ck: Check, weights: np.ndarray, mask: np.ndarray, name: str) -> None:
     # softmax(-inf) = 0 exactly (lecture notes, "Finding the answer")
-    ck.equal(weights[~mask], np.zeros(int((~mask).sum())), what="weights[~mask]")
-    ck.close(
-        weights.sum(axis=-1),
-        np.ones(weights.shape[:-1]),
-        output="probability",
-        what="weights.sum(-1)",
-    )
+    ck.equal(weights[~mask], np.zeros(int((~mask).sum())), what=f"{name}[~mask]")
+    _on_the_simplex(ck, weights, name)
 
 
 def _pinned_causal_mask(n_queries: int, n_keys: int) -> np.ndarray:

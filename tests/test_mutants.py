@@ -14,6 +14,7 @@ from nnspec.verify.catalogue import installed
 from nnspec.verify.mutants import (
     CATALOGUE,
     MUTANTS,
+    ORACLE_COMPARISONS,
     SCHEMA,
     Mutant,
     is_crash,
@@ -23,6 +24,8 @@ from nnspec.verify.mutants import (
 )
 
 CAUGHT = [(m.id, cid) for m in MUTANTS for cid in m.expected]
+# What each mutant's expected clauses catch when the oracle carries the same fault.
+CAUGHT_WITHOUT_ORACLE = [(m, c) for m, c in CAUGHT if c not in ORACLE_COMPARISONS]
 SURVIVORS = [m.id for m in MUTANTS if not m.expected]
 TORCH_MUTANTS = {m.id for m in MUTANTS if m.base.startswith("torch")}
 
@@ -64,6 +67,52 @@ def test_expected_clause_rejects_torch_mutant(mutant_id: str, clause_id: str, de
     assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
 
 
+def test_every_fault_has_a_clause_that_does_not_lean_on_the_oracle() -> None:
+    # A bug shared by an implementation and its reference (our torch_ref and numpy_ref, a
+    # framework and its NumPy reference) must still be caught: by the documents' own numbers and
+    # invariants, not by agreement with the oracle.
+    assert ORACLE_COMPARISONS <= set(installed())
+    lean = [m.id for m in MUTANTS if m.expected and not set(m.expected) - ORACLE_COMPARISONS]
+    assert not lean, f"caught only by comparing with the oracle: {lean}"
+
+
+@pytest.mark.parametrize(("mutant_id", "clause_id"), CAUGHT_WITHOUT_ORACLE,
+                         ids=[f"{m}-{c}" for m, c in CAUGHT_WITHOUT_ORACLE])
+def test_expected_clause_rejects_mutant_whose_fault_the_oracle_shares(mutant_id: str, clause_id: str) -> None:
+    mutant = CATALOGUE[mutant_id]
+    impl = mutant.implementation(shared_oracle=True)
+    result = run_clause(clause_id, impl, profile="quick", seed=0, shrink=False)
+    assert result.status == "failed", f"{mutant_id} survived {clause_id} with the fault in the oracle: {result.message}"
+    assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
+
+
+@pytest.mark.parametrize(("mutant_id", "clause_id"),
+                         [("sdpa-no-scaling", "ATT-ORACLE"), ("heads-split-without-transpose", "ATT-ORACLE"),
+                          ("missing-residual", "NET-ORACLE")])
+def test_a_shared_oracle_carries_the_fault(mutant_id: str, clause_id: str) -> None:
+    # The oracle comparison that rejects the mutant against the true oracle passes once the oracle
+    # shares the fault: the test above really runs without the oracle's help.
+    mutant = CATALOGUE[mutant_id]
+    alone = run_clause(clause_id, mutant.implementation(), profile="quick", seed=0, shrink=False)
+    shared = run_clause(clause_id, mutant.implementation(shared_oracle=True), profile="quick", seed=0,
+                        shrink=False)
+    assert (alone.status, shared.status) == ("failed", "passed"), (alone.message, shared.message)
+
+
+def test_shared_oracle_matrix_expects_no_oracle_comparison(tmp_path) -> None:
+    from nnspec.report import write_kill_matrix
+
+    data = kill_matrix(mutants=["mha-first-head-mask"], profile="quick", seed=0, shared_oracle=True)
+    assert data["shared_oracle"] is True
+    (row,) = data["mutants"]
+    assert row["expected"] == ["ATT-MASK-ZERO"]
+    assert row["cells"]["ATT-MASK-ZERO"]["status"] == "failed"
+    assert row["cells"]["ATT-ORACLE"]["status"] == "passed"
+    paths = write_kill_matrix(data, tmp_path / "km")
+    assert "planted in the oracle too" in paths["md"].read_text()
+    assert "planted in the oracle too" in paths["html"].read_text()
+
+
 @pytest.mark.parametrize("mutant_id", SURVIVORS)
 def test_documented_survivor_still_survives(mutant_id: str) -> None:
     # A survivor is a known gap of the catalogue. When a clause starts catching it, this fails:
@@ -93,7 +142,8 @@ def test_kill_matrix_shape_json_and_exit_code(tmp_path, capsys) -> None:
     # Without LN-AFFINE in the run, nothing catches the layer norm that drops gamma and beta.
     clauses = ["ATT-SCALE", "ATT-CAUSAL", "LN-STATS", "SM-SUM"]
     data = kill_matrix(mutants=chosen, clauses=clauses)
-    assert set(data) == {"schema", "profile", "seed", "clauses", "mutants", "summary"}
+    assert set(data) == {"schema", "profile", "seed", "shared_oracle", "clauses", "mutants", "summary"}
+    assert data["shared_oracle"] is False
     assert data["schema"] == SCHEMA and data["profile"] == "quick" and data["seed"] == 0
     assert data["clauses"] == clauses
     rows = {r["id"]: r for r in data["mutants"]}

@@ -264,7 +264,8 @@ def test_cli_refuses_a_foreign_report_directory(tmp_path: Path, capsys: pytest.C
 
 
 def test_compare_highlights_disagreements(rows: list[dict[str, Any]], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                          capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     good = [r for r in rows if r["implementation"] == "numpy" and r["clause_id"].startswith("T-S")]
     bad = [r for r in rows if r["implementation"] == "broken"]
     write_report(build_report(good, _meta(["numpy"])), tmp_path / "a", formats=("json",))
@@ -281,6 +282,14 @@ def test_compare_highlights_disagreements(rows: list[dict[str, Any]], tmp_path: 
     assert "| ⚠ **T-SOFTMAX** | pass | **FAIL** |" in md
     html = (tmp_path / "c" / "compare.html").read_text()
     assert html.count('class="disagree"') == 2 and "T-LAYERNORM" in html
+    # the written files are printed as the folder they are in, not as `sub/../e`
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    capsys.readouterr()
+    assert main(["report", "compare", "../a", "../b", "-o", "../e"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(tmp_path.resolve() / "e" / name) for name in ("compare.json", "compare.md", "compare.html")]
+    monkeypatch.chdir(tmp_path)
     # a file that is not a report is a usage error, not a traceback
     (tmp_path / "x.json").write_text('{"results": []}')
     assert main(["report", "compare", str(tmp_path / "x.json"), "-o", str(tmp_path / "d")]) == 2

@@ -32,6 +32,7 @@ import numpy as np
 from nnspec.reference import numpy_ref
 from nnspec.reference.numpy_ref import networks as nets
 
+from .conventions import ConfiguredOracle
 from .implementations import Implementation, patched
 
 SCHEMA = "nnspec-kill-matrix/1"
@@ -61,9 +62,36 @@ class Mutant:
     crash: bool = False
     survives: str = ""
 
-    def implementation(self, base: str | None = None) -> Implementation:
-        """The faulty implementation on ``base`` (default: the mutant's own base)."""
-        return self.build(base or self.base)
+    def implementation(self, base: str | None = None, *, shared_oracle: bool = False) -> Implementation:
+        """The faulty implementation on ``base`` (default: the mutant's own base).
+
+        ``shared_oracle=True`` plants the same fault in the oracle the clauses compare against:
+        the bug is then shared by the implementation and its reference, as when a framework's
+        kernel and its own NumPy reference were written from one wrong derivation. Only clauses
+        that check the documents' numbers and invariants can still catch it.
+        """
+        impl = self.build(base or self.base)
+        if shared_oracle:
+            faulty = {name: impl._namespace[name] for name in impl.overridden}
+            impl.oracle = ConfiguredOracle(impl.conventions, module=_ReferenceWithFault(faulty))
+        return impl
+
+
+class _ReferenceWithFault:
+    """:mod:`numpy_ref` with some of its names replaced by a mutant's (a fault it shares)."""
+
+    def __init__(self, replaced: dict[str, Any]) -> None:
+        self._replaced = replaced
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._replaced:
+            return self._replaced[name]
+        return getattr(numpy_ref, name)
+
+
+# The clauses that judge by agreement with the oracle alone. With the fault planted in the oracle
+# too they pass by construction, so a shared-oracle matrix does not expect them to kill anything.
+ORACLE_COMPARISONS = frozenset({"ATT-ORACLE", "NET-ORACLE"})
 
 
 def _f64(x: Any) -> np.ndarray:
@@ -876,7 +904,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "view(B, T, nh, hs).transpose(1, 2)", ("MHA-CONCAT", "ATT-ORACLE"),
        multi_head_attention=mha_split_without_transpose),
     _m("mha-first-head-mask", "a mask per head (..., n_heads, n_q, n_k) taken as one shared "
-       "mask: the first head's applied to every head", ("ATT-ORACLE",),
+       "mask: the first head's applied to every head", ("ATT-MASK-ZERO", "ATT-ORACLE"),
        multi_head_attention=mha_first_head_mask),
     _m("heads-merged-without-transpose", "heads merged with view(B, T, C) straight from "
        "(B, nh, T, hs), the transpose back forgotten", ("MHA-CONCAT", "ATT-ORACLE"),
@@ -1048,10 +1076,14 @@ def kill_matrix(
     base: str = "numpy",
     shrink: bool = False,
     all_clauses: bool = False,
+    shared_oracle: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run each mutant against the clauses that use its replaced capabilities (every clause in
     ``clauses`` when ``all_clauses``) and return the ``nnspec-kill-matrix/1`` dict.
+
+    ``shared_oracle`` plants each fault in the oracle too (:meth:`Mutant.implementation`); a row's
+    ``expected`` then leaves out :data:`ORACLE_COMPARISONS`, which cannot see a shared fault.
 
     ``clauses`` defaults to the installed catalogue. A cell of a clause not run on a mutant (it does
     not touch the replaced capabilities) is ``not_applicable``. ``kill_rate`` is the fraction of
@@ -1065,7 +1097,7 @@ def kill_matrix(
     clause_ids = list(clauses) if clauses is not None else list(installed())
     rows = []
     for mutant in chosen:
-        impl = mutant.implementation(base)
+        impl = mutant.implementation(base, shared_oracle=shared_oracle)
         run = set(clause_ids if all_clauses else relevant_clauses(mutant, clause_ids))
         cells: dict[str, dict[str, Any]] = {}
         for cid in clause_ids:
@@ -1083,13 +1115,15 @@ def kill_matrix(
             "id": mutant.id,
             "models": mutant.models,
             "target": ", ".join(mutant.target),
-            "expected": list(mutant.expected),
+            "expected": [c for c in mutant.expected
+                         if not (shared_oracle and c in ORACLE_COMPARISONS)],
             "cells": cells,
         })
     return {
         "schema": SCHEMA,
         "profile": profile,
         "seed": seed,
+        "shared_oracle": shared_oracle,
         "clauses": clause_ids,
         "mutants": rows,
         "summary": summarise(rows),
@@ -1181,6 +1215,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only this mutant (repeatable); --list shows the ids")
     parser.add_argument("--all-clauses", action="store_true",
                         help="run every clause on every mutant, not only those using its capabilities")
+    parser.add_argument("--shared-oracle", action="store_true",
+                        help="plant each fault in the oracle too: what the clauses catch without "
+                             "the oracle's help (a bug shared by an implementation and its reference)")
     parser.add_argument("--json", metavar="PATH", help="write the kill matrix as JSON")
     parser.add_argument("--report", metavar="DIR", help="render the kill matrix into DIR (nnspec.report)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
@@ -1222,7 +1259,7 @@ def main(argv: list[str] | None = None) -> int:
         set_hypothesis_home_dir(home)
         try:
             data = kill_matrix(mutants=chosen, profile=args.profile, seed=args.seed,
-                               all_clauses=args.all_clauses)
+                               all_clauses=args.all_clauses, shared_oracle=args.shared_oracle)
         finally:
             set_hypothesis_home_dir(previous_home)
     print(format_table(data))
