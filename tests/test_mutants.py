@@ -208,4 +208,13 @@ def test_nnspec_mutants_subcommand_runs_the_catalogue(
     out = capsys.readouterr().out
     assert "sdpa-no-scaling" in out and "kill rate 100%" in out
     assert list(tmp_path.iterdir()) == []
+    # with the fault in the oracle too, ATT-ORACLE lets the mutant through and is not expected to
+    assert nnspec_main(["mutants", "--mutant", "heads-split-without-transpose", "--shared-oracle",
+                        "--json", str(tmp_path / "km.json")]) == 0
+    data = json.loads((tmp_path / "km.json").read_text())
+    (row,) = data["mutants"]
+    assert data["shared_oracle"] and row["expected"] == ["MHA-CONCAT"]
+    assert row["cells"]["ATT-ORACLE"]["status"] == "passed"
+    assert row["cells"]["MHA-CONCAT"]["status"] == "failed"
+    (tmp_path / "km.json").unlink()
     assert nnspec_main(["mutants", "--mutant", "no-such-mutant"]) == 2

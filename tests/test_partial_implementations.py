@@ -52,6 +52,8 @@ def test_the_clauses_that_need_less_than_all_they_check() -> None:
         "ACT-RELU", "ACT-TANH", "ACT-GELU", "SAMPLE-DIST", "TOK-SPLIT", "LSTM-SEQ",
         # a Transformer without greedy decoding; the probabilities of either network
         "NET-PADDING", "OUT-DISTRIBUTION",
+        # masked weights in single-head attention or in every head of a multi-head layer
+        "ATT-MASK-ZERO",
     }
     # a block on its own (what models are built from) is held to the clauses about blocks
     assert CLAUSES["ENC-LAYER"].needs == ("Transformer | encoder_layer",)
