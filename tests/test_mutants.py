@@ -218,3 +218,22 @@ def test_nnspec_mutants_subcommand_runs_the_catalogue(
     assert row["cells"]["MHA-CONCAT"]["status"] == "failed"
     (tmp_path / "km.json").unlink()
     assert nnspec_main(["mutants", "--mutant", "no-such-mutant"]) == 2
+
+
+@pytest.mark.parametrize(("record", "shared"), [("kill_matrix.json", False),
+                                                 ("kill_matrix_shared_oracle.json", True)])
+def test_the_recorded_kill_matrices_are_of_the_current_catalogue(record: str, shared: bool) -> None:
+    # benchmarks/results holds what README quotes: re-run benchmarks/mutants.py when this fails
+    from pathlib import Path
+
+    from nnspec.report.writers import validate
+
+    data = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / record).read_text())
+    validate(data, "kill_matrix.schema.json")
+    assert data["shared_oracle"] is shared
+    rows = {row["id"]: row for row in data["mutants"]}
+    assert list(rows) == [m.id for m in MUTANTS]
+    for m in MUTANTS:
+        expected = [c for c in m.expected if not (shared and c in ORACLE_COMPARISONS)]
+        assert rows[m.id]["expected"] == expected, m.id
+    assert data["summary"]["kill_rate"] == 1.0 and data["timings"]["missed"] == []
