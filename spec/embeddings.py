@@ -32,11 +32,15 @@ def _floats(bound: float) -> st.SearchStrategy[float]:
 @clause(
     "EMB-LOOKUP",
     "The embedding of token t MUST be column t of the embedding matrix, W_E onehot(t), for any "
-    "batch shape of token ids.",
+    "batch shape of token ids, and an id outside [0, n_vocab), which names no column, MUST be "
+    "refused.",
     source=Source(VIDEO_NOTES, "High-Level Data Flow in a Transformer, Tokenization and Vector "
                   "Embeddings", paper=None),
     needs=("embed",),
     topic="embeddings",
+    note="Refused means an error: -1 must not wrap around to the last token's column (W_E[:, -1], "
+         "a pad or ignore_index of -1 or -100 looked up as a word), nor n_vocab be clamped. Each "
+         "of -1, n_vocab and a drawn id outside the range is put into an otherwise valid batch.",
 )
 def embedding_lookup(impl: Any, ck: Check) -> None:
     d_model = ck.draw(st.integers(1, 8), "d_model")
@@ -53,6 +57,23 @@ def embedding_lookup(impl: Any, ck: Check) -> None:
     one_hot = np.eye(n_vocab)[ids]  # (..., n_vocab)
     # W_E onehot(t), as a matrix-vector product
     ck.close(out, one_hot @ W_E.T, output="reduction", what="embed(ids, W_E) vs W_E onehot(ids)")
+
+    # An id outside the vocabulary names no column: one in an otherwise valid batch must be refused,
+    # not wrapped around (numpy's W_E.T[-1] is the last token's column) or clamped.
+    position = tuple(ck.draw(st.integers(0, side - 1), f"bad id position {axis}")
+                     for axis, side in enumerate(ids.shape))
+    drawn = ck.draw(st.one_of(st.integers(-2 * n_vocab - 100, -1),
+                              st.integers(n_vocab, 2 * n_vocab + 100)), "id outside [0, n_vocab)")
+    for bad in dict.fromkeys((-1, n_vocab, drawn)):
+        wrong = ids.copy()
+        wrong[position] = bad
+        try:
+            result = impl.embed(wrong, W_E)
+        except Exception:  # any error is a refusal (the engine's time limit is no Exception)
+            continue
+        ck.that(False, what=f"embed(ids with {bad} at {position}, W_E) for n_vocab = {n_vocab}",
+                observed=result,
+                expected=f"an error (id {bad} is outside [0, {n_vocab}) and names no column of W_E)")
 
 
 @clause(
@@ -259,14 +280,20 @@ def _run_network(oracle: Any, config: Any, params: dict) -> np.ndarray:
     "PARAM-COUNT",
     "A network's parameter count MUST equal the number of numbers in the parameters it runs on: "
     "tied embedding and unembedding counted once, and with biases and norms counted, every bias, "
-    "every layer norm (a pre-LN stack's final norm included) and the learned position table.",
+    "every layer norm (a pre-LN stack's final norm included) and the learned position table; "
+    "and init_params MUST create exactly the arrays counted, with no W_U of its own when the "
+    "embedding is tied.",
     source=Source(VIDEO_NOTES, "Deep Learning Foundations of Transformers, Tunable Parameters "
                   "(Weights)", paper=BROWN_2020),
-    needs=("parameter_count",),
+    needs=("parameter_count | init_params",),
     topic="embeddings",
     note="The parameters are the oracle's init_params layout (PARAMETERS.md); the clause first "
          "runs the oracle's network on exactly them, and again with each array in turn set to "
-         "NaN, which must reach the output: every array counted is read, none is missing.",
+         "NaN, which must reach the output: every array counted is read, none is missing. An "
+         "implementation's own init_params is held to the same tally, field by field (its values "
+         "may differ: only the arrays and their sizes are checked); one that refuses a kind of "
+         "network (TypeError, NotImplementedError: torch.nn's example builds MLPs only) is not "
+         "checked on that kind of network, and the example notes the refusal.",
 )
 def parameter_count_of_layout(impl: Any, ck: Check) -> None:
     config = _counting_config(ck)
@@ -296,6 +323,10 @@ def parameter_count_of_layout(impl: Any, ck: Check) -> None:
     pattern = 0 if isinstance(config, MLPConfig) else config.context**2
     ck.note("numbers in the parameters", sum(numbers.values()))
 
+    if ck.offers("init_params"):
+        _check_own_init_params(impl, ck, config, numbers)
+    if not ck.offers("parameter_count"):
+        return
     full = impl.parameter_count(config, biases_and_norms=True)
     ck.equal(int(full.total), sum(numbers.values()),
              what=f"parameter_count({config}, biases_and_norms=True).total vs the numbers in "
@@ -314,6 +345,36 @@ def parameter_count_of_layout(impl: Any, ck: Check) -> None:
         ck.equal(int(count.n_matrices), matrices, what=f"{label}.n_matrices")
         ck.equal(int(count.attention_pattern_entries), pattern,
                  what=f"{label}.attention_pattern_entries (context^2)")
+
+
+def _check_own_init_params(impl: Any, ck: Check, config: Any, numbers: dict[str, int]) -> None:
+    """The implementation's init_params(config) against the tally of the oracle's layout."""
+    seed = ck.draw(st.integers(0, 2**16), "own parameter seed")
+    try:
+        own = impl.init_params(config, seed=seed)
+    except (TypeError, NotImplementedError) as exc:  # a kind of network it builds no parameters for
+        ck.note(f"init_params refused {type(config).__name__}", str(exc).splitlines()[0][:160])
+        return
+    leaves = _arrays(own)
+    if getattr(config, "tie_embeddings", False):
+        # tied: W_U is W_E^T, the parameters hold no W_U (PARAMETERS.md); a separate one would
+        # make the network run untied
+        untied = [path for path, key, _ in leaves if key == "W_U"]
+        ck.that(not untied, what=f"init_params({config}) with tie_embeddings=True",
+                observed=f"a separate unembedding {untied} (the network would run untied)",
+                expected="no 'W_U': the unembedding is W_E^T, counted once")
+    unknown = [path for path, key, _ in leaves if key not in _FIELD_OF]
+    ck.that(not unknown, what=f"init_params({config}) keys", observed=unknown,
+            expected="only the arrays of PARAMETERS.md's layout")
+    own_numbers = dict.fromkeys(_FIELDS, 0)
+    for _, key, array in leaves:
+        own_numbers[_FIELD_OF[key]] += int(array.size)
+    ck.equal(sum(own_numbers.values()), sum(numbers.values()),
+             what=f"numbers in the implementation's init_params({config}) vs the count of its "
+                  "layout (biases and norms counted)")
+    for name in _FIELDS:
+        ck.equal(own_numbers[name], numbers[name],
+                 what=f"numbers in the implementation's init_params(config) counted as {name}")
 
 
 informative(

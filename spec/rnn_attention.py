@@ -14,12 +14,16 @@ oracle.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from nnspec.reference.config import START_ID
 
+from . import precision
 from .attention import _array, _batch, _mask, _on_the_simplex, _softmax_rows
+from .blocks import FIRST_WORD_ID, draw_tokens, network_params, tiny_seq2seq
 from .clause import (
     BAHDANAU_2015,
     HOCHREITER_1997,
@@ -31,6 +35,7 @@ from .clause import (
     clause,
     informative,
 )
+from .cost_learning import copy_params
 
 TOPIC = "rnn_attention"
 
@@ -293,3 +298,186 @@ informative(
     topic=TOPIC,
     reason="A property of a trained translation model; nnspec ships none for this language pair.",
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole encoder-decoder, composed from its own LSTM layers and attention.
+# ---------------------------------------------------------------------------------------------
+
+_SEQ2SEQ = Source(
+    LECTURE_NOTES,
+    "The Sutskever Architecture; Improvement 2 - Deep LSTMs; Bahdanau Attention; Luong Attention",
+    f"{SUTSKEVER_2014}; {BAHDANAU_2015}; {LUONG_2015}",
+)
+_S2S_PARTS = ("lstm", "dot_attention", "additive_attention")
+# The "must change" half of the metamorphic check runs only where the float64 prediction of the
+# change is at least this many times the summed allowance of the two logits it subtracts, and then
+# asks for the predicted change within half of it: a conforming implementation fails it only with
+# logits more than _DECIDED_BY / 2 allowances away from exact arithmetic.
+_DECIDED_BY = 4.0
+
+
+def _logit_allowance(impl: Any, logits: np.ndarray) -> np.ndarray:
+    """How far a conforming implementation's logits may be from exact arithmetic: the closed-form
+    ``network`` allowance of the tolerance policy (4096 ulps, or 32 ulps in float16/bfloat16
+    whose kernels accumulate in float32; never below float64's 1e-9 + 1e-8 |x|)."""
+    ulps = (32 if precision.low_precision(impl) else 4096) * precision.eps(impl)
+    return max(1e-9, ulps) + max(1e-8, ulps) * np.abs(logits)
+
+
+def _seq2seq_composition(
+    parts: dict[str, Any], params: dict, config: Any, src: np.ndarray, tgt: np.ndarray
+) -> np.ndarray:
+    """Teacher-forced logits (T, n_tgt_vocab) as the notes wire the encoder-decoder, from the LSTM
+    layer and attention functions in ``parts`` (PARAMETERS.md's Seq2Seq layout)."""
+    lstm = parts["lstm"]
+    # the encoder reads the source (reversed: Sutskever et al.), one LSTM layer on the outputs of
+    # the one below; each layer's final (h, c) is kept
+    x = params["W_E_src"][:, src[::-1] if config.reverse_source else src].T  # (S, d_embed)
+    states = []
+    for layer in params["encoder"]:
+        x, (h_n, c_n) = lstm(layer, x)
+        x, h_n, c_n = np.asarray(x), np.asarray(h_n), np.asarray(c_n)  # (S, H), (H,), (H,)
+        states.append((h_n, c_n))
+    enc = x[::-1] if config.reverse_source else x  # h_1..h_S, the top layer in source order
+    # decoder layer l starts from encoder layer l's final (h, c) and reads the layer below
+    y = params["W_E_tgt"][:, tgt].T  # (T, d_embed)
+    for layer, (h_n, c_n) in zip(params["decoder"], states, strict=True):
+        y, _ = lstm(layer, y, h_n, c_n)
+        y = np.asarray(y)
+    s = y  # s_1..s_T, the top decoder layer
+    if config.attention is None:
+        out = s
+    else:
+        h = np.broadcast_to(enc, (len(tgt), *enc.shape))  # (T, S, H): each step over all h_j
+        if config.attention == "luong":
+            # alpha_tj = softmax_j(s_t . h_j): the current state
+            context = parts["dot_attention"](s, h)[0]
+        else:
+            # e_tj = v . tanh(W [s_{t-1}; h_j] + b): the previous state, s_0 = the top encoder
+            # layer's final hidden state
+            s_prev = np.concatenate([states[-1][0][None, :], s[:-1]], axis=0)  # (T, H)
+            context = parts["additive_attention"](params["attention"], s_prev, h)[0]
+        # out_t = tanh(W_c [s_t; ctx_t] + b_c)
+        joined = np.concatenate([s, np.asarray(context)], axis=-1)  # (T, 2H)
+        out = np.tanh(joined @ params["W_c"].T + params["b_c"])
+    # logits_t = W_U out_t + b_U
+    return out @ params["W_U"].T + params["b_U"]
+
+
+@clause(
+    "S2S-COMPOSE",
+    "The LSTM encoder-decoder's logits MUST be its own LSTM layers and attention wired as the "
+    "notes draw them: decoder layer l starts from encoder layer l's final state, attention reads "
+    "the top encoder layer, Bahdanau scores use the previous decoder state s_{t-1} (s_0 the "
+    "encoder's final hidden state), Luong's the current one, and out_t = tanh(W_c [s_t; ctx_t] + "
+    "b_c).",
+    source=_SEQ2SEQ,
+    needs=("Seq2Seq",),
+    uses=_S2S_PARTS,
+    topic=TOPIC,
+    cost="network",
+    note="Seq2Seq.forward against the composition of the implementation's own lstm, "
+    "dot_attention and additive_attention (PARAMETERS.md pins out_t, Luong's attentional hidden "
+    "state, for both kinds). A part it lacks is the oracle's in float64 and float32; in float16 "
+    "and bfloat16 the composition is skipped instead (a float64 part inside low-precision code is "
+    "not like for like). On every example, oracle-free: with W_c's s-columns zeroed, changing the "
+    "target token at t leaves Bahdanau's logits at steps <= t unchanged (a few roundings) and "
+    "moves Luong's at t by the float64 prediction within half of it, checked only where that "
+    "prediction is 4 closed-form network allowances or more (a conforming implementation fails "
+    "it only with logits off by over twice that allowance).",
+)
+def s2s_compose(impl: Any, ck: Check) -> None:
+    # Bahdanau first, where Hypothesis starts: its wiring (s_{t-1}, s_0) is the most often wrong
+    attention = ck.draw(st.sampled_from(["bahdanau", "luong", None]), "attention")
+    config = tiny_seq2seq(ck, attention=attention)
+    params = network_params(ck, config)
+    # two distinct source tokens at least: over one, attention weighs 1 whatever the scores
+    src = draw_tokens(ck, 2, 5, "source", unique=True)
+    tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")]).astype(np.int64)
+    needed = ["lstm"] + {"luong": ["dot_attention"], "bahdanau": ["additive_attention"]}.get(
+        str(config.attention), []
+    )
+    lacking = [name for name in needed if not ck.offers(name)]
+    logits = np.asarray(impl.Seq2Seq(config, copy_params(params)).forward(src, tgt))
+    ck.equal(logits.shape, (len(tgt), config.n_tgt_vocab), what="Seq2Seq.forward(src, tgt).shape")
+    if lacking and precision.low_precision(impl):
+        ck.note("composition", f"skipped: {', '.join(lacking)} not offered at {precision.dtype_of(impl)}")
+    else:
+        parts = {name: getattr(ck.oracle if name in lacking else impl, name) for name in needed}
+        if lacking:
+            ck.note("composition", f"the oracle's {', '.join(lacking)}")
+        own = "own " if not lacking else ""
+        ck.close(
+            logits,
+            _seq2seq_composition(parts, params, config, src, tgt),
+            output="network",
+            what=f"Seq2Seq.forward vs its {own}lstm{'' if config.attention is None else ' and attention'} "
+            f"wired as the notes draw them ({config.attention or 'no'} attention, "
+            f"{config.n_layers} layer(s), reverse_source={config.reverse_source})",
+        )
+    _which_state_scores(impl, ck, config, params)
+
+
+def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None:
+    """With W_c's s-columns zeroed, out_t = tanh(W_c' ctx_t + b_c) sees the decoder only through
+    the state that scored: s_{t-1} (Bahdanau) does not read y_t, s_t (Luong) does. Runs on every
+    example (an attention kind drawn where the configuration has none), with a source of distinct
+    tokens and a target of two or more, where the check can see something."""
+    if config.attention is None:
+        attention = ck.draw(st.sampled_from(["luong", "bahdanau"]), "attention kind (state check)")
+        config = replace(config, attention=attention)
+        params = network_params(ck, config)
+    src = draw_tokens(ck, 2, 5, "source (state check)", unique=True)
+    tgt = np.concatenate([[START_ID], draw_tokens(ck, 1, 4, "target (state check)")]).astype(np.int64)
+    H = config.d_hidden
+    blind = copy_params(params)
+    blind["W_c"][:, :H] = 0.0
+    # Sharpen what the state changes, so that a change is visible above the rounding of a narrow
+    # format: more distinct encoder outputs (x3 source embeddings), steeper Bahdanau scores (x4 W
+    # and v) and a stronger context (x3 W_c). Untouched, the logits move by ~1e-4 at the median.
+    blind["W_E_src"] = ck.input(3.0 * blind["W_E_src"])
+    blind["W_c"] = ck.input(3.0 * blind["W_c"])
+    if "attention" in blind:
+        blind["attention"]["W"] = ck.input(4.0 * blind["attention"]["W"])
+        blind["attention"]["v"] = ck.input(4.0 * blind["attention"]["v"])
+    t = ck.draw(st.integers(1, len(tgt) - 1), "changed target position t")
+    other = tgt.copy()
+    choices = [w for w in range(FIRST_WORD_ID, config.n_tgt_vocab) if w != tgt[t]]
+    other[t] = ck.draw(st.sampled_from(choices), "other token at t")
+    net = impl.Seq2Seq(config, copy_params(blind))
+    first = np.asarray(net.forward(src, tgt))
+    second = np.asarray(net.forward(src, other))
+    bahdanau = config.attention == "bahdanau"
+    unchanged = t + 1 if bahdanau else t
+    # The same operations on the same values: a few roundings at most (in practice bit for bit).
+    ck.close(
+        second[:unchanged],
+        first[:unchanged],
+        output="elementwise",
+        what=f"logits at steps 0..{unchanged - 1} when target token {t} changes, W_c's s-columns "
+        f"zeroed ({config.attention}: "
+        + ("step t scores with s_{t-1}, which has not read it)" if bahdanau else "the past)"),
+    )
+    if bahdanau:
+        return
+    # Luong scores with s_t, which has read y_t: logits at t move, by about the predicted amount.
+    parts = {"lstm": ck.oracle.lstm, "dot_attention": ck.oracle.dot_attention}
+    predicted = (
+        _seq2seq_composition(parts, blind, config, src, other)[t]
+        - _seq2seq_composition(parts, blind, config, src, tgt)[t]
+    )
+    observed = second[t] - first[t]
+    allowance = _logit_allowance(impl, first[t]) + _logit_allowance(impl, second[t])
+    k = int(np.argmax(np.abs(predicted) / allowance))  # the most decided logit
+    margin = abs(predicted[k]) / allowance[k]
+    ck.note("luong change / allowance", round(float(margin), 3))
+    if margin < _DECIDED_BY:
+        return  # the attention barely reads s_t here (one source token, a saturated softmax)
+    ck.that(
+        abs(observed[k] - predicted[k]) <= abs(predicted[k]) / 2,
+        what=f"change of logit {k} at step {t} when target token {t} changes, W_c's s-columns "
+        "zeroed (Luong scores with s_t, which has read it)",
+        observed=f"{observed[k]:.4g}",
+        expected=f"{predicted[k]:.4g} within half of it",
+    )

@@ -8,12 +8,15 @@ or truncated to one length).
 
 The capability is ``Vocabulary`` (``nnspec.reference.vocabulary.Vocabulary``): built from a list of
 words (``Vocabulary(words)``), with ``id_of``, ``encode``, ``decode``, ``pad`` and the special ids
-``pad_id``, ``unk_id``. Words are drawn from lowercase letters only, so the tokeniser's rule
-(split on whitespace, punctuation apart) leaves each drawn word whole.
+``pad_id``, ``unk_id``; where the class has them, ``Vocabulary.from_sentences`` (TOK-BUILD) and
+``Vocabulary.to_text`` (TOK-START-END) are checked too. Words are drawn from lowercase letters only,
+so the tokeniser's rule (split on whitespace, punctuation apart) leaves each drawn word whole; the
+special tokens written out (``<pad>`` ...) are words of some drawn sentences.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import hypothesis.strategies as st
@@ -22,6 +25,8 @@ import numpy as np
 from .clause import LECTURE_NOTES, RECAP, SUTSKEVER_2014, Check, Source, clause
 
 _WORD = st.text(alphabet="abcdefghij", min_size=1, max_size=4)
+# The special tokens as written in a text (<pad> first: the one a mask from the ids confuses).
+_SPECIALS = ("<pad>", "<unk>", "<start>", "<end>")
 
 
 def _vocabulary(ck: Check, impl: Any, *, min_size: int = 1) -> tuple[Any, list[str]]:
@@ -59,15 +64,27 @@ def unknown_words(impl: Any, ck: Check) -> None:
 @clause(
     "TOK-PAD",
     "Padding and truncation MUST bring every sequence of a batch to one length, keeping each "
-    "sequence's first tokens, and the padding mask MUST mark exactly the real tokens.",
+    "sequence's first tokens, and the padding mask MUST mark exactly the real tokens, by "
+    "position: a special token written in the text, <pad> included, is a real token.",
     source=Source(RECAP, "Input embeddings", paper=None),
     needs=("Vocabulary",),
     topic="tokens",
+    note="The sequences are encoded sentences whose words may include the special tokens written "
+         "out (reference/vocabulary.py: a special written in a text encodes to its own id), so a "
+         "mask computed from the ids (ids != pad_id) instead of the positions masks a real "
+         "token, as when the pad id is shared with another token.",
 )
 def padding_and_truncation(impl: Any, ck: Check) -> None:
     vocab, words = _vocabulary(ck, impl)
-    real_ids = st.integers(4, len(vocab) - 1) if len(vocab) > 4 else st.just(vocab.unk_id)
-    seqs = ck.draw(st.lists(st.lists(real_ids, max_size=6), min_size=1, max_size=4), "sequences")
+    unseen = ck.draw(st.lists(_WORD.filter(lambda w: w not in words), max_size=2), "unseen words")
+    # each sentence's words: the vocabulary's, unseen ones (<unk>) and the specials written out;
+    # the first sentence holds one special for sure
+    sentence = st.lists(st.sampled_from(words + unseen + list(_SPECIALS)), max_size=6)
+    texts = ck.draw(st.lists(sentence, min_size=1, max_size=4), "sentences")
+    special = ck.draw(st.sampled_from(_SPECIALS), "special in the first sentence")
+    at = ck.draw(st.integers(0, len(texts[0])), "its position")
+    texts[0] = texts[0][:at] + [special] + texts[0][at:]
+    seqs = [list(map(int, vocab.encode(" ".join(t)))) for t in texts]
     length = ck.draw(st.integers(0, 7), "length")
     ids, mask = vocab.pad(seqs, length)
     ids, mask = np.asarray(ids), np.asarray(mask)
@@ -76,23 +93,23 @@ def padding_and_truncation(impl: Any, ck: Check) -> None:
     for b, seq in enumerate(seqs):
         kept = seq[:length]
         row_mask = [True] * len(kept) + [False] * (length - len(kept))
-        ck.equal(mask[b].tolist(), row_mask, what=f"mask[{b}] for a sequence of {len(seq)}")
+        ck.equal(mask[b].tolist(), row_mask,
+                 what=f"mask[{b}] for a sequence of {len(seq)} ({' '.join(texts[b])!r} = {seq})")
         ck.equal(ids[b, : len(kept)].tolist(), kept, what=f"ids[{b}] real tokens")
         ck.equal(ids[b, len(kept):].tolist(), [vocab.pad_id] * (length - len(kept)),
                  what=f"ids[{b}] padding")
-    # the mask marks exactly the positions that are not padding (no real token uses pad_id)
-    ck.equal(mask, ids != vocab.pad_id, what="mask == (ids != pad_id)")
     # without a length, the batch is padded to its longest sequence and nothing is truncated
     longest = max(len(s) for s in seqs)
     ids_all, mask_all = (np.asarray(a) for a in vocab.pad(seqs))
     ck.equal(ids_all.shape, (len(seqs), longest), what="pad(sequences)[0].shape")
-    ck.equal(mask_all.sum(axis=1).tolist(), [len(s) for s in seqs], what="pad(sequences)[1].sum(1)")
+    ck.equal(mask_all.sum(axis=1).tolist(), [len(s) for s in seqs],
+             what=f"pad({seqs})[1].sum(1), the real tokens of each sequence")
 
 
 @clause(
     "TOK-ROUNDTRIP",
     "Mapping ids to tokens and back MUST give the same ids for every id of the vocabulary, "
-    "special tokens included.",
+    "special tokens included, and an id outside the vocabulary MUST be refused.",
     source=Source(RECAP, "Input embeddings", paper=None),
     needs=("Vocabulary",),
     topic="tokens",
@@ -106,19 +123,38 @@ def ids_roundtrip(impl: Any, ck: Check) -> None:
              what="encode(' '.join(decode(ids)))")
     # every id names a different token (otherwise two ids could not both round-trip)
     ck.equal(len(set(vocab.tokens)), len(vocab), what="number of distinct tokens")
+    # an id outside [0, len(vocab)) names no token: decode must refuse it, not wrap around
+    # (tokens[-1] is the last word) or clamp; -1 and len(vocab) always, and one drawn
+    n = len(vocab)
+    drawn = ck.draw(st.one_of(st.integers(-2 * n - 100, -1), st.integers(n, 2 * n + 100)),
+                    "id outside the vocabulary")
+    at = ck.draw(st.integers(0, len(ids)), "its position")
+    for bad in dict.fromkeys((-1, n, drawn)):
+        wrong = ids[:at] + [bad] + ids[at:]
+        try:
+            tokens = vocab.decode(wrong)
+        except Exception:  # any error is a refusal (the engine's time limit is no Exception)
+            continue
+        ck.that(False, what=f"decode({wrong}) for a vocabulary of {n} tokens", observed=tokens,
+                expected=f"an error (id {bad} is outside [0, {n}) and names no token)")
 
 
 @clause(
     "TOK-START-END",
     "Encoding a sentence with add_start MUST put <start> before the ids of its words and with "
     "add_end MUST put <end> after them, and truncating such a sequence MUST keep its first "
-    "tokens: <start> stays, an <end> beyond the length is cut.",
+    "tokens: <start> stays, an <end> beyond the length is cut; turning ids back into text MUST "
+    "give the sentence's words, <unk> for each word outside the vocabulary, and stop at the "
+    "first <end>.",
     source=Source(LECTURE_NOTES, "The Sutskever Architecture (<start>, <end>)",
                   paper=SUTSKEVER_2014),
     needs=("Vocabulary",),
+    uses=("Vocabulary.to_text",),
     topic="tokens",
     note="Truncation keeps the first tokens and adds none (reference/vocabulary.py, pad): a "
-         "truncated sentence has no <end>.",
+         "truncated sentence has no <end>. to_text is compared word by word (split on "
+         "whitespace); whether it drops <start> and <pad> (the reference does) is its convention "
+         "and not checked.",
 )
 def start_and_end_tokens(impl: Any, ck: Check) -> None:
     vocab, words = _vocabulary(ck, impl)
@@ -152,6 +188,62 @@ def start_and_end_tokens(impl: Any, ck: Check) -> None:
     ck.equal(kept, wrapped[:length], what=f"pad([<start> ... <end>], {length}) real tokens")
     ck.equal(end in kept, length >= len(wrapped),
              what=f"<end> kept after truncation to {length} of {len(wrapped)} tokens")
+
+    if not ck.offers("Vocabulary.to_text"):
+        return
+    # Back to text: the words, <unk> for an unseen one, and nothing from the first <end> on.
+    said = ["<unk>" if w in unseen else w for w in sentence.split()]
+    ck.equal(" ".join(vocab.to_text(plain).split()), " ".join(said),
+             what=f"to_text(encode({sentence!r})), word by word")
+    tail = ck.draw(st.lists(st.integers(0, len(vocab.tokens) - 1), min_size=1, max_size=4),
+                   "ids after <end>")
+    ended = [*plain, end, *tail]
+    ck.equal(" ".join(vocab.to_text(ended).split()), " ".join(said),
+             what=f"to_text({ended}), word by word (<end> is id {end})")
+
+
+@clause(
+    "TOK-BUILD",
+    "A vocabulary built from a corpus MUST hold, besides the special tokens, every word seen in "
+    "it at least min_count times (every word seen, by default) and no other word, each once, so "
+    "that a rarer word is encoded as <unk>.",
+    source=Source(LECTURE_NOTES, "The Sutskever Architecture (vocabulary limitation)",
+                  paper=SUTSKEVER_2014),
+    needs=("Vocabulary.from_sentences",),
+    topic="tokens",
+    note="The notes keep a fixed number of the most frequent words; from_sentences(sentences, "
+         "min_count=...) states the cut as a count (reference/vocabulary.py), which keeps the "
+         "most frequent words too. The order of the kept words (by frequency, ties "
+         "alphabetically, in the reference) is a convention and is not checked.",
+)
+def vocabulary_from_corpus(impl: Any, ck: Check) -> None:
+    pool = ck.draw(st.lists(_WORD, min_size=1, max_size=8, unique=True), "words")
+    corpus = ck.draw(st.lists(st.lists(st.sampled_from(pool), max_size=6), min_size=1,
+                              max_size=5), "corpus")
+    sentences = [" ".join(words) for words in corpus]
+    counts = Counter(w for words in corpus for w in words)
+    min_count = ck.draw(st.integers(1, 3), "min_count")
+    # The facade hands Vocabulary over as its constructor; the class's own from_sentences (a
+    # classmethod) is reached through an instance.
+    from_sentences = impl.Vocabulary([]).from_sentences
+    built = ((f"from_sentences({sentences})", 1, from_sentences(sentences)),
+             (f"from_sentences({sentences}, min_count={min_count})", min_count,
+              from_sentences(sentences, min_count=min_count)))
+    for call, cut, vocab in built:
+        tokens = list(vocab.tokens)
+        kept = sorted(w for w, c in counts.items() if c >= cut)
+        own = sorted(t for t in tokens if t not in _SPECIALS)
+        missing, extra = sorted(set(kept) - set(own)), sorted(set(own) - set(kept))
+        ck.that(own == kept, what=f"{call}: the words of the vocabulary (counts {dict(counts)})",
+                observed=f"{own} (missing {missing}; seen fewer than {cut} times: {extra})",
+                expected=f"{kept}, the words seen at least {cut} times")
+        ck.equal(len(tokens), len(set(tokens)), what=f"{call}: tokens, each once")
+        ck.that(set(_SPECIALS) <= set(tokens), what=f"{call}: the special tokens",
+                observed=tokens, expected=f"all of {list(_SPECIALS)}")
+        # a word left out is encoded as <unk>, a kept one as its own id
+        ids = list(map(int, vocab.encode(" ".join(pool))))
+        ck.equal(ids, [tokens.index(w) if w in kept else vocab.unk_id for w in pool],
+                 what=f"{call}.encode({' '.join(pool)!r})")
 
 
 # The lecture notes' sentence pairs (nnspec.reference.data.TRANSLATION_PAIRS) and their tokens,

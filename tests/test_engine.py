@@ -948,3 +948,19 @@ def test_torch_code_may_return_a_namedtuple() -> None:
     named = torch_module(types.SimpleNamespace(scaled_dot_product_attention=attention), name="nt", dtype="float32")
     result = run_clause("ATT-ROWS-SUM", named, profile="quick", seed=0)
     assert result.status == "passed", result.message
+
+
+def test_a_read_only_array_crosses_the_torch_boundary_without_a_warning() -> None:
+    # np.broadcast_to gives a read-only view; torch.from_numpy warns about one (and a run under
+    # -W error would fail the clause that passed it)
+    import warnings
+
+    from nnspec.reference import numpy_ref
+
+    impl = load_implementation("torch:cpu:float64")
+    x = np.broadcast_to(np.arange(3.0), (1, 3))  # contiguous, so ascontiguousarray keeps the view
+    assert not x.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = impl.softmax(x)
+    np.testing.assert_allclose(out, numpy_ref.softmax(x), rtol=1e-12)

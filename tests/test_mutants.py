@@ -50,7 +50,7 @@ def test_catalogue_covers_the_issue() -> None:
                          ids=[f"{m}-{c}" for m, c in CAUGHT if m not in TORCH_MUTANTS])
 def test_expected_clause_rejects_mutant(mutant_id: str, clause_id: str) -> None:
     mutant = CATALOGUE[mutant_id]
-    result = run_clause(clause_id, mutant.implementation(), profile="quick", seed=0, shrink=False)
+    result = run_clause(clause_id, mutant.implementation(), profile=mutant.profile, seed=0, shrink=False)
     assert result.status == "failed", f"{mutant_id} survived {clause_id}: {result.message}"
     assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
     assert result.examples_to_failure is not None and result.examples_to_failure >= 1
@@ -62,7 +62,7 @@ def test_expected_clause_rejects_torch_mutant(mutant_id: str, clause_id: str, de
     mutant = CATALOGUE[mutant_id]
     impl = mutant.implementation(f"torch:{device}:float64")
     assert impl.device == device
-    result = run_clause(clause_id, impl, profile="quick", seed=0, shrink=False)
+    result = run_clause(clause_id, impl, profile=mutant.profile, seed=0, shrink=False)
     assert result.status == "failed", f"{mutant_id} survived {clause_id}: {result.message}"
     assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
 
@@ -81,7 +81,7 @@ def test_every_fault_has_a_clause_that_does_not_lean_on_the_oracle() -> None:
 def test_expected_clause_rejects_mutant_whose_fault_the_oracle_shares(mutant_id: str, clause_id: str) -> None:
     mutant = CATALOGUE[mutant_id]
     impl = mutant.implementation(shared_oracle=True)
-    result = run_clause(clause_id, impl, profile="quick", seed=0, shrink=False)
+    result = run_clause(clause_id, impl, profile=mutant.profile, seed=0, shrink=False)
     assert result.status == "failed", f"{mutant_id} survived {clause_id} with the fault in the oracle: {result.message}"
     assert mutant.crash or not is_crash(result.message), f"caught only by a crash: {result.message}"
 

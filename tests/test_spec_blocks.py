@@ -16,12 +16,21 @@ from nnspec.verify import patched, run_clause
 from nnspec.verify.mutants import (
     FirstPositionGenerateGPT,
     FixedSeedSampleTransformer,
+    GPTDropsFFNResidual,
+    GPTNoFinalNorm,
+    GPTPositionsFromLen,
+    GreedyWithoutHistoryTransformer,
     InferenceWithoutSourceMaskTransformer,
     PaddingBlindCrossAttentionTransformer,
     PaddingBlindEncoderTransformer,
+    ReseedingGPT,
+    ReseedingTransformer,
+    ReverseBatchAxisSeq2Seq,
     TemperatureIgnoringProbabilitiesGPT,
     TemperatureMultipliedGenerateGPT,
+    TiedToSourceTransformer,
     UnseededGenerateGPT,
+    ZeroTemperatureRaisesTransformer,
 )
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "blocks")
@@ -33,7 +42,7 @@ def test_the_topic_declares_the_issue_clauses() -> None:
         "FFN-FORMULA", "FFN-POSITIONWISE", "RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE",
         "DEC-CAUSAL", "DEC-AUTOREGRESSIVE", "DEC-CROSS-ALL", "OUT-DISTRIBUTION", "GREEDY",
         "GPT-NEXT", "NET-ORACLE", "S2S-REVERSE", "S2S-EOS", "S2S-BOTTLENECK", "TRAIN-TRANSLATE",
-        "NET-PADDING", "GPT-GENERATE", "SAMPLE-DIST",
+        "NET-PADDING", "GPT-GENERATE", "SAMPLE-DIST", "GPT-COMPOSE", "NET-LOGITS", "NET-BATCH",
     }
 
 
@@ -349,6 +358,15 @@ BUGS = [
     ("SAMPLE-DIST", "temperature-multiplied", {"GPT": TemperatureMultipliedGenerateGPT}),
     ("SAMPLE-DIST", "generate-ignores-seed", {"GPT": UnseededGenerateGPT}),
     ("SAMPLE-DIST", "sample-ignores-seed", {"Transformer": FixedSeedSampleTransformer}),
+    ("SAMPLE-DIST", "generate-reseeds-each-step", {"GPT": ReseedingGPT}),
+    ("SAMPLE-DIST", "sample-reseeds-each-step", {"Transformer": ReseedingTransformer}),
+    ("GREEDY", "without-history", {"Transformer": GreedyWithoutHistoryTransformer}),
+    ("GREEDY", "zero-temperature-raises", {"Transformer": ZeroTemperatureRaisesTransformer}),
+    ("GPT-COMPOSE", "drops-ffn-residual", {"GPT": GPTDropsFFNResidual}),
+    ("GPT-COMPOSE", "no-final-norm", {"GPT": GPTNoFinalNorm}),
+    ("NET-LOGITS", "tied-to-source-embedding", {"Transformer": TiedToSourceTransformer}),
+    ("NET-BATCH", "gpt-positions-from-batch-length", {"GPT": GPTPositionsFromLen}),
+    ("NET-BATCH", "seq2seq-reverse-batch-axis", {"Seq2Seq": ReverseBatchAxisSeq2Seq}),
 ]
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import replace
 
 import nnspec.spec  # noqa: F401  (registers every clause)
 import numpy as np
 import pytest
+from nnspec.reference import numpy_ref
 from nnspec.reference.accounting import parameter_count
-from nnspec.reference.config import END_ID, START_ID, GPTConfig
-from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary
+from nnspec.reference.config import END_ID, PAD_ID, START_ID, GPTConfig
+from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary, tokenize
 from nnspec.spec.clause import INFORMATIVE, REGISTRY
 from nnspec.verify import patched, run_clause
 
@@ -84,6 +86,55 @@ class VocabularySplitsOnSpaces(Vocabulary):
         return [START_ID] * add_start + ids + [END_ID] * add_end
 
 
+class VocabularyDecodeNegativeWraps(Vocabulary):
+    """decode as self._tokens[i] behind an upper bound check only: -1 (a pad or ignore_index of
+    -1) silently decodes as the last word of the vocabulary."""
+
+    def decode(self, ids):
+        out = []
+        for i in ids:
+            if int(i) >= len(self._tokens):
+                raise ValueError(f"id {i} is outside the vocabulary of {len(self)} tokens")
+            out.append(self._tokens[int(i)])
+        return out
+
+
+class VocabularyMaskFromIds(Vocabulary):
+    """The padding mask computed after padding as ids != PAD_ID: a <pad> (or any token sharing the
+    pad id, as with Hugging Face's pad = eos) written in the text is masked as padding."""
+
+    def pad(self, ids_list, length=None):
+        ids, _ = super().pad(ids_list, length)
+        return ids, ids != PAD_ID
+
+
+class VocabularyStrictMinCount(Vocabulary):
+    """from_sentences keeps the words seen *more* than min_count times (c > min_count): with the
+    default min_count=1 every word seen once is left out, to become <unk>."""
+
+    @classmethod
+    def from_sentences(cls, sentences, *, min_count=1):
+        counts = Counter(t for s in sentences for t in tokenize(s))
+        kept = [w for w, c in counts.items() if c > min_count and w not in SPECIAL_TOKENS]
+        return cls(sorted(kept, key=lambda w: (-counts[w], w)))
+
+
+class VocabularyIgnoresMinCount(Vocabulary):
+    """from_sentences that ignores min_count: every word seen, however rare, is kept."""
+
+    @classmethod
+    def from_sentences(cls, sentences, *, min_count=1):
+        return super().from_sentences(sentences)
+
+
+class VocabularyToTextPastEnd(Vocabulary):
+    """to_text that drops every special token but <unk>, <end> among them, instead of stopping
+    there: what a decoder emits after its <end> is read as part of the sentence."""
+
+    def to_text(self, ids):
+        return " ".join(t for t in self.decode(ids) if t == "<unk>" or t not in SPECIAL_TOKENS)
+
+
 @pytest.mark.parametrize(
     ("clause_id", "bug"),
     [
@@ -94,11 +145,50 @@ class VocabularySplitsOnSpaces(Vocabulary):
         ("TOK-PAD", VocabularyKeepsLastTokens),
         ("TOK-PAD", VocabularyInvertedMask),
         ("TOK-ROUNDTRIP", VocabularySkipsSpecials),
+        ("TOK-ROUNDTRIP", VocabularyDecodeNegativeWraps),
+        ("TOK-PAD", VocabularyMaskFromIds),
+        ("TOK-BUILD", VocabularyStrictMinCount),
+        ("TOK-BUILD", VocabularyIgnoresMinCount),
+        ("TOK-START-END", VocabularyToTextPastEnd),
     ],
 )
 def test_token_clause_rejects_planted_vocabulary(clause_id: str, bug: type) -> None:
     result = run_clause(clause_id, patched("numpy", name=bug.__name__, Vocabulary=bug))
     assert result.status == "failed", result.message
+
+
+# What each planted fault's failure says: the clause names the fault, not a crash.
+@pytest.mark.parametrize(
+    ("clause_id", "bug", "message"),
+    [
+        ("TOK-ROUNDTRIP", VocabularyDecodeNegativeWraps, "should be an error (id -1 is outside"),
+        ("TOK-PAD", VocabularyMaskFromIds, "the real tokens of each sequence"),
+        ("TOK-BUILD", VocabularyStrictMinCount, "the words seen at least 1 times"),
+        ("TOK-START-END", VocabularyToTextPastEnd, "word by word (<end> is id 3)"),
+    ],
+)
+def test_token_clause_says_what_the_planted_fault_did(clause_id: str, bug: type, message: str) -> None:
+    result = run_clause(clause_id, patched("numpy", name=bug.__name__, Vocabulary=bug),
+                        profile="quick", seed=0)
+    assert result.status == "failed" and message in result.message, result.message
+    assert "raised" not in result.message.split("shrunk input")[0], result.message
+
+
+def test_tok_pad_draws_a_literal_pad_token() -> None:
+    """The mask-from-ids fault is caught by a <pad> written in the text, which the reference
+    encodes to pad_id and keeps as a real token (its mask is by position)."""
+    result = run_clause("TOK-PAD", patched("numpy", name="mask-from-ids",
+                                           Vocabulary=VocabularyMaskFromIds), profile="quick", seed=0)
+    assert result.status == "failed"
+    assert "'<pad>'" in result.counterexample, result.counterexample
+
+
+def test_to_text_is_optional_in_tok_start_end() -> None:
+    """A vocabulary without to_text is held to the rest of TOK-START-END."""
+    result = run_clause("TOK-START-END", patched("numpy", name="no-to-text",
+                                                 without=["Vocabulary.to_text"]))
+    assert result.status == "passed", result.message
+    assert "Vocabulary.to_text" in str(result.notes.get("not offered", "")), result.notes
 
 
 def tokenize_word_regex(sentence):
@@ -176,6 +266,36 @@ def unembed_without_bias(h, W_U, b_U=None):
     return np.asarray(h) @ np.asarray(W_U).T
 
 
+def embed_negative_wraps(token_ids, W_E):
+    """W_E.T[ids] with no range check: id -1 (a pad or ignore_index of -1) silently returns the
+    last token's column; ids >= n_vocab still raise (NumPy's own bound check)."""
+    return np.asarray(W_E, dtype=np.float64).T[np.asarray(token_ids)]
+
+
+def embed_clamps(token_ids, W_E):
+    """Clamps ids into [0, n_vocab): an out-of-range id is looked up as the nearest valid one."""
+    W_E = np.asarray(W_E, dtype=np.float64)
+    return W_E.T[np.clip(np.asarray(token_ids), 0, W_E.shape[1] - 1)]
+
+
+def init_params_tied_keeps_w_u(config, seed=0):
+    """init_params that gives a tied GPT or Transformer a W_U of its own (a copy of W_E^T, which
+    training then moves apart): the network runs untied."""
+    params = numpy_ref.init_params(config, seed=seed)
+    if getattr(config, "tie_embeddings", False):
+        W_E = params["W_E"] if isinstance(config, GPTConfig) else params["W_E_tgt"]
+        params["W_U"] = W_E.T.copy()
+    return params
+
+
+def init_params_without_final_norm(config, seed=0):
+    """init_params that leaves out a pre-LN stack's final norm (GPT-2's ln_f)."""
+    params = numpy_ref.init_params(config, seed=seed)
+    for key in ("final_norm", "encoder_norm", "decoder_norm"):
+        params.pop(key, None)
+    return params
+
+
 def parameter_count_with_biases(config, *, biases_and_norms=False):
     """Counts biases and layer norms too: no longer the documents' tally."""
     return parameter_count(config, biases_and_norms=True)
@@ -221,6 +341,10 @@ def parameter_count_output_per_head(config, *, biases_and_norms=False):
         ("PARAM-COUNT", {"parameter_count": parameter_count_tied_twice}),
         ("PARAM-COUNT", {"parameter_count": parameter_count_forgets_final_norm}),
         ("PARAM-COUNT", {"parameter_count": parameter_count_with_biases}),
+        ("EMB-LOOKUP", {"embed": embed_negative_wraps}),
+        ("EMB-LOOKUP", {"embed": embed_clamps}),
+        ("PARAM-COUNT", {"init_params": init_params_tied_keeps_w_u}),
+        ("PARAM-COUNT", {"init_params": init_params_without_final_norm}),
     ],
     ids=lambda v: v if isinstance(v, str) else next(iter(v.values())).__name__,
 )
@@ -240,3 +364,33 @@ def test_unembed_softmax_temperature_bug_is_rejected() -> None:
 
     bad = patched("numpy", name="softmax-ignores-T", softmax=softmax_ignoring_temperature)
     assert run_clause("UNEMB-SOFTMAX", bad).status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "overrides", "message"),
+    [
+        ("EMB-LOOKUP", {"embed": embed_negative_wraps}, "should be an error (id -1 is outside"),
+        ("PARAM-COUNT", {"init_params": init_params_tied_keeps_w_u},
+         "observed a separate unembedding [\"params['W_U']\"] (the network would run untied)"),
+    ],
+    ids=["embed-negative-wraps", "init-params-tied-keeps-W_U"],
+)
+def test_embedding_clause_says_what_the_planted_fault_did(clause_id, overrides, message) -> None:
+    result = run_clause(clause_id, patched("numpy", name="fault", **overrides), profile="quick", seed=0)
+    assert result.status == "failed" and message in result.message, result.message
+
+
+def test_param_count_checks_init_params_alone() -> None:
+    """An implementation that offers init_params but no parameter_count is held to the layout's
+    tally through it."""
+    alone = patched("numpy", name="init-params-alone", without=["parameter_count"])
+    assert run_clause("PARAM-COUNT", alone).status == "passed"
+    bad = patched("numpy", name="tied-keeps-W_U-alone", without=["parameter_count"],
+                  init_params=init_params_tied_keeps_w_u)
+    assert run_clause("PARAM-COUNT", bad, profile="quick", seed=0).status == "failed"
+
+
+def test_param_count_notes_an_init_params_that_refuses_a_network() -> None:
+    """torch.nn's example builds parameters for MLPs only: the others are not checked, and said so."""
+    result = run_clause("PARAM-COUNT", "nnspec.verify.torch_nn:float64", profile="quick", seed=0)
+    assert result.status in ("passed", "not_applicable"), result.message

@@ -130,3 +130,40 @@ def test_pad_without_length_uses_the_longest() -> None:
     ids, mask = vocab.pad([[5, 6, 7], [8]])
     np.testing.assert_array_equal(ids, [[5, 6, 7], [8, PAD_ID, PAD_ID]])
     np.testing.assert_array_equal(mask, [[True, True, True], [True, False, False]])
+
+
+def test_a_special_written_in_the_text_is_a_real_token() -> None:
+    """What TOK-PAD relies on: "<pad>" in a text encodes to PAD_ID, and pad's mask is by position,
+    so that token stays unmasked (a mask computed as ids != PAD_ID would hide it)."""
+    vocab = Vocabulary.from_sentences(CORPUS)
+    ids = vocab.encode("the <pad> cat <end>")
+    assert ids == [vocab.id_of("the"), PAD_ID, vocab.id_of("cat"), END_ID]
+    padded, mask = vocab.pad([ids, [PAD_ID]], 5)
+    np.testing.assert_array_equal(padded, [[*ids, PAD_ID], [PAD_ID] * 5])
+    np.testing.assert_array_equal(mask, [[True] * 4 + [False], [True] + [False] * 4])
+
+
+def test_min_count_is_inclusive() -> None:
+    """A word seen exactly min_count times is kept (TOK-BUILD): "a" and "dog" are seen twice."""
+    counts = {"a": 2, "dog": 2, "the": 3, "on": 1}
+    for min_count in (1, 2, 3):
+        vocab = Vocabulary.from_sentences(CORPUS, min_count=min_count)
+        assert {w for w, c in counts.items() if w in vocab} == {
+            w for w, c in counts.items() if c >= min_count}
+
+
+def test_to_text_stops_at_the_first_end() -> None:
+    vocab = Vocabulary.from_sentences(CORPUS)
+    ids = vocab.encode("the dog zebra", add_end=True) + vocab.encode("cat <end> mat")
+    assert vocab.to_text(ids) == "the dog <unk>"
+    assert vocab.to_text(vocab.encode("the dog zebra")) == "the dog <unk>"
+
+
+@pytest.mark.parametrize("bad", [-1, -100])
+def test_decode_refuses_negative_ids_however_small(bad: int) -> None:
+    """-1 and -100 (ignore_index) name no token: no wrap-around to the end of the vocabulary."""
+    vocab = Vocabulary.from_sentences(CORPUS)
+    with pytest.raises(ValueError):
+        vocab.decode([4, bad])
+    with pytest.raises(IndexError):
+        numpy_ref.embed(np.array([0, bad]), np.ones((2, len(vocab))))

@@ -11,8 +11,9 @@ it in a :class:`Conventions`, which travels with the implementation:
 - *matched* conventions configure the oracle (:class:`ConfiguredOracle`): its ``causal_mask`` uses
   the declared alignment, ``layer_norm`` the declared eps, ``gelu`` the declared variant,
   ``positional_encoding`` the declared sin/cos layout, and network configs get the declared norm
-  placement, activation, positional style and bias. The implementation's own network constructors
-  receive the same adjusted config, so both sides always build the same network.
+  placement, activation, positional style, bias and embedding scale. The implementation's own
+  network constructors receive the same adjusted config, so both sides always build the same
+  network.
 
 A field left at ``None`` means "follows the argument or the config" (the references' behaviour).
 """
@@ -30,7 +31,9 @@ CausalAlignment = Literal["bottom_right", "top_left"]
 SinusoidLayout = Literal["interleaved", "concatenated"]
 
 # Config fields a declared convention may pin (TransformerConfig and GPTConfig have them all).
-_CONFIG_FIELDS = ("norm_placement", "activation", "positional", "bias", "layer_norm_eps")
+_CONFIG_FIELDS = (
+    "norm_placement", "activation", "positional", "bias", "layer_norm_eps", "scale_embeddings",
+)
 # The oracle's functions (besides the network classes) that take a config: called with the
 # declared choices applied, as the implementation's are.
 _TAKES_CONFIG = ("init_params", "encoder_layer", "decoder_layer")
@@ -49,6 +52,8 @@ class Conventions:
     activation: str | None = None
     positional: Literal["sinusoidal", "learned", "none"] | None = None
     bias: bool | None = None
+    # token embeddings times sqrt(d_model) (Vaswani et al. 3.4) or not (GPT-2)
+    scale_embeddings: bool | None = None
 
     def __post_init__(self) -> None:
         allowed = {

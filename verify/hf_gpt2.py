@@ -175,6 +175,8 @@ class _GPT2:
         """
         from transformers import GenerationConfig, LogitsProcessorList
 
+        if max_new_tokens == 0:  # Hugging Face refuses to generate nothing; nnspec's API returns the prompt
+            return [int(t) for t in np.asarray(ids, dtype=np.int64).reshape(-1)]
         prompt = to_torch(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
         sampling = temperature != 0
         # (the sampling flags only where it samples: greedy search warns that they do nothing)
@@ -207,7 +209,7 @@ class _AddUnembeddingBias:
 class HFGPT2:
     """GPT-2 on one device and dtype, offering nnspec's ``GPT``."""
 
-    nnspec_conventions = {"norm_placement": "pre", "positional": "learned"}
+    nnspec_conventions = {"norm_placement": "pre", "positional": "learned", "scale_embeddings": False}
 
     def __init__(self, device: str = "cpu", dtype: str = "float64") -> None:
         if device not in _DEVICES:

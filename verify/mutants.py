@@ -61,6 +61,16 @@ class Mutant:
     base: str = "numpy"
     crash: bool = False
     survives: str = ""
+    # A fault that shows on some inputs only (a tiny decoder whose argmax rarely needs the history)
+    # names a profile with more examples; a kill matrix runs it at that profile at least.
+    profile: str = "quick"
+
+    def profile_at_least(self, profile: str) -> str:
+        """``profile``, or this mutant's own where that gives more examples."""
+        from .profiles import PROFILES
+
+        mine, asked = PROFILES[self.profile], PROFILES[profile]
+        return self.profile if mine.max_examples > asked.max_examples else profile
 
     def implementation(self, base: str | None = None, *, shared_oracle: bool = False) -> Implementation:
         """The faulty implementation on ``base`` (default: the mutant's own base).
@@ -850,6 +860,287 @@ class InferenceWithoutSourceMaskTransformer(numpy_ref.Transformer):
         return out
 
 
+# --- faults that only the documents' numbers can catch when the oracle shares them -------------
+
+
+class _GPTWiring(numpy_ref.GPT):
+    """``GPT.hidden`` with one wiring switch flipped (each subclass flips one)."""
+
+    drop_ffn_residual = False
+    skip_final_norm = False
+    none_adds_sinusoid = False
+    positions_from_len = False
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        ids = nets._ids(ids)
+        p, c = self.params, self.config
+        # positions 0..n-1 with n = len(ids): the batch size when ids is a batch (B, T)
+        n = len(ids) if self.positions_from_len else ids.shape[-1]
+        x = numpy_ref.embed(ids, p["W_E"])  # (..., T, d_model)
+        if c.scale_embeddings:
+            x = x * math.sqrt(c.d_model)
+        if c.positional == "learned":
+            x = x + p["W_P"][:n]
+        elif c.positional == "sinusoidal" or self.none_adds_sinusoid:  # 'none' in the else branch
+            x = x + numpy_ref.positional_encoding(n, c.d_model)
+        mask = numpy_ref.causal_mask(ids.shape[-1], ids.shape[-1])  # (T, T)
+        for b in p["blocks"]:
+            x = self._block(x, b, mask)
+        if c.norm_placement == "pre" and not self.skip_final_norm:
+            x = _norm(x, p["final_norm"], c.layer_norm_eps)
+        return x
+
+    def _block(self, x: np.ndarray, b: Params, mask: np.ndarray) -> np.ndarray:
+        c = self.config
+        if not self.drop_ffn_residual:
+            return nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
+        heads = nets._with_head_axis(mask)  # one mask for every head
+        attend = lambda v: numpy_ref.multi_head_attention(b["attn"], v, v, c.n_heads, heads)[0]  # noqa: E731
+        if c.norm_placement == "pre":  # x = x + MHA(LN(x)); x = FFN(LN(x)), no "x +"
+            x = x + attend(_norm(x, b["norm_1"], c.layer_norm_eps))
+            return numpy_ref.feed_forward(b["ffn"], _norm(x, b["norm_2"], c.layer_norm_eps), c.activation)
+        x = _norm(x + attend(x), b["norm_1"], c.layer_norm_eps)
+        return _norm(numpy_ref.feed_forward(b["ffn"], x, c.activation), b["norm_2"], c.layer_norm_eps)
+
+
+def _norm(x: np.ndarray, p: Params, eps: float) -> np.ndarray:
+    return numpy_ref.layer_norm(x, p["gamma"], p["beta"], eps)
+
+
+class GPTDropsFFNResidual(_GPTWiring):
+    """The feed-forward sub-layer without its skip connection."""
+
+    drop_ffn_residual = True
+
+
+class GPTNoFinalNorm(_GPTWiring):
+    """A pre-LN GPT without its final layer norm (ln_f) before the unembedding."""
+
+    skip_final_norm = True
+
+
+class GPTNoneAddsSinusoid(_GPTWiring):
+    """``if positional == 'learned': ... else: sinusoids``: 'none' still adds the table."""
+
+    none_adds_sinusoid = True
+
+
+class GPTPositionsFromLen(_GPTWiring):
+    """Positions ``arange(len(ids))``: on a batch (B, T) the batch size, not the length."""
+
+    positions_from_len = True
+
+
+class GPTIgnoresScaleEmbeddings(numpy_ref.GPT):
+    """GPT-2 code that never multiplies the embeddings by sqrt(d_model), whatever the config says."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(replace(config, scale_embeddings=False), params)
+
+
+class TiedToSourceTransformer(numpy_ref.Transformer):
+    """Tied output layer read from the source embedding W_E_src^T instead of the target's."""
+
+    def forward(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
+        if "W_U" in self.params:
+            return super().forward(src_ids, tgt_ids)
+        src = nets._ids(src_ids)
+        src_mask = numpy_ref.padding_mask(src, nets.PAD_ID)
+        h = self.decode(tgt_ids, self.encode(src, src_mask), src_mask)
+        return numpy_ref.unembed(h, self.params["W_E_src"].T, self.params.get("b_U"))
+
+
+class ForwardWithoutEncoderNormTransformer(numpy_ref.Transformer):
+    """forward (the training path) runs its own encoder loop and forgets pre-LN's final encoder
+    norm; encode, which generation uses, has it."""
+
+    def forward(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
+        src = nets._ids(src_ids)
+        src_mask = numpy_ref.padding_mask(src, nets.PAD_ID)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(src, p["W_E_src"], p.get("W_P_src"), c)  # (..., S, d_model)
+        for layer in p["encoder"]:
+            x = numpy_ref.encoder_layer(layer, x, c, src_mask)
+        W_U, b_U = nets._unembedding(p, "W_E_tgt")
+        return numpy_ref.unembed(self.decode(tgt_ids, x, src_mask), W_U, b_U)
+
+
+class GreedyWithoutHistoryTransformer(numpy_ref.Transformer):
+    """Each decoding step fed only the last token written (a cached step without its cache)."""
+
+    def _generate(self, src_ids: Any, max_len: int, pick: Any) -> list[int]:
+        src = nets._ids(src_ids)
+        src_mask = numpy_ref.padding_mask(src, nets.PAD_ID)
+        memory = self.encode(src, src_mask)
+        W_U, b_U = nets._unembedding(self.params, "W_E_tgt")
+        out = [START_ID]
+        for _ in range(max_len):
+            h = self.decode(np.array(out[-1:]), memory, src_mask)[-1]
+            out.append(pick(nets.unembed(h, W_U, b_U)))
+            if out[-1] == END_ID:
+                break
+        return out
+
+
+class ReseedingGPT(numpy_ref.GPT):
+    """``default_rng(seed)`` created inside the token loop: every step draws the same u."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            logits = self.forward(np.array(out))[-1]
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+            else:
+                p = numpy_ref.softmax(logits, axis=-1, temperature=temperature)
+                out.append(nets._draw_token(p, np.random.default_rng(seed)))
+        return out
+
+
+class ReseedingTransformer(numpy_ref.Transformer):
+    """``Transformer.sample`` seeding a new generator at every step."""
+
+    def sample(self, src_ids: Any, *, max_len: int, temperature: float, seed: int) -> list[int]:
+        def pick(logits: np.ndarray) -> int:
+            if temperature == 0:
+                return int(np.argmax(logits))
+            p = numpy_ref.softmax(logits, axis=-1, temperature=temperature)
+            return nets._draw_token(p, np.random.default_rng(seed))
+
+        return self._generate(src_ids, max_len, pick)
+
+
+class ZeroTemperatureRaisesTransformer(numpy_ref.Transformer):
+    """``sample`` always divides by T: temperature 0 raises instead of decoding greedily."""
+
+    def sample(self, src_ids: Any, *, max_len: int, temperature: float, seed: int) -> list[int]:
+        rng = np.random.default_rng(seed)
+        return self._generate(src_ids, max_len, lambda logits: nets._draw_token(
+            numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng))
+
+
+class AtLeastOneTokenGPT(numpy_ref.GPT):
+    """A do-while decoding loop: ``max_new_tokens=0`` still appends a token."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        return super().generate(ids, max_new_tokens=max(1, max_new_tokens), temperature=temperature,
+                                seed=seed)
+
+
+class _Seq2SeqWiring(numpy_ref.Seq2Seq):
+    """``Seq2Seq.decoder_outputs`` with one wiring switch flipped (each subclass flips one)."""
+
+    bahdanau_current = luong_previous = concat_swapped = False
+    init_from_top = attend_bottom = s0_zero = reverse_batch_axis = False
+
+    def decoder_outputs(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
+        p, config = self.params, self.config
+        src = nets._ids(src_ids)
+        # torch.flip(src, [0]) with batch_first: on a batch (B, S) it reverses the batch
+        flip = (lambda a: a[::-1]) if self.reverse_batch_axis else (lambda a: a[..., ::-1])
+        x = numpy_ref.embed(flip(src) if config.reverse_source else src, p["W_E_src"])
+        outs, states = [], []
+        for layer in p["encoder"]:
+            x, state = numpy_ref.lstm(layer, x)  # (..., S, H)
+            back = x[::-1] if self.reverse_batch_axis else x[..., ::-1, :]
+            outs.append(back if config.reverse_source else x)
+            states.append(state)
+        enc = outs[0] if self.attend_bottom else outs[-1]
+        s = numpy_ref.embed(nets._ids(tgt_ids), p["W_E_tgt"])
+        for i, layer in enumerate(p["decoder"]):
+            s, _ = numpy_ref.lstm(layer, s, *(states[-1] if self.init_from_top else states[i]))
+        if config.attention is None:
+            return s
+        T, S = s.shape[-2], enc.shape[-2]
+        h = np.broadcast_to(enc[..., None, :, :], (*s.shape[:-1], S, enc.shape[-1]))
+        s_0 = states[-1][0][..., None, :]
+        s_prev = np.concatenate([0 * s_0 if self.s0_zero else s_0, s[..., : T - 1, :]], axis=-2)
+        if config.attention == "luong":
+            context, _ = numpy_ref.dot_attention(s_prev if self.luong_previous else s, h)
+        else:
+            context, _ = numpy_ref.additive_attention(p["attention"], s if self.bahdanau_current else s_prev, h)
+        parts = [context, s] if self.concat_swapped else [s, context]
+        return np.tanh(np.concatenate(parts, axis=-1) @ p["W_c"].T + p["b_c"])
+
+
+class BahdanauCurrentState(_Seq2SeqWiring):
+    bahdanau_current = True
+
+
+class LuongPreviousState(_Seq2SeqWiring):
+    luong_previous = True
+
+
+class AttentionConcatSwapped(_Seq2SeqWiring):
+    concat_swapped = True
+
+
+class DecoderInitFromTop(_Seq2SeqWiring):
+    init_from_top = True
+
+
+class AttendBottomLayer(_Seq2SeqWiring):
+    attend_bottom = True
+
+
+class BahdanauS0Zero(_Seq2SeqWiring):
+    s0_zero = True
+
+
+class ReverseBatchAxisSeq2Seq(_Seq2SeqWiring):
+    reverse_batch_axis = True
+
+
+def embed_negative_wraps(token_ids: Any, W_E: Any) -> np.ndarray:
+    """``W_E.T[ids]`` with no range check: -1 returns the last token's column."""
+    return np.asarray(W_E, dtype=np.float64).T[np.asarray(token_ids)]
+
+
+def _vocabulary_fault(kind: str) -> type:
+    from collections import Counter
+
+    from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary, tokenize
+
+    class Faulty(Vocabulary):
+        def decode(self, ids: Any) -> list[str]:
+            if kind != "decode-negative-wraps":
+                return super().decode(ids)
+            out = []
+            for i in ids:
+                if int(i) >= len(self.tokens):  # an upper bound only
+                    raise ValueError(f"id {i} is outside the vocabulary")
+                out.append(self.tokens[int(i)])
+            return out
+
+        def pad(self, ids_list: Any, length: int | None = None) -> tuple:
+            ids, mask = super().pad(ids_list, length)
+            return (ids, ids != nets.PAD_ID) if kind == "mask-from-ids" else (ids, mask)
+
+        @classmethod
+        def from_sentences(cls, sentences: Any, *, min_count: int = 1) -> Any:
+            if kind != "min-count-exclusive":
+                return super().from_sentences(sentences, min_count=min_count)
+            counts = Counter(t for s in sentences for t in tokenize(s))
+            kept = [w for w, c in counts.items() if c > min_count and w not in SPECIAL_TOKENS]
+            return cls(sorted(kept, key=lambda w: (-counts[w], w)))
+
+        def to_text(self, ids: Any) -> str:
+            if kind != "to-text-past-end":
+                return super().to_text(ids)
+            return " ".join(t for t in self.decode(ids) if t == "<unk>" or t not in SPECIAL_TOKENS)
+
+    Faulty.__name__ = f"Vocabulary[{kind}]"
+    return Faulty
+
+
+def init_params_tied_keeps_w_u(config: Any, seed: int = 0) -> dict:
+    """A tied GPT or Transformer given its own W_U (a copy of W_E^T): the network runs untied."""
+    params = numpy_ref.init_params(config, seed=seed)
+    if getattr(config, "tie_embeddings", False):
+        params["W_U"] = params["W_E" if "W_E" in params else "W_E_tgt"].T.copy()
+    return params
+
+
 
 # ------------------------------------------------------------------------------------------------
 # The catalogue
@@ -858,12 +1149,13 @@ class InferenceWithoutSourceMaskTransformer(numpy_ref.Transformer):
 
 def _m(
     id: str, models: str, expected: tuple[str, ...], *, crash: bool = False, survives: str = "",
-    **overrides: Any,
+    profile: str = "quick", **overrides: Any,
 ) -> Mutant:
     def build(base: str) -> Implementation:
         return patched(base, name=id, **overrides)
 
-    return Mutant(id, models, tuple(overrides), expected, build, crash=crash, survives=survives)
+    return Mutant(id, models, tuple(overrides), expected, build, crash=crash, survives=survives,
+                  profile=profile)
 
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -1024,6 +1316,63 @@ MUTANTS: tuple[Mutant, ...] = (
        "Devanagari words at their vowel signs", ("TOK-SPLIT",), tokenize=tokenize_word_regex),
     _m("lstm-ignores-initial-state", "an LSTM layer that drops the (h0, c0) it is given and starts "
        "from zeros", ("LSTM-SEQ",), lstm=lstm_ignores_initial_state),
+    # wiring only the documents' data flow catches when the oracle shares it
+    _m("gpt-drops-ffn-residual", "a GPT block whose feed-forward sub-layer lost its skip connection "
+       "(x = FFN(LN(x)))", ("GPT-COMPOSE",), GPT=GPTDropsFFNResidual),
+    _m("gpt-no-final-norm", "a pre-LN GPT without its final layer norm (ln_f) before the "
+       "unembedding", ("GPT-COMPOSE",), GPT=GPTNoFinalNorm),
+    _m("gpt-positional-none-adds-sinusoid", "positional='none' falling into the sinusoidal else "
+       "branch: a position table added where none is asked for", ("GPT-COMPOSE",), GPT=GPTNoneAddsSinusoid),
+    _m("gpt-ignores-scale-embeddings", "GPT-2 code that never scales the embeddings by "
+       "sqrt(d_model), whatever scale_embeddings says", ("GPT-COMPOSE",), GPT=GPTIgnoresScaleEmbeddings),
+    _m("gpt-positions-from-batch-length", "positions arange(len(ids)): on a batch (B, T) the batch "
+       "size, not the sequence length", ("NET-BATCH",), crash=True, GPT=GPTPositionsFromLen),
+    _m("tied-to-source-embedding", "an encoder-decoder's tied output layer read from the source "
+       "embedding W_E_src^T instead of the target's", ("NET-LOGITS",), Transformer=TiedToSourceTransformer),
+    _m("forward-without-encoder-norm", "forward runs its own encoder loop and forgets pre-LN's final "
+       "encoder norm, which encode (used by generation) has", ("NET-LOGITS",),
+       Transformer=ForwardWithoutEncoderNormTransformer),
+    _m("greedy-without-history", "each decoding step fed only the last token written (a cached step "
+       "without its cache)", ("GREEDY",), profile="ci", Transformer=GreedyWithoutHistoryTransformer),
+    _m("sample-zero-temperature-raises", "sample always divides by T: temperature 0 raises instead "
+       "of decoding greedily", ("GREEDY",), crash=True, Transformer=ZeroTemperatureRaisesTransformer),
+    _m("gpt-generate-reseeds-each-step", "default_rng(seed) (torch.manual_seed) inside the token "
+       "loop: every step draws the same u", ("SAMPLE-DIST",), GPT=ReseedingGPT),
+    _m("transformer-sample-reseeds-each-step", "Transformer.sample seeding a new generator at every "
+       "step: successive tokens are not independent draws", ("SAMPLE-DIST",), Transformer=ReseedingTransformer),
+    _m("gpt-generate-at-least-one-token", "a do-while decoding loop: max_new_tokens=0 still appends "
+       "a token", ("GPT-GENERATE",), GPT=AtLeastOneTokenGPT),
+    _m("bahdanau-current-state", "Bahdanau scores with s_t, the state just computed, instead of "
+       "s_{t-1}", ("S2S-COMPOSE",), Seq2Seq=BahdanauCurrentState),
+    _m("luong-previous-state", "Luong scores with s_{t-1} instead of the current state s_t",
+       ("S2S-COMPOSE",), Seq2Seq=LuongPreviousState),
+    _m("attention-concat-swapped", "attentional state tanh(W_c [ctx_t; s_t]) (Luong's paper writes "
+       "[c_t; h_t]) where the layout is [s_t; ctx_t]", ("S2S-COMPOSE",), Seq2Seq=AttentionConcatSwapped),
+    _m("decoder-init-from-top", "every decoder layer starts from the top encoder layer's final "
+       "(h, c) (h_n[-1] broadcast)", ("S2S-COMPOSE",), Seq2Seq=DecoderInitFromTop),
+    _m("attend-bottom-encoder-layer", "attention reads the first encoder layer's outputs instead of "
+       "the top layer's", ("S2S-COMPOSE",), Seq2Seq=AttendBottomLayer),
+    _m("bahdanau-s0-zero", "Bahdanau's first score uses s_0 = 0 instead of the encoder's final "
+       "hidden state", ("S2S-COMPOSE",), Seq2Seq=BahdanauS0Zero),
+    _m("seq2seq-reverse-batch-axis", "the source reversed with torch.flip(src, [0]) under "
+       "batch_first: a batch's order reversed, not each sentence", ("NET-BATCH",),
+       Seq2Seq=ReverseBatchAxisSeq2Seq),
+    # ids, vocabularies and initial parameters
+    _m("embed-negative-wraps", "an embedding lookup W_E.T[ids] with no range check: id -1 (a pad or "
+       "ignore_index) silently returns the last token's vector", ("EMB-LOOKUP",), embed=embed_negative_wraps),
+    _m("vocab-decode-negative-wraps", "decode as tokens[i] behind an upper bound check only: id -1 "
+       "decodes as the last word", ("TOK-ROUNDTRIP",), Vocabulary=_vocabulary_fault("decode-negative-wraps")),
+    _m("vocab-mask-from-ids", "a padding mask computed as ids != PAD_ID after padding: a <pad> "
+       "written in the text (or a pad id shared with eos) is masked", ("TOK-PAD",),
+       Vocabulary=_vocabulary_fault("mask-from-ids")),
+    _m("vocab-min-count-exclusive", "from_sentences keeping words seen more than min_count times "
+       "(c > min_count): words seen once become <unk>", ("TOK-BUILD",),
+       Vocabulary=_vocabulary_fault("min-count-exclusive")),
+    _m("vocab-to-text-past-end", "to_text dropping <end> like the other specials instead of "
+       "stopping there: tokens after <end> are read as the sentence", ("TOK-START-END",),
+       Vocabulary=_vocabulary_fault("to-text-past-end")),
+    _m("init-params-tied-keeps-W_U", "init_params giving a tied GPT or Transformer its own W_U: the "
+       "network runs untied", ("PARAM-COUNT",), init_params=init_params_tied_keeps_w_u),
 )
 
 CATALOGUE: dict[str, Mutant] = {m.id: m for m in MUTANTS}
@@ -1104,7 +1453,8 @@ def kill_matrix(
             if cid not in run:
                 cells[cid] = {"status": "not_applicable", "examples_to_failure": None}
                 continue
-            result = run_clause(cid, impl, profile=profile, seed=seed, shrink=shrink)
+            result = run_clause(cid, impl, profile=mutant.profile_at_least(profile), seed=seed,
+                                shrink=shrink)
             to_failure = result.examples_to_failure
             if result.status == "failed" and to_failure is None:  # a time-out outside any example
                 to_failure = result.examples or None

@@ -94,8 +94,13 @@ def to_torch(params: Any, *, device: Any = None, dtype: torch.dtype | None = Non
     if isinstance(params, np.generic):
         return params.item()
     if isinstance(params, (np.ndarray, torch.Tensor)):
-        # from_numpy, not as_tensor: as_tensor would follow torch.set_default_device.
-        t = torch.from_numpy(np.ascontiguousarray(params)) if isinstance(params, np.ndarray) else params
+        # from_numpy, not as_tensor: as_tensor would follow torch.set_default_device. A read-only
+        # array (np.broadcast_to's view) is copied first: from_numpy warns about it otherwise.
+        if isinstance(params, np.ndarray):
+            array = np.ascontiguousarray(params)
+            t = torch.from_numpy(array if array.flags.writeable else array.copy())
+        else:
+            t = params
         if t.dtype == torch.bool:
             kind = torch.bool
         elif t.is_floating_point():
