@@ -510,9 +510,10 @@ def att_causal(impl: Any, ck: Check) -> None:
         # The mask itself, by its closed form: query i sits at position n_k - n_q + i (bottom-right
         # alignment, PARAMETERS.md) and may attend to keys j <= that position, its own included. A
         # mask built with j < i (off by one) hides each token from itself yet passes every check
-        # of the attention.
+        # of the attention. More queries than keys too: the first n_q - n_k queries sit before
+        # every key and see none (a mask that clamps the offset at 0 shows them the first key).
         n_k = ck.draw(st.integers(1, 8), "n_keys of causal_mask")
-        n_q = ck.draw(st.integers(1, n_k), "n_queries of causal_mask")
+        n_q = ck.draw(st.integers(1, n_k + 3), "n_queries of causal_mask")
         ck.equal(
             np.asarray(impl.causal_mask(n_q, n_k), dtype=bool),
             _pinned_causal_mask(n_q, n_k),
@@ -579,9 +580,12 @@ def att_mask_renorm(impl: Any, ck: Check) -> None:
 def att_padding(impl: Any, ck: Check) -> None:
     batch = ck.draw(st.integers(1, 3), "batch")
     T = ck.draw(st.integers(2, 5), "T")
-    pad_id = 0
+    # A pad id other than 0 first (GPT-2's tokenizers pad with another id): a mask hard-wired to
+    # ids != 0 masks real tokens and lets the pads through.
+    pad_id = ck.draw(st.sampled_from([1, 0, 7]), "pad id")
     lengths = ck.draw(hnp.arrays(np.int64, (batch,), elements=st.integers(1, T)), "real lengths")
-    ids = ck.draw(hnp.arrays(np.int64, (batch, T), elements=st.integers(1, 9)), "token ids")
+    ids = ck.draw(hnp.arrays(np.int64, (batch, T), elements=st.integers(0, 9)), "token ids")
+    ids = np.where(ids >= pad_id, ids + 1, ids)  # real tokens: any id but pad_id
     real = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
     ids = np.where(real, ids, pad_id)
     padding_mask = impl.padding_mask if ck.offers("padding_mask") else ck.oracle.padding_mask

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import nnspec.spec  # noqa: F401  (registers every clause)
 import numpy as np
 import pytest
 from nnspec.reference import numpy_ref
+from nnspec.reference.config import MLPConfig
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
 
@@ -118,6 +121,29 @@ class TorchOrder(numpy_ref.MLP):
                 self.sgd_step(X[batch.numpy()], Y[batch.numpy()], eta)
 
 
+class TrainsWithoutShuffling(numpy_ref.MLP):
+    """DataLoader(shuffle=False): every epoch walks the data in the order given."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        for _ in range(epochs):
+            for start in range(0, len(X), batch_size):
+                self.sgd_step(X[start : start + batch_size], Y[start : start + batch_size], eta)
+
+
+class SameOrderEachEpoch(numpy_ref.MLP):
+    """The permutation drawn once, before the epoch loop (as does re-creating
+    ``default_rng(seed)`` inside it): every epoch visits the same minibatches."""
+
+    def train(self, X, Y, *, epochs, batch_size, eta, seed):
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        order = np.random.default_rng(seed).permutation(len(X))
+        for _ in range(epochs):
+            for start in range(0, len(X), batch_size):
+                batch = order[start : start + batch_size]
+                self.sgd_step(X[batch], Y[batch], eta)
+
+
 class StepOutsideBatchLoop(numpy_ref.MLP):
     """An indentation slip: one SGD step per epoch (the last minibatch), not one per batch."""
 
@@ -175,6 +201,8 @@ BUGS = [
     ("SGD-PARTITION", "drops-last-example", {"MLP": DropsLastExample}),
     ("SGD-PARTITION", "drops-last-batch", {"MLP": DropsLastBatch}),
     ("SGD-PARTITION", "repeats-first-batch", {"MLP": RepeatsFirstBatch}),
+    ("SGD-PARTITION", "mlp-train-no-shuffle", {"MLP": TrainsWithoutShuffling}),
+    ("SGD-PARTITION", "mlp-train-same-order-each-epoch", {"MLP": SameOrderEachEpoch}),
     ("LEARN-DIGITS", "step-outside-batch-loop", {"MLP": StepOutsideBatchLoop}),
     ("LEARN-LABELS", "labels-shuffled-separately", {"MLP": ShufflesLabelsSeparately}),
 ]
@@ -216,3 +244,46 @@ def test_sgd_partition_draws_batch_sizes_that_do_not_divide_the_data() -> None:
     assert {(3, 2), (5, 2), (5, 3), (7, 4)} <= set(EPOCH_CASES)
     # C(5, 2) + C(5, 2) C(3, 2) + the same again for the last, smaller minibatch
     assert trajectory_nodes(5, 2) == 10 + 30 + 30
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sgd_partition_rejects_a_loop_that_never_shuffles(seed: int) -> None:
+    """Walking the data in its given order is a partition of the data, but not a shuffled one:
+    the first epoch's minibatches are the same whatever the seed."""
+    bad = patched("numpy", name="mlp-train-no-shuffle", MLP=TrainsWithoutShuffling)
+    result = run_clause("SGD-PARTITION", bad, seed=seed)
+    assert result.status == "failed", result.message
+    assert "first epoch's minibatches of train(epochs=2" in result.message
+    assert "observed the same ordered partition [[0, 1], [2, 3]] for all 13 seeds" in result.message
+    assert "should be a shuffled partition that varies with the seed" in result.message
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sgd_partition_rejects_one_order_for_every_epoch(seed: int) -> None:
+    """A permutation drawn once for all epochs shuffles the first epoch (it varies with the seed)
+    but not the second: the clause asks for the data shuffled anew each epoch."""
+    bad = patched("numpy", name="mlp-train-same-order-each-epoch", MLP=SameOrderEachEpoch)
+    result = run_clause("SGD-PARTITION", bad, seed=seed)
+    assert result.status == "failed", result.message
+    assert "second epoch's minibatches vs the first's in train(epochs=2" in result.message
+    assert "observed the first epoch's ordered partition again for all 13 seeds" in result.message
+    assert "should be the data shuffled anew each epoch" in result.message
+
+
+def test_sgd_partition_shuffle_check_fails_a_correct_loop_with_probability_below_1e_9() -> None:
+    """The comment above SHUFFLE_SEEDS: P ordered partitions, each 1/P under a uniform shuffle;
+    one first-epoch partition for all K seeds, or K second epochs repeating the first."""
+    from nnspec.spec.cost_learning import SHUFFLE_CASE, SHUFFLE_SEEDS, epoch_trajectories
+
+    n, batch_size = SHUFFLE_CASE
+    orders = math.factorial(n) // (
+        math.factorial(batch_size) ** (n // batch_size) * math.factorial(n % batch_size)
+    )
+    ck = type("Ck", (), {"input": staticmethod(lambda a: a)})()
+    config = MLPConfig(layer_sizes=(1, 1, 1), activation="sigmoid")
+    params = numpy_ref.init_params(config, seed=0)
+    data = (np.zeros((n, 1)), np.zeros((n, 1)))
+    assert len(epoch_trajectories(numpy_ref, ck, config, params, data, batch_size, 1.0)) == orders
+    assert orders == 6
+    false_positive = orders ** -(SHUFFLE_SEEDS - 1) + orders ** -SHUFFLE_SEEDS
+    assert false_positive < 1e-9 < orders ** -(SHUFFLE_SEEDS - 2) + orders ** -(SHUFFLE_SEEDS - 1)

@@ -1091,6 +1091,42 @@ class ReverseBatchAxisSeq2Seq(_Seq2SeqWiring):
     reverse_batch_axis = True
 
 
+class TrainsWithoutShuffling(numpy_ref.MLP):
+    """DataLoader(shuffle=False): every epoch walks the data in the order given."""
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = _f64(X), _f64(Y)
+        for _ in range(epochs):
+            for start in range(0, len(X), batch_size):
+                self.sgd_step(X[start : start + batch_size], Y[start : start + batch_size], eta)
+
+
+class SameOrderEachEpoch(numpy_ref.MLP):
+    """One permutation drawn for all epochs (as does re-creating ``default_rng(seed)`` inside the
+    epoch loop): every epoch visits the same minibatches."""
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = _f64(X), _f64(Y)
+        order = np.random.default_rng(seed).permutation(len(X))
+        for _ in range(epochs):
+            for start in range(0, len(X), batch_size):
+                batch = order[start : start + batch_size]
+                self.sgd_step(X[batch], Y[batch], eta)
+
+
+def causal_mask_offset_clamped(n_queries: int, n_keys: int) -> np.ndarray:
+    """Bottom-right alignment with its offset clamped at 0: with more queries than keys, the first
+    queries see the first key instead of none."""
+    i, j = np.indices((n_queries, n_keys))
+    return j <= max(n_keys - n_queries, 0) + i
+
+
+def padding_mask_pad_id_zero(token_ids: Any, pad_id: int) -> np.ndarray:
+    """``ids != 0`` whatever ``pad_id`` says: a tokenizer padding with another id has its pads
+    attended and its token 0 masked."""
+    return (np.asarray(token_ids) != 0)[..., None, :]
+
+
 def embed_negative_wraps(token_ids: Any, W_E: Any) -> np.ndarray:
     """``W_E.T[ids]`` with no range check: -1 returns the last token's column."""
     return np.asarray(W_E, dtype=np.float64).T[np.asarray(token_ids)]
@@ -1357,6 +1393,17 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("seq2seq-reverse-batch-axis", "the source reversed with torch.flip(src, [0]) under "
        "batch_first: a batch's order reversed, not each sentence", ("NET-BATCH",),
        Seq2Seq=ReverseBatchAxisSeq2Seq),
+    _m("causal-mask-offset-clamped", "a bottom-right causal mask whose offset n_k - n_q is "
+       "clamped at 0: with more queries than keys the first ones see a key", ("ATT-CAUSAL",),
+       causal_mask=causal_mask_offset_clamped),
+    _m("padding-mask-pad-id-zero", "a padding mask hard-wired to ids != 0 whatever the pad id "
+       "(GPT-2's tokenizers pad with another)", ("ATT-PADDING",), padding_mask=padding_mask_pad_id_zero),
+    _m("mlp-train-no-shuffle", "MLP.train never shuffles: every epoch steps through the "
+       "minibatches in the data's given order (DataLoader(shuffle=False))", ("SGD-PARTITION",),
+       MLP=TrainsWithoutShuffling),
+    _m("mlp-train-same-order-each-epoch", "one permutation for all epochs (or default_rng(seed) "
+       "re-created inside the epoch loop): every epoch visits the same minibatches",
+       ("SGD-PARTITION",), MLP=SameOrderEachEpoch),
     # ids, vocabularies and initial parameters
     _m("embed-negative-wraps", "an embedding lookup W_E.T[ids] with no range check: id -1 (a pad or "
        "ignore_index) silently returns the last token's vector", ("EMB-LOOKUP",), embed=embed_negative_wraps),
