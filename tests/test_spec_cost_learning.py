@@ -11,6 +11,7 @@ from nnspec.reference import numpy_ref
 from nnspec.reference.config import MLPConfig
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import SameOrderEachEpoch, TrainsWithoutShuffling
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "cost_learning")
 CHEAP = [cid for cid in CLAUSES if REGISTRY[cid].cost != "training"]
@@ -119,29 +120,6 @@ class TorchOrder(numpy_ref.MLP):
         for _ in range(epochs):
             for batch in torch.randperm(len(X), generator=generator).split(batch_size):
                 self.sgd_step(X[batch.numpy()], Y[batch.numpy()], eta)
-
-
-class TrainsWithoutShuffling(numpy_ref.MLP):
-    """DataLoader(shuffle=False): every epoch walks the data in the order given."""
-
-    def train(self, X, Y, *, epochs, batch_size, eta, seed):
-        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        for _ in range(epochs):
-            for start in range(0, len(X), batch_size):
-                self.sgd_step(X[start : start + batch_size], Y[start : start + batch_size], eta)
-
-
-class SameOrderEachEpoch(numpy_ref.MLP):
-    """The permutation drawn once, before the epoch loop (as does re-creating
-    ``default_rng(seed)`` inside it): every epoch visits the same minibatches."""
-
-    def train(self, X, Y, *, epochs, batch_size, eta, seed):
-        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        order = np.random.default_rng(seed).permutation(len(X))
-        for _ in range(epochs):
-            for start in range(0, len(X), batch_size):
-                batch = order[start : start + batch_size]
-                self.sgd_step(X[batch], Y[batch], eta)
 
 
 class StepOutsideBatchLoop(numpy_ref.MLP):

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from nnspec.reference import numpy_ref
-from nnspec.reference.numpy_ref import networks as nets
 from nnspec.spec import REGISTRY
-from nnspec.verify import patched, run_clause
+from nnspec.verify import mutants, patched, run_clause
 from nnspec.verify.conventions import ConfiguredOracle
 
 RNN_CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "rnn_attention")
@@ -174,101 +173,24 @@ def test_lstm_seq_catches_a_lost_initial_state_with_or_without_a_cell(without: s
 # ---------------------------------------------------------------------------------------------
 
 
-class _Seq2SeqWiring(numpy_ref.Seq2Seq):
-    """numpy_ref.Seq2Seq's decoder step written out, one switch per wiring fault."""
-
-    bahdanau_current = luong_previous = concat_swapped = False
-    init_from_top = attend_bottom = s0_zero = False
-
-    def decoder_outputs(self, src_ids: Any, tgt_ids: Any) -> np.ndarray:
-        p, config = self.params, self.config
-        src = nets._ids(src_ids)
-        x = numpy_ref.embed(src[..., ::-1] if config.reverse_source else src, p["W_E_src"])
-        outs, states = [], []
-        for layer in p["encoder"]:
-            x, state = numpy_ref.lstm(layer, x)
-            outs.append(x[..., ::-1, :] if config.reverse_source else x)
-            states.append(state)
-        enc = outs[0] if self.attend_bottom else outs[-1]
-        s = numpy_ref.embed(nets._ids(tgt_ids), p["W_E_tgt"])
-        for i, layer in enumerate(p["decoder"]):
-            s, _ = numpy_ref.lstm(layer, s, *(states[-1] if self.init_from_top else states[i]))
-        if config.attention is None:
-            return s
-        T, S = s.shape[-2], enc.shape[-2]
-        h = np.broadcast_to(enc[..., None, :, :], (*s.shape[:-1], S, enc.shape[-1]))
-        s_0 = states[-1][0][..., None, :]
-        s_prev = np.concatenate([0 * s_0 if self.s0_zero else s_0, s[..., : T - 1, :]], axis=-2)
-        if config.attention == "luong":
-            context, _ = numpy_ref.dot_attention(s_prev if self.luong_previous else s, h)
-        else:
-            scoring = s if self.bahdanau_current else s_prev
-            context, _ = numpy_ref.additive_attention(p["attention"], scoring, h)
-        parts = [context, s] if self.concat_swapped else [s, context]
-        return np.tanh(np.concatenate(parts, axis=-1) @ p["W_c"].T + p["b_c"])
-
-
-class BahdanauCurrentState(_Seq2SeqWiring):
-    """Bahdanau scores with s_t, the state just computed, instead of s_{t-1}."""
-
-    bahdanau_current = True
-
-
-class LuongPreviousState(_Seq2SeqWiring):
-    """Luong scores with s_{t-1} instead of the current state s_t."""
-
-    luong_previous = True
-
-
-class ConcatSwapped(_Seq2SeqWiring):
-    """tanh(W_c [ctx_t; s_t]) (Luong's paper writes [c_t; h_t]) where the layout is [s_t; ctx_t]."""
-
-    concat_swapped = True
-
-
-class DecoderInitFromTop(_Seq2SeqWiring):
-    """Every decoder layer starts from the top encoder layer's final (h, c) (h_n[-1] broadcast)."""
-
-    init_from_top = True
-
-
-class AttendBottomLayer(_Seq2SeqWiring):
-    """Attention reads the first encoder layer's outputs instead of the top layer's."""
-
-    attend_bottom = True
-
-
-class BahdanauS0Zero(_Seq2SeqWiring):
-    """Bahdanau's first score uses s_0 = 0 instead of the encoder's final hidden state."""
-
-    s0_zero = True
-
-
+# The wiring faults of the planted-fault catalogue (verify/mutants.py), one switch each on a
+# written-out copy of numpy_ref's decoder step.
 WIRING_FAULTS = {
-    "bahdanau-current-state": BahdanauCurrentState,
-    "luong-previous-state": LuongPreviousState,
-    "attn-concat-swapped": ConcatSwapped,
-    "decoder-init-from-top": DecoderInitFromTop,
-    "attend-bottom-encoder-layer": AttendBottomLayer,
-    "bahdanau-s0-zero": BahdanauS0Zero,
+    "bahdanau-current-state": mutants.BahdanauCurrentState,
+    "luong-previous-state": mutants.LuongPreviousState,
+    "attention-concat-swapped": mutants.AttentionConcatSwapped,
+    "decoder-init-from-top": mutants.DecoderInitFromTop,
+    "attend-bottom-encoder-layer": mutants.AttendBottomLayer,
+    "bahdanau-s0-zero": mutants.BahdanauS0Zero,
 }
 S2S_PARTS = ["lstm", "dot_attention", "additive_attention"]
 
 
-class _ReferenceSharing:
-    """numpy_ref with its Seq2Seq replaced: the fault shared by the implementation and its oracle."""
-
-    def __init__(self, seq2seq: type) -> None:
-        self._seq2seq = seq2seq
-
-    def __getattr__(self, name: str) -> Any:
-        return self._seq2seq if name == "Seq2Seq" else getattr(numpy_ref, name)
-
-
 def _wiring_fault(name: str, *, shared: bool, without: list[str] | None = None) -> Any:
     impl = patched("numpy", name=name, Seq2Seq=WIRING_FAULTS[name], without=without or [])
-    if shared:
-        impl.oracle = ConfiguredOracle(impl.conventions, module=_ReferenceSharing(WIRING_FAULTS[name]))
+    if shared:  # the fault shared by the implementation and its oracle
+        faulty = mutants._ReferenceWithFault({"Seq2Seq": WIRING_FAULTS[name]})
+        impl.oracle = ConfiguredOracle(impl.conventions, module=faulty)
     return impl
 
 
@@ -283,7 +205,7 @@ def test_the_wiring_faults_are_wrong_and_the_written_out_decoder_is_right() -> N
         params = numpy_ref.init_params(config, seed=1)
         src, tgt = np.array([4, 5, 6]), np.array([2, 7, 8])
         want = numpy_ref.Seq2Seq(config, params).forward(src, tgt)
-        np.testing.assert_array_equal(_Seq2SeqWiring(config, params).forward(src, tgt), want)
+        np.testing.assert_array_equal(mutants._Seq2SeqWiring(config, params).forward(src, tgt), want)
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["own-oracle", "shared-oracle"])
@@ -308,7 +230,7 @@ def test_s2s_compose_rejects_a_wiring_fault_in_a_model_alone(name: str) -> None:
     assert result.notes["not offered"] == S2S_PARTS
 
 
-@pytest.mark.parametrize("name", ["bahdanau-current-state", "luong-previous-state", "attn-concat-swapped"])
+@pytest.mark.parametrize("name", ["bahdanau-current-state", "luong-previous-state", "attention-concat-swapped"])
 def test_which_state_scores_is_seen_without_the_composition(name: str) -> None:
     """In float16 a model without its parts is not composed (no float64 parts in float16 code):
     the metamorphic check (W_c's s-columns zeroed, a target token changed) still sees which state

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import replace
 
 import nnspec.spec  # noqa: F401  (registers every clause)
@@ -13,10 +12,23 @@ import numpy as np
 import pytest
 from nnspec.reference import numpy_ref
 from nnspec.reference.accounting import parameter_count
-from nnspec.reference.config import END_ID, PAD_ID, START_ID, GPTConfig
-from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary, tokenize
+from nnspec.reference.config import END_ID, START_ID
+from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary
 from nnspec.spec.clause import INFORMATIVE, REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import (
+    _vocabulary_fault,
+    embed_negative_wraps,
+    init_params_tied_keeps_w_u,
+    parameter_count_forgets_final_norm,
+    parameter_count_tied_twice,
+)
+
+# Faults of the planted-fault catalogue (verify/mutants.py) that these tests name again
+VocabularyDecodeNegativeWraps = _vocabulary_fault("decode-negative-wraps")
+VocabularyMaskFromIds = _vocabulary_fault("mask-from-ids")
+VocabularyStrictMinCount = _vocabulary_fault("min-count-exclusive")
+VocabularyToTextPastEnd = _vocabulary_fault("to-text-past-end")
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic in ("tokens", "embeddings"))
 
@@ -86,53 +98,12 @@ class VocabularySplitsOnSpaces(Vocabulary):
         return [START_ID] * add_start + ids + [END_ID] * add_end
 
 
-class VocabularyDecodeNegativeWraps(Vocabulary):
-    """decode as self._tokens[i] behind an upper bound check only: -1 (a pad or ignore_index of
-    -1) silently decodes as the last word of the vocabulary."""
-
-    def decode(self, ids):
-        out = []
-        for i in ids:
-            if int(i) >= len(self._tokens):
-                raise ValueError(f"id {i} is outside the vocabulary of {len(self)} tokens")
-            out.append(self._tokens[int(i)])
-        return out
-
-
-class VocabularyMaskFromIds(Vocabulary):
-    """The padding mask computed after padding as ids != PAD_ID: a <pad> (or any token sharing the
-    pad id, as with Hugging Face's pad = eos) written in the text is masked as padding."""
-
-    def pad(self, ids_list, length=None):
-        ids, _ = super().pad(ids_list, length)
-        return ids, ids != PAD_ID
-
-
-class VocabularyStrictMinCount(Vocabulary):
-    """from_sentences keeps the words seen *more* than min_count times (c > min_count): with the
-    default min_count=1 every word seen once is left out, to become <unk>."""
-
-    @classmethod
-    def from_sentences(cls, sentences, *, min_count=1):
-        counts = Counter(t for s in sentences for t in tokenize(s))
-        kept = [w for w, c in counts.items() if c > min_count and w not in SPECIAL_TOKENS]
-        return cls(sorted(kept, key=lambda w: (-counts[w], w)))
-
-
 class VocabularyIgnoresMinCount(Vocabulary):
     """from_sentences that ignores min_count: every word seen, however rare, is kept."""
 
     @classmethod
     def from_sentences(cls, sentences, *, min_count=1):
         return super().from_sentences(sentences)
-
-
-class VocabularyToTextPastEnd(Vocabulary):
-    """to_text that drops every special token but <unk>, <end> among them, instead of stopping
-    there: what a decoder emits after its <end> is read as part of the sentence."""
-
-    def to_text(self, ids):
-        return " ".join(t for t in self.decode(ids) if t == "<unk>" or t not in SPECIAL_TOKENS)
 
 
 @pytest.mark.parametrize(
@@ -266,26 +237,10 @@ def unembed_without_bias(h, W_U, b_U=None):
     return np.asarray(h) @ np.asarray(W_U).T
 
 
-def embed_negative_wraps(token_ids, W_E):
-    """W_E.T[ids] with no range check: id -1 (a pad or ignore_index of -1) silently returns the
-    last token's column; ids >= n_vocab still raise (NumPy's own bound check)."""
-    return np.asarray(W_E, dtype=np.float64).T[np.asarray(token_ids)]
-
-
 def embed_clamps(token_ids, W_E):
     """Clamps ids into [0, n_vocab): an out-of-range id is looked up as the nearest valid one."""
     W_E = np.asarray(W_E, dtype=np.float64)
     return W_E.T[np.clip(np.asarray(token_ids), 0, W_E.shape[1] - 1)]
-
-
-def init_params_tied_keeps_w_u(config, seed=0):
-    """init_params that gives a tied GPT or Transformer a W_U of its own (a copy of W_E^T, which
-    training then moves apart): the network runs untied."""
-    params = numpy_ref.init_params(config, seed=seed)
-    if getattr(config, "tie_embeddings", False):
-        W_E = params["W_E"] if isinstance(config, GPTConfig) else params["W_E_tgt"]
-        params["W_U"] = W_E.T.copy()
-    return params
 
 
 def init_params_without_final_norm(config, seed=0):
@@ -299,25 +254,6 @@ def init_params_without_final_norm(config, seed=0):
 def parameter_count_with_biases(config, *, biases_and_norms=False):
     """Counts biases and layer norms too: no longer the documents' tally."""
     return parameter_count(config, biases_and_norms=True)
-
-
-def parameter_count_tied_twice(config, *, biases_and_norms=False):
-    """Counts W_U even when it is tied to W_E: the shared matrix counted twice."""
-    count = parameter_count(config, biases_and_norms=biases_and_norms)
-    if not getattr(config, "tie_embeddings", False):
-        return count
-    n_out = config.n_vocab if isinstance(config, GPTConfig) else config.n_tgt_vocab
-    extra = n_out * config.d_model
-    return replace(count, unembedding=extra, total=count.total + extra)
-
-
-def parameter_count_forgets_final_norm(config, *, biases_and_norms=False):
-    """Two layer norms per block, and nothing for the final norm a pre-LN stack ends with."""
-    count = parameter_count(config, biases_and_norms=biases_and_norms)
-    if not biases_and_norms or getattr(config, "norm_placement", "post") != "pre":
-        return count
-    final = (1 if isinstance(config, GPTConfig) else 2) * 2 * config.d_model
-    return replace(count, norms=count.norms - final, total=count.total - final)
 
 
 def parameter_count_output_per_head(config, *, biases_and_norms=False):
