@@ -1493,7 +1493,9 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     params["b_U"] = params["b_U"].copy()
     params["b_U"][END_ID] += ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias")
     net = impl.Seq2Seq(config, params)
-    src = draw_tokens(ck, 1, 5, "source")
+    # Two distinct source tokens at least: a decoding loop that reads the source in another order
+    # than forward does (reversed twice) decodes a one-token or palindromic source right.
+    src = draw_tokens(ck, 2, 5, "source", unique=True)
     # Several steps: with one, a decoder that feeds each step only the last token written (no
     # history) writes the same first token, and with two its second often agrees by chance.
     max_len = ck.draw(st.integers(4, 6), "max_len")
@@ -1507,6 +1509,12 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     _teacher_forced_argmax(
         impl, ck, out, np.asarray(net.forward(src, np.asarray(out))), "Seq2Seq.greedy_decode"
     )
+    # A model whose end token lies 1000 below the others writes all max_len steps, each checked.
+    endless = impl.Seq2Seq(config, {**params, "b_U": params["b_U"] - 1e3 * (np.arange(len(params["b_U"])) == END_ID)})
+    written = [int(t) for t in endless.greedy_decode(src, max_len=max_len)]
+    ck.equal(len(written), max_len + 1, what="len(greedy_decode) when the end token lies 1000 below the others")
+    _teacher_forced_argmax(impl, ck, written, np.asarray(endless.forward(src, np.asarray(written))),
+                           "Seq2Seq.greedy_decode (end token 1000 below)")
 
 
 @clause(

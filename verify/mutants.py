@@ -1114,6 +1114,22 @@ class SameOrderEachEpoch(numpy_ref.MLP):
                 self.sgd_step(X[batch], Y[batch], eta)
 
 
+class ReversesTwiceSeq2Seq(numpy_ref.Seq2Seq):
+    """greedy_decode reverses the source itself, then calls forward, which reverses it again: the
+    decoding loop reads the source in order where teacher forcing reads it reversed."""
+
+    def greedy_decode(self, src_ids: Any, *, max_len: int) -> list[int]:
+        src = nets._ids(src_ids)
+        if self.config.reverse_source:
+            src = src[::-1].copy()
+        out = [START_ID]
+        for _ in range(max_len):
+            out.append(int(np.argmax(self.forward(src, np.array(out))[-1])))
+            if out[-1] == END_ID:
+                break
+        return out
+
+
 def causal_mask_offset_clamped(n_queries: int, n_keys: int) -> np.ndarray:
     """Bottom-right alignment with its offset clamped at 0: with more queries than keys, the first
     queries see the first key instead of none."""
@@ -1398,6 +1414,8 @@ MUTANTS: tuple[Mutant, ...] = (
        causal_mask=causal_mask_offset_clamped),
     _m("padding-mask-pad-id-zero", "a padding mask hard-wired to ids != 0 whatever the pad id "
        "(GPT-2's tokenizers pad with another)", ("ATT-PADDING",), padding_mask=padding_mask_pad_id_zero),
+    _m("seq2seq-greedy-reverses-twice", "a decoding loop that reverses the source before calling "
+       "a forward pass that reverses it again", ("S2S-EOS",), profile="ci", Seq2Seq=ReversesTwiceSeq2Seq),
     _m("mlp-train-no-shuffle", "MLP.train never shuffles: every epoch steps through the "
        "minibatches in the data's given order (DataLoader(shuffle=False))", ("SGD-PARTITION",),
        MLP=TrainsWithoutShuffling),
