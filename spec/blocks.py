@@ -132,6 +132,21 @@ def input_embedding(
     return x
 
 
+def unembedding(h: np.ndarray, params: dict, W_E_name: str) -> np.ndarray:
+    """logits = W_U h + b_U, W_U the transposed embedding ``W_E_name`` when tied (the parameters
+    then hold no W_U, PARAMETERS.md), no b_U without biases."""
+    W_U = params["W_U"] if "W_U" in params else params[W_E_name].T  # (n_vocab, d_model)
+    return h @ W_U.T + (params["b_U"] if "b_U" in params else 0.0)
+
+
+def with_logit_moved(params: dict, token: int, by: float) -> dict:
+    """``params`` with ``b_U[token]`` moved by ``by`` (a new dict; the drawn arrays are untouched):
+    +1000 makes the token every step's argmax, -1000 takes it out of reach."""
+    b_U = params["b_U"].copy()
+    b_U[token] += by
+    return {**params, "b_U": b_U}
+
+
 def lower_triangle(n: int) -> np.ndarray:
     """The decoder's mask: position t may attend to positions <= t (True = may attend)."""
     return np.tril(np.ones((n, n), dtype=bool))
@@ -848,16 +863,10 @@ def net_padding(impl: Any, ck: Check) -> None:
     other_tgt = draw_tokens(ck, len(tgt), len(tgt), "second target")
     batch = _right_padded([src, other], max(S, len(other)))  # (2, S_max)
     targets = np.stack([tgt, other_tgt])  # (2, T)
-    logits = np.asarray(net.forward(batch, targets))  # (2, T, n_vocab)
-    singles = (alone, np.asarray(net.forward(other, other_tgt)))
-    for i, (source, single) in enumerate(zip((src, other), singles, strict=True)):
-        ck.close(
-            logits[i],
-            single,
-            output="network",
-            what=f"forward(padded batch)[{i}] vs forward of sentence {i} alone "
-            f"({len(source)} tokens padded to {batch.shape[1]})",
-        )
+    _rows_alone(ck, np.asarray(net.forward(batch, targets)),  # (2, T, n_vocab)
+                [alone, np.asarray(net.forward(other, other_tgt))], "Transformer.forward",
+                [f"sentence {i} ({len(s)} tokens padded to {batch.shape[1]})"
+                 for i, s in enumerate((src, other))])
     ck.close_to_oracle(
         lambda m: m.Transformer(config, copy_params(params)).forward(batch, targets),
         output="network", what="Transformer.forward(padded batch, targets)",
@@ -918,11 +927,14 @@ def net_batch(impl: Any, ck: Check) -> None:
                     f"{name}.forward")
 
 
-def _rows_alone(ck: Check, batched: np.ndarray, alone: list[np.ndarray], call: str) -> None:
+def _rows_alone(
+    ck: Check, batched: np.ndarray, alone: list[np.ndarray], call: str, labels: list[str] | None = None
+) -> None:
+    """Row b of a batch's output is sequence b's output alone (``labels`` name the sequences)."""
     ck.equal(batched.shape, (len(alone), *alone[0].shape), what=f"{call}(batch).shape")
     for b, single in enumerate(alone):
-        ck.close(batched[b], single, output="network",
-                 what=f"{call}(batch)[{b}] vs {call} of sequence {b} alone")
+        label = labels[b] if labels else f"sequence {b}"
+        ck.close(batched[b], single, output="network", what=f"{call}(batch)[{b}] vs {call} of {label} alone")
 
 
 @clause(
@@ -993,9 +1005,7 @@ def net_logits(impl: Any, ck: Check) -> None:
     src = draw_tokens(ck, 1, 5, "source")
     tgt = draw_tokens(ck, 1, 5, "target")
     h = np.asarray(net.decode(tgt, np.asarray(net.encode(src))))  # (T, d_model)
-    W_U = params["W_U"] if "W_U" in params else params["W_E_tgt"].T  # (n_vocab, d_model)
-    expected = h @ W_U.T + (params["b_U"] if "b_U" in params else 0.0)
-    ck.close(np.asarray(net.forward(src, tgt)), expected, output="network",
+    ck.close(np.asarray(net.forward(src, tgt)), unembedding(h, params, "W_E_tgt"), output="network",
              what="Transformer.forward(src, tgt) vs W_U decode(tgt, encode(src)) + b_U")
 
 
@@ -1014,8 +1024,7 @@ def greedy(impl: Any, ck: Check) -> None:
     params = network_params(ck, config)
     # Lift the end token's logit by a drawn amount so that some drawn models stop early.
     end_boost = ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias")
-    params["b_U"] = params["b_U"].copy()
-    params["b_U"][END_ID] += end_boost
+    params = with_logit_moved(params, END_ID, end_boost)
     net = impl.Transformer(config, params)
     src = draw_tokens(ck, 1, 5, "source")
     # Several steps: with one, a decoder that feeds each step only the last token written (no
@@ -1033,8 +1042,7 @@ def greedy(impl: Any, ck: Check) -> None:
     _teacher_forced_argmax(impl, ck, out, logits, "greedy_decode")
     # A model whose end token beats every other logit by a wide margin must stop at once, whatever
     # was drawn above (so a decoder that ignores the end token is caught on every example).
-    stopping_params = {**params, "b_U": params["b_U"] + 1e3 * (np.arange(len(params["b_U"])) == END_ID)}
-    stopping = impl.Transformer(config, stopping_params)
+    stopping = impl.Transformer(config, with_logit_moved(params, END_ID, 1e3))
     ck.equal(
         [int(t) for t in stopping.greedy_decode(src, max_len=max(max_len, 2))],
         [START_ID, END_ID],
@@ -1043,8 +1051,7 @@ def greedy(impl: Any, ck: Check) -> None:
     # And one whose end token lies 1000 below the others never stops early: all max_len steps are
     # written, each from every token before it (a decoding loop that feeds the decoder only the
     # last token it wrote is caught on more steps than a model that stops early gives).
-    endless_params = {**params, "b_U": params["b_U"] - 1e3 * (np.arange(len(params["b_U"])) == END_ID)}
-    endless = impl.Transformer(config, endless_params)
+    endless = impl.Transformer(config, with_logit_moved(params, END_ID, -1e3))
     written = [int(t) for t in endless.greedy_decode(src, max_len=max_len)]
     ck.equal(len(written), max_len + 1, what="len(greedy_decode) when the end token lies 1000 below the others")
     _teacher_forced_argmax(impl, ck, written, np.asarray(endless.forward(src, np.asarray(written))),
@@ -1121,9 +1128,7 @@ def gpt_compose(impl: Any, ck: Check) -> None:
         final = params["final_norm"]
         x = np.asarray(impl.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
     # logits = W_U h + b_U, W_U = W_E^T when tied
-    W_U = params["W_U"] if "W_U" in params else params["W_E"].T  # (n_vocab, d_model)
-    expected = x @ W_U.T + (params["b_U"] if "b_U" in params else 0.0)
-    ck.close(logits, expected, output="network",
+    ck.close(logits, unembedding(x, params, "W_E"), output="network",
              what="GPT.forward(ids) vs embedding -> own blocks -> final norm -> unembedding")
 
 
@@ -1176,7 +1181,7 @@ def gpt_generate(impl: Any, ck: Check) -> None:
     biased = replace(config, bias=True)
     lifted = network_params(ck, biased)
     favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
-    lifted["b_U"] = lifted["b_U"] + 1e3 * (np.arange(biased.n_vocab) == favoured)
+    lifted = with_logit_moved(lifted, favoured, 1e3)
     ck.equal(
         [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
         [*prompt.tolist(), *[favoured] * n_new],
@@ -1489,9 +1494,8 @@ def s2s_reverse(impl: Any, ck: Check) -> None:
 )
 def s2s_eos(impl: Any, ck: Check) -> None:
     config = tiny_seq2seq(ck)
-    params = network_params(ck, config)
-    params["b_U"] = params["b_U"].copy()
-    params["b_U"][END_ID] += ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias")
+    params = with_logit_moved(network_params(ck, config), END_ID,
+                              ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias"))
     net = impl.Seq2Seq(config, params)
     # Two distinct source tokens at least: a decoding loop that reads the source in another order
     # than forward does (reversed twice) decodes a one-token or palindromic source right.
@@ -1510,7 +1514,7 @@ def s2s_eos(impl: Any, ck: Check) -> None:
         impl, ck, out, np.asarray(net.forward(src, np.asarray(out))), "Seq2Seq.greedy_decode"
     )
     # A model whose end token lies 1000 below the others writes all max_len steps, each checked.
-    endless = impl.Seq2Seq(config, {**params, "b_U": params["b_U"] - 1e3 * (np.arange(len(params["b_U"])) == END_ID)})
+    endless = impl.Seq2Seq(config, with_logit_moved(params, END_ID, -1e3))
     written = [int(t) for t in endless.greedy_decode(src, max_len=max_len)]
     ck.equal(len(written), max_len + 1, what="len(greedy_decode) when the end token lies 1000 below the others")
     _teacher_forced_argmax(impl, ck, written, np.asarray(endless.forward(src, np.asarray(written))),

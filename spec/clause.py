@@ -44,6 +44,8 @@ one). Whatever a run could not check is named in its report row.
 - ``ck.offers(name)``: whether the implementation has capability ``name``; a part of the clause
   that needs it runs only then (an alternative of ``needs``, or one of ``uses``), and one it lacks
   is named in the report row as not checked.
+- ``must_refuse(ck, call, *, what, expected)``: ``call()`` must raise (an id outside the
+  vocabulary, an unknown activation name); ``ids_outside(n)`` draws such ids.
 
 Every assertion raises :class:`ClauseFailure` carrying what was observed and what was expected.
 """
@@ -145,6 +147,24 @@ class Check(Protocol):
 
 
 Property = Callable[[Any, Check], None]
+
+
+def must_refuse(ck: Check, call: Callable[[], Any], *, what: str, expected: str) -> None:
+    """``call()`` MUST raise: any error counts as a refusal, and a result is the failure, shown
+    as observed beside ``expected`` (what refusing means here). The engine's time limit is no
+    ``Exception``, so a hang still fails as a hang."""
+    try:
+        result = call()
+    except Exception:
+        return
+    ck.that(False, what=what, observed=result, expected=expected)
+
+
+def ids_outside(n: int) -> Any:
+    """A strategy of integer ids outside ``[0, n)``: negative (a wrap-around index) or ``>= n``."""
+    import hypothesis.strategies as st
+
+    return st.one_of(st.integers(-2 * n - 100, -1), st.integers(n, 2 * n + 100))
 
 
 def alternatives(need: str) -> tuple[str, ...]:
