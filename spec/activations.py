@@ -336,11 +336,14 @@ def gelu_properties(impl: Any, ck: Check) -> None:
 # judged by (as in ACT-SIGMOID, ACT-RELU, ACT-TANH and ACT-GELU).
 _BY_NAME: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "sigmoid": (_sigma, "elementwise"),
-    "relu": (lambda z: np.maximum(z, 0.0), "elementwise"),
+    "relu": (lambda z: np.maximum(z, 0.0), "exact"),
     "tanh": (lambda z: 2.0 * _sigma(2.0 * z) - 1.0, "elementwise"),
     "gelu": (gelu_exact, "default"),
     "gelu_tanh": (gelu_tanh, "default"),
 }
+# The same formulas by name, for the clauses that need an activation's closed form (backprop's
+# networks, the feed-forward network).
+FORMULAS: dict[str, Callable[[np.ndarray], np.ndarray]] = {name: f for name, (f, _) in _BY_NAME.items()}
 # Names no implementation should know: typos of the names above, which must not silently become
 # some activation or a linear layer.
 _UNKNOWN_NAMES = ("sigmiod", "rleu", "tahn", "gleu", "gelu_tnah", "no such activation")

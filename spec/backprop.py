@@ -10,7 +10,6 @@ definitions, and central finite differences in float64 differentiate a forward p
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -20,9 +19,9 @@ from hypothesis import strategies as st
 from nnspec.reference.config import MLPConfig
 
 from . import precision
-from .activations import gelu_exact, gelu_tanh
+from .activations import FORMULAS
 from .clause import DEEP_LEARNING, NEURAL_NETWORKS, RUMELHART_1986, Check, Source, clause
-from .cost_learning import draw_array, draw_mlp_params, seeded_mlp_params
+from .cost_learning import copy_params, draw_array, draw_mlp_params, seeded_mlp_params
 
 TOPIC = "backprop"
 
@@ -147,16 +146,9 @@ def bp_chain_multi(impl: Any, ck: Check) -> None:
 # Any MLP against central finite differences.
 # ---------------------------------------------------------------------------------------------
 
-# The activations an MLP config may name (reference/config.py), written out here so the truth does
-# not come from a reference: the documents' sigmoid, tanh and ReLU, and GPT's GELU, exact and in
-# its tanh approximation (spec/activations.py, ACT-GELU).
-_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "gelu": gelu_exact,
-    "gelu_tanh": gelu_tanh,
-}
+# The activations an MLP config may name (reference/config.py), as closed forms written out in
+# spec/activations.py, so that the truth does not come from a reference.
+_ACTIVATIONS = FORMULAS
 
 # ReLU has a kink at z = 0, where a small change of a weighted input changes relu' from 0 to 1.
 # Central differences step each parameter by h = 1e-6, which moves a weighted input by far less than
@@ -268,10 +260,10 @@ def bp_full(impl: Any, ck: Check) -> None:
     # every activation on the same network: a fault in one derivative is found at any profile
     for activation in _ACTIVATIONS:
         params = _clear_of_the_kink(impl, ck, drawn, x) if activation == "relu" else drawn
-        net = impl.MLP(MLPConfig(layer_sizes=sizes, activation=activation), _copy(params))
+        net = impl.MLP(MLPConfig(layer_sizes=sizes, activation=activation), copy_params(params))
         dW, db = net.gradients(x, y)
         observed = _observed_gradient(dW, db)
-        expected = central_differences(_copy(params), activation, x, y)
+        expected = central_differences(copy_params(params), activation, x, y)
         # Compared in units of the cost where it exceeds 1: the differences' rounding error is
         # eps |C| / h, and a ReLU or GELU network's outputs (so C) are not bounded as sigmoid's are.
         unit = max(1.0, _cost64(params, activation, x, y))
@@ -280,8 +272,3 @@ def bp_full(impl: Any, ck: Check) -> None:
             what=f"MLP.gradients vs central finite differences, activation {activation!r}, "
             f"in units of max(1, C) = {unit:.4g}",
         )
-
-
-def _copy(params: dict) -> dict:
-    """A fresh copy of an MLP's parameters: the network may keep them, the differences write them."""
-    return {"layers": [{"W": layer["W"].copy(), "b": layer["b"].copy()} for layer in params["layers"]]}

@@ -35,6 +35,7 @@ from nnspec.reference.config import (
 )
 
 from . import precision
+from .activations import FORMULAS
 from .clause import (
     BROWN_2020,
     LECTURE_NOTES,
@@ -81,16 +82,8 @@ VOCAB = 11
 # ---------------------------------------------------------------------------------------------
 
 
-def _erf(z: np.ndarray) -> np.ndarray:
-    return np.vectorize(math.erf, otypes=[np.float64])(z)
-
-
-ACTIVATIONS = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "gelu": lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0))),
-    "tanh": np.tanh,
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-}
+# The feed-forward network's activations (spec/activations.py's closed forms)
+ACTIVATIONS = {name: FORMULAS[name] for name in ("relu", "gelu", "tanh", "sigmoid")}
 
 
 def ffn_formula(params: dict, x: np.ndarray, activation: str) -> np.ndarray:

@@ -275,9 +275,9 @@ def _run_network(oracle: Any, config: Any, params: dict) -> np.ndarray:
         return oracle.MLP(config, params).forward(np.ones((2, config.layer_sizes[0])))[1][-1]
     T = min(config.context, 3)
     if isinstance(config, GPTConfig):
-        return oracle.GPT(config, params).forward(FIRST_WORD + np.arange(T) % (config.n_vocab - 4))
-    src = FIRST_WORD + np.arange(T) % (config.n_src_vocab - 4)
-    tgt = FIRST_WORD + np.arange(T) % (config.n_tgt_vocab - 4)
+        return oracle.GPT(config, params).forward(FIRST_WORD + np.arange(T) % (config.n_vocab - FIRST_WORD))
+    src = FIRST_WORD + np.arange(T) % (config.n_src_vocab - FIRST_WORD)
+    tgt = FIRST_WORD + np.arange(T) % (config.n_tgt_vocab - FIRST_WORD)
     return oracle.Transformer(config, params).forward(src, tgt)
 
 

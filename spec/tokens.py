@@ -21,12 +21,13 @@ from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
+from nnspec.reference.vocabulary import SPECIAL_TOKENS
 
 from .clause import LECTURE_NOTES, RECAP, SUTSKEVER_2014, Check, Source, clause, ids_outside, must_refuse
 
 _WORD = st.text(alphabet="abcdefghij", min_size=1, max_size=4)
 # The special tokens as written in a text (<pad> first: the one a mask from the ids confuses).
-_SPECIALS = ("<pad>", "<unk>", "<start>", "<end>")
+_SPECIALS = SPECIAL_TOKENS
 
 
 def _vocabulary(ck: Check, impl: Any, *, min_size: int = 1) -> tuple[Any, list[str]]:
@@ -161,7 +162,8 @@ def start_and_end_tokens(impl: Any, ck: Check) -> None:
     ck.that(len({start, end, vocab.unk_id, vocab.pad_id}) == 4,
             what="id_of('<start>'), id_of('<end>'), unk_id, pad_id",
             observed=[start, end, vocab.unk_id, vocab.pad_id], expected="four different ids")
-    plain = list(map(int, vocab.encode(sentence)))
+    # the words' ids, from the vocabulary's token list (as in TOK-UNK), not from encode itself
+    plain = [vocab.unk_id if w in unseen else vocab.tokens.index(w) for w in sentence.split()]
     for add_start in (False, True):
         for add_end in (False, True):
             ids = list(map(int, vocab.encode(sentence, add_start=add_start, add_end=add_end)))
@@ -231,7 +233,8 @@ def vocabulary_from_corpus(impl: Any, ck: Check) -> None:
         own = sorted(t for t in tokens if t not in _SPECIALS)
         missing, extra = sorted(set(kept) - set(own)), sorted(set(own) - set(kept))
         ck.that(own == kept, what=f"{call}: the words of the vocabulary (counts {dict(counts)})",
-                observed=f"{own} (missing {missing}; seen fewer than {cut} times: {extra})",
+                observed=f"{own} (missing {missing}; kept but seen fewer than {cut} times, or "
+                f"never: {extra})",
                 expected=f"{kept}, the words seen at least {cut} times")
         ck.equal(len(tokens), len(set(tokens)), what=f"{call}: tokens, each once")
         ck.that(set(_SPECIALS) <= set(tokens), what=f"{call}: the special tokens",

@@ -956,6 +956,7 @@ def test_a_read_only_array_crosses_the_torch_boundary_without_a_warning() -> Non
     import warnings
 
     from nnspec.reference import numpy_ref
+    from nnspec.verify.implementations import round_to_dtype
 
     impl = load_implementation("torch:cpu:float64")
     x = np.broadcast_to(np.arange(3.0), (1, 3))  # contiguous, so ascontiguousarray keeps the view
@@ -963,4 +964,6 @@ def test_a_read_only_array_crosses_the_torch_boundary_without_a_warning() -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = impl.softmax(x)
+        rounded = round_to_dtype(x, "bfloat16")  # every clause input goes through it
     np.testing.assert_allclose(out, numpy_ref.softmax(x), rtol=1e-12)
+    np.testing.assert_array_equal(rounded, x)  # 0, 1 and 2 are bfloat16 numbers

@@ -237,3 +237,16 @@ def test_the_recorded_kill_matrices_are_of_the_current_catalogue(record: str, sh
         expected = [c for c in m.expected if not (shared and c in ORACLE_COMPARISONS)]
         assert rows[m.id]["expected"] == expected, m.id
     assert data["summary"]["kill_rate"] == 1.0 and data["timings"]["missed"] == []
+
+
+def test_a_mutant_that_needs_more_examples_runs_at_its_profile_and_says_so(tmp_path) -> None:
+    from nnspec.report import write_kill_matrix
+
+    data = kill_matrix(mutants=["greedy-without-history", "sdpa-no-scaling"], profile="quick", seed=0)
+    needs_more, plain = data["mutants"]
+    assert CATALOGUE["greedy-without-history"].profile == "ci"
+    assert needs_more["profile"] == "ci" and needs_more["cells"]["GREEDY"]["status"] == "failed"
+    assert "profile" not in plain
+    paths = write_kill_matrix(data, tmp_path / "km")
+    assert "`greedy-without-history` (at `ci`)" in paths["md"].read_text()
+    assert "greedy-without-history</strong> (at ci)" in paths["html"].read_text()

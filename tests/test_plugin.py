@@ -73,7 +73,8 @@ def test_broken_implementation_gives_four_failures_and_a_finished_run(
         assert word in out
         assert f"--nnspec-clause={cid}" in out
     assert ("timed out after 2 s while broken's relu was running (the per-clause time limit given "
-            "to this run)") in out
+            "to this run; a larger one (nnspec verify --time-limit, pytest --nnspec-time-limit) allows "
+            "more)") in out
     # a timeout reproduces only under the same limit
     assert "nnspec verify broken_impls:BROKEN --clause T-RELU --profile quick --seed 0 --time-limit 2" in out
     assert "--nnspec-clause=T-RELU --nnspec-profile=quick --nnspec-seed=0 --nnspec-time-limit=2" in out

@@ -15,6 +15,7 @@ import pytest
 from nnspec.reference import numpy_ref
 from nnspec.spec import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import mha_first_head_mask
 
 ATTENTION_CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "attention")
 
@@ -204,13 +205,6 @@ def test_torch_on_device_passes_the_masking_clauses(device: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Each clause rejects a realistic wrong implementation
 # ---------------------------------------------------------------------------------------------
-
-def mha_first_head_mask(params, x_q, x_kv, n_heads, mask=None):
-    """Takes a mask per head as one mask shared by all heads: the first head's, for every head."""
-    if mask is not None and np.ndim(mask) >= 3 and np.shape(mask)[-3] == n_heads:
-        mask = np.asarray(mask, dtype=bool)[..., :1, :, :]
-    return numpy_ref.multi_head_attention(params, x_q, x_kv, n_heads, mask)
-
 
 MUTANTS = [
     (

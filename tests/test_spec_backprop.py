@@ -14,6 +14,8 @@ from nnspec.reference.config import Activation, MLPConfig
 from nnspec.spec import backprop
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import GeluTanhDerivativeMLP as GeluTanhDerivative
+from nnspec.verify.mutants import ReluPrimeAsReluMLP as ReluAsItsDerivative
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "backprop")
 
@@ -167,24 +169,6 @@ class LastLayerOnly(numpy_ref.MLP):
         dW, db = super().gradients(x, y)
         return ([np.zeros_like(g) for g in dW[:-1]] + [dW[-1]],
                 [np.zeros_like(g) for g in db[:-1]] + [db[-1]])
-
-
-class ReluAsItsDerivative(numpy_ref.MLP):
-    """Backpropagates a ReLU network through relu(z) where relu'(z) = [z > 0] belongs."""
-
-    def __init__(self, config, params):
-        super().__init__(config, params)
-        if config.activation == "relu":
-            self.sigma_prime = numpy_ref.relu
-
-
-class GeluTanhDerivative(numpy_ref.MLP):
-    """An exact-GELU network backpropagated with the tanh approximation's derivative."""
-
-    def __init__(self, config, params):
-        super().__init__(config, params)
-        if config.activation == "gelu":
-            self.sigma_prime = lambda z: numpy_ref.gelu_prime(z, approximate="tanh")
 
 
 class GeluForwardOnTanhNetwork(numpy_ref.MLP):

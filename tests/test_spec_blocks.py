@@ -216,30 +216,6 @@ class TemperatureIgnoringSample(numpy_ref.Transformer):
         return super().sample(src_ids, max_len=max_len, temperature=1.0, seed=seed)
 
 
-class GenerateBug(numpy_ref.GPT):
-    """Base for generation bugs: ``position`` picks the row of logits, ``scaled`` applies T, and
-    ``rng`` makes the generator from the seed."""
-
-    position = -1
-
-    def scaled(self, logits, temperature):
-        return logits / temperature
-
-    def rng(self, seed):
-        return np.random.default_rng(seed)
-
-    def generate(self, ids, *, max_new_tokens, temperature=0.0, seed=0):
-        rng = self.rng(seed)
-        out = [int(t) for t in np.asarray(ids)]
-        for _ in range(max_new_tokens):
-            logits = self.forward(np.array(out))[self.position]
-            if temperature == 0:
-                out.append(int(np.argmax(logits)))
-            else:
-                out.append(nets._draw_token(numpy_ref.softmax(self.scaled(logits, temperature)), rng))
-        return out
-
-
 class UnmaskedGPT(numpy_ref.GPT):
     """A decoder-only model without its causal mask."""
 

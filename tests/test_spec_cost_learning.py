@@ -11,6 +11,7 @@ from nnspec.reference import numpy_ref
 from nnspec.reference.config import MLPConfig
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import DropsLastBatchMLP as DropsLastBatch
 from nnspec.verify.mutants import SameOrderEachEpoch, TrainsWithoutShuffling
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "cost_learning")
@@ -79,19 +80,6 @@ class DropsLastExample(numpy_ref.MLP):
 
     def train(self, X, Y, *, epochs, batch_size, eta, seed):
         super().train(X[:-1], Y[:-1], epochs=epochs, batch_size=batch_size, eta=eta, seed=seed)
-
-
-class DropsLastBatch(numpy_ref.MLP):
-    """``range(0, len(X) - batch_size + 1, batch_size)``, DataLoader(drop_last=True)'s loop: the
-    smaller last minibatch is never stepped on when the batch size does not divide N."""
-
-    def train(self, X, Y, *, epochs, batch_size, eta, seed):
-        X, Y = np.asarray(X), np.asarray(Y)
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            order = rng.permutation(len(X))
-            for start in range(0, len(X) - batch_size + 1, batch_size):
-                self.sgd_step(X[order[start : start + batch_size]], Y[order[start : start + batch_size]], eta)
 
 
 class RepeatsFirstBatch(numpy_ref.MLP):

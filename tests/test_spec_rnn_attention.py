@@ -11,7 +11,6 @@ import pytest
 from nnspec.reference import numpy_ref
 from nnspec.spec import REGISTRY
 from nnspec.verify import mutants, patched, run_clause
-from nnspec.verify.conventions import ConfiguredOracle
 
 RNN_CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "rnn_attention")
 
@@ -85,12 +84,6 @@ def lstm_cell_variant(*, gate_order="ifgo", no_tanh_on_cell=False):
     return lstm_cell
 
 
-def lstm_ignores_initial_state(params, xs, h0=None, c0=None):
-    """An LSTM layer called without its (h0, c0) (nn.LSTM(x) where nn.LSTM(x, (h0, c0)) belongs):
-    always starts from zeros, so a decoder never receives the encoder's final state."""
-    return numpy_ref.lstm(params, xs)
-
-
 def lstm_state_not_carried(params, xs, h0=None, c0=None):
     """Each step from the initial state: the loop assigns the cell's result to new names and
     never feeds them back, so the recurrence is lost (h_t depends on x_t alone)."""
@@ -138,7 +131,7 @@ MUTANTS = [
         {"lstm_cell": lstm_cell_variant(gate_order="igfo")},
     ),
     ("LSTM-CELL", "h-without-tanh", {"lstm_cell": lstm_cell_variant(no_tanh_on_cell=True)}),
-    ("LSTM-SEQ", "ignores-initial-state", {"lstm": lstm_ignores_initial_state}),
+    ("LSTM-SEQ", "ignores-initial-state", {"lstm": mutants.lstm_ignores_initial_state}),
     ("LSTM-SEQ", "state-not-carried", {"lstm": lstm_state_not_carried}),
     ("LSTM-SEQ", "returns-first-state", {"lstm": lstm_returns_first_state}),
 ]
@@ -163,7 +156,7 @@ def test_every_rnn_clause_has_a_mutant() -> None:
 @pytest.mark.parametrize("without", ["lstm_cell", None])
 def test_lstm_seq_catches_a_lost_initial_state_with_or_without_a_cell(without: str | None) -> None:
     """The closed form catches it whether or not the implementation has a cell to compare with."""
-    overrides = {"lstm": lstm_ignores_initial_state} | ({without: None} if without else {})
+    overrides = {"lstm": mutants.lstm_ignores_initial_state} | ({without: None} if without else {})
     result = run_clause("LSTM-SEQ", patched("numpy", name="ignores-h0", **overrides), shrink=False)
     assert result.status == "failed", result.message
 
@@ -188,10 +181,7 @@ S2S_PARTS = ["lstm", "dot_attention", "additive_attention"]
 
 def _wiring_fault(name: str, *, shared: bool, without: list[str] | None = None) -> Any:
     impl = patched("numpy", name=name, Seq2Seq=WIRING_FAULTS[name], without=without or [])
-    if shared:  # the fault shared by the implementation and its oracle
-        faulty = mutants._ReferenceWithFault({"Seq2Seq": WIRING_FAULTS[name]})
-        impl.oracle = ConfiguredOracle(impl.conventions, module=faulty)
-    return impl
+    return mutants.plant_in_oracle(impl) if shared else impl
 
 
 def test_the_wiring_faults_are_wrong_and_the_written_out_decoder_is_right() -> None:
@@ -242,3 +232,18 @@ def test_which_state_scores_is_seen_without_the_composition(name: str) -> None:
     result = run_clause("S2S-COMPOSE", impl, profile="ci", seed=0, shrink=False)
     assert result.status == "failed", f"{name}: {result.status}: {result.message}"
     assert "W_c's s-columns zeroed" in result.message
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_the_logit_allowance_is_the_tolerance_tables_network_row(dtype: str) -> None:
+    # Clause modules do not import the engine, so S2S-COMPOSE restates the closed-form allowance of
+    # output kind "network": it must stay the table's (verify/tolerances.py).
+    from types import SimpleNamespace
+
+    from nnspec.spec.rnn_attention import _logit_allowance
+    from nnspec.verify import tolerances
+
+    logits = np.array([0.0, 1e-3, 0.5, 3.0, -40.0])
+    allowance = _logit_allowance(SimpleNamespace(dtype=dtype), logits)
+    assert tolerances.closed_form(logits + 0.99 * allowance, logits, "network", dtype).passed
+    assert not tolerances.closed_form(logits + 1.01 * allowance, logits, "network", dtype).passed

@@ -25,6 +25,7 @@ import tempfile
 import textwrap
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_NONCONFORMING, EXIT_USAGE = 0, 1, 2
 # The names of nnspec.verify.profiles.PROFILES (not imported here: that would import Hypothesis
@@ -138,13 +139,18 @@ def _list(args: argparse.Namespace) -> int:
         print("\nInformative: claims of the documents that cannot be checked as stated")
     for i in untestable:
         print(f"{i.id}  [INFORMATIVE, {i.topic}]")
-        print(textwrap.fill(i.statement, 100, initial_indent="    ", subsequent_indent="    "))
-        print(f"    source: {i.source}")
-        print(textwrap.fill(f"why not a clause: {i.reason}", 100, initial_indent="    ",
-                            subsequent_indent="    "))
+        _print_claim(i, indent="    ")
     counts = f"{len(rows)} clauses" + (f", {len(untestable)} informative claims" if untestable else "")
     print(counts, file=sys.stderr)
     return EXIT_OK
+
+
+def _print_claim(claim: Any, indent: str = "") -> None:
+    """An informative claim's statement, source and why it is not a clause."""
+    print(textwrap.fill(claim.statement, 100, initial_indent=indent, subsequent_indent=indent))
+    print(f"{indent}source: {claim.source}")
+    print(textwrap.fill(f"why not a clause: {claim.reason}", 100, initial_indent=indent,
+                        subsequent_indent=indent))
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -156,9 +162,7 @@ def _show(args: argparse.Namespace) -> int:
     claim = claims.get(args.id) or claims.get(args.id.upper())
     if c is None and claim is not None:
         print(f"{claim.id} (INFORMATIVE, topic {claim.topic}): not checked as stated")
-        print(textwrap.fill(claim.statement, 100))
-        print(f"source: {claim.source}")
-        print(textwrap.fill(f"why not a clause: {claim.reason}", 100))
+        _print_claim(claim)
         return EXIT_OK
     if c is None:
         try:

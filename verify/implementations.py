@@ -646,8 +646,9 @@ def round_to_dtype(x: Any, dtype: str) -> Any:
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         return x
     import torch
+    from nnspec.reference.torch_ref import to_torch
 
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    t = to_torch(x, dtype=torch.float64)  # the project's one conversion (a read-only view is copied)
     biggest = torch.finfo(torch_dtype(dtype)).max
     finite = torch.isfinite(t)
     t = torch.where(finite, t.clamp(-biggest, biggest), t)

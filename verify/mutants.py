@@ -81,10 +81,16 @@ class Mutant:
         that check the documents' numbers and invariants can still catch it.
         """
         impl = self.build(base or self.base)
-        if shared_oracle:
-            faulty = {name: impl._namespace[name] for name in impl.overridden}
-            impl.oracle = ConfiguredOracle(impl.conventions, module=_ReferenceWithFault(faulty))
-        return impl
+        return plant_in_oracle(impl) if shared_oracle else impl
+
+
+def plant_in_oracle(impl: Implementation) -> Implementation:
+    """``impl`` (a :func:`patched` one) with its replaced capabilities planted in its oracle too:
+    the fault shared by an implementation and its reference, which only the clauses that check the
+    documents' own numbers and invariants can catch."""
+    faulty = {name: impl._namespace[name] for name in impl.overridden}
+    impl.oracle = ConfiguredOracle(impl.conventions, module=_ReferenceWithFault(faulty))
+    return impl
 
 
 class _ReferenceWithFault:
@@ -1526,14 +1532,17 @@ def kill_matrix(
             cells[cid] = {"status": result.status, "examples_to_failure": to_failure}
             if progress is not None:
                 progress(f"{mutant.id} x {cid}: {result.status}")
-        rows.append({
+        row = {
             "id": mutant.id,
             "models": mutant.models,
             "target": ", ".join(mutant.target),
             "expected": [c for c in mutant.expected
                          if not (shared_oracle and c in ORACLE_COMPARISONS)],
             "cells": cells,
-        })
+        }
+        if mutant.profile_at_least(profile) != profile:  # its examples were counted at another
+            row["profile"] = mutant.profile_at_least(profile)
+        rows.append(row)
     return {
         "schema": SCHEMA,
         "profile": profile,

@@ -516,7 +516,9 @@ def run_clause(
         result.status = "failed"
         where = f" while {running} was running" if running else ""
         whose = (
-            "the per-clause time limit given to this run" if time_limit is not None
+            "the per-clause time limit given to this run; a larger one (nnspec verify "
+            "--time-limit, pytest --nnspec-time-limit) allows more"
+            if time_limit is not None
             else f"the {prof.name!r} profile's per-clause time limit; --time-limit changes it"
         )
         result.message = (
