@@ -19,7 +19,6 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from nnspec.reference.torch_ref import to_torch  # noqa: E402
 from nnspec.verify import load_implementation, patched, run_clause  # noqa: E402
 from nnspec.verify.catalogue import installed  # noqa: E402
 
@@ -108,50 +107,25 @@ def _positions_restart(self: Any, ids: Any, cache: Any = None) -> Any:
         del self.model.forward
 
 
-def _generate(self: Any, ids: Any, max_new_tokens: int, temperature: float, seed: int, *,
-              bias: bool = True, seeded: bool = True, sample_flag: bool | None = None) -> list[int]:
-    """The adapter's ``generate`` written again with one of its three precautions left out."""
-    from nnspec.verify.hf_gpt2 import _AddUnembeddingBias
-    from transformers import GenerationConfig, LogitsProcessorList
-
-    if max_new_tokens == 0:  # as the adapter: Hugging Face refuses to generate nothing
-        return [int(t) for t in np.asarray(ids, dtype=np.int64).reshape(-1)]
-    prompt = to_torch(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
-    sampling = temperature != 0 if sample_flag is None else sample_flag
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=sampling,
-        temperature=float(temperature) if temperature else None, top_k=0, top_p=1.0,
-        eos_token_id=None, bos_token_id=None, pad_token_id=0,
-    )
-    with_bias = bias and self.b_U is not None
-    processors = LogitsProcessorList([_AddUnembeddingBias(self.b_U)] if with_bias else [])
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        if seeded:
-            torch.manual_seed(seed)
-        else:  # the seed argument never reaches torch: each call draws on from wherever it is
-            torch.manual_seed(int.from_bytes(np.random.default_rng().bytes(4), "little"))
-        out = self.model.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                  generation_config=config, logits_processor=processors)
-    return [int(t) for t in out[0].tolist()]
-
-
-def _generate_without_bias(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
-                           seed: int = 0) -> list[int]:
+def _no_logits_processors(self: Any) -> Any:
     """generate() from GPT-2's lm_head alone: nnspec's b_U, added in forward, forgotten here."""
-    return _generate(self, ids, max_new_tokens, temperature, seed, bias=False)
+    from transformers import LogitsProcessorList
+
+    return LogitsProcessorList([])
 
 
-def _generate_unseeded(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
-                       seed: int = 0) -> list[int]:
-    """torch.manual_seed(seed) forgotten: sampling draws from torch's global generator as it is."""
-    return _generate(self, ids, max_new_tokens, temperature, seed, seeded=False)
+def _seed_ignored(self: Any, seed: int) -> None:
+    """torch.manual_seed(seed) forgotten: the seed argument never reaches torch, so each call
+    draws on from wherever torch's global generator is."""
+    torch.manual_seed(int.from_bytes(np.random.default_rng().bytes(4), "little"))
 
 
-def _generate_without_do_sample(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
-                                seed: int = 0) -> list[int]:
+def _config_without_do_sample(self: Any, max_new_tokens: int, temperature: float) -> Any:
     """generate(temperature=T) without do_sample=True: Hugging Face then searches greedily and
     the temperature does nothing (the mistake its warning is about)."""
-    return _generate(self, ids, max_new_tokens, temperature, seed, sample_flag=False)
+    config = type(self).__mro__[1]._generation_config(self, max_new_tokens, temperature)
+    config.do_sample = False
+    return config
 
 
 @pytest.mark.parametrize(
@@ -160,9 +134,9 @@ def _generate_without_do_sample(self: Any, ids: Any, *, max_new_tokens: int, tem
         (dict(_state_dict=_c_proj_untransposed), "NET-ORACLE", "GPT"),
         (dict(_state_dict=_final_norm_dropped), "NET-ORACLE", "GPT"),
         (dict(_run=_positions_restart), "DEC-AUTOREGRESSIVE", "cached decoding"),
-        (dict(generate=_generate_without_bias), "GPT-GENERATE", "exceeds every other logit by 1000"),
-        (dict(generate=_generate_unseeded), "SAMPLE-DIST", "seed"),
-        (dict(generate=_generate_without_do_sample), "SAMPLE-DIST", "frequencies"),
+        (dict(_logits_processors=_no_logits_processors), "GPT-GENERATE", "exceeds every other logit by 1000"),
+        (dict(_seed=_seed_ignored), "SAMPLE-DIST", "seed"),
+        (dict(_generation_config=_config_without_do_sample), "SAMPLE-DIST", "frequencies"),
     ],
     ids=["c_proj-untransposed", "final-norm-dropped", "cache-positions-restart",
          "generate-without-bias", "generate-unseeded", "generate-without-do-sample"],

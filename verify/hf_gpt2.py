@@ -173,27 +173,40 @@ class _GPT2:
         draws from torch's global generator, so the seed is set inside ``fork_rng``: the caller's
         random state is as it was afterwards.
         """
-        from transformers import GenerationConfig, LogitsProcessorList
-
         if max_new_tokens == 0:  # Hugging Face refuses to generate nothing; nnspec's API returns the prompt
             return [int(t) for t in np.asarray(ids, dtype=np.int64).reshape(-1)]
         prompt = to_torch(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
+        config = self._generation_config(max_new_tokens, temperature)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            self._seed(seed)
+            out = self.model.generate(
+                prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
+                logits_processor=self._logits_processors(),
+            )
+        return [int(t) for t in out[0].tolist()]
+
+    def _generation_config(self, max_new_tokens: int, temperature: float) -> Any:
+        """Exactly ``max_new_tokens`` (no end token stops it early), sampling only when T != 0."""
+        from transformers import GenerationConfig
+
         sampling = temperature != 0
         # (the sampling flags only where it samples: greedy search warns that they do nothing)
         warping = {"temperature": float(temperature), "top_k": 0, "top_p": 1.0} if sampling else {}
-        config = GenerationConfig(
+        return GenerationConfig(
             max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=sampling,
             eos_token_id=None, bos_token_id=None, pad_token_id=0, **warping,
         )
-        processors = LogitsProcessorList([] if self.b_U is None else [_AddUnembeddingBias(self.b_U)])
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            out = self.model.generate(
-                prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
-                logits_processor=processors,
-            )
-        return [int(t) for t in out[0].tolist()]
+
+    def _logits_processors(self) -> Any:
+        """nnspec's ``b_U``, which GPT-2's ``lm_head`` lacks, added to every step's logits."""
+        from transformers import LogitsProcessorList
+
+        return LogitsProcessorList([] if self.b_U is None else [_AddUnembeddingBias(self.b_U)])
+
+    def _seed(self, seed: int) -> None:
+        """Sampling draws from torch's global generator (inside ``fork_rng``, so only here)."""
+        torch.manual_seed(seed)
 
 
 class _AddUnembeddingBias:
