@@ -29,8 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all-clauses", action="store_true")
     parser.add_argument("--shared-oracle", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results/kill_matrix.json")
+    parser.add_argument("--out", default=None,
+                        help="default: benchmarks/results/kill_matrix.json, or "
+                        "kill_matrix_shared_oracle.json with --shared-oracle")
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "_shared_oracle" if args.shared_oracle else ""
+        args.out = f"benchmarks/results/kill_matrix{suffix}.json"
 
     import torch
     from nnspec.verify.mutants import (

@@ -136,7 +136,8 @@ def _prime(name: str, z: np.ndarray) -> np.ndarray:
 @clause(
     "NEURON-WSUM",
     "A layer's activations a' = sigma(W a + b) MUST equal, neuron by neuron, sigma of the "
-    "weighted sum of the previous activations plus that neuron's bias.",
+    "weighted sum of the previous activations plus that neuron's bias, sigma being the activation "
+    "the layer names (none: the weighted sum itself).",
     source=NEURON_SECTION,
     needs=("dense",),
     topic="activations",
@@ -148,18 +149,22 @@ def neuron_weighted_sum(impl: Any, ck: Check) -> None:
     W = ck.input(ck.draw(hnp.arrays(np.float64, (n_out, n_in), elements=_floats(3)), "W"))
     b = ck.input(ck.draw(hnp.arrays(np.float64, (n_out,), elements=_floats(3)), "b"))
     a = ck.input(ck.draw(hnp.arrays(np.float64, (batch, n_in), elements=_floats(1)), "a"))
+    # sigma is the documents' squishing function, but a layer applies the one its config names
+    # (None: a linear layer); a dense() that hard-codes sigmoid is right only for sigmoid
+    name = ck.draw(st.sampled_from([None, "relu", "sigmoid", "tanh", "gelu", "gelu_tanh"]), "activation")
+    sigma = FORMULAS[name] if name is not None else (lambda z: z)
     # a'_j = sigma( sum_k w_jk a_k + b_j ), one neuron at a time, W is (out, in)
-    expected = np.empty((batch, n_out))
+    z = np.empty((batch, n_out))
     for r in range(batch):
         for j in range(n_out):
-            z_j = math.fsum(W[j, k] * a[r, k] for k in range(n_in)) + b[j]
-            expected[r, j] = 1.0 / (1.0 + math.exp(-z_j))
-    ck.close(impl.dense(a, W, b, activation="sigmoid"), expected, output="reduction",
-             what="dense(a, W, b)[r, j]")
+            z[r, j] = math.fsum(W[j, k] * a[r, k] for k in range(n_in)) + b[j]
+    expected = sigma(z)
+    ck.close(impl.dense(a, W, b, activation=name), expected, output="reduction",
+             what=f"dense(a, W, b, activation={name!r})[r, j]")
     # a single vector is a batch of one
-    ck.close(impl.dense(a[0], W, b, activation="sigmoid"), expected[0], output="reduction",
-             what="dense(a[0], W, b)")
-    ck.close_to_oracle("dense", a, W, b, activation="sigmoid", output="reduction")
+    ck.close(impl.dense(a[0], W, b, activation=name), expected[0], output="reduction",
+             what=f"dense(a[0], W, b, activation={name!r})")
+    ck.close_to_oracle("dense", a, W, b, activation=name, output="reduction")
 
 
 @clause(
@@ -285,6 +290,16 @@ def _tanh_values(impl: Any, ck: Check, z: np.ndarray) -> None:
     # tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z}) = 2 / (1 + e^{-2z}) - 1 = 2 sigma(2z) - 1
     ck.close(t, 2.0 * _sigma(2.0 * z) - 1.0, output="elementwise", what="tanh(z)")
     ck.close(impl.tanh(-z), -t, output="elementwise", what="tanh(-z)")
+    # The identity is not a recipe: near 0, where tanh(z) ~ z, 2 sigma(2z) - 1 cancels, and in
+    # float16 tanh(2^-10) computed that way loses half its value, yet stays within a tolerance on
+    # the scale of 1. A value carries its format's precision, so tanh is judged relative to its
+    # own size as well, on magnitudes from 2^-12 to 8 (a library tanh is within 2 ulps of it).
+    exponents = ck.draw(st.lists(st.integers(-96, 24), min_size=1, max_size=8), "log2|z| * 8")
+    signs = ck.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=len(exponents),
+                             max_size=len(exponents)), "signs")
+    small = ck.input(np.array(signs) * 2.0 ** (np.array(exponents) / 8.0))
+    ck.close(np.asarray(impl.tanh(small)) / np.tanh(small), np.ones(len(small)), output="elementwise",
+             what="tanh(z) / exact tanh(z), 2^-12 <= |z| <= 8")
 
 
 @clause(

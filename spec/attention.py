@@ -424,6 +424,7 @@ def att_mask_zero(impl: Any, ck: Check) -> None:
     mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")  # (..., n_q, n_k)
     if ck.offers(SDPA):
         _, weights = impl.scaled_dot_product_attention(q, k, v, mask)
+        ck.equal(np.shape(weights), mask.shape, what="scaled_dot_product_attention weights.shape")
         _assert_masked_rows(ck, weights, mask, "weights")
     if ck.offers(MHA):
         # A mask per head (..., n_heads, n_q, n_k), different in every head, or one shared by all
@@ -439,7 +440,9 @@ def att_mask_zero(impl: Any, ck: Check) -> None:
         else:
             head_mask = mask[..., None, :, :]
         _, weights = impl.multi_head_attention(params, x_q, x_kv, n_heads, mask=head_mask)
-        # weights (..., n_heads, n_q, n_k); the mask broadcasts over the heads it does not name
+        # weights (..., n_heads, n_q, n_k), one set per head (not averaged over the heads, as
+        # torch.nn.MultiheadAttention returns them by default); the mask broadcasts over the heads
+        ck.equal(np.shape(weights), (*batch, n_heads, n_q, n_k), what="multi_head_attention weights.shape")
         _assert_masked_rows(ck, weights, np.broadcast_to(head_mask, weights.shape), "MHA weights")
 
 
@@ -590,6 +593,9 @@ def att_padding(impl: Any, ck: Check) -> None:
     ids = np.where(real, ids, pad_id)
     padding_mask = impl.padding_mask if ck.offers("padding_mask") else ck.oracle.padding_mask
     mask = padding_mask(ids, pad_id)  # (B, 1, T)
+    # the query axis PARAMETERS.md pins: a (B, T) mask (torch's key_padding_mask) broadcast against
+    # (B, T, T) scores would line the batch up with the queries
+    ck.equal(np.shape(mask), (batch, 1, T), what=f"padding_mask(ids of shape {ids.shape}, pad_id).shape")
 
     n_heads, d_head = _mha_dims(ck)
     d_model = n_heads * d_head
@@ -873,6 +879,7 @@ def mha_one_head(impl: Any, ck: Check) -> None:
     x_q = _array(ck, (*batch, n_q, d_model), "x_q")
     x_kv = _array(ck, (*batch, n_k, d_model), "x_kv")
     out, weights = impl.multi_head_attention(params, x_q, x_kv, 1)
+    ck.equal(np.shape(weights), (*batch, 1, n_q, n_k), what="multi_head_attention(..., n_heads=1) weights.shape")
     q, k, v = (ck.input(_project(x, params, n)) for x, n in ((x_q, "q"), (x_kv, "k"), (x_kv, "v")))
     if ck.offers(SDPA):
         # against the implementation's own single-head attention

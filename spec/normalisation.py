@@ -46,6 +46,22 @@ def _tokens(ck: Check, *, min_batch: int = 1, min_d: int = 2) -> np.ndarray:
     return ck.input(ck.draw(_grid(shape), "x"))
 
 
+# d_model of real models (GPT-2's 768, Vaswani's 512, 4096): few enough that quick reaches each.
+WIDE_D = (4096, 512, 768, 1024)
+
+
+def _wide_tokens(ck: Check, impl: Any) -> np.ndarray:
+    """Two tokens (2, d) with d from WIDE_D, each a spread and an offset of up to 2^10: too many
+    features for Hypothesis to draw one by one, so they come from a drawn seed. Features stay
+    within a quarter of float16's range (a correct kernel forms no sum in the format itself)."""
+    d = ck.draw(st.sampled_from(WIDE_D), "d (wide tokens)")
+    scale = 2.0 ** ck.draw(st.integers(0, 10), "log2 of the wide tokens' scale")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "wide tokens' seed"))
+    x = (rng.standard_normal((2, d)) + rng.standard_normal((2, 1))) * scale
+    bound = precision.largest(impl) / 4
+    return ck.input(np.clip(x, -bound, bound))
+
+
 def _normalised(x: np.ndarray, axes: int | tuple[int, ...], eps: float) -> np.ndarray:
     """(x - mean) / sqrt(var + eps), biased variance over ``axes``: the notes' (x - mu) / sigma."""
     mean = x.mean(axis=axes, keepdims=True)
@@ -86,6 +102,18 @@ def layer_norm_statistics(impl: Any, ck: Check) -> None:
     # Var((x - m) / sqrt(v + eps)) = v / (v + eps)
     ck.close(y.var(axis=-1), var_in / (var_in + EPS), output="normalised",
              what="layer_norm(x).var(-1)", condition=condition)
+    # And two tokens as wide as a real model's, with features up to 2^12: a float16 sum of squares
+    # overflows past 256 (T5's layer norm before transformers #10956), and a float16 or bfloat16
+    # running sum stops growing long before 4096 features (onnxruntime #29034).
+    wide = _wide_tokens(ck, impl)
+    d = wide.shape[-1]
+    y = np.asarray(impl.layer_norm(wide, np.ones(d), np.zeros(d), eps=EPS))
+    ck.equal(y.shape, wide.shape, what=f"layer_norm(x).shape, d = {d}")
+    var_in, condition = wide.var(axis=-1), _condition(wide, -1)
+    ck.close(y.mean(axis=-1), np.zeros(2), output="normalised",
+             what=f"layer_norm(x).mean(-1), d = {d}", condition=condition)
+    ck.close(y.var(axis=-1), var_in / (var_in + EPS), output="normalised",
+             what=f"layer_norm(x).var(-1), d = {d}", condition=condition)
 
 
 @clause(

@@ -40,16 +40,46 @@ def _angle_rates(d_model: int) -> np.ndarray:
     return np.array([10000.0 ** (-(2 * i) / d_model) for i in range((d_model + 1) // 2)])
 
 
-def _formula(n_positions: int, d_model: int) -> np.ndarray:
-    """The notes' formula evaluated entry by entry with math.sin / math.cos."""
-    pe = np.empty((n_positions, d_model))  # (n_positions, d_model)
-    for pos in range(n_positions):
+def _formula(n_positions: int, d_model: int, *, first: int = 0) -> np.ndarray:
+    """The notes' formula evaluated entry by entry with math.sin / math.cos, for positions
+    ``first`` .. ``n_positions - 1``."""
+    pe = np.empty((n_positions - first, d_model))  # (n_positions - first, d_model)
+    for row, pos in enumerate(range(first, n_positions)):
         for col in range(d_model):
             i = col // 2
             angle = pos / 10000.0 ** (2 * i / d_model)
             # PE(pos, 2i) = sin(pos / 10000^(2i/d)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/d))
-            pe[pos, col] = math.sin(angle) if col % 2 == 0 else math.cos(angle)
+            pe[row, col] = math.sin(angle) if col % 2 == 0 else math.cos(angle)
     return pe
+
+
+def _angles(positions: np.ndarray, d_model: int) -> np.ndarray:
+    """pos * omega_i for each position and column (both columns of a pair share omega_i)."""
+    rates = np.repeat(_angle_rates(d_model), 2)[:d_model]  # (d_model,)
+    return np.asarray(positions, dtype=np.float64)[:, None] * rates  # (n, d_model)
+
+
+# How far a correct table may be from the formula. The angle pos * omega_i, formed in floating
+# point, is off by up to angle * eps relative to it, and sin and cos move by as much: the
+# computation's condition number is the angle itself. The PyTorch tutorial's float32 table (angles
+# in float32, then sin and cos) is correct code, so an angle may carry float32's rounding, or the
+# implementation's own where that is finer. Not a narrower format's: bfloat16 holds no integer
+# above 256 exactly and float16 none above 2048, so positions collide (Hugging Face transformers
+# #25681 and #29285, rotary positions cast to bfloat16, cached and full decoding diverging).
+_ANGLE_EPS = 2.0**-23  # float32
+
+
+def _angle_condition(impl: Any, angles: np.ndarray) -> np.ndarray:
+    """Each entry's condition number in units of the implementation's eps (at least 1)."""
+    eps = precision.eps(impl)
+    return np.maximum(1.0, np.abs(angles) * min(eps, _ANGLE_EPS) / eps)
+
+
+# Table lengths just past the last integer each format holds exactly (2^8 + 2 for bfloat16,
+# 2^11 + 2 for float16) and beyond, to a context of 8192: few enough that quick reaches each.
+FAR_POSITIONS = (258, 2050, 8192, 300, 4097, 2500)
+# ... of which the last rows are compared (the largest angles; math.sin entry by entry is slow)
+FAR_ROWS = 64
 
 
 @clause(
@@ -62,10 +92,17 @@ def _formula(n_positions: int, d_model: int) -> np.ndarray:
 )
 def pe_formula(impl: Any, ck: Check) -> None:
     n, d = _sizes(ck)
-    pe = impl.positional_encoding(n, d)
-    ck.equal(np.shape(pe), (n, d), what="positional_encoding(n, d).shape")
-    ck.close(pe, _formula(n, d), output="default", what="positional_encoding(n, d)[pos, col]")
-    ck.close_to_oracle("positional_encoding", n, d, output="default")
+    far = ck.draw(st.sampled_from(FAR_POSITIONS), "n_positions (far)")
+    # No comparison with the oracle: it evaluates this same formula, and its same-precision
+    # baseline (torch_ref, angles in float64, one rounding) would reject float32 angles.
+    for n_positions in (n, far):
+        pe = np.asarray(impl.positional_encoding(n_positions, d))
+        ck.equal(np.shape(pe), (n_positions, d), what=f"positional_encoding({n_positions}, d).shape")
+        first = max(0, n_positions - FAR_ROWS)
+        positions = np.arange(first, n_positions)
+        ck.close(pe[first:], _formula(n_positions, d, first=first), output="default",
+                 what=f"positional_encoding({n_positions}, d)[{first}:, col]",
+                 condition=_angle_condition(impl, _angles(positions, d)))
 
 
 # The notes' worked table, d_model = 6, positions 0 and 1, as printed (two decimals).
@@ -183,12 +220,15 @@ def pe_relative(impl: Any, ck: Check) -> None:
     # R_k from the implementation's own row k (PE(0) = (0, 1, ...) so R_k PE(0) = PE(k) trivially)
     rot = _rotation_from_row(paired[k], pairs)
     # PE(pos + k) = R_k PE(pos) for every pos, with the same R_k
+    # (both sides carry their angles' rounding: PE(pos + k)'s, and PE(pos)'s and PE(k)'s)
+    angles = _angles(np.arange(k, n), 2 * pairs)
     ck.close(paired[:-k] @ rot.T, paired[k:], output="default",
-             what=f"R_{k} PE(pos) vs PE(pos + {k})")
+             what=f"R_{k} PE(pos) vs PE(pos + {k})", condition=2 * _angle_condition(impl, angles))
     # and R_k is the rotation by k w_i of the documents' frequencies w_i = 10000^(-2i/d)
     w = _angle_rates(d)[:pairs]
     ck.close(paired[k], np.ravel(np.column_stack([np.sin(k * w), np.cos(k * w)])),
-             output="default", what=f"PE({k}) = (sin {k} w_i, cos {k} w_i)")
+             output="default", what=f"PE({k}) = (sin {k} w_i, cos {k} w_i)",
+             condition=_angle_condition(impl, _angles(np.array([k]), 2 * pairs))[0])
 
 
 @clause(

@@ -42,6 +42,11 @@ def _grid_logits(
     return ints.map(lambda k: k.astype(np.float64) / 8.0)
 
 
+# Rows longer than 256 and 2048 (the last counts bfloat16 and float16 can add 1 to exactly), up to
+# a context of 8192: few enough that the quick profile reaches each.
+LONG_ROWS = (4096, 300, 8192, 2050, 1000)
+
+
 def _vector(min_size: int = 1, max_size: int = 8, bound: int = 400) -> st.SearchStrategy:
     return st.integers(min_size, max_size).flatmap(
         lambda n: hnp.arrays(np.int64, (n,), elements=st.integers(-bound, bound))
@@ -86,6 +91,16 @@ def softmax_sums_to_one(impl: Any, ck: Check) -> None:
     # sum_i softmax(x)_i = sum_i e^{x_i} / sum_j e^{x_j} = 1 along `axis`
     ck.close(p.sum(axis=axis), np.ones(np.delete(x.shape, axis % x.ndim)),
              output="probability", what="softmax(x, axis).sum(axis)")
+    # And one row as long as an attention row or a vocabulary, where a denominator accumulated in
+    # the format itself stalls: a bfloat16 sum of ones stops growing at 256, a float16 one at 2048
+    # (sonos/tract #2586), so equal logits over 4096 keys each get 1/2048.
+    n = ck.draw(st.sampled_from(LONG_ROWS), "n (long row)")
+    bound = ck.draw(st.sampled_from([0, 8, 80, 400]), "long row's bound, in eighths")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "long row's seed"))
+    long_row = ck.input(rng.integers(-bound, bound + 1, size=n) / 8.0)  # (n,), too long to draw
+    p = np.asarray(impl.softmax(long_row, axis=-1))
+    ck.equal(np.shape(p), (n,), what=f"softmax(x).shape, {n} logits")
+    ck.close(p.sum(), 1.0, output="probability", what=f"softmax(x).sum(), {n} logits")
 
 
 @clause(
@@ -200,6 +215,12 @@ def softmax_temperature(impl: Any, ck: Check) -> None:
     t = 2.0**k
     ck.close(impl.softmax(x, temperature=t), _exp_normalise(x / t, -1),
              output="probability", what=f"softmax(x, T=2^{k})")
+    # along any axis of an array, as plain softmax is: a temperature path borrowed from a sampler
+    # normalises over the last axis whatever the axis asked
+    grid = ck.input(ck.draw(_grid_logits(min_dims=2), "x (array)"))
+    axis = _axis_for(ck, grid)
+    ck.close(impl.softmax(grid, axis=axis, temperature=t), _exp_normalise(grid / t, axis),
+             output="probability", what=f"softmax(x, axis={axis}, T=2^{k})")
     # T -> 0: logits differ by at least 1/8, so with T = 2^-12 a non-maximal entry gets at most
     # e^{-(1/8) * 4096} = e^{-512}, below the smallest double: the limit is exact in float64.
     ties = x == x.max()

@@ -250,3 +250,21 @@ def test_a_mutant_that_needs_more_examples_runs_at_its_profile_and_says_so(tmp_p
     paths = write_kill_matrix(data, tmp_path / "km")
     assert "`greedy-without-history` (at `ci`)" in paths["md"].read_text()
     assert "greedy-without-history</strong> (at ci)" in paths["html"].read_text()
+
+
+def test_a_fault_of_one_format_runs_at_that_format_and_says_where(tmp_path) -> None:
+    """A float16 accumulator is no fault in float64: such a mutant pins its dtype whatever the
+    matrix's base, and the row names the implementation it was planted in."""
+    from nnspec.report import write_kill_matrix
+
+    mutant = CATALOGUE["softmax-half-running-sum"]
+    assert mutant.base == "torch:cpu:float16"
+    assert mutant.implementation("numpy").name == "softmax-half-running-sum"
+    assert mutant.implementation("numpy").dtype == "float16"
+    data = kill_matrix(mutants=["softmax-half-running-sum", "sdpa-no-scaling"], profile="quick", seed=0)
+    pinned, plain = data["mutants"]
+    assert pinned["implementation"] == "torch:cpu:float16" and "implementation" not in plain
+    assert pinned["cells"]["SM-SUM"]["status"] == "failed"
+    paths = write_kill_matrix(data, tmp_path / "km")
+    assert "`softmax-half-running-sum` (in `torch:cpu:float16`)" in paths["md"].read_text()
+    assert "softmax-half-running-sum</strong> (in torch:cpu:float16)" in paths["html"].read_text()

@@ -64,6 +64,11 @@ def summarise(value: Any, width: int = 6) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _is_shape(x: Any) -> bool:
+    """A shape as np.shape gives it: a tuple of ints (a list of numbers is compared as data)."""
+    return isinstance(x, tuple) and all(isinstance(n, int | np.integer) for n in x)
+
+
 def _is_float_array(x: Any) -> bool:
     return isinstance(x, np.ndarray | np.generic) and np.asarray(x).dtype.kind == "f"
 
@@ -253,6 +258,12 @@ class EngineCheck:
             return None
 
     def equal(self, observed: Any, expected: Any, *, what: str) -> None:
+        if _is_shape(observed) and _is_shape(expected):  # ck.equal(np.shape(out), (n, d), ...)
+            held = tuple(observed) == tuple(expected)
+            self.records.append(Record(what, held, reason="shape"))
+            if not held:
+                self._fail(what, str(tuple(observed)), str(tuple(expected)))
+            return
         for obs, exp, label in self._structure(observed, expected, what):
             obs_a, exp_a = np.asarray(obs), np.asarray(exp)
             if obs_a.shape != exp_a.shape:

@@ -1201,6 +1201,207 @@ def init_params_tied_keeps_w_u(config: Any, seed: int = 0) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
+# A fourth hunt: layers that ignore what they are asked
+# ------------------------------------------------------------------------------------------------
+
+
+def softmax_temperature_last_axis(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """The temperature path borrowed from a sampler: softmax(x / T) over the last axis whatever
+    ``axis`` asks (the T = 1 path honours it)."""
+    if temperature == 1.0:
+        return numpy_ref.softmax(x, axis=axis)
+    return numpy_ref.softmax(_f64(x) / temperature, axis=-1)
+
+
+def dense_ignores_activation(a: Any, W: Any, b: Any | None, activation: str | None = "sigmoid") -> np.ndarray:
+    """A dense layer with sigmoid hard-wired (the documents' sigma), whatever activation it names."""
+    return numpy_ref.dense(a, W, b, activation="sigmoid")
+
+
+def padding_mask_without_query_axis(token_ids: Any, pad_id: int) -> np.ndarray:
+    """torch's key_padding_mask, (B, T), where the pinned mask is (B, 1, T): broadcast against
+    (B, T, T) scores it lines the batch up with the queries."""
+    return np.asarray(token_ids) != pad_id
+
+
+def mha_weights_averaged_over_heads(params: Params, x_q: Any, x_kv: Any, n_heads: int, mask: Any | None = None):
+    """nn.MultiheadAttention's default average_attn_weights=True: the weights averaged over the
+    heads, (..., n_q, n_k), where each head's are due."""
+    out, weights = numpy_ref.multi_head_attention(params, x_q, x_kv, n_heads, mask)
+    return out, weights.mean(axis=-3)
+
+
+# ------------------------------------------------------------------------------------------------
+# Precision: faults of a narrower format
+# ------------------------------------------------------------------------------------------------
+# Each is planted in torch_ref at the precision where it shipped (a float16 accumulator is no fault
+# in float64), so its base pins the dtype; a torch base's device is kept. The code is what the
+# faulty kernel does, written with torch at the NumPy boundary.
+
+
+def _tensor(x: Any, dtype: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
+
+
+def _array(t: Any) -> np.ndarray:
+    return t.double().numpy()
+
+
+def pe_positions_in_bfloat16(n_positions: int, d_model: int, **_: Any) -> np.ndarray:
+    """Positions made by torch.arange(n, dtype=model dtype): bfloat16 holds no integer above 256
+    exactly, so 257 is 256 and later positions collide (transformers #25681, #29285: rotary
+    positions in bfloat16). Angles and sin/cos are exact: only the positions' rounding is wrong."""
+    import torch
+
+    pos = _array(torch.arange(n_positions, dtype=torch.bfloat16))[:, None]  # (n, 1), rounded
+    col = np.arange(d_model)
+    angle = pos / 10000.0 ** ((col - col % 2) / d_model)  # (n, d_model)
+    return _array(_tensor(np.where(col % 2 == 0, np.sin(angle), np.cos(angle)), torch.bfloat16))
+
+
+def pe_frequencies_in_float16(n_positions: int, d_model: int, **_: Any) -> np.ndarray:
+    """The frequencies 10000^(-2i/d) kept in a buffer that model.half() converted (transformers
+    #29496, Mistral's inv_freq): each angle pos * w_i carries w_i's float16 rounding, 2^-11
+    relative, which at position 8000 is four radians of phase."""
+    import torch
+
+    col = np.arange(d_model)
+    w = _array(_tensor(10000.0 ** (-(col - col % 2) / d_model), torch.float16))  # (d_model,)
+    angle = np.arange(n_positions)[:, None] * w  # exact positions, rounded frequencies
+    return _array(_tensor(np.where(col % 2 == 0, np.sin(angle), np.cos(angle)), torch.float16))
+
+
+def _half_cache_gpt(device: str, dtype: str) -> Callable:
+    """torch_ref's GPT whose KV cache is stored in float16 whatever the model's dtype (llama.cpp's
+    f16 cache by default; a preallocated half buffer): each cached step reads rounded keys and
+    values, so cached decoding drifts from the parallel forward pass."""
+    import torch
+    from nnspec.reference import torch_ref
+
+    from .implementations import _torch_network_class
+
+    class HalfCacheGPT(torch_ref.GPT):
+        def forward_cached(self, ids: Any, cache: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+            logits, cache = super().forward_cached(ids, cache)
+            stored = [{name: t.to(torch.float16).to(t.dtype) for name, t in layer.items()}
+                      for layer in cache["layers"]]
+            return logits, {"length": cache["length"], "layers": stored}
+
+    return _torch_network_class(HalfCacheGPT, device, dtype)
+
+
+def layer_norm_variance_in_float16(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """(x - mean).pow(2).mean(-1) with the squares in float16 (T5's layer norm before
+    transformers #10956): a feature 256 from its token's mean squares past 65504 to inf."""
+    import torch
+
+    h = _tensor(x, torch.float16)
+    centred = h - h.mean(-1, keepdim=True)
+    var = centred.pow(2).mean(-1, keepdim=True)  # float16 squares: inf past 256
+    y = centred.float() / torch.sqrt(var.float() + eps)
+    return _array((_tensor(gamma, torch.float32) * y + _tensor(beta, torch.float32)).half())
+
+
+def _running_sum_float16(x: np.ndarray) -> np.ndarray:
+    """A sum over the last axis accumulated element by element in float16, as a kernel whose
+    accumulator has the data's type: past 2048 adding 1 changes nothing."""
+    return np.cumsum(x.astype(np.float16), axis=-1, dtype=np.float16)[..., -1:].astype(np.float64)
+
+
+def layer_norm_half_accumulator(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """Mean and variance accumulated in float16 (onnxruntime #29034, TensorRT #2564): a wide
+    token's sums stop growing, so its mean and variance come out too small."""
+    x = np.asarray(x, dtype=np.float16).astype(np.float64)
+    d = x.shape[-1]
+    mean = _running_sum_float16(x) / d
+    var = _running_sum_float16((x - mean) ** 2) / d
+    y = np.asarray(gamma) * (x - mean) / np.sqrt(var + eps) + np.asarray(beta)
+    return y.astype(np.float16).astype(np.float64)
+
+
+def softmax_half_running_sum(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """e^(x - max) rounded to float16 and its denominator accumulated in float16 (sonos/tract
+    #2586): over 4096 equal logits the sum stalls at 2048, and each output is 1/2048."""
+    z = np.moveaxis(np.asarray(x, dtype=np.float64) / temperature, axis, -1)
+    e = np.exp(z - z.max(axis=-1, keepdims=True)).astype(np.float16).astype(np.float64)
+    p = (e / _running_sum_float16(e)).astype(np.float16).astype(np.float64)
+    return np.moveaxis(p, -1, axis)
+
+
+def softmax_temperature_in_float16(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """logits / T divided in float16 before the (otherwise float32) softmax (vLLM #890): a small
+    temperature overflows the quotient to inf, and the softmax returns NaN."""
+    import torch
+
+    scaled = _tensor(x, torch.float16) / temperature  # inf past 65504
+    return _array(torch.softmax(scaled.float(), dim=axis).half())
+
+
+def tanh_via_sigmoid_in_float16(z: Any) -> np.ndarray:
+    """tanh(z) = 2 sigma(2z) - 1 evaluated in float16: near 0 the subtraction cancels, and
+    tanh(2^-10) loses half its value (the identity ACT-TANH states, used as the recipe)."""
+    import torch
+
+    s = torch.sigmoid(_tensor(z, torch.float16) * 2)  # float16 (one rounding)
+    return _array(2 * s - 1)
+
+
+def attention_in_bfloat16(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 model's attention run inside a torch.autocast(bfloat16) region left open:
+    8 significand bits for scores, weights and output."""
+    import torch
+    from nnspec.reference import torch_ref
+
+    bf16 = torch.bfloat16
+    mask = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=bool))
+    out, weights = torch_ref.scaled_dot_product_attention(_tensor(q, bf16), _tensor(k, bf16),
+                                                          _tensor(v, bf16), mask)
+    return _array(out), _array(weights)
+
+
+def _round_to_tf32(x: Any) -> np.ndarray:
+    """float32 with its significand cut to TF32's 10 bits (round to nearest even)."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0xFFF + ((bits >> 13) & 1)) & ~np.uint64(0x1FFF)
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def attention_scores_in_tf32(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """q k^T through TF32 tensor cores (torch.backends.cuda.matmul.allow_tf32, on by default in
+    PyTorch 1.7 to 1.11): a float32 model's scores from 10-bit significands."""
+    return numpy_ref.scaled_dot_product_attention(_round_to_tf32(q), _round_to_tf32(k), v, mask)
+
+
+def _attention_with_mask_value(fill: float | None, how: str, dtype_name: str) -> Callable:
+    def attention(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        dtype = getattr(torch, dtype_name)
+        q, k, v = (_tensor(a, dtype) for a in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., n_q, n_k)
+        if mask is not None:
+            allowed = torch.as_tensor(np.asarray(mask, dtype=bool))
+            value = torch.finfo(dtype).min if fill is None else fill
+            if how == "add":  # BERT: scores + (1 - mask) * -10000.0
+                scores = scores + (~allowed).to(dtype) * value
+            else:  # Hugging Face: scores.masked_fill(~mask, finfo.min)
+                scores = scores.masked_fill(~allowed, value)
+        weights = torch.softmax(scores.float(), dim=-1).to(dtype)
+        return _array(weights @ v), _array(weights)
+
+    return attention
+
+
+# A finite large negative for the masked scores instead of -inf: BERT's additive -10000 (float32)
+# and Hugging Face's finfo.min (float16). A masked score is then e^-10000 = 0, but a row whose keys
+# are all masked has all scores equal, and its weights come out uniform, not zero.
+attention_mask_minus_1e4 = _attention_with_mask_value(-10000.0, "add", "float32")
+attention_mask_fill_finfo_min = _attention_with_mask_value(None, "fill", "float16")
+
+
+# ------------------------------------------------------------------------------------------------
 # The catalogue
 # ------------------------------------------------------------------------------------------------
 
@@ -1214,6 +1415,30 @@ def _m(
 
     return Mutant(id, models, tuple(overrides), expected, build, crash=crash, survives=survives,
                   profile=profile)
+
+
+def _device_of(base: str) -> str:
+    """A torch base's device (``torch:cuda:float32`` -> cuda); cpu for any other base."""
+    parts = base.split(":")
+    return parts[1] if parts[0] == "torch" and len(parts) > 1 else "cpu"
+
+
+def _at_precision(
+    id: str, models: str, expected: tuple[str, ...], dtype: str, **overrides: Any
+) -> Mutant:
+    """A fault of one format, planted in torch_ref at that dtype (on a torch base's device)."""
+
+    def build(base: str) -> Implementation:
+        return patched(f"torch:{_device_of(base)}:{dtype}", name=id, **overrides)
+
+    return Mutant(id, models, tuple(overrides), expected, build, base=f"torch:cpu:{dtype}")
+
+
+def _build_half_cache(base: str) -> Implementation:
+    """A float32 GPT with a float16 KV cache, on a torch base's device."""
+    device = _device_of(base)
+    return patched(f"torch:{device}:float32", name="kv-cache-in-float16",
+                   GPT=_half_cache_gpt(device, "float32"))
 
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -1444,6 +1669,55 @@ MUTANTS: tuple[Mutant, ...] = (
        Vocabulary=_vocabulary_fault("to-text-past-end")),
     _m("init-params-tied-keeps-W_U", "init_params giving a tied GPT or Transformer its own W_U: the "
        "network runs untied", ("PARAM-COUNT",), init_params=init_params_tied_keeps_w_u),
+    _m("softmax-temperature-last-axis", "a softmax whose temperature path (borrowed from a sampler) "
+       "normalises over the last axis whatever axis is asked", ("SM-TEMP",),
+       softmax=softmax_temperature_last_axis),
+    _m("dense-ignores-activation", "a dense layer with sigmoid hard-wired: relu, gelu or a linear "
+       "layer asked for, sigmoid computed", ("NEURON-WSUM",), dense=dense_ignores_activation),
+    _m("padding-mask-without-query-axis", "a padding mask shaped (B, T) like torch's "
+       "key_padding_mask where (B, 1, T) is pinned", ("ATT-PADDING",),
+       padding_mask=padding_mask_without_query_axis),
+    _m("mha-weights-averaged-over-heads", "multi-head attention returning the weights averaged over "
+       "the heads (nn.MultiheadAttention's average_attn_weights=True)", ("ATT-MASK-ZERO", "MHA-ONE-HEAD"),
+       multi_head_attention=mha_weights_averaged_over_heads),
+    # precision: each in torch_ref at the format where it shipped
+    _at_precision("pe-positions-in-bfloat16", "positions from torch.arange(n, dtype=bfloat16): "
+                  "above 256 they collide (rotary positions cast to bfloat16)", ("PE-FORMULA",),
+                  "bfloat16", positional_encoding=pe_positions_in_bfloat16),
+    _at_precision("pe-frequencies-in-float16", "the frequency buffer 10000^(-2i/d) converted by "
+                  "model.half(): far positions carry its rounding as radians of phase",
+                  ("PE-FORMULA",), "float16", positional_encoding=pe_frequencies_in_float16),
+    Mutant("kv-cache-in-float16", "a float32 GPT whose KV cache is a float16 buffer: cached "
+           "decoding reads rounded keys and values", ("GPT",), ("DEC-AUTOREGRESSIVE",),
+           _build_half_cache, base="torch:cpu:float32", profile="ci"),
+    _at_precision("layer-norm-squares-in-float16", "layer norm squaring (x - mean) in float16 (T5's "
+                  "before the fix): past 256 the square overflows", ("LN-STATS",), "float16",
+                  layer_norm=layer_norm_variance_in_float16),
+    _at_precision("layer-norm-half-accumulator", "layer norm's mean and variance accumulated in "
+                  "float16: a wide token's sums stop growing", ("LN-STATS",), "float16",
+                  layer_norm=layer_norm_half_accumulator),
+    _at_precision("softmax-half-running-sum", "softmax whose denominator is accumulated in float16: "
+                  "past 2048 terms the sum stalls", ("SM-SUM",), "float16",
+                  softmax=softmax_half_running_sum),
+    _at_precision("softmax-temperature-in-float16", "logits / T divided in float16: a small "
+                  "temperature overflows to inf and the softmax returns NaN", ("SM-TEMP",), "float16",
+                  softmax=softmax_temperature_in_float16),
+    _at_precision("tanh-via-sigmoid-in-float16", "tanh computed as 2 sigma(2z) - 1 in float16: near 0 "
+                  "it cancels to a fraction of its value", ("ACT-TANH",), "float16",
+                  tanh=tanh_via_sigmoid_in_float16),
+    _at_precision("attention-in-bfloat16-autocast", "a float32 model's attention inside an "
+                  "autocast(bfloat16) region left open", ("ATT-ORACLE", "ATT-SCALE", "ATT-ROWS-SUM"),
+                  "float32", scaled_dot_product_attention=attention_in_bfloat16),
+    _at_precision("attention-scores-in-tf32", "q k^T on TF32 tensor cores (PyTorch 1.7 to 1.11's "
+                  "default): a float32 model's scores from 10-bit significands",
+                  ("ATT-ORACLE", "ATT-SCALE"), "float32",
+                  scaled_dot_product_attention=attention_scores_in_tf32),
+    _at_precision("mask-additive-minus-1e4", "masked scores + (1 - mask) * -10000.0 (BERT) instead "
+                  "of -inf: a row with no allowed key gets uniform weights", ("ATT-FULLY-MASKED",),
+                  "float32", scaled_dot_product_attention=attention_mask_minus_1e4),
+    _at_precision("mask-fill-finfo-min", "scores.masked_fill(~mask, finfo(float16).min) (Hugging "
+                  "Face): a row with no allowed key gets uniform weights", ("ATT-FULLY-MASKED",),
+                  "float16", scaled_dot_product_attention=attention_mask_fill_finfo_min),
 )
 
 CATALOGUE: dict[str, Mutant] = {m.id: m for m in MUTANTS}
@@ -1542,6 +1816,9 @@ def kill_matrix(
         }
         if mutant.profile_at_least(profile) != profile:  # its examples were counted at another
             row["profile"] = mutant.profile_at_least(profile)
+        planted_in = getattr(impl, "patched_from", base)
+        if planted_in != base:  # a fault of one format, or of torch_ref's KV cache
+            row["implementation"] = planted_in
         rows.append(row)
     return {
         "schema": SCHEMA,
