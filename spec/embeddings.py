@@ -12,6 +12,7 @@ GPT-3 figures are those of Brown et al. (2020) as tallied in the video.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import hypothesis.strategies as st
@@ -281,13 +282,113 @@ def _run_network(oracle: Any, config: Any, params: dict) -> np.ndarray:
     return oracle.Transformer(config, params).forward(src, tgt)
 
 
+def _documented_layout(config: Any) -> dict[str, tuple[int, ...]] | None:
+    """Every array init_params(config) must create and its shape, written from the config and
+    PARAMETERS.md's layout and orientation table, not from any init_params: a weight is
+    (n_out, n_in), W_E (d_model, n_vocab) with one column per token, W_U (n_vocab, d_model) and
+    absent when tied, a bias (n_out,) and absent when switched off, a position table
+    (context, d_model) for learned positions only, a final norm per stack for pre-LN only.
+    ``None`` for a kind of network the clause does not draw."""
+    if isinstance(config, MLPConfig):
+        sizes = config.layer_sizes
+        return {key: shape for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+                for key, shape in ((f"params['layers'][{l}]['W']", (n_out, n_in)),
+                                   (f"params['layers'][{l}]['b']", (n_out,)))}
+    if not isinstance(config, GPTConfig | TransformerConfig):
+        return None
+    d, d_ff, bias = config.d_model, config.d_ff, config.bias
+
+    def mha(at: str) -> dict[str, tuple[int, ...]]:
+        out = {}
+        for x in "qkvo":
+            out[f"{at}['W_{x}']"] = (d, d)
+            if bias:
+                out[f"{at}['b_{x}']"] = (d,)
+        return out
+
+    def ffn(at: str) -> dict[str, tuple[int, ...]]:
+        out = {f"{at}['W_1']": (d_ff, d), f"{at}['W_2']": (d, d_ff)}
+        return out | ({f"{at}['b_1']": (d_ff,), f"{at}['b_2']": (d,)} if bias else {})
+
+    def norm(at: str) -> dict[str, tuple[int, ...]]:
+        return {f"{at}['gamma']": (d,), f"{at}['beta']": (d,)}
+
+    layout: dict[str, tuple[int, ...]] = {}
+    pre = config.norm_placement == "pre"
+    learned = config.positional == "learned"
+    if isinstance(config, GPTConfig):
+        n_out = config.n_vocab
+        layout["params['W_E']"] = (d, config.n_vocab)
+        if learned:
+            layout["params['W_P']"] = (config.context, d)
+        for i in range(config.n_layers):
+            at = f"params['blocks'][{i}]"
+            layout |= mha(f"{at}['attn']") | norm(f"{at}['norm_1']") | ffn(f"{at}['ffn']")
+            layout |= norm(f"{at}['norm_2']")
+        if pre:
+            layout |= norm("params['final_norm']")
+    else:
+        n_out = config.n_tgt_vocab
+        layout["params['W_E_src']"] = (d, config.n_src_vocab)
+        layout["params['W_E_tgt']"] = (d, config.n_tgt_vocab)
+        if learned:
+            layout["params['W_P_src']"] = layout["params['W_P_tgt']"] = (config.context, d)
+        for i in range(config.n_encoder_layers):
+            at = f"params['encoder'][{i}]"
+            layout |= mha(f"{at}['self_attn']") | norm(f"{at}['norm_1']") | ffn(f"{at}['ffn']")
+            layout |= norm(f"{at}['norm_2']")
+        for i in range(config.n_decoder_layers):
+            at = f"params['decoder'][{i}]"
+            layout |= mha(f"{at}['self_attn']") | norm(f"{at}['norm_1']")
+            layout |= mha(f"{at}['cross_attn']") | norm(f"{at}['norm_2']") | ffn(f"{at}['ffn']")
+            layout |= norm(f"{at}['norm_3']")
+        if pre:
+            layout |= norm("params['encoder_norm']") | norm("params['decoder_norm']")
+    if not config.tie_embeddings:
+        layout["params['W_U']"] = (n_out, d)
+    if bias:
+        layout["params['b_U']"] = (n_out,)
+    return layout
+
+
+def _inputs(config: Any) -> tuple[np.ndarray, ...]:
+    """Three different inputs, batched: rows of ids that differ at every position (no <pad>, which
+    a source mask would hide; the vocabularies have at least 5 tokens), or three input vectors."""
+    if isinstance(config, MLPConfig):
+        n_in = config.layer_sizes[0]
+        return (np.array([[math.sin(1.0 + 3 * r + 7 * j) for j in range(n_in)] for r in range(3)]),)
+    T = min(config.context, 3)
+
+    def rows(n_vocab: int) -> np.ndarray:  # (3, T), ids in [1, n_vocab)
+        return np.array([[1 + (t + r) % (n_vocab - 1) for t in range(T)] for r in range(3)])
+
+    if isinstance(config, GPTConfig):
+        return (rows(config.n_vocab),)
+    return rows(config.n_src_vocab), rows(config.n_tgt_vocab)
+
+
+def _network_output(oracle: Any, config: Any, params: dict, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+    if isinstance(config, MLPConfig):
+        return oracle.MLP(config, params).forward(inputs[0])[1][-1]
+    if isinstance(config, GPTConfig):
+        return oracle.GPT(config, params).forward(inputs[0])
+    return oracle.Transformer(config, params).forward(*inputs)
+
+
+def _constant(array: np.ndarray) -> bool:
+    """Every entry the same (a single number counts as constant: nothing to compare it with)."""
+    return array.size < 2 or bool(np.all(array == array.flat[0]))
+
+
 @clause(
     "PARAM-COUNT",
     "A network's parameter count MUST equal the number of numbers in the parameters it runs on: "
     "tied embedding and unembedding counted once, and with biases and norms counted, every bias, "
     "every layer norm (a pre-LN stack's final norm included) and the learned position table; "
-    "and init_params MUST create exactly the arrays counted, with no W_U of its own when the "
-    "embedding is tied.",
+    "and init_params MUST create exactly the arrays counted, each in the shape the layout gives "
+    "it for the config (W_E one column per token, a weight n_out by n_in), with no W_U of its "
+    "own when the embedding is tied, every layer with arrays of its own, and random starting "
+    "weights, so that the network built on them already answers different inputs differently.",
     source=Source(VIDEO_NOTES, "Deep Learning Foundations of Transformers, Tunable Parameters "
                   "(Weights)", paper=BROWN_2020),
     needs=("parameter_count | init_params",),
@@ -295,13 +396,33 @@ def _run_network(oracle: Any, config: Any, params: dict) -> np.ndarray:
     note="The parameters are the oracle's init_params layout (PARAMETERS.md); the clause first "
          "runs the oracle's network on exactly them, and again with each array in turn set to "
          "NaN, which must reach the output: every array counted is read, none is missing. An "
-         "implementation's own init_params is held to the same tally, field by field (its values "
-         "may differ: only the arrays and their sizes are checked); one that refuses a kind of "
-         "network (TypeError, NotImplementedError: torch.nn's example builds MLPs only) is not "
-         "checked on that kind of network, and the example notes the refusal.",
+         "implementation's own init_params is held to the same tally, field by field, and first, "
+         "without the oracle's init_params, to the layout written from the config and "
+         "PARAMETERS.md's orientation table (every array present, none extra, each of its "
+         "shape), to layers that do not share one set of arrays (the tally counts each layer's), "
+         "and to a random start: the documents start the weights at random values ('Deep "
+         "Learning (notes on 3Blue1Brown)', chapter 2; the embedding matrix in 'Neural Networks "
+         "(notes on 3Blue1Brown)', 2. Embedding Matrix), so each embedding matrix must not be "
+         "constant, and the oracle's network on the implementation's parameters must give three "
+         "different inputs outputs that are not all the same (with d_model at least 4: a layer "
+         "norm of one or two features has one or two outputs whatever its input). Other values "
+         "are the implementation's own: a layer-norm gain is not pinned (the reference's is 1), "
+         "nor a bias (0), so a zero gain is caught only by its effect, an output that ignores the "
+         "input; a constant array is never taken for a shared layer (a zero-initialised "
+         "projection is not flagged). An init_params that refuses a kind of network (TypeError, "
+         "NotImplementedError: torch.nn's example builds MLPs only) is not checked on that kind "
+         "of network, and the example notes the refusal.",
 )
 def parameter_count_of_layout(impl: Any, ck: Check) -> None:
     config = _counting_config(ck)
+    own = None
+    if ck.offers("init_params"):
+        # first without the oracle's init_params (the implementation's may share its fault)
+        seed = ck.draw(st.integers(0, 2**16), "own parameter seed")
+        own = _own_init_params(impl, ck, config, seed)
+        if own is not None:
+            _check_own_layout(ck, config, own)
+            _check_random_start(impl, ck, config, own, seed)
     params = ck.oracle.init_params(config, seed=ck.draw(st.integers(0, 2**16), "parameter seed"))
     leaves = _arrays(params)
     # The network runs on exactly these arrays: no key missing (it would raise), and none extra:
@@ -328,8 +449,8 @@ def parameter_count_of_layout(impl: Any, ck: Check) -> None:
     pattern = 0 if isinstance(config, MLPConfig) else config.context**2
     ck.note("numbers in the parameters", sum(numbers.values()))
 
-    if ck.offers("init_params"):
-        _check_own_init_params(impl, ck, config, numbers)
+    if own is not None:
+        _check_own_tally(ck, config, own, numbers)
     if not ck.offers("parameter_count"):
         return
     full = impl.parameter_count(config, biases_and_norms=True)
@@ -352,14 +473,18 @@ def parameter_count_of_layout(impl: Any, ck: Check) -> None:
                  what=f"{label}.attention_pattern_entries (context^2)")
 
 
-def _check_own_init_params(impl: Any, ck: Check, config: Any, numbers: dict[str, int]) -> None:
-    """The implementation's init_params(config) against the tally of the oracle's layout."""
-    seed = ck.draw(st.integers(0, 2**16), "own parameter seed")
+def _own_init_params(impl: Any, ck: Check, config: Any, seed: int) -> dict | None:
+    """The implementation's init_params(config), or None where it builds none for this kind of
+    network (noted)."""
     try:
-        own = impl.init_params(config, seed=seed)
+        return impl.init_params(config, seed=seed)
     except (TypeError, NotImplementedError) as exc:  # a kind of network it builds no parameters for
         ck.note(f"init_params refused {type(config).__name__}", str(exc).splitlines()[0][:160])
-        return
+        return None
+
+
+def _check_own_layout(ck: Check, config: Any, own: dict) -> None:
+    """The implementation's init_params(config) against the layout written from the config."""
     leaves = _arrays(own)
     if getattr(config, "tie_embeddings", False):
         # tied: W_U is W_E^T, the parameters hold no W_U (PARAMETERS.md); a separate one would
@@ -371,8 +496,83 @@ def _check_own_init_params(impl: Any, ck: Check, config: Any, numbers: dict[str,
     unknown = [path for path, key, _ in leaves if key not in _FIELD_OF]
     ck.that(not unknown, what=f"init_params({config}) keys", observed=unknown,
             expected="only the arrays of PARAMETERS.md's layout")
+    layout = _documented_layout(config)
+    if layout is None:
+        return
+    shapes = {path: tuple(np.shape(array)) for path, _, array in leaves}
+    missing = [path for path in layout if path not in shapes]
+    extra = [path for path in shapes if path not in layout]
+    ck.that(not missing and not extra, what=f"the arrays of init_params({config})",
+            observed=f"missing {missing}, extra {extra}",
+            expected="the arrays of PARAMETERS.md's layout for this config")
+    # The orientation is the documents': one column of W_E per token, a weight (n_out, n_in). A
+    # square matrix cannot show a transposition; every other one can.
+    wrong = [f"{path} {shapes[path]} (expected {shape})" for path, shape in layout.items()
+             if shapes[path] != shape]
+    ck.that(not wrong, what=f"shapes of init_params({config})", observed="; ".join(wrong),
+            expected="the shapes PARAMETERS.md's layout gives for this config: W_E (d_model, "
+                     "n_vocab), W_E_src and W_E_tgt with n_src_vocab and n_tgt_vocab columns, "
+                     "W_U (n_vocab, d_model), W_1 (d_ff, d_model), W_2 (d_model, d_ff), a "
+                     "weight (n_out, n_in)")
+
+
+def _check_random_start(impl: Any, ck: Check, config: Any, own: dict, seed: int) -> None:
+    """Random starting weights: embedding matrices that are not constant, a network that answers
+    different inputs differently, and no two layers of a stack with one set of arrays."""
+    leaves = _arrays(own)
+    flat = [(path, key, array) for path, key, array in leaves if key.startswith("W_E")
+            and _constant(array)]
+    ck.that(not flat, what=f"the embedding matrices of init_params({config})",
+            observed="; ".join(f"{path} with every entry {array.flat[0]:g}" for path, _, array in flat),
+            expected="random starting values, a different column for each token")
+
+    # The network on the fresh parameters: random weights make its output depend on its input.
+    # Where d_model < 4 the same network is drawn again with d_model at least 4.
+    n_heads = getattr(config, "n_heads", 1)
+    wide, params = config, own
+    if not isinstance(config, MLPConfig) and config.d_model < 4:
+        wide = replace(config, d_model=n_heads * -(-4 // n_heads))
+        params = impl.init_params(wide, seed=seed)
+        _check_own_layout(ck, wide, params)
+    inputs = _inputs(wide)
+    out = np.asarray(_network_output(ck.oracle, wide, params, inputs), dtype=np.float64)
+    spread = float(np.max(np.abs(out - out[:1]))) if out.size else 0.0
+    ck.note("output spread over three inputs on init_params", spread)
+    # The oracle computes in float64, so a network that reads its input gives different numbers
+    # (in a chain of one-neuron sigmoid layers the difference can be as small as 1e-5 of the
+    # output); a zero gain or zero weights give exactly the same ones.
+    ck.that(any(not np.array_equal(row, out[0]) for row in out[1:]),
+            what=f"the oracle's network on the implementation's init_params({wide}), inputs "
+                 f"{[x.tolist() for x in inputs]}",
+            observed=f"the same output for all three (largest difference {spread:.3g}; a zero "
+                     "layer-norm gain or zero weights make the output ignore the input)",
+            expected="outputs that depend on the input (random starting weights)")
+
+    # Every layer has arrays of its own: a stack built as [layer] * n (one layer's arrays n times)
+    # holds the numbers of one layer where the tally counts n. Constant arrays (a zero-initialised
+    # projection, unit gains) are equal in any two layers and say nothing.
+    for stack in ("layers", "blocks", "encoder", "decoder"):
+        layers = own.get(stack)
+        if not isinstance(layers, list):
+            continue
+        arrays = [_arrays(layer, f"params[{stack!r}][{i}]") for i, layer in enumerate(layers)]
+        for j in range(len(layers)):
+            for i in range(j):
+                same = len(arrays[i]) == len(arrays[j]) and all(
+                    ka == kb and np.shape(a) == np.shape(b) and np.array_equal(a, b)
+                    for (_, ka, a), (_, kb, b) in zip(arrays[i], arrays[j], strict=True))
+                drawn = [key for _, key, a in arrays[j] if not _constant(a)]
+                ck.that(not (same and drawn),
+                        what=f"init_params({config})[{stack!r}][{j}] vs [{stack!r}][{i}]",
+                        observed=f"the same values in every array ({', '.join(drawn)} included): "
+                                 "one layer's parameters used twice",
+                        expected="each layer its own randomly drawn weights")
+
+
+def _check_own_tally(ck: Check, config: Any, own: dict, numbers: dict[str, int]) -> None:
+    """The implementation's init_params(config) against the tally of the oracle's layout."""
     own_numbers = dict.fromkeys(_FIELDS, 0)
-    for _, key, array in leaves:
+    for _, key, array in _arrays(own):
         own_numbers[_FIELD_OF[key]] += int(array.size)
     ck.equal(sum(own_numbers.values()), sum(numbers.values()),
              what=f"numbers in the implementation's init_params({config}) vs the count of its "

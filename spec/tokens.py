@@ -9,18 +9,22 @@ or truncated to one length).
 The capability is ``Vocabulary`` (``nnspec.reference.vocabulary.Vocabulary``): built from a list of
 words (``Vocabulary(words)``), with ``id_of``, ``encode``, ``decode``, ``pad`` and the special ids
 ``pad_id``, ``unk_id``; where the class has them, ``Vocabulary.from_sentences`` (TOK-BUILD) and
-``Vocabulary.to_text`` (TOK-START-END) are checked too. Words are drawn from lowercase letters only,
-so the tokeniser's rule (split on whitespace, punctuation apart) leaves each drawn word whole; the
-special tokens written out (``<pad>`` ...) are words of some drawn sentences.
+``Vocabulary.to_text`` (TOK-START-END) are checked too. The words of a vocabulary are drawn from
+lowercase letters only, so the tokeniser's rule (split on whitespace, punctuation apart) leaves each
+drawn word whole; the special tokens written out (``<pad>`` ...) are words of some drawn sentences.
+The texts of TOK-SPLIT and the corpora of TOK-BUILD are drawn in mixed case, with punctuation and
+runs of whitespace, where the rule and a plain ``str.split()`` disagree.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
+from nnspec.reference.config import END_ID, PAD_ID, START_ID, UNK_ID
 from nnspec.reference.vocabulary import SPECIAL_TOKENS
 
 from .clause import LECTURE_NOTES, RECAP, SUTSKEVER_2014, Check, Source, clause, ids_outside, must_refuse
@@ -38,21 +42,40 @@ def _vocabulary(ck: Check, impl: Any, *, min_size: int = 1) -> tuple[Any, list[s
 
 @clause(
     "TOK-UNK",
-    "A word outside the vocabulary MUST be encoded as the unknown token <unk>, and every word "
-    "inside it as its own id.",
+    "A vocabulary made from a list of words MUST give <pad>, <unk>, <start> and <end> the ids 0 to "
+    "3 and the words the ids that follow, in the list's order; a word outside it MUST be encoded "
+    "as the unknown token <unk>, and every word inside it as its own id.",
     source=Source(LECTURE_NOTES, "The Sutskever Architecture (vocabulary limitation)",
                   paper=SUTSKEVER_2014),
     needs=("Vocabulary",),
     topic="tokens",
+    note="The special ids are those PARAMETERS.md gives Vocabulary and the networks read (<pad>=0 "
+         "for padding, <start>=2 and <end>=3 for decoding). A word's id is its place in the list "
+         "after the specials (reference/vocabulary.py: the vocabulary is a fixed list of tokens, "
+         "an id is an index into it), so a matrix with a column per word of that list embeds the "
+         "right word. The other TOK clauses read the ids from the vocabulary itself; a vocabulary "
+         "that re-sorts the list, or puts <unk> first (legacy torchtext), is consistent with "
+         "itself and is caught here.",
 )
 def unknown_words(impl: Any, ck: Check) -> None:
     vocab, words = _vocabulary(ck, impl)
+    # the numbering: the specials at their pinned ids, then the words where the list has them
+    specials = list(map(int, [vocab.pad_id, vocab.unk_id, vocab.id_of("<start>"),
+                              vocab.id_of("<end>")]))
+    pinned = [PAD_ID, UNK_ID, START_ID, END_ID]
+    ck.that(specials == pinned, what="[pad_id, unk_id, id_of('<start>'), id_of('<end>')]",
+            observed=str(specials), expected=f"{pinned}, the ids PARAMETERS.md gives the specials")
+    tokens = list(vocab.tokens)
+    ck.that(tokens == [*_SPECIALS, *words], what=f"Vocabulary({words}).tokens, indexed by id",
+            observed=str(tokens), expected=f"{[*_SPECIALS, *words]}: the specials, then the words "
+            "in the order given")
+    first_word = len(_SPECIALS)
     unseen = ck.draw(st.lists(_WORD.filter(lambda w: w not in words), min_size=1, max_size=4),
                      "unseen words")
     sentence_words = ck.draw(st.permutations(words[:4] + unseen), "sentence")
     ids = vocab.encode(" ".join(sentence_words))
     ck.equal(len(ids), len(sentence_words), what="len(encode(sentence))")
-    expected = [vocab.unk_id if w in unseen else vocab.tokens.index(w) for w in sentence_words]
+    expected = [UNK_ID if w in unseen else first_word + words.index(w) for w in sentence_words]
     ck.equal(list(map(int, ids)), expected, what=f"encode({' '.join(sentence_words)!r})")
     ck.that(all(vocab.decode([i])[0] == "<unk>" for i, w in zip(ids, sentence_words, strict=True)
                 if w in unseen), what="decode(encode(unseen word))",
@@ -200,46 +223,97 @@ def start_and_end_tokens(impl: Any, ck: Check) -> None:
              what=f"to_text({ended}), word by word (<end> is id {end})")
 
 
+# Drawn sentences: words in mixed case (one with an accent written decomposed, e + U+0301, which
+# NFC composes into one character), punctuation glued to them or standing apart, and runs of
+# whitespace. Words are separated by whitespace; a punctuation mark may touch anything.
+_MIXED_WORD = st.text(alphabet="abcXYZé", min_size=1, max_size=4)
+# TOK-BUILD's tokens, written in a drawn case: their upper-case forms are other chunks of the text
+_LOWER_WORD = st.text(alphabet="abxyé", min_size=1, max_size=4)
+_PUNCTUATION = st.sampled_from(list(".,?!'\"()-।"))
+_SPACE = st.sampled_from([" ", "  ", "\t", "\n", " \n "])
+
+
+def _shown(texts: list[str]) -> str:
+    """A list of strings as a message shows it, a string not in NFC (a decomposed é) escaped, so
+    that it does not look like its composed twin."""
+    return "[" + ", ".join(ascii(t) if unicodedata.normalize("NFC", t) != t else repr(t)
+                           for t in texts) + "]"
+
+
+def _render(ck: Check, pieces: list[str], label: str = "") -> str:
+    """A text whose tokens under the rule are ``pieces``, lowercased: whitespace (a drawn run)
+    between two words, none or a space next to a punctuation mark, drawn whitespace around it,
+    and every é written decomposed (e + U+0301), which NFC composes again."""
+    text = ck.draw(_SPACE, f"{label}leading space")
+    for i, piece in enumerate(pieces):
+        if i:
+            two_words = piece.isalpha() and pieces[i - 1].isalpha()
+            text += ck.draw(_SPACE if two_words else st.sampled_from(["", " "]), f"{label}gap {i}")
+        text += piece.replace("é", "e\u0301")
+    return text + ck.draw(_SPACE, f"{label}trailing space")
+
+
 @clause(
     "TOK-BUILD",
-    "A vocabulary built from a corpus MUST hold, besides the special tokens, every word seen in "
-    "it at least min_count times (every word seen, by default) and no other word, each once, so "
-    "that a rarer word is encoded as <unk>.",
+    "A vocabulary built from a corpus MUST hold, besides the special tokens, every token the "
+    "tokenising rule finds in it at least min_count times (every token found, by default) and "
+    "no other, each once, so that encoding the corpus gives every kept token its own id and a "
+    "rarer one <unk>.",
     source=Source(LECTURE_NOTES, "The Sutskever Architecture (vocabulary limitation)",
                   paper=SUTSKEVER_2014),
     needs=("Vocabulary.from_sentences",),
     topic="tokens",
     note="The notes keep a fixed number of the most frequent words; from_sentences(sentences, "
          "min_count=...) states the cut as a count (reference/vocabulary.py), which keeps the "
-         "most frequent words too. The order of the kept words (by frequency, ties "
-         "alphabetically, in the reference) is a convention and is not checked.",
+         "most frequent words too. The corpus is written like TOK-SPLIT's texts (words in mixed "
+         "case, punctuation glued to them or apart, runs of whitespace), so the words counted "
+         "must be the tokens encode looks up (lowercase, each punctuation mark apart), not the "
+         "chunks of str.split(). The order of the kept words (by frequency, ties alphabetically, "
+         "in the reference) is a convention and is not checked.",
 )
 def vocabulary_from_corpus(impl: Any, ck: Check) -> None:
-    pool = ck.draw(st.lists(_WORD, min_size=1, max_size=8, unique=True), "words")
+    # the tokens: lowercase words (é included) and punctuation marks
+    pool = ck.draw(st.lists(st.one_of(_LOWER_WORD, _PUNCTUATION), min_size=1, max_size=8,
+                            unique=True), "tokens")
     corpus = ck.draw(st.lists(st.lists(st.sampled_from(pool), max_size=6), min_size=1,
-                              max_size=5), "corpus")
-    sentences = [" ".join(words) for words in corpus]
-    counts = Counter(w for words in corpus for w in words)
+                              max_size=5), "corpus tokens")
+    # each occurrence of a word written in one of its cases: How, HOW and how are one token
+    sentences = []
+    for k, tokens in enumerate(corpus):
+        pieces = [ck.draw(st.sampled_from([t, t.upper(), t.capitalize()]), f"sentence {k} case {i}")
+                  for i, t in enumerate(tokens)]
+        sentences.append(_render(ck, pieces, f"sentence {k} "))
+    counts = Counter(t for tokens in corpus for t in tokens)
     min_count = ck.draw(st.integers(1, 3), "min_count")
     # The facade hands Vocabulary over as its constructor; the class's own from_sentences (a
     # classmethod) is reached through an instance.
     from_sentences = impl.Vocabulary([]).from_sentences
-    built = ((f"from_sentences({sentences})", 1, from_sentences(sentences)),
-             (f"from_sentences({sentences}, min_count={min_count})", min_count,
+    built = ((f"from_sentences({_shown(sentences)})", 1, from_sentences(sentences)),
+             (f"from_sentences({_shown(sentences)}, min_count={min_count})", min_count,
               from_sentences(sentences, min_count=min_count)))
     for call, cut, vocab in built:
         tokens = list(vocab.tokens)
         kept = sorted(w for w, c in counts.items() if c >= cut)
         own = sorted(t for t in tokens if t not in _SPECIALS)
         missing, extra = sorted(set(kept) - set(own)), sorted(set(own) - set(kept))
-        ck.that(own == kept, what=f"{call}: the words of the vocabulary (counts {dict(counts)})",
-                observed=f"{own} (missing {missing}; kept but seen fewer than {cut} times, or "
-                f"never: {extra})",
-                expected=f"{kept}, the words seen at least {cut} times")
+        ck.that(own == kept, what=f"{call}: the words of the vocabulary (token counts "
+                f"{dict(counts)})",
+                observed=f"{_shown(own)} (missing {_shown(missing)}; kept but not a token seen "
+                f"at least {cut} times: {_shown(extra)})",
+                expected=f"{_shown(kept)}, the tokens (lowercase, NFC, punctuation apart) seen "
+                f"at least {cut} times")
         ck.equal(len(tokens), len(set(tokens)), what=f"{call}: tokens, each once")
         ck.that(set(_SPECIALS) <= set(tokens), what=f"{call}: the special tokens",
                 observed=tokens, expected=f"all of {list(_SPECIALS)}")
-        # a word left out is encoded as <unk>, a kept one as its own id
+        # a word left out is encoded as <unk>, a kept one as its own id: in the corpus as it is
+        # written, and each token alone (one of the pool the corpus may not use)
+        for sentence, words in zip(sentences, corpus, strict=True):
+            ids = list(map(int, vocab.encode(sentence)))
+            expected = [tokens.index(w) if w in kept else vocab.unk_id for w in words]
+            ck.that(ids == expected,
+                    what=f"{call}.encode({_shown([sentence])[1:-1]}), tokens {_shown(words)}",
+                    observed=str(ids), expected=f"{expected}, the ids of the tokens in the "
+                    f"vocabulary, <unk> = {vocab.unk_id} for one seen fewer than {cut} times")
         ids = list(map(int, vocab.encode(" ".join(pool))))
         ck.equal(ids, [tokens.index(w) if w in kept else vocab.unk_id for w in pool],
                  what=f"{call}.encode({' '.join(pool)!r})")
@@ -255,14 +329,6 @@ HAND_TOKENISED: dict[int, tuple[list[str], list[str]]] = {
     3: (["how", "are", "you", "?"], ["आप", "कैसे", "हैं"]),
     5: (["thank", "you"], ["धन्यवाद"]),
 }
-
-# Drawn sentences: words in mixed case (one with an accent written decomposed, e + U+0301, which
-# NFC composes into one character), punctuation glued to them or standing apart, and runs of
-# whitespace. Words are separated by whitespace; a punctuation mark may touch anything.
-_MIXED_WORD = st.text(alphabet="abcXYZé", min_size=1, max_size=4)
-_PUNCTUATION = st.sampled_from(list(".,?!'\"()-।"))
-_SPACE = st.sampled_from([" ", "  ", "\t", "\n", " \n "])
-
 
 @clause(
     "TOK-SPLIT",
@@ -283,14 +349,7 @@ def tokenisation(impl: Any, ck: Check) -> None:
              for i in sorted(HAND_TOKENISED) for side in (0, 1)]
     # a drawn sentence: words apart by whitespace, a punctuation mark glued or apart
     pieces = ck.draw(st.lists(st.one_of(_MIXED_WORD, _PUNCTUATION), max_size=8), "tokens")
-    text = ck.draw(_SPACE, "leading space")
-    for i, piece in enumerate(pieces):
-        if i:
-            two_words = piece.isalpha() and pieces[i - 1].isalpha()
-            text += ck.draw(_SPACE if two_words else st.sampled_from(["", " "]), f"gap {i}")
-        text += piece.replace("é", "e\u0301")
-    text += ck.draw(_SPACE, "trailing space")
-    cases.append((text, [p.lower() for p in pieces]))
+    cases.append((_render(ck, pieces), [p.lower() for p in pieces]))
 
     for sentence, expected in cases:
         if ck.offers("tokenize"):

@@ -22,6 +22,7 @@ from nnspec.verify.mutants import (
     init_params_tied_keeps_w_u,
     parameter_count_forgets_final_norm,
     parameter_count_tied_twice,
+    plant_in_oracle,
     tokenize_word_regex,
 )
 
@@ -128,7 +129,7 @@ def test_token_clause_rejects_planted_vocabulary(clause_id: str, bug: type) -> N
     [
         ("TOK-ROUNDTRIP", VocabularyDecodeNegativeWraps, "should be an error (id -1 is outside"),
         ("TOK-PAD", VocabularyMaskFromIds, "the real tokens of each sequence"),
-        ("TOK-BUILD", VocabularyStrictMinCount, "the words seen at least 1 times"),
+        ("TOK-BUILD", VocabularyStrictMinCount, "punctuation apart) seen at least 1 times"),
         ("TOK-START-END", VocabularyToTextPastEnd, "word by word (<end> is id 3)"),
     ],
 )
@@ -319,3 +320,188 @@ def test_param_count_notes_an_init_params_that_refuses_a_network() -> None:
     result = run_clause("PARAM-COUNT", "nnspec.verify.torch_nn:float64", profile="quick", seed=0)
     assert result.status == "passed", result.message
     assert any(key.startswith("init_params refused") for key in result.notes), result.notes
+
+
+# ------------------------------------------------------------------ planted bugs: init_params
+# Each is a way real code gets its starting parameters wrong while the number of numbers per field
+# stays right, so only the layout, the layers' own arrays or the random start can tell. They are
+# checked on their own (the oracle right) and with the fault planted in the oracle too, where the
+# clause must not lean on the oracle's init_params.
+def _walk(params, change):
+    """A copy of a parameter dict with change(key, array) applied to every array."""
+    if isinstance(params, dict):
+        return {k: _walk(v, change) if isinstance(v, dict | list) else change(k, np.asarray(v))
+                for k, v in params.items()}
+    return [_walk(v, change) for v in params]
+
+
+def init_params_embedding_rows(config, seed=0):
+    """nn.Embedding's (n_vocab, d_model) table stored as W_E, where the layout has a column per token."""
+    return _walk(numpy_ref.init_params(config, seed=seed),
+                 lambda k, a: a.T.copy() if k.startswith("W_E") else a)
+
+
+def init_params_ffn_in_out(config, seed=0):
+    """Keras/Flax (in, out) kernels for the feed-forward weights, where (n_out, n_in) is pinned."""
+    return _walk(numpy_ref.init_params(config, seed=seed),
+                 lambda k, a: a.T.copy() if k in ("W_1", "W_2") else a)
+
+
+def init_params_vocab_swapped(config, seed=0):
+    """Transformer(n_tgt_vocab, n_src_vocab, ...): the two vocabulary sizes passed the wrong way round."""
+    if hasattr(config, "n_src_vocab"):
+        config = replace(config, n_src_vocab=config.n_tgt_vocab, n_tgt_vocab=config.n_src_vocab)
+    return numpy_ref.init_params(config, seed=seed)
+
+
+def init_params_blocks_aliased(config, seed=0):
+    """nn.ModuleList([layer] * n): every layer of a stack is the first one."""
+    params = numpy_ref.init_params(config, seed=seed)
+    for stack in ("blocks", "encoder", "decoder"):
+        if params.get(stack):
+            params[stack] = [params[stack][0]] * len(params[stack])
+    return params
+
+
+def init_params_zero_norm_gain(config, seed=0):
+    """nn.init.zeros_ on every 1-d parameter: the layer norms' gains start at 0 with the biases."""
+    return _walk(numpy_ref.init_params(config, seed=seed),
+                 lambda k, a: np.zeros_like(a) if k == "gamma" else a)
+
+
+def init_params_all_zero_weights(config, seed=0):
+    """nn.init.zeros_ over every weight matrix: no random start."""
+    return _walk(numpy_ref.init_params(config, seed=seed),
+                 lambda k, a: np.zeros_like(a) if k.startswith("W") else a)
+
+
+def _fault(shared: bool, **overrides):
+    name = next(iter(overrides.values())).__name__
+    impl = patched("numpy", name=name, **overrides)
+    return plant_in_oracle(impl) if shared else impl
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared-oracle"])
+@pytest.mark.parametrize(
+    ("bug", "message"),
+    [
+        (init_params_embedding_rows, "observed params['W_E'] ("),
+        (init_params_ffn_in_out, "['ffn']['W_1'] ("),
+        (init_params_vocab_swapped, "observed params['W_E_src'] ("),
+        (init_params_blocks_aliased, "one layer's parameters used twice"),
+        (init_params_zero_norm_gain, "the same output for all three"),
+        (init_params_all_zero_weights, "params['W_E'] with every entry 0"),
+    ],
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
+def test_param_count_rejects_planted_init_params(bug, message: str, shared: bool) -> None:
+    result = run_clause("PARAM-COUNT", _fault(shared, init_params=bug), profile="quick", seed=0)
+    assert result.status == "failed" and message in result.message, result.message
+    assert "raised" not in result.message.split("shrunk input")[0], result.message
+
+
+def init_params_zero_residual_projections(config, seed=0):
+    """A conforming scheme: the last projection of each residual branch (W_o, W_2) and a learned
+    position table start at zero (Fixup-style; minGPT's zero position table). The rest is random,
+    so the layers still differ and the network still answers its input."""
+    return _walk(numpy_ref.init_params(config, seed=seed),
+                 lambda k, a: np.zeros_like(a) if k in ("W_o", "W_2", "W_P", "W_P_src", "W_P_tgt") else a)
+
+
+def test_param_count_accepts_zero_initialised_projections() -> None:
+    """Constant arrays are not taken for shared layers, nor is a zero projection a missing random start."""
+    impl = patched("numpy", name="zero-residual-projections", init_params=init_params_zero_residual_projections)
+    for seed in range(3):
+        result = run_clause("PARAM-COUNT", impl, profile="quick", seed=seed)
+        assert result.status == "passed", result.message
+
+
+# ------------------------------------------------------------------ planted bugs: the vocabulary's ids
+class VocabularyBuiltWithSplit(Vocabulary):
+    """from_sentences counts str.split() chunks ('How', 'you?') while encode looks up the
+    tokeniser's tokens ('how', 'you', '?'): the words of a real corpus come out <unk>."""
+
+    @classmethod
+    def from_sentences(cls, sentences, *, min_count=1):
+        from collections import Counter
+
+        counts = Counter(w for s in sentences for w in s.split())
+        kept = [w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS]
+        return cls(sorted(kept, key=lambda w: (-counts[w], w)))
+
+
+class VocabularySortsWords(Vocabulary):
+    """Vocabulary(sorted(words)): the given list re-ordered, so ids no longer follow it."""
+
+    def __init__(self, tokens):
+        super().__init__(sorted(tokens))
+
+
+class VocabularyTorchtextOrder(Vocabulary):
+    """Legacy torchtext's specials, <unk> = 0 and <pad> = 1, consistent with itself."""
+
+    def __init__(self, tokens):
+        super().__init__(tokens)
+        self._tokens = ("<unk>", "<pad>", *self._tokens[2:])
+        self._ids = {t: i for i, t in enumerate(self._tokens)}
+
+    @property
+    def pad_id(self):
+        return 1
+
+    @property
+    def unk_id(self):
+        return 0
+
+    def id_of(self, token):
+        return self._ids.get(token, 0)
+
+    def pad(self, ids_list, length=None):
+        ids, mask = super().pad(ids_list, length)
+        return np.where(mask, ids, 1), mask
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared-oracle"])
+@pytest.mark.parametrize(
+    ("clause_id", "bug", "message"),
+    [
+        ("TOK-BUILD", VocabularyBuiltWithSplit, "kept but not a token seen at least 1 times"),
+        ("TOK-UNK", VocabularySortsWords, "the specials, then the words in the order given"),
+        ("TOK-UNK", VocabularyTorchtextOrder,
+         "observed [1, 0, 2, 3], but should be [0, 1, 2, 3], the ids PARAMETERS.md gives"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else v if isinstance(v, str) and v.isupper() else None,
+)
+def test_token_clause_rejects_a_self_consistent_vocabulary(clause_id, bug, message, shared) -> None:
+    result = run_clause(clause_id, _fault(shared, Vocabulary=bug), profile="quick", seed=0)
+    assert result.status == "failed" and message in result.message, result.message
+    assert "raised" not in result.message.split("shrunk input")[0], result.message
+
+
+class VocabularyBuiltWithNfcSplit(VocabularyBuiltWithSplit):
+    """The split-built vocabulary with the text NFC-normalised first: a decomposed accent no longer
+    shows it, capitals and glued punctuation still do."""
+
+    @classmethod
+    def from_sentences(cls, sentences, *, min_count=1):
+        return super().from_sentences([unicodedata.normalize("NFC", s) for s in sentences],
+                                      min_count=min_count)
+
+
+class VocabularyBuiltWithLowerSplit(VocabularyBuiltWithSplit):
+    """Normalised and lowercased before the split: only a punctuation mark glued to a word shows it."""
+
+    @classmethod
+    def from_sentences(cls, sentences, *, min_count=1):
+        return super().from_sentences([unicodedata.normalize("NFC", s).lower() for s in sentences],
+                                      min_count=min_count)
+
+
+@pytest.mark.parametrize("bug", [VocabularyBuiltWithNfcSplit, VocabularyBuiltWithLowerSplit],
+                         ids=lambda b: b.__name__)
+def test_tok_build_draws_case_and_glued_punctuation(bug) -> None:
+    """TOK-BUILD's corpus is drawn where str.split() and the rule disagree in each way, not only
+    on a decomposed accent."""
+    result = run_clause("TOK-BUILD", patched("numpy", name=bug.__name__, Vocabulary=bug),
+                        profile="quick", seed=0)
+    assert result.status == "failed" and "kept but not a token seen" in result.message, result.message

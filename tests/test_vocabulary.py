@@ -167,3 +167,33 @@ def test_decode_refuses_negative_ids_however_small(bad: int) -> None:
         vocab.decode([4, bad])
     with pytest.raises(IndexError):
         numpy_ref.embed(np.array([0, bad]), np.ones((2, len(vocab))))
+
+
+def test_a_list_of_words_keeps_its_order() -> None:
+    """What TOK-UNK pins: the specials at 0..3, then each word at its place in the list given (a
+    special in the list is not repeated), so a matrix made for that list embeds the right words."""
+    words = ["the", "cat", "<unk>", "a", "sat"]
+    vocab = Vocabulary(words)
+    assert vocab.tokens == [*SPECIAL_TOKENS, "the", "cat", "a", "sat"]
+    assert [vocab.id_of(w) for w in ("the", "cat", "a", "sat")] == [4, 5, 6, 7]
+    assert vocab.encode("sat the dog") == [7, 4, UNK_ID]
+
+
+@given(data=st.data())
+def test_from_sentences_counts_the_tokens_encode_looks_up(data: st.DataObject) -> None:
+    """What TOK-BUILD pins: the words kept are the tokeniser's (lowercase, NFC, each punctuation
+    mark apart), not str.split()'s chunks, so every word of the corpus encodes to its own id."""
+    sentences = data.draw(st.lists(st.text(alphabet="abAB.,?! \té", max_size=12), min_size=1,
+                                   max_size=4), label="corpus")
+    vocab = Vocabulary.from_sentences(sentences)
+    tokens = {t for s in sentences for t in tokenize(s)}
+    assert set(vocab.tokens[4:]) == tokens
+    for s in sentences:
+        assert UNK_ID not in vocab.encode(s)
+
+
+def test_from_sentences_merges_case_and_splits_punctuation() -> None:
+    vocab = Vocabulary.from_sentences(["How are you?", "HOW  are\tyou ?", "how,you"], min_count=3)
+    # how x3, you x3, are x2, ? x2, , x1
+    assert vocab.tokens[4:] == ["how", "you"]
+    assert vocab.encode("How are you?") == [4, UNK_ID, 5, UNK_ID]

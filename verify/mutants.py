@@ -1160,6 +1160,13 @@ def _vocabulary_fault(kind: str) -> type:
     from nnspec.reference.vocabulary import SPECIAL_TOKENS, Vocabulary, tokenize
 
     class Faulty(Vocabulary):
+        def __init__(self, tokens: Any) -> None:
+            if kind == "sorts-words":  # Vocabulary(sorted(set(words))): ids by spelling
+                tokens = list(tokens)
+                words = sorted(t for t in tokens if t not in SPECIAL_TOKENS)
+                tokens = [t for t in tokens if t in SPECIAL_TOKENS] + words
+            super().__init__(tokens)
+
         def decode(self, ids: Any) -> list[str]:
             if kind != "decode-negative-wraps":
                 return super().decode(ids)
@@ -1189,6 +1196,26 @@ def _vocabulary_fault(kind: str) -> type:
 
     Faulty.__name__ = f"Vocabulary[{kind}]"
     return Faulty
+
+
+def init_params_embedding_rows(config: Any, seed: int = 0) -> dict:
+    """W_E created as (n_vocab, d_model), nn.Embedding's layout, where the documents have one
+    column per token: the count of numbers is right, the orientation is not."""
+    params = numpy_ref.init_params(config, seed=seed)
+    for key in ("W_E", "W_E_src", "W_E_tgt"):
+        if key in params:
+            params[key] = np.ascontiguousarray(params[key].T)
+    return params
+
+
+def init_params_blocks_aliased(config: Any, seed: int = 0) -> dict:
+    """nn.ModuleList([layer] * n): every block the same arrays, an n-layer network with one
+    layer's parameters (what the Annotated Transformer's clones() deep-copies to avoid)."""
+    params = numpy_ref.init_params(config, seed=seed)
+    for stack in ("blocks", "encoder", "decoder"):
+        if params.get(stack):
+            params[stack] = [params[stack][0]] * len(params[stack])
+    return params
 
 
 def init_params_tied_keeps_w_u(config: Any, seed: int = 0) -> dict:
@@ -1669,6 +1696,15 @@ MUTANTS: tuple[Mutant, ...] = (
        Vocabulary=_vocabulary_fault("to-text-past-end")),
     _m("init-params-tied-keeps-W_U", "init_params giving a tied GPT or Transformer its own W_U: the "
        "network runs untied", ("PARAM-COUNT",), init_params=init_params_tied_keeps_w_u),
+    _m("init-params-embedding-rows", "init_params giving W_E nn.Embedding's (n_vocab, d_model) "
+       "layout where the documents have a column per token", ("PARAM-COUNT",),
+       init_params=init_params_embedding_rows),
+    _m("init-params-blocks-aliased", "init_params building the stack as [block] * n "
+       "(nn.ModuleList([layer] * N)): one layer's arrays n times", ("PARAM-COUNT",),
+       init_params=init_params_blocks_aliased),
+    _m("vocab-sorts-words", "Vocabulary(sorted(set(words))): the given list re-ordered, ids by "
+       "spelling (a pretrained embedding's rows read for the wrong words)", ("TOK-UNK",),
+       Vocabulary=_vocabulary_fault("sorts-words")),
     _m("softmax-temperature-last-axis", "a softmax whose temperature path (borrowed from a sampler) "
        "normalises over the last axis whatever axis is asked", ("SM-TEMP",),
        softmax=softmax_temperature_last_axis),
