@@ -28,6 +28,7 @@ from nnspec.reference.config import (
     END_ID,
     PAD_ID,
     START_ID,
+    UNK_ID,
     GPTConfig,
     MLPConfig,
     Seq2SeqConfig,
@@ -72,9 +73,15 @@ VIDEO_GPT = "GPT data flow: predicting the next token"
 VIDEO_SOFTMAX = "Prediction Mechanism, Softmax Function"
 NN_OVERVIEW = "5. A Basic Idea of transformers, a. Overview"
 
-# The first ids are reserved (PAD, UNK, START, END); drawn sentences use ordinary tokens only.
+# The first ids are reserved (PAD, UNK, START, END), the others ordinary words.
 FIRST_WORD_ID = 4
 VOCAB = 11
+# The ids a drawn sentence is made of: every id but PAD. Networks mask PAD out of the source (and
+# clauses that mean to test padding append it themselves); the other reserved ids are tokens like any
+# word, and real inputs hold them (Sutskever et al.'s source ends with <end>; a GPT prompt may hold
+# the end of a previous document). END comes first, where Hypothesis starts: a network that takes it
+# for padding (Hugging Face's GPT-2 recipe pad_token = eos_token, then a mask ids != pad) hides it.
+SENTENCE_IDS = (END_ID, *range(FIRST_WORD_ID, VOCAB), UNK_ID, START_ID)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,13 +177,32 @@ def network_params(ck: Check, config: Any) -> dict:
 def draw_tokens(
     ck: Check, n_min: int, n_max: int, label: str, *, unique: bool = False
 ) -> np.ndarray:
-    """A sentence of ordinary tokens (no PAD, UNK, START or END)."""
-    words = st.integers(FIRST_WORD_ID, VOCAB - 1)
-    drawn = ck.draw(st.lists(words, min_size=n_min, max_size=n_max, unique=unique), label)
-    return np.asarray(drawn, dtype=np.int64)
+    """A sentence of ids from SENTENCE_IDS (UNK, START and END included, never PAD).
+
+    Token t is drawn as a shift of SENTENCE_IDS[t], so that the simplest sentence, where Hypothesis
+    starts and shrinks to, is SENTENCE_IDS[:n] (END, then distinct words) rather than one id n
+    times: a sentence of one repeated token hides every bug of which tokens a position reads (with
+    equal rows, attending to any subset averages the same vectors). Each token is still uniform over
+    SENTENCE_IDS.
+    """
+    n = len(SENTENCE_IDS)
+    if unique:
+        # distinct ids; the simplest draw is again SENTENCE_IDS[:n]
+        words = st.lists(st.sampled_from(SENTENCE_IDS), min_size=n_min, max_size=n_max, unique=True)
+    else:
+        words = st.lists(st.integers(0, n - 1), min_size=n_min, max_size=n_max).map(
+            lambda shifts: [SENTENCE_IDS[(t + shift) % n] for t, shift in enumerate(shifts)]
+        )
+    return np.asarray(ck.draw(words, label), dtype=np.int64)
 
 
 NETWORKS = ("MLP", "Transformer", "GPT", "Seq2Seq")
+
+# LayerNorm's eps, drawn in every network configuration. 1e-2 first, where Hypothesis starts: it
+# moves the logits of the drawn networks by ~1e-2 from those at torch's default 1e-5, so a network
+# that builds nn.LayerNorm(d_model) and never passes config.layer_norm_eps is caught on the first
+# example; 1e-6 is the Annotated Transformer's and LLaMA's.
+LAYER_NORM_EPS = (1e-2, 1e-5, 1e-6)
 
 
 def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
@@ -192,6 +218,7 @@ def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
         "scale_embeddings": st.booleans(),
         "n_encoder_layers": st.integers(1, 2),
         "n_decoder_layers": st.integers(1, 2),
+        "layer_norm_eps": st.sampled_from(LAYER_NORM_EPS),
     }
     drawn = {
         name: fixed[name] if name in fixed else ck.draw(strategy, name)
@@ -213,15 +240,18 @@ def tiny_gpt(ck: Check, **fixed: Any) -> GPTConfig:
     d_head = ck.draw(st.sampled_from([3, 4]), "d_head")
     choices = {
         "norm_placement": st.sampled_from(["post", "pre"]),
-        "activation": st.sampled_from(["relu", "gelu"]),
-        # The first choices are where Hypothesis starts: positional 'none' and scaled embeddings,
-        # the switches GPT code most often ignores (a 'none' that still adds a position table;
-        # GPT-2 code that never scales), where the defaults elsewhere are learned and unscaled.
+        # The first choices are where Hypothesis starts: exact GELU (GPT-2 code computes
+        # gelu_new, the tanh approximation, whatever the config says), positional 'none' and
+        # scaled embeddings, the switches GPT code most often ignores (a 'none' that still adds a
+        # position table; GPT-2 code that never scales), where the defaults elsewhere are learned
+        # and unscaled.
+        "activation": st.sampled_from(["gelu", "relu"]),
         "positional": st.sampled_from(["none", "sinusoidal", "learned"]),
         "bias": st.booleans(),
         "tie_embeddings": st.booleans(),
         "scale_embeddings": st.sampled_from([True, False]),
         "n_layers": st.integers(1, 2),
+        "layer_norm_eps": st.sampled_from(LAYER_NORM_EPS),
     }
     drawn = {
         name: fixed[name] if name in fixed else ck.draw(strategy, name)
@@ -529,7 +559,8 @@ def _decoder_layer_composition(
 @clause(
     "DEC-LAYER",
     "A decoder layer MUST equal masked self-attention, cross-attention on the encoder output and "
-    "the feed-forward network, each wrapped in a residual connection and a layer norm.",
+    "the feed-forward network, each wrapped in a residual connection and a layer norm, its "
+    "attentions under the masks it is given.",
     source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
     needs=("Transformer | decoder_layer",),
     uses=SUB_LAYERS,
@@ -537,7 +568,8 @@ def _decoder_layer_composition(
     cost="network",
     note="On a Transformer's decoder and on a decoder_layer on its own; against the composition of "
     "the implementation's own sub-layers where it offers all three, and against the oracle's "
-    "always.",
+    "always. The layer on its own is also given its causal self_mask explicitly, and a memory with "
+    "rows its cross_mask hides.",
 )
 def dec_layer(impl: Any, ck: Check) -> None:
     config = tiny_transformer(ck)
@@ -567,14 +599,34 @@ def dec_layer(impl: Any, ck: Check) -> None:
     # One layer on its own (its self-attention causal by default, PARAMETERS.md).
     layer = params["decoder"][0]
     y = ck.input(input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config))  # (T, d)
-    out = ck.close_to_oracle("decoder_layer", layer, y, memory, config, output="network")
+    out = np.asarray(ck.close_to_oracle("decoder_layer", layer, y, memory, config, output="network"))
     if composable:
         ck.close(
-            np.asarray(out),
+            out,
             _decoder_layer_composition(impl, layer, y, memory, config),
             output="network",
             what="decoder_layer vs composition of its sub-layers",
         )
+    # The masks it is given: the causal self_mask passed explicitly is the default one, and memory
+    # rows that cross_mask marks as padding (True = may attend) are never read, whatever they hold
+    # (a block that does not hand cross_mask to its cross-attention reads them).
+    T = len(tgt)
+    ck.close(
+        np.asarray(impl.decoder_layer(copy_params(layer), y, memory, config, lower_triangle(T))),
+        out,
+        output="network",
+        what="decoder_layer(y, memory, self_mask=causal) vs decoder_layer(y, memory)",
+    )
+    n_pads = ck.draw(st.integers(1, 3), "memory rows cross_mask hides")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "hidden rows seed"))
+    junk = ck.input(rng.normal(0.0, 3.0, size=(n_pads, config.d_model)))  # (n_pads, d_model)
+    real = (np.arange(S + n_pads) < S)[None, :]  # (1, S + n_pads)
+    ck.close(
+        np.asarray(impl.decoder_layer(copy_params(layer), y, np.concatenate([memory, junk]), config, None, real)),
+        out,
+        output="network",
+        what=f"decoder_layer(y, memory + {n_pads} rows, cross_mask hiding them) vs decoder_layer(y, memory)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,7 +852,8 @@ def _right_padded(sentences: list[np.ndarray], length: int) -> np.ndarray:
     "Padding tokens appended to a source MUST NOT change any logit of the encoder-decoder, nor the "
     "tokens greedy decoding writes, so that each sentence of a right-padded batch of sources of "
     "different lengths gets the logits it gets alone: the encoder's self-attention and the "
-    "decoder's cross-attention MUST ignore the pads.",
+    "decoder's cross-attention MUST ignore the pads, and the positions a given source mask marks "
+    "as padding.",
     source=Source(RECAP, RECAP_EMBED, paper=VASWANI_2017),
     needs=("Transformer",),
     uses=("Transformer.greedy_decode",),
@@ -808,7 +861,8 @@ def _right_padded(sentences: list[np.ndarray], length: int) -> np.ndarray:
     cost="network",
     note="The pads bring sentences to one length (recap, \"Input embeddings\"); the encoder they "
     "are fed to is the lecture notes' \"Encoder Architecture\". Checked piece by piece: the "
-    "encoder's rows for the real tokens, the decoder given memory rows marked as padding, the "
+    "encoder's rows for the real tokens (after pads, and after ordinary tokens a given src_mask "
+    "hides), the decoder given memory rows marked as padding, the "
     "logits end to end and in a batch, and the padded batch against the oracle. Rows of the "
     "memory at pad positions are never compared (nn.TransformerEncoderLayer's fast path may return "
     "zeros there).",
@@ -832,11 +886,20 @@ def net_padding(impl: Any, ck: Check) -> None:
         output="network",
         what=f"encode(source + {n_pads} pads)[:{S}] vs encode(source)",
     )
-    # Decoder: memory rows that src_mask marks as padding (True = a real token) are never read,
-    # whatever they hold.
+    # A src_mask the caller gives (True = a real token) hides the positions it marks as padding
+    # whatever ids they hold: here tokens that are no PAD, so an encoder that rebuilds the mask from
+    # the ids (and drops the one it is given) reads them.
+    real = (np.arange(S + n_pads) < S)[None, :]  # (1, S + n_pads)
+    hidden = np.concatenate([src, draw_tokens(ck, n_pads, n_pads, "tokens src_mask hides")])
+    ck.close(
+        np.asarray(net.encode(hidden, real))[:S],
+        memory,
+        output="network",
+        what=f"encode(source + {n_pads} tokens, src_mask hiding them)[:{S}] vs encode(source)",
+    )
+    # Decoder: memory rows that src_mask marks as padding are never read, whatever they hold.
     rng = np.random.default_rng(ck.draw(st.integers(0, 2**16), "padding rows seed"))
     junk = ck.input(rng.normal(0.0, 3.0, size=(n_pads, config.d_model)))  # (n_pads, d_model)
-    real = (np.arange(S + n_pads) < S)[None, :]  # (1, S + n_pads)
     ck.close(
         np.asarray(net.decode(tgt, np.concatenate([memory, junk]), real)),
         np.asarray(net.decode(tgt, memory)),
@@ -938,10 +1001,14 @@ def _rows_alone(
     needs=("Transformer.probabilities | GPT.probabilities",),
     topic=TOPIC,
     cost="network",
-    note="Checked on the encoder-decoder and on the decoder-only model, each where offered.",
+    note="Checked on the encoder-decoder and on the decoder-only model, each where offered, on one "
+    "sequence and on a batch (B, T) of them.",
 )
 def out_distribution(impl: Any, ck: Check) -> None:
     temperature = ck.draw(finite(0.25, 4.0), "temperature")
+    # One sequence, then a batch (B, T) of them: the vocabulary is the last axis in both, and a
+    # softmax over a fixed axis (dim=1, right for (T, V) logits) normalises the positions of a batch.
+    B = ck.draw(st.integers(2, 3), "batch size")
     if ck.offers("Transformer.probabilities"):
         config = tiny_transformer(ck)
         net = impl.Transformer(config, network_params(ck, config))
@@ -951,6 +1018,13 @@ def out_distribution(impl: Any, ck: Check) -> None:
             ck, np.asarray(net.probabilities(src, tgt, temperature=temperature)),
             np.asarray(net.forward(src, tgt)), temperature, "Transformer.probabilities(src, tgt)",
         )
+        sources = np.stack([draw_tokens(ck, len(src), len(src), f"source {b}") for b in range(B)])  # (B, S)
+        targets = np.stack([draw_tokens(ck, len(tgt), len(tgt), f"target {b}") for b in range(B)])  # (B, T)
+        _is_softmax_of_logits(
+            ck, np.asarray(net.probabilities(sources, targets, temperature=temperature)),
+            np.asarray(net.forward(sources, targets)), temperature,
+            f"Transformer.probabilities on a batch of {B}",
+        )
     if ck.offers("GPT.probabilities"):
         gpt_config = tiny_gpt(ck)
         gpt = impl.GPT(gpt_config, network_params(ck, gpt_config))
@@ -958,6 +1032,11 @@ def out_distribution(impl: Any, ck: Check) -> None:
         _is_softmax_of_logits(
             ck, np.asarray(gpt.probabilities(ids, temperature=temperature)),
             np.asarray(gpt.forward(ids)), temperature, "GPT.probabilities(ids)",
+        )
+        batch = np.stack([draw_tokens(ck, len(ids), len(ids), f"GPT sequence {b}") for b in range(B)])  # (B, T)
+        _is_softmax_of_logits(
+            ck, np.asarray(gpt.probabilities(batch, temperature=temperature)),
+            np.asarray(gpt.forward(batch)), temperature, f"GPT.probabilities on a batch of {B}",
         )
 
 
@@ -1004,8 +1083,9 @@ def net_logits(impl: Any, ck: Check) -> None:
 
 @clause(
     "GREEDY",
-    "Greedy decoding MUST pick the most probable token at each step and stop at the end token, and "
-    "sampling at a temperature tending to 0, or at temperature 0, MUST give the greedy output.",
+    "Greedy decoding MUST pick the most probable token at each step and stop at the end token or "
+    "after max_len tokens, and sampling at a temperature tending to 0, or at temperature 0, MUST "
+    "give the greedy output.",
     source=Source(RECAP, RECAP_OUTPUT, paper=VASWANI_2017),
     needs=("Transformer.greedy_decode",),
     uses=("Transformer.sample",),
@@ -1049,6 +1129,10 @@ def greedy(impl: Any, ck: Check) -> None:
     ck.equal(len(written), max_len + 1, what="len(greedy_decode) when the end token lies 1000 below the others")
     _teacher_forced_argmax(impl, ck, written, np.asarray(endless.forward(src, np.asarray(written))),
                            "greedy_decode (end token 1000 below)")
+    # At most max_len tokens after START: with max_len = 0, START alone (a do-while loop that picks
+    # before it tests the count writes one token more).
+    ck.equal([int(t) for t in net.greedy_decode(src, max_len=0)], [START_ID],
+             what="greedy_decode(src, max_len=0)")
 
     # softmax(l / T) -> one-hot argmax as T -> 0: at T = 1e-3 every decided step (gap > 0.05)
     # leaves the other tokens probability < V e^{-50} ~ 1e-21.
@@ -1056,6 +1140,8 @@ def greedy(impl: Any, ck: Check) -> None:
     if not ck.offers("Transformer.sample"):
         return
     seed = ck.draw(st.integers(0, 99), "seed")
+    ck.equal([int(t) for t in net.sample(src, max_len=0, temperature=1.0, seed=seed)], [START_ID],
+             what="sample(src, max_len=0, T=1)")
     if min(gaps, default=1.0) > 0.05:
         sampled = [int(t) for t in net.sample(src, max_len=max_len, temperature=1e-3, seed=seed)]
         ck.equal(sampled, out, what="sample(T=1e-3) vs greedy_decode")
@@ -1107,7 +1193,9 @@ def gpt_next(impl: Any, ck: Check) -> None:
 def gpt_compose(impl: Any, ck: Check) -> None:
     config = tiny_gpt(ck)
     params = network_params(ck, config)
-    ids = draw_tokens(ck, 1, 7, "tokens")
+    # Two tokens at least: one token attends to itself whatever mask the blocks put on it (a GPT
+    # that masks the end token as padding reads the same one-token sequence right).
+    ids = draw_tokens(ck, 2, 7, "tokens")
     logits = np.asarray(impl.GPT(config, copy_params(params)).forward(ids))  # (T, n_vocab)
     # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
     x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
@@ -1346,12 +1434,118 @@ def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> 
     )
 
 
+# The tail. A sampler that truncates softmax(logits / T) before drawing (Hugging Face's default
+# top_k = 50, a nucleus top_p = 0.9 left in from a chat front-end) never draws the least probable
+# tokens. Over the 11 tokens above it goes unseen: top-k = 50 keeps them all, and a 0.9 nucleus
+# drops under 0.1 of the mass, which moves p by less than the L1 threshold. So a model of
+# TAIL_VOCAB tokens: its unembedding gives the ordinary tokens 4..63 the logits k/128 (k = 0..59,
+# exact in every format, and exact again once divided by the sampled temperatures, powers of two)
+# and the reserved ids -1000, through a zero W_U, so that the logits are b_U whatever the context
+# and every token a correct sampler writes is an independent draw from the same p. TAIL_RUNS runs
+# of TAIL_TOKENS tokens give TAIL_DRAWS draws, and two tails are counted: the tokens beyond the
+# TOP_K most probable, and the least probable tokens of total mass below 1 - TOP_P (outside any
+# nucleus of mass TOP_P). A correct sampler draws from a tail of mass q as a binomial count
+# Bin(TAIL_DRAWS, q); the check fails on a count so low that a correct sampler gives it with
+# probability < FALSE_ALARM (one-sided), for each tail. A truncating sampler draws none.
+TAIL_VOCAB = 64
+TAIL_RUNS = 25
+TAIL_TOKENS = 12  # a prompt of <= 4 tokens and 12 new ones fill the drawn networks' context of 16
+TAIL_DRAWS = TAIL_RUNS * TAIL_TOKENS
+TOP_K, TOP_P = 50, 0.9
+
+
+def binomial_cdf(k: int, n: int, q: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, q)."""
+    return math.fsum(math.comb(n, i) * q**i * (1.0 - q) ** (n - i) for i in range(k + 1))
+
+
+def fewest_draws(n: int, q: float, false_alarm: float) -> int:
+    """The largest count c with P(X <= c) < false_alarm, X ~ Binomial(n, q): a sampler that draws
+    c or fewer from a set of probability q is wrong but with probability below false_alarm (-1:
+    no count is that unlikely)."""
+    c = -1
+    while c < n and binomial_cdf(c + 1, n, q) < false_alarm:
+        c += 1
+    return c
+
+
+def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> None:
+    """TAIL_DRAWS tokens from the tail model (see above): each tail drawn as often as p says."""
+    kind = name.partition(".")[0]
+    if kind == "GPT":
+        config = replace(tiny_gpt(ck, n_layers=1, bias=True, tie_embeddings=False), n_vocab=TAIL_VOCAB)
+    else:
+        config = replace(tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1, bias=True,
+                                          tie_embeddings=False), n_tgt_vocab=TAIL_VOCAB)
+    params = network_params(ck, config)
+    params["W_U"] = np.zeros_like(params["W_U"])  # (TAIL_VOCAB, d_model): the logits are b_U
+    b_U = np.full(TAIL_VOCAB, -1e3)
+    b_U[FIRST_WORD_ID:] = np.arange(TAIL_VOCAB - FIRST_WORD_ID) / 128
+    params["b_U"] = ck.input(b_U)
+    net = getattr(impl, kind)(config, params)
+    if kind == "GPT":
+        prompt = draw_tokens(ck, 1, 4, f"{name}: prompt (tail)")
+        head = len(prompt)
+
+        def run(seed: int) -> list[int]:
+            return [int(t) for t in net.generate(prompt, max_new_tokens=TAIL_TOKENS, temperature=temperature,
+                                                 seed=seed)]
+    else:
+        src = draw_tokens(ck, 1, 5, f"{name}: source (tail)")
+        head = 1  # START
+
+        def run(seed: int) -> list[int]:
+            return [int(t) for t in net.sample(src, max_len=TAIL_TOKENS, temperature=temperature, seed=seed)]
+
+    base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the tail seeds")
+    tokens = []
+    for seed in np.random.default_rng(base).choice(2**31 - 1, size=TAIL_RUNS, replace=False):
+        out = run(int(seed))
+        ck.equal(len(out), head + TAIL_TOKENS,
+                 what=f"{name}: length of the output for {TAIL_TOKENS} new tokens, the end token out of reach")
+        tokens += out[head:]
+    drawn = np.asarray(tokens)
+    stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= TAIL_VOCAB)].tolist()))
+    ck.that(not stray, what=f"{name}: sampled ids of the tail model",
+            observed=stray, expected=f"ids in [{FIRST_WORD_ID}, {TAIL_VOCAB}) (the others lie 1000 below)")
+    # p = softmax(b_U / T), as exact as the format keeps it: each probability the format computes
+    # is off by a few roundings (its exponential, its normalisation), so a tail of mass q has at
+    # least q (1 - 4 eps) in a correct sampler.
+    z = params["b_U"] / temperature
+    p = np.exp(z - z.max())
+    p = p / p.sum()
+    order = np.argsort(-p, kind="stable")  # most probable first
+    cumulative = np.cumsum(p[order[::-1]])  # from the least probable up
+    tails = {
+        f"the tokens beyond the {TOP_K} most probable": order[TOP_K:],
+        f"the least probable tokens of total mass < {1 - TOP_P:.1f} (outside a {TOP_P} nucleus)":
+            order[::-1][: int(np.searchsorted(cumulative, 1 - TOP_P))],
+    }
+    for label, tail in tails.items():
+        q = float(p[tail].sum()) * (1.0 - 4.0 * precision.eps(impl))
+        fewest = fewest_draws(TAIL_DRAWS, q, FALSE_ALARM)
+        count = int(np.isin(drawn, tail).sum())
+        ck.note(f"{name}: draws among {label}", f"{count} of {TAIL_DRAWS} (p = {q:.3f})")
+        if fewest < 0:
+            ck.note(f"{name}: {label} too light to count", round(q, 4))
+            continue
+        ck.that(
+            count > fewest,
+            what=f"{name}: draws among {label} ({len(tail)} ids) over {TAIL_RUNS} seeds x {TAIL_TOKENS} "
+            f"tokens at T = {temperature}",
+            observed=f"{count} of {TAIL_DRAWS}",
+            expected=f"more than {fewest}: they hold p = {q:.3f} of softmax(logits / T), about "
+            f"{q * TAIL_DRAWS:.0f} draws, and a correct sampler draws {fewest} or fewer with "
+            f"probability < {FALSE_ALARM:g}",
+        )
+
+
 @clause(
     "SAMPLE-DIST",
     "Sampling at temperature T MUST draw each next token from softmax(logits / T), afresh at every "
     "step: the same seed MUST give the same tokens, and over many seeds the frequencies of a sampled "
-    "token MUST match softmax(logits / T), and those of two successive tokens the product of their "
-    "distributions.",
+    "token MUST match softmax(logits / T), down to its least probable tokens, and those of two "
+    "successive tokens the product of their distributions.",
     source=Source(VIDEO_NOTES, VIDEO_SOFTMAX),
     needs=("Transformer.sample | GPT.generate",),
     topic=TOPIC,
@@ -1361,7 +1555,10 @@ def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> 
     f"probability <= {FALSE_ALARM:g}), where p is spread enough that a sampler ignoring its seed is "
     "always caught (max p < 1 - threshold / 2; noted otherwise); and two successive tokens of a "
     f"model that lifts {LIFTED} tokens to one logit, where each draw is uniform over them whatever "
-    "came before. Every sampler the implementation offers, in each example.",
+    f"came before; and {TAIL_DRAWS} tokens of a {TAIL_VOCAB}-token model, of which the tokens beyond "
+    f"the {TOP_K} most probable and those outside the {TOP_P} nucleus must be drawn as often as a "
+    "one-sided binomial test allows (no top-k or top-p truncation; a false alarm has probability "
+    f"<= {FALSE_ALARM:g} per tail). Every sampler the implementation offers, in each example.",
 )
 def sample_dist(impl: Any, ck: Check) -> None:
     temperature = ck.draw(st.sampled_from(TEMPERATURES), "temperature")
@@ -1374,9 +1571,16 @@ def sample_dist(impl: Any, ck: Check) -> None:
         # The same seed, the same tokens (a sampler reading an unseeded generator differs).
         for seed in range(3):
             ck.equal(run(seed, n_new), run(seed, n_new), what=f"{name}(seed={seed}) run twice")
-        _sampled_frequencies(impl, ck, lambda seed, run=run, first=first: run(seed, 1)[first], logits,
-                             temperature, name)
+
+        def first_token(seed: int, run: Any = run, first: int = first, name: str = name) -> int:
+            out = run(seed, 1)
+            # a short output is the sampler's failure, said as such (not an IndexError here)
+            ck.equal(len(out), first + 1, what=f"{name}: length of the output for one new token")
+            return out[first]
+
+        _sampled_frequencies(impl, ck, first_token, logits, temperature, name)
         _uniform_successors(impl, ck, name, temperature)
+        _tail_frequencies(impl, ck, name, temperature)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1479,7 +1683,7 @@ def s2s_reverse(impl: Any, ck: Check) -> None:
 @clause(
     "S2S-EOS",
     "Greedy decoding of the encoder-decoder MUST emit the most probable token at each step and "
-    "stop as soon as it emits the end-of-sentence token.",
+    "stop as soon as it emits the end-of-sentence token, or after max_len tokens.",
     source=Source(LECTURE_NOTES, NOTES_SUTSKEVER, paper=SUTSKEVER_2014),
     needs=("Seq2Seq.greedy_decode",),
     topic=TOPIC,
@@ -1506,6 +1710,14 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     _teacher_forced_argmax(
         impl, ck, out, np.asarray(net.forward(src, np.asarray(out))), "Seq2Seq.greedy_decode"
     )
+    # A model whose end token beats every other logit by 1000 writes it first and stops there,
+    # whatever was drawn above (as in GREEDY): a loop without the end test, or one that tests before
+    # it writes, is caught on every example.
+    stopping = impl.Seq2Seq(config, with_logit_moved(params, END_ID, 1e3))
+    ck.equal([int(t) for t in stopping.greedy_decode(src, max_len=max_len)], [START_ID, END_ID],
+             what="Seq2Seq.greedy_decode when the end token's logit exceeds the others by 1000")
+    ck.equal([int(t) for t in net.greedy_decode(src, max_len=0)], [START_ID],
+             what="Seq2Seq.greedy_decode(src, max_len=0)")
     # A model whose end token lies 1000 below the others writes all max_len steps, each checked.
     endless = impl.Seq2Seq(config, with_logit_moved(params, END_ID, -1e3))
     written = [int(t) for t in endless.greedy_decode(src, max_len=max_len)]

@@ -60,6 +60,8 @@ switches = dict(
     bias=st.booleans(),
     tie_embeddings=st.booleans(),
     scale_embeddings=st.booleans(),
+    # torch's default, and two a network that hard-codes nn.LayerNorm(d_model) would not honour
+    layer_norm_eps=st.sampled_from([1e-5, 1e-2, 1e-6]),
 )
 
 
@@ -256,6 +258,23 @@ def test_greedy_decode_is_argmax_of_teacher_forced_logits() -> None:
     out = net.greedy_decode(src, max_len=6)
     logits = net.forward(src, np.array(out[:-1]))
     np.testing.assert_array_equal(np.argmax(logits, axis=-1), out[1:])
+
+
+@pytest.mark.parametrize("module", [numpy_ref, torch_ref], ids=["numpy", "torch"])
+def test_decoding_with_max_len_zero_writes_start_alone(module) -> None:
+    """At most max_len tokens after START: none at all when max_len is 0, even where the model's
+    first choice is certain (its most probable token lifted 1000 above the others)."""
+    for name in ("transformer_tiny", "seq2seq_tiny"):
+        config = preset(name)
+        params = numpy_ref.init_params(config, seed=5)
+        params["b_U"] = params["b_U"] + 1e3 * (np.arange(len(params["b_U"])) == 7)
+        net = getattr(module, "Transformer" if name.startswith("transformer") else "Seq2Seq")(
+            config, params if module is numpy_ref else torch_ref.to_torch(params))
+        src = np.array([5, 6, END_ID])
+        assert list(net.greedy_decode(src, max_len=0)) == [START_ID]
+        assert list(net.greedy_decode(src, max_len=1)) == [START_ID, 7]
+        if hasattr(net, "sample"):
+            assert list(net.sample(src, max_len=0, temperature=1.0, seed=0)) == [START_ID]
 
 
 def test_context_is_a_hard_limit() -> None:

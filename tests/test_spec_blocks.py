@@ -8,7 +8,7 @@ import nnspec.spec  # noqa: F401  (registers every clause)
 import numpy as np
 import pytest
 from nnspec.reference import numpy_ref
-from nnspec.reference.config import END_ID, PAD_ID, START_ID
+from nnspec.reference.config import END_ID, PAD_ID, START_ID, UNK_ID
 from nnspec.reference.numpy_ref import networks as nets
 from nnspec.spec import blocks
 from nnspec.spec.clause import REGISTRY
@@ -31,6 +31,8 @@ from nnspec.verify.mutants import (
     TiedToSourceTransformer,
     UnseededGenerateGPT,
     ZeroTemperatureRaisesTransformer,
+    is_crash,
+    plant_in_oracle,
 )
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "blocks")
@@ -360,9 +362,28 @@ def test_every_clause_has_a_planted_bug() -> None:
     assert {c for c, _, _ in BUGS} == set(CLAUSES)
 
 
-def test_pad_and_end_ids_are_not_drawn() -> None:
-    """Drawn sentences avoid the reserved ids, so no clause is judged on padding by accident."""
-    assert blocks.FIRST_WORD_ID > max(PAD_ID, END_ID, START_ID)
+def test_drawn_sentences_hold_the_special_tokens_but_never_pad() -> None:
+    """PAD is never drawn, so no clause is judged on padding by accident; UNK, START and END are
+    tokens like any word, and the simplest sentence (where Hypothesis starts) is END and distinct
+    words, not one id repeated."""
+    assert PAD_ID not in blocks.SENTENCE_IDS
+    assert {UNK_ID, START_ID, END_ID} < set(blocks.SENTENCE_IDS)
+    assert set(blocks.SENTENCE_IDS) == set(range(1, blocks.VOCAB))
+    assert blocks.SENTENCE_IDS[0] == END_ID
+
+
+def test_the_tail_test_is_a_one_sided_binomial_test() -> None:
+    """fewest_draws(n, q, a) is the largest count a correct sampler reaches with probability < a."""
+    assert blocks.binomial_cdf(0, 10, 0.5) == pytest.approx(0.5**10)
+    assert blocks.binomial_cdf(10, 10, 0.3) == pytest.approx(1.0)
+    c = blocks.fewest_draws(blocks.TAIL_DRAWS, 0.09, 1e-9)
+    assert blocks.binomial_cdf(c, blocks.TAIL_DRAWS, 0.09) < 1e-9 <= blocks.binomial_cdf(c + 1, blocks.TAIL_DRAWS, 0.09)
+    assert c >= 0  # a 0.9 nucleus's tail (mass ~0.09) is heavy enough to count
+    assert blocks.fewest_draws(10, 0.01, 1e-9) == -1  # too light: no count is that unlikely
+    # simulated correct samplers: at a false-alarm rate of 1%, at most ~1% fall to the bound
+    rng = np.random.default_rng(0)
+    counts = rng.binomial(blocks.TAIL_DRAWS, 0.09, size=20_000)
+    assert (counts <= blocks.fewest_draws(blocks.TAIL_DRAWS, 0.09, 0.01)).mean() <= 0.01
 
 
 def test_the_sampling_threshold_is_weissmans_bound() -> None:
@@ -411,3 +432,176 @@ def test_net_oracle_checks_every_offered_network_on_every_example(seed: int) -> 
     result = run_clause("NET-ORACLE", full, profile="default", seed=seed)
     assert result.status == "failed", result.message
     assert "GPT.forward(ids) vs oracle" in result.message and "<lambda>" not in result.message
+
+
+# ------------------------------------------------------------------ bugs the clauses missed at first
+def _truncated_draw(p, rng, *, top_k=None, top_p=None):
+    """Draw from p with its tail cut off: the top_k most probable, or the smallest nucleus of mass
+    >= top_p, renormalised."""
+    p = np.array(p, dtype=np.float64)
+    order = np.argsort(-p, kind="stable")
+    keep = order[:top_k] if top_k is not None else order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+    kept = np.zeros_like(p)
+    kept[keep] = p[keep]
+    return nets._draw_token(kept / kept.sum(), rng)
+
+
+class EpsHardCodedGPT(numpy_ref.GPT):
+    """nn.LayerNorm(d_model) with torch's default eps, whatever config.layer_norm_eps says."""
+
+    def __init__(self, config, params):
+        super().__init__(replace(config, layer_norm_eps=1e-5), params)
+
+
+class EpsHardCodedTransformer(numpy_ref.Transformer):
+    def __init__(self, config, params):
+        super().__init__(replace(config, layer_norm_eps=1e-5), params)
+
+
+class TopK50GPT(numpy_ref.GPT):
+    """Hugging Face's default top_k = 50 when sampling."""
+
+    def generate(self, ids, *, max_new_tokens, temperature=0.0, seed=0):
+        rng = np.random.default_rng(seed)
+        out = [int(t) for t in np.asarray(ids)]
+        for _ in range(max_new_tokens):
+            logits = self.forward(np.array(out))[-1]
+            p = numpy_ref.softmax(logits, axis=-1, temperature=temperature) if temperature else None
+            out.append(int(np.argmax(logits)) if p is None else _truncated_draw(p, rng, top_k=50))
+        return out
+
+
+class TopP09Transformer(numpy_ref.Transformer):
+    """A nucleus top_p = 0.9 left in Transformer.sample."""
+
+    def sample(self, src_ids, *, max_len, temperature, seed):
+        rng = np.random.default_rng(seed)
+
+        def pick(logits):
+            if temperature == 0:
+                return int(np.argmax(logits))
+            return _truncated_draw(numpy_ref.softmax(logits, axis=-1, temperature=temperature), rng, top_p=0.9)
+
+        return self._generate(src_ids, max_len, pick)
+
+
+class NewTokensOnlyGPT(numpy_ref.GPT):
+    """generate returns the new tokens without the prompt: shorter than SAMPLE-DIST indexes."""
+
+    def generate(self, ids, *, max_new_tokens, temperature=0.0, seed=0):
+        out = super().generate(ids, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        return out[len(np.asarray(ids)):]
+
+
+class DoWhileTransformer(numpy_ref.Transformer):
+    """A do-while decoding loop: one token is written even when max_len = 0."""
+
+    def _generate(self, src_ids, max_len, pick):
+        return super()._generate(src_ids, max(1, max_len), pick)
+
+
+class EndDroppingSeq2Seq(numpy_ref.Seq2Seq):
+    """Stops at the end token without writing it (the test placed before the append)."""
+
+    def greedy_decode(self, src_ids, *, max_len):
+        out = [START_ID]
+        for _ in range(max_len):
+            token = int(np.argmax(self.forward(src_ids, np.array(out))[-1]))
+            if token == END_ID:
+                break
+            out.append(token)
+        return out
+
+
+class EndMaskedGPT(numpy_ref.GPT):
+    """attention_mask = ids != pad_token_id with pad_token = eos_token: no position reads an END."""
+
+    def hidden(self, ids):
+        ids = np.asarray(ids)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c)
+        T = ids.shape[-1]
+        mask = numpy_ref.causal_mask(T, T) & ((ids != END_ID)[..., None, :] | np.eye(T, dtype=bool))
+        for b in p["blocks"]:
+            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
+        if c.norm_placement == "pre":
+            x = _norm(x, p["final_norm"], c.layer_norm_eps)
+        return x
+
+
+class EndMaskedSourceTransformer(numpy_ref.Transformer):
+    """The source mask built as ids not in (PAD, END): an <end> closing the source is hidden."""
+
+    def encode(self, src_ids, src_mask=None):
+        src = np.asarray(src_ids)
+        return super().encode(src, ((src != PAD_ID) & (src != END_ID))[..., None, :] if src_mask is None else src_mask)
+
+
+class Dim1ProbabilitiesGPT(numpy_ref.GPT):
+    """F.softmax(logits / T, dim=1): the vocabulary for (T, V) logits, the positions for a batch."""
+
+    def probabilities(self, ids, temperature=1.0):
+        return numpy_ref.softmax(self.forward(ids), axis=1, temperature=temperature)
+
+
+class Dim1ProbabilitiesTransformer(numpy_ref.Transformer):
+    def probabilities(self, src_ids, tgt_ids, temperature=1.0):
+        return numpy_ref.softmax(self.forward(src_ids, tgt_ids), axis=1, temperature=temperature)
+
+
+class SrcMaskIgnoringTransformer(numpy_ref.Transformer):
+    """encode rebuilds the padding mask from the ids and drops the src_mask it is given."""
+
+    def encode(self, src_ids, src_mask=None):
+        return super().encode(src_ids, None)
+
+
+def decoder_layer_ignoring_cross_mask(params, y, memory, config, self_mask=None, cross_mask=None):
+    """A decoder block that never hands cross_mask to its cross-attention."""
+    return numpy_ref.decoder_layer(params, y, memory, config, self_mask, None)
+
+
+# (clause, bug, overrides, what the failure message must name): each caught on the first examples
+# of the quick profile, by the clause's own check (not a crash), with the oracle correct or sharing
+# the fault.
+MISSED = [
+    ("GPT-COMPOSE", "gpt-layer-norm-eps-hard-coded", {"GPT": EpsHardCodedGPT}, "layer_norm_eps = 0.01"),
+    ("ENC-LAYER", "transformer-layer-norm-eps-hard-coded", {"Transformer": EpsHardCodedTransformer},
+     "layer_norm_eps = 0.01"),
+    ("DEC-LAYER", "transformer-layer-norm-eps-hard-coded", {"Transformer": EpsHardCodedTransformer},
+     "layer_norm_eps = 0.01"),
+    ("SAMPLE-DIST", "generate-top-k-50", {"GPT": TopK50GPT}, "draws among the tokens beyond the 50 most probable"),
+    ("SAMPLE-DIST", "sample-top-p-0.9", {"Transformer": TopP09Transformer},
+     "draws among the least probable tokens of total mass < 0.1 (outside a 0.9 nucleus)"),
+    ("SAMPLE-DIST", "generate-new-tokens-only", {"GPT": NewTokensOnlyGPT},
+     "GPT.generate: length of the output for one new token: observed 1, but should be 2"),
+    ("GREEDY", "do-while-decoding-loop", {"Transformer": DoWhileTransformer}, "greedy_decode(src, max_len=0)"),
+    ("S2S-EOS", "no-stop-at-end", {"Seq2Seq": NoStopSeq2Seq},
+     "Seq2Seq.greedy_decode when the end token's logit exceeds the others by 1000"),
+    ("S2S-EOS", "end-token-dropped", {"Seq2Seq": EndDroppingSeq2Seq},
+     "Seq2Seq.greedy_decode when the end token's logit exceeds the others by 1000"),
+    ("GPT-COMPOSE", "gpt-masks-end-token", {"GPT": EndMaskedGPT}, "tokens = [3, "),
+    ("ENC-LAYER", "transformer-masks-end-in-source", {"Transformer": EndMaskedSourceTransformer},
+     "Transformer.encode vs composition of sub-layers"),
+    ("OUT-DISTRIBUTION", "gpt-probabilities-dim-1", {"GPT": Dim1ProbabilitiesGPT}, "GPT.probabilities on a batch"),
+    ("OUT-DISTRIBUTION", "transformer-probabilities-dim-1", {"Transformer": Dim1ProbabilitiesTransformer},
+     "Transformer.probabilities on a batch"),
+    ("NET-PADDING", "encode-ignores-src-mask", {"Transformer": SrcMaskIgnoringTransformer},
+     "src_mask hiding them"),
+    ("DEC-LAYER", "decoder-layer-ignores-cross-mask", {"decoder_layer": decoder_layer_ignoring_cross_mask},
+     "cross_mask hiding them"),
+    ("GPT-COMPOSE", "gelu-tanh-for-gelu", {"GPT": GeluTanhGPT}, "activation = 'gelu'"),
+]
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["oracle-correct", "oracle-shares-the-fault"])
+@pytest.mark.parametrize(("clause_id", "bug", "overrides", "named"), MISSED,
+                         ids=[f"{c}-{b}" for c, b, _, _ in MISSED])
+def test_clause_catches_at_quick(clause_id: str, bug: str, overrides: dict, named: str, shared: bool) -> None:
+    impl = patched("numpy", name=bug, **overrides)
+    result = run_clause(clause_id, plant_in_oracle(impl) if shared else impl, profile="quick", seed=0,
+                        shrink=False)
+    assert result.status == "failed", result.message
+    assert not is_crash(result.message), result.message
+    assert named in result.message, result.message
+
