@@ -1259,6 +1259,99 @@ def mha_weights_averaged_over_heads(params: Params, x_q: Any, x_kv: Any, n_heads
 
 
 # ------------------------------------------------------------------------------------------------
+# A fourth hunt: networks that drop what the caller or the config gave them
+# ------------------------------------------------------------------------------------------------
+
+
+class GPTLayerNormEpsFixed(numpy_ref.GPT):
+    """Layer norms built as nn.LayerNorm(d_model), torch's eps 1e-5, whatever the config's
+    layer_norm_eps (a port that never passes config.layer_norm_epsilon: BERT's is 1e-12)."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(replace(config, layer_norm_eps=1e-5), params)
+
+
+class GPTMasksEndToken(numpy_ref.GPT):
+    """attention_mask = ids != pad_token_id with GPT-2's pad_token = eos_token: every <end> in the
+    input is hidden as padding (each position still reads itself)."""
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        ids = nets._ids(ids)
+        p, c = self.params, self.config
+        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c)
+        T = ids.shape[-1]
+        mask = numpy_ref.causal_mask(T, T) & ((ids != END_ID)[..., None, :] | np.eye(T, dtype=bool))
+        for b in p["blocks"]:
+            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
+        if c.norm_placement == "pre":
+            x = numpy_ref.layer_norm(x, p["final_norm"]["gamma"], p["final_norm"]["beta"], c.layer_norm_eps)
+        return x
+
+
+class GPTProbabilitiesDim1(numpy_ref.GPT):
+    """F.softmax(logits / T, dim=1): the vocabulary axis of unbatched (T, V) logits, the positions
+    of a batch (B, T, V)."""
+
+    def probabilities(self, ids: Any, temperature: float = 1.0) -> np.ndarray:
+        return numpy_ref.softmax(self.forward(ids), axis=1, temperature=temperature)
+
+
+class GPTTopK50(numpy_ref.GPT):
+    """Sampling with Hugging Face's default top_k = 50 left on: the tokens outside the 50 most
+    probable are never drawn."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        rng = np.random.default_rng(seed)
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            logits = self.forward(np.array(out))[-1]
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+                continue
+            p = numpy_ref.softmax(logits, axis=-1, temperature=temperature)
+            if p.size > 50:
+                p = np.where(p >= np.sort(p)[-50], p, 0.0)
+            out.append(nets._draw_token(p / p.sum(), rng))
+        return out
+
+
+class TransformerEncodeIgnoresSrcMask(numpy_ref.Transformer):
+    """encode(src_ids, src_mask) rebuilding the padding mask from the ids, the caller's mask
+    dropped (a fast path that ignores attention_mask)."""
+
+    def encode(self, src_ids: Any, src_mask: Any = None) -> np.ndarray:
+        return super().encode(src_ids, None)
+
+
+def decoder_layer_ignores_cross_mask(params: Any, y: Any, memory: Any, config: Any,
+                                     self_mask: Any = None, cross_mask: Any = None) -> np.ndarray:
+    """A decoder block that never hands cross_mask to its cross-attention
+    (memory_key_padding_mask dropped inside the layer): padded memory rows are read."""
+    return numpy_ref.decoder_layer(params, y, memory, config, self_mask, None)
+
+
+class TransformerGreedyDoWhile(numpy_ref.Transformer):
+    """A do-while decoding loop: greedy_decode(max_len=0) still writes a token."""
+
+    def _generate(self, src_ids: Any, max_len: int, pick: Any) -> list[int]:
+        return super()._generate(src_ids, max(1, max_len), pick)
+
+
+class Seq2SeqGreedyDropsEnd(numpy_ref.Seq2Seq):
+    """`if token == eos: break` placed before `out.append(token)`: decoding stops at <end> but
+    never writes it."""
+
+    def greedy_decode(self, src_ids: Any, *, max_len: int) -> list[int]:
+        out = [START_ID]
+        for _ in range(max_len):
+            token = int(np.argmax(self.forward(src_ids, np.array(out))[-1]))
+            if token == END_ID:
+                break
+            out.append(token)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
 # Precision: faults of a narrower format
 # ------------------------------------------------------------------------------------------------
 # Each is planted in torch_ref at the precision where it shipped (a float16 accumulator is no fault
@@ -1705,6 +1798,24 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("vocab-sorts-words", "Vocabulary(sorted(set(words))): the given list re-ordered, ids by "
        "spelling (a pretrained embedding's rows read for the wrong words)", ("TOK-UNK",),
        Vocabulary=_vocabulary_fault("sorts-words")),
+    _m("gpt-layer-norm-eps-fixed", "a GPT whose layer norms are nn.LayerNorm(d_model), eps 1e-5, "
+       "whatever the config's layer_norm_eps", ("GPT-COMPOSE", "NET-ORACLE"), GPT=GPTLayerNormEpsFixed),
+    _m("gpt-masks-end-token", "attention_mask = ids != pad_token_id with pad_token = eos_token "
+       "(GPT-2's recipe): every <end> in the input hidden as padding", ("GPT-COMPOSE",),
+       GPT=GPTMasksEndToken),
+    _m("gpt-probabilities-dim-1", "probabilities as softmax(logits / T, dim=1): right for one "
+       "sequence, over the positions of a batch", ("OUT-DISTRIBUTION",), GPT=GPTProbabilitiesDim1),
+    _m("gpt-generate-top-k-50", "sampling with Hugging Face's default top_k = 50 left on: the tail "
+       "beyond the 50 most probable tokens never drawn", ("SAMPLE-DIST",), GPT=GPTTopK50),
+    _m("encode-ignores-src-mask", "encode rebuilding the padding mask from the ids, the caller's "
+       "src_mask dropped", ("NET-PADDING",), Transformer=TransformerEncodeIgnoresSrcMask),
+    _m("decoder-layer-ignores-cross-mask", "a decoder block that never hands cross_mask to its "
+       "cross-attention: padded memory rows are read", ("DEC-LAYER",),
+       decoder_layer=decoder_layer_ignores_cross_mask),
+    _m("greedy-do-while", "a do-while decoding loop: greedy_decode(max_len=0) still writes a token",
+       ("GREEDY",), Transformer=TransformerGreedyDoWhile),
+    _m("seq2seq-greedy-drops-end", "if token == eos: break before out.append(token): decoding stops "
+       "at <end> without writing it", ("S2S-EOS",), Seq2Seq=Seq2SeqGreedyDropsEnd),
     _m("softmax-temperature-last-axis", "a softmax whose temperature path (borrowed from a sampler) "
        "normalises over the last axis whatever axis is asked", ("SM-TEMP",),
        softmax=softmax_temperature_last_axis),
