@@ -17,8 +17,12 @@ from nnspec.verify.mutants import (
     FirstPositionGenerateGPT,
     FixedSeedSampleTransformer,
     GPTDropsFFNResidual,
+    GPTLayerNormEpsFixed,
+    GPTMasksEndToken,
     GPTNoFinalNorm,
     GPTPositionsFromLen,
+    GPTProbabilitiesDim1,
+    GPTTopK50,
     GreedyWithoutHistoryTransformer,
     InferenceWithoutSourceMaskTransformer,
     PaddingBlindCrossAttentionTransformer,
@@ -26,11 +30,15 @@ from nnspec.verify.mutants import (
     ReseedingGPT,
     ReseedingTransformer,
     ReverseBatchAxisSeq2Seq,
+    Seq2SeqGreedyDropsEnd,
     TemperatureIgnoringProbabilitiesGPT,
     TemperatureMultipliedGenerateGPT,
     TiedToSourceTransformer,
+    TransformerEncodeIgnoresSrcMask,
+    TransformerGreedyDoWhile,
     UnseededGenerateGPT,
     ZeroTemperatureRaisesTransformer,
+    decoder_layer_ignores_cross_mask,
     is_crash,
     plant_in_oracle,
 )
@@ -446,29 +454,9 @@ def _truncated_draw(p, rng, *, top_k=None, top_p=None):
     return nets._draw_token(kept / kept.sum(), rng)
 
 
-class EpsHardCodedGPT(numpy_ref.GPT):
-    """nn.LayerNorm(d_model) with torch's default eps, whatever config.layer_norm_eps says."""
-
-    def __init__(self, config, params):
-        super().__init__(replace(config, layer_norm_eps=1e-5), params)
-
-
 class EpsHardCodedTransformer(numpy_ref.Transformer):
     def __init__(self, config, params):
         super().__init__(replace(config, layer_norm_eps=1e-5), params)
-
-
-class TopK50GPT(numpy_ref.GPT):
-    """Hugging Face's default top_k = 50 when sampling."""
-
-    def generate(self, ids, *, max_new_tokens, temperature=0.0, seed=0):
-        rng = np.random.default_rng(seed)
-        out = [int(t) for t in np.asarray(ids)]
-        for _ in range(max_new_tokens):
-            logits = self.forward(np.array(out))[-1]
-            p = numpy_ref.softmax(logits, axis=-1, temperature=temperature) if temperature else None
-            out.append(int(np.argmax(logits)) if p is None else _truncated_draw(p, rng, top_k=50))
-        return out
 
 
 class TopP09Transformer(numpy_ref.Transformer):
@@ -493,42 +481,6 @@ class NewTokensOnlyGPT(numpy_ref.GPT):
         return out[len(np.asarray(ids)):]
 
 
-class DoWhileTransformer(numpy_ref.Transformer):
-    """A do-while decoding loop: one token is written even when max_len = 0."""
-
-    def _generate(self, src_ids, max_len, pick):
-        return super()._generate(src_ids, max(1, max_len), pick)
-
-
-class EndDroppingSeq2Seq(numpy_ref.Seq2Seq):
-    """Stops at the end token without writing it (the test placed before the append)."""
-
-    def greedy_decode(self, src_ids, *, max_len):
-        out = [START_ID]
-        for _ in range(max_len):
-            token = int(np.argmax(self.forward(src_ids, np.array(out))[-1]))
-            if token == END_ID:
-                break
-            out.append(token)
-        return out
-
-
-class EndMaskedGPT(numpy_ref.GPT):
-    """attention_mask = ids != pad_token_id with pad_token = eos_token: no position reads an END."""
-
-    def hidden(self, ids):
-        ids = np.asarray(ids)
-        p, c = self.params, self.config
-        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c)
-        T = ids.shape[-1]
-        mask = numpy_ref.causal_mask(T, T) & ((ids != END_ID)[..., None, :] | np.eye(T, dtype=bool))
-        for b in p["blocks"]:
-            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
-        if c.norm_placement == "pre":
-            x = _norm(x, p["final_norm"], c.layer_norm_eps)
-        return x
-
-
 class EndMaskedSourceTransformer(numpy_ref.Transformer):
     """The source mask built as ids not in (PAD, END): an <end> closing the source is hidden."""
 
@@ -537,58 +489,39 @@ class EndMaskedSourceTransformer(numpy_ref.Transformer):
         return super().encode(src, ((src != PAD_ID) & (src != END_ID))[..., None, :] if src_mask is None else src_mask)
 
 
-class Dim1ProbabilitiesGPT(numpy_ref.GPT):
-    """F.softmax(logits / T, dim=1): the vocabulary for (T, V) logits, the positions for a batch."""
-
-    def probabilities(self, ids, temperature=1.0):
-        return numpy_ref.softmax(self.forward(ids), axis=1, temperature=temperature)
-
-
 class Dim1ProbabilitiesTransformer(numpy_ref.Transformer):
     def probabilities(self, src_ids, tgt_ids, temperature=1.0):
         return numpy_ref.softmax(self.forward(src_ids, tgt_ids), axis=1, temperature=temperature)
-
-
-class SrcMaskIgnoringTransformer(numpy_ref.Transformer):
-    """encode rebuilds the padding mask from the ids and drops the src_mask it is given."""
-
-    def encode(self, src_ids, src_mask=None):
-        return super().encode(src_ids, None)
-
-
-def decoder_layer_ignoring_cross_mask(params, y, memory, config, self_mask=None, cross_mask=None):
-    """A decoder block that never hands cross_mask to its cross-attention."""
-    return numpy_ref.decoder_layer(params, y, memory, config, self_mask, None)
 
 
 # (clause, bug, overrides, what the failure message must name): each caught on the first examples
 # of the quick profile, by the clause's own check (not a crash), with the oracle correct or sharing
 # the fault.
 MISSED = [
-    ("GPT-COMPOSE", "gpt-layer-norm-eps-hard-coded", {"GPT": EpsHardCodedGPT}, "layer_norm_eps = 0.01"),
+    ("GPT-COMPOSE", "gpt-layer-norm-eps-hard-coded", {"GPT": GPTLayerNormEpsFixed}, "layer_norm_eps = 0.01"),
     ("ENC-LAYER", "transformer-layer-norm-eps-hard-coded", {"Transformer": EpsHardCodedTransformer},
      "layer_norm_eps = 0.01"),
     ("DEC-LAYER", "transformer-layer-norm-eps-hard-coded", {"Transformer": EpsHardCodedTransformer},
      "layer_norm_eps = 0.01"),
-    ("SAMPLE-DIST", "generate-top-k-50", {"GPT": TopK50GPT}, "draws among the tokens beyond the 50 most probable"),
+    ("SAMPLE-DIST", "generate-top-k-50", {"GPT": GPTTopK50}, "draws among the tokens beyond the 50 most probable"),
     ("SAMPLE-DIST", "sample-top-p-0.9", {"Transformer": TopP09Transformer},
      "draws among the least probable tokens of total mass < 0.1 (outside a 0.9 nucleus)"),
     ("SAMPLE-DIST", "generate-new-tokens-only", {"GPT": NewTokensOnlyGPT},
      "GPT.generate: length of the output for one new token: observed 1, but should be 2"),
-    ("GREEDY", "do-while-decoding-loop", {"Transformer": DoWhileTransformer}, "greedy_decode(src, max_len=0)"),
+    ("GREEDY", "do-while-decoding-loop", {"Transformer": TransformerGreedyDoWhile}, "greedy_decode(src, max_len=0)"),
     ("S2S-EOS", "no-stop-at-end", {"Seq2Seq": NoStopSeq2Seq},
      "Seq2Seq.greedy_decode when the end token's logit exceeds the others by 1000"),
-    ("S2S-EOS", "end-token-dropped", {"Seq2Seq": EndDroppingSeq2Seq},
+    ("S2S-EOS", "end-token-dropped", {"Seq2Seq": Seq2SeqGreedyDropsEnd},
      "Seq2Seq.greedy_decode when the end token's logit exceeds the others by 1000"),
-    ("GPT-COMPOSE", "gpt-masks-end-token", {"GPT": EndMaskedGPT}, "tokens = [3, "),
+    ("GPT-COMPOSE", "gpt-masks-end-token", {"GPT": GPTMasksEndToken}, "tokens = [3, "),
     ("ENC-LAYER", "transformer-masks-end-in-source", {"Transformer": EndMaskedSourceTransformer},
      "Transformer.encode vs composition of sub-layers"),
-    ("OUT-DISTRIBUTION", "gpt-probabilities-dim-1", {"GPT": Dim1ProbabilitiesGPT}, "GPT.probabilities on a batch"),
+    ("OUT-DISTRIBUTION", "gpt-probabilities-dim-1", {"GPT": GPTProbabilitiesDim1}, "GPT.probabilities on a batch"),
     ("OUT-DISTRIBUTION", "transformer-probabilities-dim-1", {"Transformer": Dim1ProbabilitiesTransformer},
      "Transformer.probabilities on a batch"),
-    ("NET-PADDING", "encode-ignores-src-mask", {"Transformer": SrcMaskIgnoringTransformer},
+    ("NET-PADDING", "encode-ignores-src-mask", {"Transformer": TransformerEncodeIgnoresSrcMask},
      "src_mask hiding them"),
-    ("DEC-LAYER", "decoder-layer-ignores-cross-mask", {"decoder_layer": decoder_layer_ignoring_cross_mask},
+    ("DEC-LAYER", "decoder-layer-ignores-cross-mask", {"decoder_layer": decoder_layer_ignores_cross_mask},
      "cross_mask hiding them"),
     ("GPT-COMPOSE", "gelu-tanh-for-gelu", {"GPT": GeluTanhGPT}, "activation = 'gelu'"),
 ]
