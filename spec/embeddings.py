@@ -269,17 +269,27 @@ def _counting_config(ck: Check) -> GPTConfig | TransformerConfig | MLPConfig:
     )
 
 
-def _run_network(oracle: Any, config: Any, params: dict) -> np.ndarray:
-    """The oracle's network on a short input of ordinary tokens (no <pad>: a padded source would
-    leave the encoder unread), or a batch of ones for an MLP."""
+def _one_input(config: Any) -> tuple[np.ndarray, ...]:
+    """A short input of ordinary tokens (no <pad>: a padded source would leave the encoder
+    unread), or a batch of ones for an MLP; a tuple, as the network's forward takes it."""
     if isinstance(config, MLPConfig):
-        return oracle.MLP(config, params).forward(np.ones((2, config.layer_sizes[0])))[1][-1]
+        return (np.ones((2, config.layer_sizes[0])),)
     T = min(config.context, 3)
     if isinstance(config, GPTConfig):
-        return oracle.GPT(config, params).forward(FIRST_WORD + np.arange(T) % (config.n_vocab - FIRST_WORD))
-    src = FIRST_WORD + np.arange(T) % (config.n_src_vocab - FIRST_WORD)
-    tgt = FIRST_WORD + np.arange(T) % (config.n_tgt_vocab - FIRST_WORD)
-    return oracle.Transformer(config, params).forward(src, tgt)
+        return (FIRST_WORD + np.arange(T) % (config.n_vocab - FIRST_WORD),)
+    return (FIRST_WORD + np.arange(T) % (config.n_src_vocab - FIRST_WORD),
+            FIRST_WORD + np.arange(T) % (config.n_tgt_vocab - FIRST_WORD))
+
+
+def _run_network(oracle: Any, config: Any, params: dict, inputs: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+    """The oracle's network on ``inputs`` (default: :func:`_one_input`): the last layer's
+    activations of an MLP, the logits of a GPT or Transformer."""
+    inputs = _one_input(config) if inputs is None else inputs
+    if isinstance(config, MLPConfig):
+        return oracle.MLP(config, params).forward(inputs[0])[1][-1]
+    if isinstance(config, GPTConfig):
+        return oracle.GPT(config, params).forward(inputs[0])
+    return oracle.Transformer(config, params).forward(*inputs)
 
 
 def _documented_layout(config: Any) -> dict[str, tuple[int, ...]] | None:
@@ -351,7 +361,7 @@ def _documented_layout(config: Any) -> dict[str, tuple[int, ...]] | None:
     return layout
 
 
-def _inputs(config: Any) -> tuple[np.ndarray, ...]:
+def _three_inputs(config: Any) -> tuple[np.ndarray, ...]:
     """Three different inputs, batched: rows of ids that differ at every position (no <pad>, which
     a source mask would hide; the vocabularies have at least 5 tokens), or three input vectors."""
     if isinstance(config, MLPConfig):
@@ -365,14 +375,6 @@ def _inputs(config: Any) -> tuple[np.ndarray, ...]:
     if isinstance(config, GPTConfig):
         return (rows(config.n_vocab),)
     return rows(config.n_src_vocab), rows(config.n_tgt_vocab)
-
-
-def _network_output(oracle: Any, config: Any, params: dict, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
-    if isinstance(config, MLPConfig):
-        return oracle.MLP(config, params).forward(inputs[0])[1][-1]
-    if isinstance(config, GPTConfig):
-        return oracle.GPT(config, params).forward(inputs[0])
-    return oracle.Transformer(config, params).forward(*inputs)
 
 
 def _constant(array: np.ndarray) -> bool:
@@ -534,8 +536,8 @@ def _check_random_start(impl: Any, ck: Check, config: Any, own: dict, seed: int)
         wide = replace(config, d_model=n_heads * -(-4 // n_heads))
         params = impl.init_params(wide, seed=seed)
         _check_own_layout(ck, wide, params)
-    inputs = _inputs(wide)
-    out = np.asarray(_network_output(ck.oracle, wide, params, inputs), dtype=np.float64)
+    inputs = _three_inputs(wide)
+    out = np.asarray(_run_network(ck.oracle, wide, params, inputs), dtype=np.float64)
     spread = float(np.max(np.abs(out - out[:1]))) if out.size else 0.0
     ck.note("output spread over three inputs on init_params", spread)
     # The oracle computes in float64, so a network that reads its input gives different numbers

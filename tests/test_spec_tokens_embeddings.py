@@ -19,6 +19,8 @@ from nnspec.verify.mutants import (
     _vocabulary_end_is_start,
     _vocabulary_fault,
     embed_negative_wraps,
+    init_params_blocks_aliased,
+    init_params_embedding_rows,
     init_params_tied_keeps_w_u,
     parameter_count_forgets_final_norm,
     parameter_count_tied_twice,
@@ -32,6 +34,7 @@ VocabularyDecodeNegativeWraps = _vocabulary_fault("decode-negative-wraps")
 VocabularyMaskFromIds = _vocabulary_fault("mask-from-ids")
 VocabularyStrictMinCount = _vocabulary_fault("min-count-exclusive")
 VocabularyToTextPastEnd = _vocabulary_fault("to-text-past-end")
+VocabularySortsWords = _vocabulary_fault("sorts-words")
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic in ("tokens", "embeddings"))
 
@@ -335,12 +338,6 @@ def _walk(params, change):
     return [_walk(v, change) for v in params]
 
 
-def init_params_embedding_rows(config, seed=0):
-    """nn.Embedding's (n_vocab, d_model) table stored as W_E, where the layout has a column per token."""
-    return _walk(numpy_ref.init_params(config, seed=seed),
-                 lambda k, a: a.T.copy() if k.startswith("W_E") else a)
-
-
 def init_params_ffn_in_out(config, seed=0):
     """Keras/Flax (in, out) kernels for the feed-forward weights, where (n_out, n_in) is pinned."""
     return _walk(numpy_ref.init_params(config, seed=seed),
@@ -352,15 +349,6 @@ def init_params_vocab_swapped(config, seed=0):
     if hasattr(config, "n_src_vocab"):
         config = replace(config, n_src_vocab=config.n_tgt_vocab, n_tgt_vocab=config.n_src_vocab)
     return numpy_ref.init_params(config, seed=seed)
-
-
-def init_params_blocks_aliased(config, seed=0):
-    """nn.ModuleList([layer] * n): every layer of a stack is the first one."""
-    params = numpy_ref.init_params(config, seed=seed)
-    for stack in ("blocks", "encoder", "decoder"):
-        if params.get(stack):
-            params[stack] = [params[stack][0]] * len(params[stack])
-    return params
 
 
 def init_params_zero_norm_gain(config, seed=0):
@@ -428,13 +416,6 @@ class VocabularyBuiltWithSplit(Vocabulary):
         counts = Counter(w for s in sentences for w in s.split())
         kept = [w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS]
         return cls(sorted(kept, key=lambda w: (-counts[w], w)))
-
-
-class VocabularySortsWords(Vocabulary):
-    """Vocabulary(sorted(words)): the given list re-ordered, so ids no longer follow it."""
-
-    def __init__(self, tokens):
-        super().__init__(sorted(tokens))
 
 
 class VocabularyTorchtextOrder(Vocabulary):

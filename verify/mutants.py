@@ -33,7 +33,7 @@ from nnspec.reference import numpy_ref
 from nnspec.reference.numpy_ref import networks as nets
 
 from .conventions import ConfiguredOracle
-from .implementations import Implementation, patched
+from .implementations import Implementation, patched, round_to_dtype
 
 SCHEMA = "nnspec-kill-matrix/1"
 START_ID, END_ID = 2, 3  # the vocabulary's <start> and <end> (reference/vocabulary.py)
@@ -1359,38 +1359,30 @@ class Seq2SeqGreedyDropsEnd(numpy_ref.Seq2Seq):
 # faulty kernel does, written with torch at the NumPy boundary.
 
 
-def _tensor(x: Any, dtype: Any) -> Any:
-    import torch
-
-    return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
-
-
-def _array(t: Any) -> np.ndarray:
-    return t.double().numpy()
+def _sinusoids(angle: np.ndarray, d_model: int) -> np.ndarray:
+    """sin at the even columns, cos at the odd ones (the pinned interleaving)."""
+    col = np.arange(d_model)
+    return np.where(col % 2 == 0, np.sin(angle), np.cos(angle))
 
 
 def pe_positions_in_bfloat16(n_positions: int, d_model: int, **_: Any) -> np.ndarray:
     """Positions made by torch.arange(n, dtype=model dtype): bfloat16 holds no integer above 256
     exactly, so 257 is 256 and later positions collide (transformers #25681, #29285: rotary
     positions in bfloat16). Angles and sin/cos are exact: only the positions' rounding is wrong."""
-    import torch
-
-    pos = _array(torch.arange(n_positions, dtype=torch.bfloat16))[:, None]  # (n, 1), rounded
+    pos = round_to_dtype(np.arange(n_positions, dtype=np.float64), "bfloat16")[:, None]  # (n, 1)
     col = np.arange(d_model)
     angle = pos / 10000.0 ** ((col - col % 2) / d_model)  # (n, d_model)
-    return _array(_tensor(np.where(col % 2 == 0, np.sin(angle), np.cos(angle)), torch.bfloat16))
+    return round_to_dtype(_sinusoids(angle, d_model), "bfloat16")
 
 
 def pe_frequencies_in_float16(n_positions: int, d_model: int, **_: Any) -> np.ndarray:
     """The frequencies 10000^(-2i/d) kept in a buffer that model.half() converted (transformers
     #29496, Mistral's inv_freq): each angle pos * w_i carries w_i's float16 rounding, 2^-11
     relative, which at position 8000 is four radians of phase."""
-    import torch
-
     col = np.arange(d_model)
-    w = _array(_tensor(10000.0 ** (-(col - col % 2) / d_model), torch.float16))  # (d_model,)
+    w = round_to_dtype(10000.0 ** (-(col - col % 2) / d_model), "float16")  # (d_model,)
     angle = np.arange(n_positions)[:, None] * w  # exact positions, rounded frequencies
-    return _array(_tensor(np.where(col % 2 == 0, np.sin(angle), np.cos(angle)), torch.float16))
+    return round_to_dtype(_sinusoids(angle, d_model), "float16")
 
 
 def _half_cache_gpt(device: str, dtype: str) -> Callable:
@@ -1416,12 +1408,14 @@ def layer_norm_variance_in_float16(x: Any, gamma: Any, beta: Any, eps: float = 1
     """(x - mean).pow(2).mean(-1) with the squares in float16 (T5's layer norm before
     transformers #10956): a feature 256 from its token's mean squares past 65504 to inf."""
     import torch
+    from nnspec.reference.torch_ref import to_numpy, to_torch
 
-    h = _tensor(x, torch.float16)
+    h = to_torch(np.asarray(x, dtype=np.float64), dtype=torch.float16)  # inf past 65504
     centred = h - h.mean(-1, keepdim=True)
     var = centred.pow(2).mean(-1, keepdim=True)  # float16 squares: inf past 256
     y = centred.float() / torch.sqrt(var.float() + eps)
-    return _array((_tensor(gamma, torch.float32) * y + _tensor(beta, torch.float32)).half())
+    gamma, beta = to_torch((np.asarray(gamma), np.asarray(beta)), dtype=torch.float32)
+    return to_numpy((gamma * y + beta).half())
 
 
 def _running_sum_float16(x: np.ndarray) -> np.ndarray:
@@ -1454,18 +1448,20 @@ def softmax_temperature_in_float16(x: Any, axis: int = -1, temperature: float = 
     """logits / T divided in float16 before the (otherwise float32) softmax (vLLM #890): a small
     temperature overflows the quotient to inf, and the softmax returns NaN."""
     import torch
+    from nnspec.reference.torch_ref import to_numpy, to_torch
 
-    scaled = _tensor(x, torch.float16) / temperature  # inf past 65504
-    return _array(torch.softmax(scaled.float(), dim=axis).half())
+    scaled = to_torch(np.asarray(x, dtype=np.float64), dtype=torch.float16) / temperature  # inf past 65504
+    return to_numpy(torch.softmax(scaled.float(), dim=axis).half())
 
 
 def tanh_via_sigmoid_in_float16(z: Any) -> np.ndarray:
     """tanh(z) = 2 sigma(2z) - 1 evaluated in float16: near 0 the subtraction cancels, and
     tanh(2^-10) loses half its value (the identity ACT-TANH states, used as the recipe)."""
     import torch
+    from nnspec.reference.torch_ref import to_numpy, to_torch
 
-    s = torch.sigmoid(_tensor(z, torch.float16) * 2)  # float16 (one rounding)
-    return _array(2 * s - 1)
+    s = torch.sigmoid(to_torch(np.asarray(z, dtype=np.float64), dtype=torch.float16) * 2)  # one rounding
+    return to_numpy(2 * s - 1)
 
 
 def attention_in_bfloat16(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -1474,11 +1470,8 @@ def attention_in_bfloat16(q: Any, k: Any, v: Any, mask: Any | None = None) -> tu
     import torch
     from nnspec.reference import torch_ref
 
-    bf16 = torch.bfloat16
-    mask = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=bool))
-    out, weights = torch_ref.scaled_dot_product_attention(_tensor(q, bf16), _tensor(k, bf16),
-                                                          _tensor(v, bf16), mask)
-    return _array(out), _array(weights)
+    q, k, v, mask = torch_ref.to_torch((q, k, v, mask), dtype=torch.bfloat16)  # the mask stays boolean
+    return torch_ref.to_numpy(torch_ref.scaled_dot_product_attention(q, k, v, mask))
 
 
 def _round_to_tf32(x: Any) -> np.ndarray:
@@ -1497,19 +1490,19 @@ def attention_scores_in_tf32(q: Any, k: Any, v: Any, mask: Any | None = None) ->
 def _attention_with_mask_value(fill: float | None, how: str, dtype_name: str) -> Callable:
     def attention(q: Any, k: Any, v: Any, mask: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
         import torch
+        from nnspec.reference.torch_ref import to_numpy, to_torch
 
         dtype = getattr(torch, dtype_name)
-        q, k, v = (_tensor(a, dtype) for a in (q, k, v))
+        q, k, v, allowed = to_torch((q, k, v, mask), dtype=dtype)  # the mask stays boolean
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., n_q, n_k)
         if mask is not None:
-            allowed = torch.as_tensor(np.asarray(mask, dtype=bool))
             value = torch.finfo(dtype).min if fill is None else fill
             if how == "add":  # BERT: scores + (1 - mask) * -10000.0
                 scores = scores + (~allowed).to(dtype) * value
             else:  # Hugging Face: scores.masked_fill(~mask, finfo.min)
                 scores = scores.masked_fill(~allowed, value)
         weights = torch.softmax(scores.float(), dim=-1).to(dtype)
-        return _array(weights @ v), _array(weights)
+        return to_numpy((weights @ v, weights))
 
     return attention
 
