@@ -117,12 +117,12 @@ def softmax_in_unit_interval(impl: Any, ck: Check) -> None:
     x = ck.input(x * scale)
     axis = _axis_for(ck, x)
     p = impl.softmax(x, axis=axis)
-    ck.that(bool(np.all(np.isfinite(p))), what="isfinite(softmax(x))",
+    ck.that(bool(np.all(np.isfinite(p))), what="isfinite(softmax(x * scale))",
             observed=p, expected="finite values")
-    ck.that(bool(np.all((p >= 0) & (p <= 1))), what="0 <= softmax(x) <= 1",
+    ck.that(bool(np.all((p >= 0) & (p <= 1))), what="0 <= softmax(x * scale) <= 1",
             observed=f"min {np.nanmin(p)}, max {np.nanmax(p)}", expected="values in [0, 1]")
     # the largest logit contributes e^0 = 1 after the max shift, so max_i p_i >= 1/n > 0
-    ck.that(bool(np.all(p.max(axis=axis) > 0)), what="softmax(x).max(axis) > 0",
+    ck.that(bool(np.all(p.max(axis=axis) > 0)), what="softmax(x * scale).max(axis) > 0",
             observed=p.max(axis=axis), expected="strictly positive maxima")
 
 

@@ -133,8 +133,23 @@ def _segfaulting_layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     raise AssertionError("unreachable: reading address 0 kills the process")
 
 
+def _segfault(*args: Any, **kwargs: Any) -> np.ndarray:
+    ctypes.string_at(0)
+    raise AssertionError("unreachable: reading address 0 kills the process")
+
+
+def _interrupted_softmax(x: np.ndarray, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a call
+
+
 STUCK = patched("numpy", name="stuck", softmax=_stuck_softmax)
 CRASHING = patched("numpy", name="crashing", layer_norm=_segfaulting_layer_norm)
+# every capability of every test clause: more crashed workers than xdist replaces by default
+CRASHING_EVERYWHERE = patched(
+    "numpy", name="crashing-everywhere", sigmoid=_segfault, softmax=_segfault, layer_norm=_segfault,
+    relu=_segfault, scaled_dot_product_attention=_segfault,
+)
+INTERRUPTED = patched("numpy", name="interrupted", softmax=_interrupted_softmax)
 
 # What each sabotaged clause's failure message must mention.
 EXPECTED_FAILURES = {

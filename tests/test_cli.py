@@ -172,3 +172,40 @@ def test_verify_runs_with_plugin_autoloading_off(tmp_path: Path, workers: list[s
     assert f"numpy: {len(TEST_CLAUSES)} passed" in proc.stdout
     assert "Warning" not in proc.stdout  # loading the plugin by name: no assert-rewrite warning
     assert len(json.loads((report / "results.json").read_text())["results"]) == len(TEST_CLAUSES)
+
+
+def test_the_report_records_every_choice_that_shaped_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-k, -n and --time-limit decide which rows a report has and how they ran: its command names
+    them, quoted for a shell (an unquoted glob fails in zsh); the caller's PYTEST_ADDOPTS is its
+    own test runs' and adds nothing here."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--nnspec-impl=torch:cpu:float64")
+    report = tmp_path / "report"
+    assert main(["verify", "numpy", "--profile", "quick", *CATALOGUE, "--clause", "T-S*", "-k", "not SIGMOID",
+                 "--time-limit", "30", "--report", str(report)]) == 0
+    data = json.loads((report / "results.json").read_text())
+    assert data["meta"]["command"] == (
+        "nnspec verify numpy --profile quick --seed 0 '--clause=T-S*' --time-limit=30 -k 'not SIGMOID'"
+    )
+    assert [(r["clause_id"], r["implementation"]) for r in data["results"]] == [("T-SOFTMAX", "numpy")]
+    assert os.environ["PYTEST_ADDOPTS"] == "--nnspec-impl=torch:cpu:float64"  # given back
+
+
+def test_bad_values_are_refused_in_the_command_line_s_words(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "numpy", "--time-limit", "inf", *CATALOGUE]) == 2
+    assert "ERROR: --time-limit=inf: not a number of seconds from 0.1 up" in capsys.readouterr().err
+    assert main(["verify", "numpy", "", *CATALOGUE]) == 2  # nnspec verify "$IMPL", IMPL unset
+    assert "ERROR: implementation '': an empty implementation name" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_is_neither_a_pass_nor_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C (a KeyboardInterrupt in the middle of a call): exit 3, the run did not finish; 2 would
+    tell a CI wrapper that the command line was wrong."""
+    report = tmp_path / "report"
+    assert main(["verify", "broken_impls:INTERRUPTED", "--profile", "quick", *CATALOGUE,
+                 "--clause", "T-SOFTMAX", "--report", str(report)]) == 3
+    data = json.loads((report / "results.json").read_text())
+    assert not data["meta"]["complete"] and "interrupted" in data["meta"]["incomplete_reason"]

@@ -28,6 +28,7 @@ from nnspec.verify import (
     load_implementation,
     patched,
     run_clause,
+    tolerances,
 )
 from nnspec.verify.check import EngineCheck
 from nnspec.verify.mutants import CATALOGUE
@@ -482,7 +483,7 @@ def test_import_failures_say_which_import_failed(
     """A module that is not found, and one that is found but needs a package that is not installed,
     are two different fixes."""
     (tmp_path / "needs_dep.py").write_text("import math\nimport no_such_dependency  # noqa\n")
-    (tmp_path / "few_names.py").write_text("import math\nimport numpy as np\nVALUE = 1\n")
+    (tmp_path / "few_names.py").write_text("import math\nimport numpy as np\nVALUE = 1\nKERNELS = object()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UnknownImplementation) as info:
         load_implementation("needs_dep:IMPL")
@@ -492,7 +493,7 @@ def test_import_failures_say_which_import_failed(
     assert "run from the directory that holds absent_pkg" in str(info.value)
     with pytest.raises(UnknownImplementation) as info:
         load_implementation("few_names:IMPL")
-    assert str(info.value).endswith("has no attribute 'IMPL'; available: VALUE")  # not math, np
+    assert str(info.value).endswith("has no attribute 'IMPL'; available: KERNELS")  # not math, np, VALUE
 
 
 def test_import_path_objects_and_factories() -> None:
@@ -769,6 +770,33 @@ def test_declared_mask_polarity_is_translated() -> None:
     assert run_clause(TEST_CLAUSES["T-MASK"], declared).status == "passed"
     assert declared.causal_mask(2, 2).tolist() == [[True, False], [True, True]]
     assert run_clause(TEST_CLAUSES["T-MASK"], undeclared).status == "failed"
+
+
+def test_a_failure_by_exact_equality_or_nan_carries_its_error_to_the_row() -> None:
+    """A report row's error and tolerance are the failing assertion's, also when it is exact (the
+    masked weights of T-MASK: error 0.5 against tolerance 0) or a NaN (error inf): the report's
+    columns and its error-against-tolerance figure read them."""
+    namespace = {"scaled_dot_product_attention": _inverted_polarity_sdpa, "causal_mask": _inverted_causal_mask}
+    exact = run_clause(TEST_CLAUSES["T-MASK"], Implementation("undeclared", namespace))
+    assert exact.status == "failed"
+    assert exact.tolerance == 0.0 and exact.max_error is not None and exact.max_error > 0
+    nan = run_clause(TEST_CLAUSES["T-LAYERNORM"], BROKEN)
+    assert nan.status == "failed" and nan.max_error == float("inf") and nan.tolerance == 0.0
+    assert nan.to_dict()["max_error"] == float("inf")  # the report writes it as "inf"
+
+
+def test_a_failing_comparison_shows_the_worst_element_in_full() -> None:
+    """Previews round to four digits, so both sides of a failure can print the same; the detail gives
+    the worst element in full (and, at low precision, the baseline's value there)."""
+    verdict = tolerances.closed_form(np.array([0.46875, 0.5]), np.array([0.4687906, 0.5]), "probability", "float64")
+    assert not verdict.passed
+    assert "worst at index (0,): observed 0.46875, expected 0.4687906;" in verdict.detail
+    low = tolerances.against_baseline(
+        np.array([0.5, 0.25]), np.array([0.5, 0.2501]), np.array([0.5, 0.25009]), "probability", "float32"
+    )
+    assert not low.passed
+    assert "worst at index (1,): observed 0.25, expected 0.2501, baseline 0.25009" \
+        in low.detail
 
 
 def test_oracle_follows_declared_conventions() -> None:

@@ -41,6 +41,66 @@ def test_inactive_without_an_implementation(project: pytest.Pytester) -> None:
     assert "nnspec implementation" not in result.stdout.str()
 
 
+def test_options_without_an_implementation_warn_that_nothing_is_checked(project: pytest.Pytester) -> None:
+    """Inert without --nnspec-impl, but not silently so: options meant to steer it say that no clause
+    ran (a CI job whose implementation variable went missing would otherwise pass checking nothing),
+    and a bad value is refused even then."""
+    project.makepyfile(test_mine="def test_mine():\n    assert True\n")
+    result = project.runpytest("--nnspec-clause=T-SOFTMAX", "--nnspec-seed=3")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines([
+        "*PytestConfigWarning: nnspec: --nnspec-clause --nnspec-seed given without --nnspec-impl: no clause "
+        "runs and nothing is checked; name an implementation, e.g. --nnspec-impl=torch",
+    ])
+    result = project.runpytest("--nnspec-profile=fast")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --nnspec-profile=fast: unknown profile*"])
+
+
+def test_a_report_directory_that_cannot_be_created_is_refused_before_the_run(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = project.runpytest("--nnspec-impl=numpy", CATALOGUE, f"--nnspec-report={tmp_path}/a-file/report")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: --nnspec-report={tmp_path}/a-file/report: it cannot be created: {tmp_path}/a-file is a file, "
+        "not a directory",
+    ])
+    assert "passed" not in result.stdout.str()  # refused before any clause ran
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_no_pass(project: pytest.Pytester, tmp_path: Path) -> None:
+    """Every clause passes, but the report's directory became a file during the run: the run did not
+    do what it was asked, so neither a pass (0) nor non-conformance (1), and it says why."""
+    parent = tmp_path / "reports"
+    parent.mkdir()
+    project.makepyfile(vandal=(
+        "import os, shutil\nfrom nnspec.reference import numpy_ref\nfrom nnspec.verify import patched\n"
+        f"PARENT = {str(parent)!r}\n"
+        "def _softmax(x, axis=-1, temperature=1.0):\n"
+        "    if os.path.isdir(PARENT):\n        shutil.rmtree(PARENT)\n        open(PARENT, 'w').close()\n"
+        "    return numpy_ref.softmax(x, axis=axis, temperature=temperature)\n"
+        "IMPL = patched('numpy', name='vandal', softmax=_softmax)\n"
+    ))
+    project.syspathinsert()
+    result = project.runpytest("--nnspec-impl=vandal:IMPL", CATALOGUE, "--nnspec-profile=quick",
+                               "--nnspec-clause=T-SOFTMAX", f"--nnspec-report={parent}/report")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["vandal: 1 passed", "report NOT written: *Error: *reports*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_run_stopped_early_says_which_clauses_never_ran(project: pytest.Pytester) -> None:
+    result = project.runpytest("--nnspec-impl=broken_impls:BROKEN", CATALOGUE, "--nnspec-profile=quick",
+                               "--nnspec-time-limit=2", "-x", "-k", "not RELU")
+    result.stdout.fnmatch_lines([
+        "broken: 1 failed, 3 never ran",
+        "nnspec: the run is INCOMPLETE: stopped early: stopping after 1 failures; 3 selected clause result(s) "
+        "missing",
+    ])
+
+
 def test_ids_header_and_keyword_selection(project: pytest.Pytester) -> None:
     result = project.runpytest(
         "--nnspec-impl=numpy", "--nnspec-impl=torch:cpu:float32", CATALOGUE,
@@ -101,7 +161,32 @@ def test_broken_implementation_gives_four_failures_and_a_finished_run(
         ("--nnspec-profile=fast", "--nnspec-profile=fast: unknown profile; use one of quick, default, thorough, ci"),
         ("--nnspec-clause=T-SOFTMX", "--nnspec-clause: no clause matches 'T-SOFTMX'; did you mean T-SOFTMAX*"),
         ("--nnspec-seed=abc", "--nnspec-seed=abc: not an integer*"),
-        ("--nnspec-time-limit=-1", "*not a positive number of seconds*"),
+        ("--nnspec-time-limit=-1", "--nnspec-time-limit=-1: not a number of seconds from 0.1 up; pass e.g. 60*"),
+        # inf and nan would reach the alarm and break every clause; 0.01 fires inside Hypothesis
+        ("--nnspec-time-limit=inf", "--nnspec-time-limit=inf: not a number of seconds from 0.1 up*"),
+        ("--nnspec-time-limit=nan", "--nnspec-time-limit=nan: not a number of seconds from 0.1 up*"),
+        ("--nnspec-time-limit=0.01", "--nnspec-time-limit=0.01: not a number of seconds from 0.1 up*"),
+        # what an unset variable gives (--nnspec-impl=$IMPL): not "the plugin is off"
+        ("--nnspec-impl=", "--nnspec-impl=: an empty implementation name (an unset variable?); name one*"),
+        ("--nnspec-impl=numpy,", "--nnspec-impl=numpy,: an empty implementation name*"),
+        ("--nnspec-impl=torch:cuda:0",
+         "*'0' is a device index, where the dtype goes (torch:device:dtype); torch:cuda runs on the first "
+         "visible one: choose it with CUDA_VISIBLE_DEVICES=0 nnspec verify torch:cuda:float32"),
+        ("--nnspec-impl=broken_impls.py:BROKEN",
+         "*'broken_impls.py:BROKEN': a file path; name the module as Python imports it: broken_impls:BROKEN"),
+        ("--nnspec-impl=sub/broken_impls.py",
+         "*a file path; name the module as Python imports it: broken_impls from sub (cd sub, or add it to "
+         "PYTHONPATH)"),
+        ("--nnspec-impl=nnspec.reference.numpy_ref:softmax",
+         "*softmax is a capability, not an implementation; name the module or object that offers it "
+         "(nnspec.reference.numpy_ref)*"),
+        # the module is the worked example's; its objects are the implementations
+        ("--nnspec-impl=nnspec.verify.torch_nn",
+         "*offers none of the capabilities*; objects in it do: name one, e.g. nnspec.verify.torch_nn:bfloat16 "
+         "(it has bfloat16, cuda_bfloat16, *"),
+        ("--nnspec-impl=nnspec.verify.torch_nn:float8",
+         "*has no attribute 'float8'; name DTYPE or DEVICE_DTYPE, e.g. float32 or cuda_bfloat16 (dtypes: "
+         "float64, float32, float16, bfloat16; devices: cpu, cuda, mps)"),
     ],
 )
 def test_usage_errors_name_the_value_and_the_fix(project: pytest.Pytester, option: str, message: str) -> None:
@@ -122,9 +207,8 @@ def test_a_script_that_exits_on_import_is_a_usage_error(project: pytest.Pytester
     result = project.runpytest("--nnspec-impl=train:softmax", CATALOGUE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
-        "ERROR: --nnspec-impl=train:softmax: loading it raised RuntimeError: importing or building "
-        "'train:softmax' called sys.exit(2): a script that parses the command line*"
-        "`if __name__ == '__main__':`*",
+        "ERROR: --nnspec-impl=train:softmax: implementation 'train:softmax': importing or building it "
+        "called sys.exit(2): a script that parses the command line*`if __name__ == '__main__':`*",
     ])
     assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
 
@@ -451,6 +535,25 @@ def test_a_clause_that_segfaults_fails_and_the_run_goes_on(project: pytest.Pytes
     assert {r["clause_id"]: r["status"] for r in data["results"]} == {
         cid: "failed" if cid == "T-LAYERNORM" else "passed" for cid in TEST_CLAUSES
     }
+
+
+@pytest.mark.slow
+def test_more_crashes_than_xdist_replaces_by_default_still_run_every_clause(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    """xdist gives up after four crashed workers per worker; a kernel that segfaults in all five test
+    clauses still gets all five failures, and a complete report."""
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "--nnspec-impl=broken_impls:CRASHING_EVERYWHERE", CATALOGUE, "--nnspec-profile=quick",
+        f"--nnspec-report={report}", "-n", "1", "-p", "xdist", timeout=400,
+    )
+    result.assert_outcomes(failed=len(TEST_CLAUSES))
+    result.stdout.fnmatch_lines([f"crashing-everywhere: {len(TEST_CLAUSES)} failed"])
+    assert "maximum crashed workers reached" not in result.stdout.str()
+    data = json.loads((report / "results.json").read_text())
+    assert data["meta"]["complete"], data["meta"]["incomplete_reason"]
+    assert all("crashed its process: Segmentation fault" in r["message"] for r in data["results"])
 
 
 def test_without_xdist_a_clause_stuck_in_native_code_shows_where(project: pytest.Pytester) -> None:

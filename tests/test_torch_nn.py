@@ -112,7 +112,7 @@ def test_an_absent_device_makes_every_clause_not_applicable() -> None:
 
 
 def test_bad_import_paths_say_what_exists() -> None:
-    with pytest.raises(AttributeError, match="use DTYPE or DEVICE_DTYPE"):
+    with pytest.raises(AttributeError, match="name DTYPE or DEVICE_DTYPE"):
         import nnspec.verify.torch_nn as module
 
         module.cuda_float8  # noqa: B018

@@ -11,7 +11,8 @@
 ``nnspec verify`` runs pytest programmatically with the nnspec plugin on the clauses alone (it
 ignores the current directory's tests and configuration). Without IMPL it verifies the bundled torch
 implementation on the CPU (``torch``, i.e. ``torch:cpu:float32``). Exit codes: 0 every applicable
-clause passed, 1 an implementation does not conform (or a clause broke), 2 usage error.
+clause passed, 1 an implementation does not conform (or a clause broke), 2 usage error, 3 the run
+did not finish what it was asked (interrupted, pytest's internal error, the report not written).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import inspect
 import json
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -27,7 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_NONCONFORMING, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NONCONFORMING, EXIT_USAGE, EXIT_UNFINISHED = 0, 1, 2, 3
 # The names of nnspec.verify.profiles.PROFILES (not imported here: that would import Hypothesis
 # before pytest starts); tests/test_cli.py checks the two agree.
 PROFILES = ("quick", "default", "thorough", "ci")
@@ -55,7 +57,9 @@ def _verify(args: argparse.Namespace) -> int:
             "    ignore:Module already imported so cannot be rewritten; nnspec:pytest.PytestAssertRewriteWarning\n"
         )
         # -rfE, not -rfEs: why a clause was not applicable is in nnspec's summary, once per reason
-        argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly", "-rfE"]
+        # pytest-benchmark, when installed, warns under -n that it is off: nnspec runs no benchmark
+        argv = ["-c", str(ini), "--rootdir", tmp, "-p", "no:cacheprovider", "-p", "no:randomly",
+                "-p", "no:benchmark", "-rfE"]
         # By entry-point name, so the run works with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 too (with
         # autoloading on, a plugin already loaded by its name is not loaded again).
         argv += ["-p", "nnspec"]
@@ -67,31 +71,51 @@ def _verify(args: argparse.Namespace) -> int:
             argv.append(f"--nnspec-report={Path(args.report).resolve()}")
         command = ["nnspec", "verify", *impls, "--profile", args.profile, "--seed", str(args.seed)]
         command += [f"--clause={c}" for c in args.clause]
-        argv.append("--nnspec-command=" + " ".join(command))  # what the report says was run
         if args.time_limit is not None:
-            argv.append(f"--nnspec-time-limit={args.time_limit}")
+            seconds = f"{args.time_limit:g}"
+            seconds = seconds if float(seconds) == args.time_limit else repr(args.time_limit)
+            argv.append(f"--nnspec-time-limit={seconds}")
+            command.append(f"--time-limit={seconds}")
         if args.n is not None:
             argv += ["-p", "xdist", "-n", str(args.n)]
+            command += ["-n", str(args.n)]
         if args.k:
             argv += ["-k", args.k]
+            command += ["-k", args.k]
+        # what the report says was run: every choice that shapes its rows, quoted for a shell
+        argv.append("--nnspec-command=" + shlex.join(command))
         argv += ["-v"] * args.verbose + ["-q"] * args.quiet
         argv.append(tmp)
         # like `python -m`: implementations named package.module:object import from the cwd
         cwd = os.getcwd()
         sys.path.insert(0, cwd)
         os.chdir(tmp)  # node ids print as `nnspec::ID[impl]`, not as a path to the temp dir
+        # the caller's PYTEST_ADDOPTS belongs to its own test runs, like its ini: it could add
+        # implementations or options that the report's command would not show
+        addopts = os.environ.pop("PYTEST_ADDOPTS", None)
         try:
             code = int(pytest.main(argv))
         finally:
             os.chdir(cwd)
             sys.path.remove(cwd)
+            if addopts is not None:
+                os.environ["PYTEST_ADDOPTS"] = addopts
+    return _exit_code(code)
+
+
+def _exit_code(code: int) -> int:
+    """pytest's exit status as nnspec's: 0 conforms, 1 does not, 2 usage error, 3 unfinished."""
     if code == 0:
         return EXIT_OK
     if code == 1:
         return EXIT_NONCONFORMING
     if code == 5:
         print("nnspec verify: no clause was selected (check --clause and -k)", file=sys.stderr)
-    return EXIT_USAGE
+        return EXIT_USAGE
+    if code == 4:  # pytest.UsageError: the plugin named the bad value already
+        return EXIT_USAGE
+    # 2 interrupted (Ctrl-C), 3 pytest's internal error or the report not written
+    return EXIT_UNFINISHED
 
 
 def _clauses(catalogues: list[str]) -> dict:

@@ -248,4 +248,14 @@ def __getattr__(name: str) -> HFGPT2:
     device, _, dtype = name.rpartition("_")
     if dtype in DTYPES and device in ("", *_DEVICES):
         return HFGPT2(device=device or "cpu", dtype=dtype)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}; use DTYPE or DEVICE_DTYPE")
+    raise AttributeError(
+        f"module {__name__!r} has no attribute {name!r}; name DTYPE or DEVICE_DTYPE, e.g. float32 "
+        f"or cuda_bfloat16 (dtypes: {', '.join(DTYPES)}; devices: {', '.join(_DEVICES)})"
+    )
+
+
+def __dir__() -> list[str]:
+    """The module's names and the ``DTYPE``/``DEVICE_DTYPE`` objects ``__getattr__`` makes: what
+    an error about a wrong import path lists."""
+    made = [f"{d + '_' if d != 'cpu' else ''}{t}" for d in _DEVICES for t in DTYPES]
+    return sorted({*globals(), *made})

@@ -50,6 +50,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -875,6 +876,12 @@ def _parse_torch(name: str) -> tuple[str, str]:
             f"implementation {name!r}: unknown device {device!r}; choose one of {list(DEVICES)} "
             "(pick a GPU with CUDA_VISIBLE_DEVICES)"
         )
+    if dtype.isdigit():
+        raise UnknownImplementation(
+            f"implementation {name!r}: {dtype!r} is a device index, where the dtype goes "
+            f"(torch:device:dtype); torch:{device} runs on the first visible one: choose it with "
+            f"CUDA_VISIBLE_DEVICES={dtype} nnspec verify torch:{device}:float32"
+        )
     if dtype not in DTYPE_ALIASES:
         raise UnknownImplementation(
             f"implementation {name!r}: unknown dtype {dtype!r}; choose one of {list(DTYPES)}"
@@ -932,6 +939,14 @@ def from_object(obj: Any, *, name: str) -> Implementation:
     if isinstance(obj, Implementation):
         return obj
     if callable(obj) and not inspect.ismodule(obj) and not any(hasattr(obj, c) for c in CAPABILITIES):
+        attr = name.rpartition(":")[2].rpartition(".")[2]
+        if attr in CAPABILITIES and inspect.isroutine(obj):
+            # `mymod:softmax` names one capability, which would be taken for a factory and called
+            raise UnknownImplementation(
+                f"implementation {name!r}: {attr} is a capability, not an implementation; name the "
+                f"module or object that offers it ({name.rpartition(':')[0] or name}), and nnspec "
+                f"finds {attr} in it (to check only {attr}, offer only {attr}: see 'Offer what you have')"
+            )
         obj = obj()
         if isinstance(obj, Implementation):
             return obj
@@ -946,10 +961,15 @@ def from_object(obj: Any, *, name: str) -> Implementation:
             ) from None
     namespace = {c: getattr(obj, c) for c in CAPABILITIES if callable(getattr(obj, c, None))}
     if not namespace:
+        inside = _offering(obj) if inspect.ismodule(obj) else []
+        fix = (
+            f"objects in it do: name one, e.g. {name}:{inside[0]} (it has {', '.join(inside[:8])})"
+            if inside else
+            "expose functions named as in numpy_ref or return an nnspec.verify.Implementation"
+        )
         raise UnknownImplementation(
             f"implementation {name!r}: {obj!r} offers none of the capabilities "
-            f"({', '.join(CAPABILITIES[:5])}, ...); expose functions named as in numpy_ref "
-            "or return an nnspec.verify.Implementation"
+            f"({', '.join(CAPABILITIES[:5])}, ...); {fix}"
         )
     # A reason it cannot run here (its device is absent, say): its clauses are then not applicable.
     unavailable = getattr(obj, "nnspec_unavailable", "")
@@ -998,17 +1018,50 @@ def _import_object(spec: str) -> Any:
     for part in attr.split(".") if attr else ():
         try:
             obj = getattr(obj, part)
-        except AttributeError:
-            # what the module defines or assigns (the modules it imported are no candidates)
-            names = sorted(n for n, v in vars(module).items()
-                           if not n.startswith("_") and not inspect.ismodule(v))
+        except AttributeError as exc:
+            names = _defined_names(module)
             close = difflib.get_close_matches(attr, names, n=1)
             hint = (f"did you mean {module_name}:{close[0]}?" if close
-                    else f"available: {', '.join(names[:12])}")
+                    else f"available: {', '.join(names[:12])}" if names
+                    else "it defines no object that could be one (a module, an object or a factory)")
+            own = str(exc)  # a module __getattr__'s own advice, when it gives more than the default
+            if "; " in own and obj is module:
+                hint = own.split("; ", 1)[1]
             raise UnknownImplementation(
                 f"implementation {spec!r}: module {module_name!r} has no attribute {attr!r}; {hint}"
             ) from None
     return obj
+
+
+def _defined_names(module: Any) -> list[str]:
+    """The public names a module defines or makes (``__dir__``), without what it imported: no
+    modules, no functions or classes of other modules, no typing constructs or constants."""
+    names = []
+    for n in dir(module):
+        if n.startswith("_"):
+            continue
+        try:
+            v = getattr(module, n)
+        except AttributeError:
+            continue
+        imported = (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ != module.__name__
+        typing_like = type(v).__module__ in ("typing", "__future__", "typing_extensions")
+        if inspect.ismodule(v) or imported or typing_like or isinstance(v, (int, float, str, bytes, type(None))):
+            continue
+        names.append(n)
+    return names
+
+
+def _offering(module: Any) -> list[str]:
+    """Names in ``module`` of objects that offer capabilities: what to name instead of the module."""
+    found = []
+    for n in _defined_names(module):
+        v = getattr(module, n)
+        if isinstance(v, Implementation) or (
+            not inspect.isroutine(v) and any(hasattr(v, c) for c in CAPABILITIES)
+        ):
+            found.append(n)
+    return sorted(found, key=lambda n: inspect.isclass(getattr(module, n)))  # ready objects first
 
 
 def _importable(module_name: str) -> bool:
@@ -1038,16 +1091,26 @@ def load_implementation(name: str | Implementation) -> Implementation:
     try:
         impl = _resolve(name)
     except SystemExit as exc:  # not an Exception: it would end the run, or pytest with INTERNALERROR
-        raise RuntimeError(
-            f"importing or building {name!r} called sys.exit({exc.code!r}): a script that parses the "
-            "command line (here nnspec's or pytest's) or does its work at import time; put that under "
-            "`if __name__ == '__main__':`, or name a module without such side effects"
+        raise UnknownImplementation(
+            f"implementation {name!r}: importing or building it called sys.exit({exc.code!r}): a script "
+            "that parses the command line (here nnspec's or pytest's) or does its work at import time; "
+            "put that under `if __name__ == '__main__':`, or name a module without such side effects"
         ) from None
     _CACHE[name] = impl
     return impl
 
 
 def _resolve(name: str) -> Implementation:
+    module_part, colon, attr = name.partition(":")
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+        # a file path: the natural guess, but implementations are named as Python imports them
+        module = Path(module_part).name.removesuffix(".py")
+        folder = str(Path(module_part).parent)
+        where = "" if folder == "." else f" from {folder} (cd {folder}, or add it to PYTHONPATH)"
+        raise UnknownImplementation(
+            f"implementation {name!r}: a file path; name the module as Python imports it: "
+            f"{module}{colon}{attr}{where}"
+        )
     if name == "numpy":
         impl = numpy_implementation()
     elif name == "torch" or name.startswith("torch:"):

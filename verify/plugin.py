@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -78,6 +79,8 @@ class _State:
         self.written: dict[str, Path] = {}  # the report's files, by format, once written
         self.report_problem = ""  # why the report could not be written
         self.report_note = ""  # why no report was written on purpose (--collect-only, no clause selected)
+        self.missing: list[tuple[str, str]] = []  # selected clause runs without a result at the end
+        self.incomplete: str | None = None  # why the run is incomplete (None: every selected clause ran)
         # what a clause stuck in native code or killed by a fatal signal does
         # (runner.NativeFailureWatch); on the controller, the directory where its xdist workers
         # leave such a clause's result
@@ -124,7 +127,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # How `nnspec verify` spells the options it passes on: its usage errors name what the user typed.
 _CLI_SPELLING = {"--nnspec-impl": "implementation", "--nnspec-clause": "--clause",
-                 "--nnspec-report": "--report", "--nnspec-profile": "--profile"}
+                 "--nnspec-report": "--report", "--nnspec-profile": "--profile",
+                 "--nnspec-seed": "--seed", "--nnspec-time-limit": "--time-limit"}
 _SPELLING: dict[str, str] = {}
 
 
@@ -186,12 +190,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _SPELLING.clear()
     if config.getoption("nnspec_command", ""):  # run by `nnspec verify`
         _SPELLING.update(_CLI_SPELLING)
-    names: list[str] = [n for value in config.getoption("nnspec_impl") for n in value.split(",") if n]
-    if not names:
-        return
-    state.active = True
-    config.pluginmanager.register(_ResultGatherer(state), "nnspec-results")
-
+    names = _implementation_names(config.getoption("nnspec_impl"))
+    # Validated with or without an implementation: a bad value is a mistake either way.
     profile = config.getoption("nnspec_profile")
     if profile not in PROFILES:
         raise _usage("--nnspec-profile", profile, f"unknown profile; use one of {', '.join(PROFILES)}")
@@ -201,16 +201,20 @@ def pytest_configure(config: pytest.Config) -> None:
         state.seed = int(seed)
     except ValueError:
         raise _usage("--nnspec-seed", seed, "not an integer; pass e.g. --nnspec-seed=0") from None
-    limit = config.getoption("nnspec_time_limit")
-    if limit is not None:
-        try:
-            state.time_limit = float(limit)
-            if state.time_limit <= 0:
-                raise ValueError
-        except ValueError:
-            raise _usage(
-                "--nnspec-time-limit", limit, "not a positive number of seconds; pass e.g. 60"
-            ) from None
+    state.time_limit = _time_limit(config.getoption("nnspec_time_limit"))
+    if not names:
+        given = _options_given(config)
+        if given:
+            # the plugin is inert without an implementation; options that mean to steer it would
+            # otherwise let a CI job (--nnspec-impl=$IMPL, IMPL unset elsewhere) pass checking nothing
+            config.issue_config_time_warning(pytest.PytestConfigWarning(
+                f"nnspec: {' '.join(given)} given without --nnspec-impl: no clause runs and nothing is "
+                "checked; name an implementation, e.g. --nnspec-impl=torch"
+            ), stacklevel=2)
+        return
+    state.active = True
+    config.pluginmanager.register(_ResultGatherer(state), "nnspec-results")
+
     report = config.getoption("nnspec_report")
     if report:
         from nnspec.report.model import SCHEMA_VERSION
@@ -220,6 +224,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if _is_controller(config):
             try:  # refuse a directory we would mix with or delete, before anything runs
                 check_output_dir(state.report_dir, kind=SCHEMA_VERSION)
+                _check_creatable(state.report_dir)
             except ReportDirError as exc:
                 raise _usage("--nnspec-report", report, str(exc)) from None
     state.command = config.getoption("nnspec_command") or " ".join(
@@ -256,6 +261,72 @@ def pytest_configure(config: pytest.Config) -> None:
     except catalogue_module.CatalogueError as exc:
         option = "--nnspec-catalogue" if "catalogue" in str(exc) else "--nnspec-clause"
         raise pytest.UsageError(f"{_SPELLING.get(option, option)}: {exc}") from None
+    if getattr(config.option, "maxworkerrestart", "") is None and config.getoption("numprocesses", None):
+        # xdist gives up after 4 crashed workers per worker, and the clauses left would never run.
+        # A clause whose call kills its worker (a segfaulting kernel) fails, and the run goes on:
+        # a restart for every clause run, and xdist's own allowance for crashes elsewhere.
+        runs = len(state.clauses) * len(state.implementations)
+        config.option.maxworkerrestart = str(runs + 4 * int(config.option.numprocesses))
+
+
+def _implementation_names(values: list[str]) -> list[str]:
+    """The names given to --nnspec-impl (repeatable, or comma-separated); an empty one is refused:
+    it is what an unset variable (--nnspec-impl=$IMPL) gives, and it would leave the plugin off."""
+    for value in values:
+        if not all(n.strip() for n in value.split(",")):
+            raise _usage(
+                "--nnspec-impl", value,
+                "an empty implementation name (an unset variable?); name one, e.g. --nnspec-impl=torch",
+            )
+    return [n.strip() for value in values for n in value.split(",")]
+
+
+# options that only mean something to an active plugin, with their defaults
+_STEERING = {"nnspec_profile": "default", "nnspec_clause": [], "nnspec_seed": "0",
+             "nnspec_time_limit": None, "nnspec_report": None, "nnspec_catalogue": []}
+
+
+def _options_given(config: pytest.Config) -> list[str]:
+    return [f"--{dest.replace('_', '-')}" for dest, default in _STEERING.items()
+            if config.getoption(dest) != default]
+
+
+# Below this a clause cannot even start: Hypothesis' own set-up outlasts it, and the alarm would
+# fire inside Hypothesis rather than in the implementation.
+MIN_TIME_LIMIT = 0.1
+
+
+def _time_limit(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds < MIN_TIME_LIMIT:
+        raise _usage(
+            "--nnspec-time-limit", value,
+            f"not a number of seconds from {MIN_TIME_LIMIT:g} up; pass e.g. 60 (a large one, "
+            "e.g. 86400, for practically no limit)",
+        )
+    return seconds
+
+
+def _check_creatable(directory: Path) -> None:
+    """Refuse, before the run, a report directory that could not be created at its end: under a
+    file, or where this user may not write."""
+    from nnspec.report.writers import ReportDirError
+
+    if directory.is_dir():
+        target = directory
+    else:
+        target = directory.absolute().parent
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            raise ReportDirError(f"it cannot be created: {target} is a file, not a directory")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ReportDirError(f"it cannot be written: {target} is not writable by this user")
 
 
 def _named_before(state: _State, name: str, impl: Implementation) -> bool:
@@ -503,6 +574,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if partly:
             # a pass on the parts it offers: say so, or the count reads as more than was checked
             text += f" ({len(partly)} of them partly, on what it offers: {', '.join(partly)})"
+        never = sum(1 for _, name in state.missing if name == impl.name)
+        if never:
+            text += f", {never} never ran"
         tr.write_line(f"{impl.name}: {text}")
         reasons: dict[str, int] = {}
         for r in rows:
@@ -519,6 +593,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 f"nnspec: NOTHING was checked on {impl.name}: every selected clause was not applicable "
                 f"({why})", yellow=True, bold=True,
             )
+    if state.incomplete:
+        tr.write_line(f"nnspec: the run is INCOMPLETE: {state.incomplete}", yellow=True, bold=True)
     if state.written:
         names = ", ".join(p.name for p in state.written.values())
         tr.write_line(f"report written to {state.report_dir}: {names}")
@@ -554,7 +630,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write the report (all formats) on the controller, also after Ctrl-C, -x or a crashed worker."""
     config = session.config
     state = config.stash.get(STATE, None)
-    if state is None or not state.active or state.report_dir is None or not _is_controller(config):
+    if state is None or not state.active or not _is_controller(config):
+        return
+    rows = {(r["clause_id"], r["implementation"]): r for r in state.results}
+    missing = [key for key in (state.selected or []) if key not in rows]
+    reason = _completeness(session, int(exitstatus), state, len(missing))
+    state.missing, state.incomplete = missing, reason  # for the closing summary
+    if state.report_dir is None:
         return
     if config.option.collectonly or state.selected == []:
         # nothing ran: an empty report (or one of missing rows) would replace the last one, and an
@@ -570,9 +652,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     clauses = {c.id: c for c in state.clauses}
     order = {(c.id, i.name): n for n, (c, i) in enumerate(
         (c, i) for c in state.clauses for i in state.implementations)}
-    rows = {(r["clause_id"], r["implementation"]): r for r in state.results}
-    missing = [key for key in (state.selected or []) if key not in rows]
-    reason = _completeness(session, int(exitstatus), state, len(missing))
     for clause_id, impl_name in missing:
         crash = state.crashes.get(f"{clause_id}[{impl_name}]")
         why = f"no result: it crashed ({crash})" if crash else f"never ran: the run ended first ({reason})"
@@ -604,6 +683,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.written = write_report(build_report(ordered, meta), state.report_dir, keep=this_run)
     except ReportDirError as exc:  # something else wrote into DIR during the run: never mix with it
         state.report_problem = str(exc)
+    except OSError as exc:  # the disk filled up, DIR's parent went away or became read-only
+        state.report_problem = f"{type(exc).__name__}: {exc}"
+    if state.report_problem and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        # the run did not do what it was asked: not a pass, and not the implementation's failure
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

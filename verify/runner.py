@@ -205,7 +205,11 @@ class _TimeLimit:
             self._previous = signal.signal(signal.SIGALRM, self._fire)
             # Re-fire every half second after the limit: an exception raised while the interpreter
             # runs a gc callback or a __del__ is swallowed, and one lost alarm must not mean no limit.
-            signal.setitimer(signal.ITIMER_REAL, float(self.seconds), 0.5)  # type: ignore[arg-type]
+            try:
+                signal.setitimer(signal.ITIMER_REAL, float(self.seconds), 0.5)  # type: ignore[arg-type]
+            except BaseException:  # a limit so short it fired here: disarm, or it fires outside any clause
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -579,7 +583,10 @@ def run_clause(
     if result.status == "passed" and worst is not None:
         result.max_error, result.tolerance, result.reason = worst.error, worst.tolerance, worst.reason
     elif result.status == "failed" and ck is not None and ck.records and not ck.records[-1].passed:
-        result.reason = ck.records[-1].reason
+        failing = ck.records[-1]
+        result.reason = failing.reason
+        if result.max_error is None:  # an exact-equality or a NaN failure: its record has the error
+            result.max_error, result.tolerance = failing.error, failing.tolerance
     if result.status == "failed":
         result.message = format_failure(result)
     return result

@@ -146,8 +146,16 @@ def _elementwise(
     error, tolerance = float(diff[worst]), float(allowed[worst])
     passed = bool((diff <= allowed).all())
     where = tuple(int(i) for i in worst)
-    detail = "" if passed else f"worst at index {where}: {_locate(diff > allowed)} out of tolerance"
+    detail = "" if passed else (
+        f"worst at index {where}: {_at(observed, expected, worst)}; {_locate(diff > allowed)} out of tolerance"
+    )
     return Verdict(passed, error, tolerance, reason, detail)
+
+
+def _at(observed: np.ndarray, expected: np.ndarray, index: tuple) -> str:
+    """Both values at ``index`` in full (the shortest repr that reads back as the same float): a
+    preview rounded to 4 digits can show the same number on both sides of a failure."""
+    return f"observed {float(observed[index])!r}, expected {float(expected[index])!r}"
 
 
 def against_oracle_float64(observed: object, expected: object, output: str) -> Verdict:
@@ -218,4 +226,11 @@ def against_baseline(
         f"{dtype} vs oracle, {output}: k={row.k:g} x baseline error {baseline_error:.3g} "
         f"(torch_ref at {dtype}) + floor {floor:.3g} ({row.floor_ulps:g} ulps x max|oracle|)"
     )
-    return Verdict(error <= tolerance, error, tolerance, reason)
+    passed = error <= tolerance
+    detail = ""
+    if not passed and expected.size:
+        diff = np.where(finite, np.abs(observed - expected), 0.0)
+        worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        detail = (f"worst at index {tuple(int(i) for i in worst)}: {_at(observed, expected, worst)}, "
+                  f"baseline {float(baseline[worst])!r}")
+    return Verdict(passed, error, tolerance, reason, detail)
