@@ -14,30 +14,72 @@ from typing import Any
 
 import jsonschema
 
-from .model import APPLICABLE, validate
-from .writers import publish, render
+from .model import APPLICABLE, SCHEMA_VERSION, validate
+from .writers import kind_name, publish, render, written_kind
 
 COMPARISON_SCHEMA = "nnspec-comparison/1"
 
 
+WANTS = "nnspec report compare wants folders written by `nnspec verify --report DIR` (or their results.json)"
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}
+
+
+def _folder_kind(folder: Path) -> str | None:
+    """What kind of nnspec folder ``folder`` is, when not a report: its marker's, or its files'."""
+    kind = written_kind(folder)
+    if kind is not None:
+        return kind_name(kind)
+    for name, kind in (("kill_matrix.json", "kill matrix"), ("compare.json", "comparison of reports")):
+        if (folder / name).is_file():
+            return kind
+    return None
+
+
+def _first_problem(exc: jsonschema.ValidationError) -> str:
+    """The first schema problem in a line: where, and what, never the offending value itself (it
+    can be the whole file)."""
+    where = "/".join(str(p) for p in exc.absolute_path)
+    where = f"at {where}" if where else "at the top level"
+    if exc.validator == "type":
+        wanted = exc.validator_value if isinstance(exc.validator_value, list) else [exc.validator_value]
+        found = next((name for t, name in _JSON_TYPES.items() if type(exc.instance) is t), "something else")
+        return f"{where}: expected {' or '.join(map(str, wanted))}, found {found}"
+    message = exc.message if len(exc.message) <= 160 else exc.message[:150] + " ..."
+    return f"{where}: {message}"
+
+
 def load_report(path: Path | str) -> dict[str, Any]:
-    """A report from its ``results.json`` (or the directory holding it), validated against the schema."""
+    """A report from its ``results.json`` (or the directory holding it), validated against the schema.
+
+    Raises :class:`ValueError` with a one-line message that names the path and what is there instead
+    (nothing, a kill matrix, a comparison, a JSON file of another shape) when it is not a report."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
+    if not path.exists():
+        folder = path.parent
+        if path.name == "results.json" and folder.is_dir():  # a folder, but not a report's
+            kind = _folder_kind(folder)
+            if kind == kind_name(SCHEMA_VERSION):  # a report written without its JSON
+                what = "holds a conformance report without its results.json (written without the json format)"
+            else:
+                what = f"holds a {kind}, not a conformance report" if kind else "holds no results.json"
+            raise ValueError(f"{folder} {what}; {WANTS}")
+        raise ValueError(f"{path} does not exist; {WANTS}")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}; {WANTS}") from None
     except ValueError as exc:
-        raise ValueError(
-            f"{path} is not JSON ({exc}); name a report's results.json or the directory holding it"
-        ) from None
+        raise ValueError(f"{path} is not JSON ({exc}); {WANTS}") from None
+    schema = report.get("schema") if isinstance(report, dict) else None
+    if isinstance(schema, str) and schema.startswith("nnspec-") and not schema.startswith("nnspec-report/"):
+        raise ValueError(f"{path} is a {kind_name(schema)} ({schema}), not a conformance report; {WANTS}")
     try:
         validate(report)
     except jsonschema.ValidationError as exc:
-        raise ValueError(
-            f"{path} is not an nnspec report ({exc.message}); name a report's results.json or the "
-            "directory holding it"
-        ) from None
+        raise ValueError(f"{path} is not an nnspec report ({_first_problem(exc)}); {WANTS}") from None
     report["_path"] = str(path)
     return report
 
@@ -84,11 +126,14 @@ def compare_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows.values():
         ran = {cell["status"] for cell in row["cells"].values() if cell["status"] in APPLICABLE}
         row["disagree"] = len(ran) > 1
+    clauses = {c["key"]: {cid for cid, row in rows.items() if c["key"] in row["cells"]} for c in columns}
+    common = set.intersection(*clauses.values()) if clauses else set()
     for c in columns:
-        cells = [row["cells"][c["key"]] for row in rows.values() if c["key"] in row["cells"]]
-        applicable = [cell for cell in cells if cell["status"] in APPLICABLE]
-        passed = sum(cell["status"] == "passed" for cell in applicable)
-        c["conformance"] = 100.0 * passed / len(applicable) if applicable else None
+        c["profile"], c["seed"] = c["meta"]["profile"], c["meta"]["seed"]
+        c["clauses"] = len(clauses[c["key"]])
+        c["conformance"] = _conformance(rows[cid]["cells"][c["key"]] for cid in clauses[c["key"]])
+        # over the clauses every column ran: the like-for-like figure when the selections differ
+        c["common_conformance"] = _conformance(rows[cid]["cells"][c["key"]] for cid in common)
         c["complete"] = c["meta"]["complete"]
     ordered = list(rows.values())
     return {
@@ -96,8 +141,39 @@ def compare_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "columns": [{k: v for k, v in c.items() if k != "meta"} for c in columns],
         "rows": ordered,
         "disagreements": [r["clause_id"] for r in ordered if r["disagree"]],
+        "same_clauses": len({frozenset(ids) for ids in clauses.values()}) <= 1,
+        "common_clauses": len(common),
+        "warnings": _unlike(reports, columns, clauses, common),
         "sources": [report.get("_path", "") for report in reports],
     }
+
+
+def _conformance(cells: Any) -> float | None:
+    applicable = [cell for cell in cells if cell["status"] in APPLICABLE]
+    passed = sum(cell["status"] == "passed" for cell in applicable)
+    return 100.0 * passed / len(applicable) if applicable else None
+
+
+def _unlike(reports: list[dict[str, Any]], columns: list[dict[str, Any]], clauses: dict[str, set[str]],
+            common: set[str]) -> list[str]:
+    """Why the columns are not like for like, one sentence each: different profiles, seeds or clause
+    selections make conformance percentages that cannot be set side by side as they stand."""
+    warnings = []
+    labels = [Path(report.get("_path", "")).parent.name or "report" for report in reports]
+    for field, plural, consequence in (
+        ("profile", "profiles", "a profile with more examples can find a failure that one with fewer missed"),
+        ("seed", "seeds", "Hypothesis drew different examples"),
+    ):
+        values = [report["meta"][field] for report in reports]
+        if len(set(values)) > 1:
+            each = ", ".join(f"{label}: {value}" for label, value in zip(labels, values, strict=True))
+            warnings.append(f"the runs used different {plural} ({each}): {consequence}.")
+    if len({frozenset(ids) for ids in clauses.values()}) > 1:
+        each = ", ".join(f"{c['key']}: {len(clauses[c['key']])}" for c in columns)
+        warnings.append(f"the columns ran different clauses ({each}), so each conformance is over its own "
+                        f"clauses; {len(common)} clause(s) in common, over which the conformance is given "
+                        "apart.")
+    return warnings
 
 
 def write_comparison(paths: list[Path | str], out_dir: Path | str) -> dict[str, Path]:

@@ -47,39 +47,84 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
+def _number(value: Any) -> float | None:
+    """A row's error or tolerance as a float (``"inf"``, ``"nan"`` -> inf, nan), or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return measure(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ratio(r: dict[str, Any]) -> float:
+    """How far past its tolerance a row is: inf for a non-finite error, for an error above a
+    tolerance of 0 (exact equality) and for a failure held to no tolerance."""
+    err, tol = r["max_error"], r["tolerance"]
+    if not math.isfinite(err):
+        return math.inf
+    if tol is None or math.isnan(tol):
+        return math.inf if r["status"] == "failed" else 0.0
+    if tol > 0:
+        return err / tol
+    return math.inf if err > 0 else 0.0
+
+
+def measured_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the error figure can draw, worst ratio first (failures ahead of passes at equal
+    ratio), their numbers as floats: every row with an error and a tolerance, and every failure with
+    an error (``"nan"`` and ``"inf"`` included; its tolerance may be missing or 0)."""
+    out = []
+    for r in rows:
+        err, tol = _number(r.get("max_error")), _number(r.get("tolerance"))
+        if err is None or (tol is None and r["status"] != "failed"):
+            continue
+        out.append({**r, "max_error": err, "tolerance": tol})
+    return sorted(out, key=lambda r: (_ratio(r), r["status"] == "failed"), reverse=True)
+
+
 def error_vs_tolerance(rows: list[dict[str, Any]], limit: int = 30) -> str | None:
     """Horizontal bars of the worst observed error per clause, with its tolerance as a tick.
 
-    Only rows that recorded both numbers are drawn; the ``limit`` closest to (or furthest past) their
-    tolerance come first, since those are the ones worth a look. An error of exactly 0 is drawn at
-    the floor of the axis (log scale has no 0).
+    The ``limit`` rows furthest past (or closest to) their tolerance come first, since those are the
+    ones worth a look (:func:`measured_rows`). Log scale, which has no 0 and no infinity: an error or
+    tolerance of exactly 0 is drawn at the floor of the axis (a tolerance of 0, exact equality, is
+    labelled ``tolerance 0``), a non-finite error (an implementation that returned NaN) as a bar to
+    the top of the axis, labelled ``error nan`` or ``error inf``.
     """
-    measured = [
-        {**r, "max_error": measure(r.get("max_error")), "tolerance": measure(r.get("tolerance"))}
-        for r in rows
-        if isinstance(r.get("max_error"), int | float) and isinstance(r.get("tolerance"), int | float)
-    ]
-    measured = [r for r in measured if math.isfinite(r["max_error"]) and math.isfinite(r["tolerance"])]
+    measured = measured_rows(rows)[:limit]
     if not measured:
         return None
+    finite = [v for r in measured for v in (r["max_error"], r["tolerance"])
+              if v is not None and math.isfinite(v) and v > 0]
+    floor = min(finite) / 10 if finite else 1e-18
+    top = max(finite) * 10 if finite else 1.0
 
-    def ratio(r: dict[str, Any]) -> float:
-        return r["max_error"] / r["tolerance"] if r["tolerance"] > 0 else (math.inf if r["max_error"] > 0 else 0.0)
+    def place(v: float) -> float:  # on the axis: non-finite errors at its top, 0 at its floor
+        return top if not math.isfinite(v) or v >= top else max(v, floor)
 
-    measured = sorted(measured, key=ratio, reverse=True)[:limit]
-    positive = [v for r in measured for v in (r["max_error"], r["tolerance"]) if v > 0]
-    floor = min(positive) / 10 if positive else 1e-18
-    labels = [f"{r['clause_id']} [{r['implementation']}]" for r in measured]
-    errors = [max(r["max_error"], floor) for r in measured]
-    tols = [max(r["tolerance"], floor) for r in measured]
-    colours = [FAIL if r["status"] == "failed" else PASS for r in measured]
+    labels, errors, tols, tol_y, colours = [], [], [], [], []
+    for i, r in enumerate(measured):
+        tol = r["tolerance"]
+        exact = tol is not None and tol == 0
+        labels.append(f"{r['clause_id']} [{r['implementation']}]" + (" · tolerance 0" if exact else ""))
+        errors.append(place(r["max_error"]))
+        if tol is not None and not math.isnan(tol):
+            tols.append(floor if tol == -math.inf else place(tol))
+            tol_y.append(i)
+        colours.append({"failed": FAIL, "error": ERROR}.get(r["status"], PASS))
 
     fig = _figure(7.5, 1.6 + 0.24 * len(measured))
     ax = fig.add_subplot()
     y = np.arange(len(measured))
-    ax.barh(y, errors, left=floor, color=colours, height=0.6, label="max observed error")
-    ax.scatter(tols, y, marker="|", s=220, color="black", linewidths=2, label="tolerance", zorder=3)
+    ax.barh(y, [e - floor for e in errors], left=floor, color=colours, height=0.6, label="max observed error")
+    ax.scatter(tols, tol_y, marker="|", s=220, color="black", linewidths=2, label="tolerance", zorder=3)
+    for i, r in enumerate(measured):
+        if not math.isfinite(r["max_error"]):  # the bar ends at the axis, not at the value: say it
+            ax.text(top, i, f"error {_number_text(r['max_error'])} ", ha="right", va="center", fontsize=7,
+                    color="white", fontweight="bold", zorder=4)
     ax.set_xscale("log")
+    ax.set_xlim(floor, top)
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("absolute error (log scale)")
@@ -87,6 +132,10 @@ def error_vs_tolerance(rows: list[dict[str, Any]], limit: int = 30) -> str | Non
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return _svg(fig)
+
+
+def _number_text(value: float) -> str:
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 def pass_rate_by_topic(summary: dict[str, Any]) -> str | None:
@@ -194,11 +243,20 @@ def attention_heatmap(row: dict[str, Any]) -> str | None:
 def report_figures(report: dict[str, Any]) -> list[dict[str, str]]:
     """Every figure a run report shows: ``[{"id", "title", "caption", "svg"}]``."""
     figures = []
-    bars = error_vs_tolerance(report["results"])
+    limit = 30
+    bars = error_vs_tolerance(report["results"], limit)
     if bars:
-        figures.append({"id": "fig-error", "title": "Error against tolerance", "svg": bars,
-                        "caption": "Worst observed error per clause (bar; red when failed) and the "
-                        "tolerance it was held to (tick). Log scale."})
+        caption = ("Worst observed error per clause (bar; red when failed) and the tolerance it was held "
+                   "to (tick). Log scale: a non-finite error is a bar to the top of the axis, labelled.")
+        shown = len(measured_rows(report["results"]))
+        if shown > limit:
+            caption += f" The {limit} worst of {shown}; the table has them all."
+        unmeasured = [f"{r['clause_id']} [{r['implementation']}]" for r in report["results"]
+                      if r["status"] == "failed" and _number(r.get("max_error")) is None]
+        if unmeasured:
+            caption += (f" Not drawn, failed with no error to measure ({len(unmeasured)}): "
+                        f"{', '.join(unmeasured[:10])}{', ...' if len(unmeasured) > 10 else ''}.")
+        figures.append({"id": "fig-error", "title": "Error against tolerance", "svg": bars, "caption": caption})
     topics = pass_rate_by_topic(report["summary"])
     if topics:
         figures.append({"id": "fig-topics", "title": "Pass rate by topic", "svg": topics,
@@ -212,7 +270,8 @@ def report_figures(report: dict[str, Any]) -> list[dict[str, str]]:
                                 "first failing attention clause; compare with the observed values in "
                                 "its failure text."})
                 break
-    figures.append({"id": "fig-pe", "title": "Positional encoding", "svg": positional_encoding_matrix(),
-                    "caption": "The reference sinusoidal encoding (interleaved sin/cos) the PE clauses "
-                    "hold implementations to."})
+    if any(r["clause_id"].startswith("PE-") for r in report["results"]):  # only where a PE clause ran
+        figures.append({"id": "fig-pe", "title": "Positional encoding", "svg": positional_encoding_matrix(),
+                        "caption": "The reference sinusoidal encoding (interleaved sin/cos) the PE clauses "
+                        "hold implementations to."})
     return figures

@@ -15,9 +15,11 @@ Templates are jinja2 (``templates/*.j2``); figures are matplotlib SVG (:mod:`.fi
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -60,7 +62,8 @@ def write_atomic(path: Path | str, text: str) -> Path:
     return path
 
 
-def _kind_name(schema: str) -> str:
+def kind_name(schema: str) -> str:
+    """What a schema name is in words (``nnspec-kill-matrix/1``: kill matrix)."""
     return KINDS.get(schema.partition("/")[0], schema)
 
 
@@ -97,8 +100,8 @@ def check_output_dir(out_dir: Path | str, keep: Iterable[str] = (), kind: str | 
     old = written_kind(out) if others else None
     if kind is not None and old is not None and old.partition("/")[0] != kind.partition("/")[0]:
         raise ReportDirError(
-            f"{out} holds a {_kind_name(old)} that nnspec wrote; refusing to replace it with a "
-            f"{_kind_name(kind)}: name a new or empty directory"
+            f"{out} holds a {kind_name(old)} that nnspec wrote; refusing to replace it with a "
+            f"{kind_name(kind)}: name a new or empty directory"
         )
     return out
 
@@ -165,9 +168,38 @@ def _fmt_pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}%"
 
 
+def _md_text(text: Any) -> str:
+    """Text that Markdown must show as written where raw HTML is live (a heading, a paragraph, the
+    ``<summary>`` of a ``<details>`` block): ``<``, ``>`` and ``&`` as entities, so ``<pad>`` is
+    text and not a tag that GitHub's sanitiser drops; one line, so an HTML block is not ended early.
+    No backslash escapes: inside an HTML block Markdown shows them as they are (``\\|``)."""
+    return html.escape(str(text), quote=False).replace("\n", " ").strip()
+
+
 def _md_cell(text: Any) -> str:
-    """Text safe inside one Markdown table cell: no pipes breaking columns, no newlines."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+    """Text safe inside one Markdown table cell: no pipes breaking columns, no newlines, no raw HTML."""
+    return _md_text(str(text).replace("\\", "\\\\").replace("|", "\\|"))
+
+
+def _backtick_runs(text: str) -> set[int]:
+    return {len(run) for run in re.findall(r"`+", text)}
+
+
+def _md_fence(text: Any) -> str:
+    """The backtick fence for a code block holding ``text``: longer than any backtick run in it, so
+    no line of the text can close the block early (CommonMark: a closing fence is at least as long)."""
+    return "`" * max(3, max(_backtick_runs(str(text)), default=0) + 1)
+
+
+def _md_code(text: Any) -> str:
+    """``text`` as one inline code span, whatever backticks it holds (CommonMark code spans)."""
+    text = str(text).replace("\n", " ")
+    runs = _backtick_runs(text)
+    n = next(i for i in range(1, len(runs) + 2) if i not in runs)
+    # a space each side when the text starts or ends with a backtick (or with spaces both sides,
+    # which a renderer would otherwise strip): the renderer removes exactly one on each side
+    pad = " " if text[:1] == "`" or text[-1:] == "`" or (text[:1] == " " and text[-1:] == " ") else ""
+    return f"{'`' * n}{pad}{text}{pad}{'`' * n}"
 
 
 def _status_label(status: str) -> str:
@@ -185,7 +217,8 @@ def _environment() -> Any:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(num=_fmt_num, pct=_fmt_pct, md=_md_cell, status=_status_label)
+    env.filters.update(num=_fmt_num, pct=_fmt_pct, md=_md_cell, md_text=_md_text, fence=_md_fence,
+                       code=_md_code, status=_status_label)
     env.globals.update(STATUSES=STATUSES)
     return env
 
@@ -195,12 +228,50 @@ def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
+def _why_not_applicable(rows: list[dict[str, Any]]) -> str:
+    """The reason the engine gave for not applicable rows, when they share one (``no CUDA device is
+    available``); else how many different reasons there are, the first named."""
+    reasons = list(dict.fromkeys(r["message"].splitlines()[0] for r in rows
+                                 if r["status"] == "not_applicable" and r["message"]))
+    if len(reasons) > 1:
+        return f"{len(reasons)} different reasons, the first: {reasons[0]}"
+    return reasons[0] if reasons else ""
+
+
+def _tally_words(tally: dict[str, Any] | None) -> str:
+    counts = (tally or {}).get("counts", {})
+    parts = [f"{counts[s]} {_status_label(s)}" for s in ("not_applicable", "skipped") if counts.get(s)]
+    return ", ".join(parts) or "no result"
+
+
+def nothing_checked(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The implementations of ``report`` on which no applicable clause ran (every row not applicable
+    or skipped: ``torch:cuda`` on a machine without a GPU): ``[{"name", "total", "counts", "why"}]``.
+
+    Their conformance is n/a, which is no pass; every format says so rather than letting an empty
+    run read as a clean one."""
+    out = []
+    for impl in report["meta"]["implementations"]:
+        tally = report["summary"]["by_implementation"].get(impl["name"])
+        if tally and tally["applicable"]:
+            continue
+        rows = [r for r in report["results"] if r["implementation"] == impl["name"]]
+        out.append({"name": impl["name"], "total": tally["total"] if tally else 0,
+                    "counts": _tally_words(tally), "why": _why_not_applicable(rows)})
+    return out
+
+
 def render_report(report: dict[str, Any], formats: tuple[str, ...] = tuple(REPORT_FILES)) -> dict[str, str]:
     """The run report in ``formats`` (json, md, html), by format name, as text."""
     failures = [r for r in report["results"] if r["status"] in ("failed", "error")]
     topics = sorted({r["topic"] for r in report["results"]})
     context = {"report": report, "meta": report["meta"], "summary": report["summary"],
-               "rows": report["results"], "failures": failures, "topics": topics}
+               "rows": report["results"], "failures": failures, "topics": topics,
+               # the run as a whole checked nothing, or these implementations did
+               "nothing": {"overall": not report["summary"]["applicable"],
+                           "counts": _tally_words(report["summary"]),
+                           "why": _why_not_applicable(report["results"]),
+                           "implementations": nothing_checked(report)}}
     out = {}
     if "json" in formats:
         out["json"] = json.dumps(report, indent=1, allow_nan=False) + "\n"

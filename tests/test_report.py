@@ -191,8 +191,9 @@ def test_html_is_self_contained_with_its_figures(written: dict[str, Path]) -> No
     # no external resource of any kind: no src/href to a URL, no @import, no url(http...)
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
     assert "@import" not in html and "url(http" not in html
-    for figure in ("fig-error", "fig-topics", "fig-attention", "fig-pe"):
+    for figure in ("fig-error", "fig-topics", "fig-attention"):
         assert re.search(rf'<figure id="{figure}">\s*<svg', html), figure
+    assert 'id="fig-pe"' not in html  # no positional-encoding clause ran
     assert "<title>nnspec conformance report: numpy, broken, no-softmax, no-mask</title>" in html
 
 
@@ -372,3 +373,270 @@ def test_kill_matrix_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
     with pytest.raises(jsonschema.ValidationError):
         write_kill_matrix(bad, tmp_path / "km")
     assert not (tmp_path / "km").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# banners: nothing checked, incomplete and failing at once
+# ------------------------------------------------------------------------------------------------
+
+
+def _row(clause_id: str, implementation: str, status: str, **fields: Any) -> dict[str, Any]:
+    """A hand-made result row (what a runner writes), for the cases a real run is slow to produce."""
+    return {"clause_id": clause_id, "implementation": implementation, "status": status,
+            "statement": f"{clause_id} holds.", "source": "a test", "topic": "softmax", **fields}
+
+
+def _banners(html: str) -> list[str]:
+    return re.findall(r'<div class="banner (\w+)"', html)
+
+
+def test_a_run_that_checked_nothing_says_so_not_that_it_passed(tmp_path: Path) -> None:
+    """``torch:cuda`` without a GPU: every clause not applicable. 0 of 0 is no pass."""
+    name = "torch:cuda:float32"
+    rows = [_row(c, name, "not_applicable", message=f"{name}: no CUDA device is available")
+            for c in ("SM-SUM", "SM-RANGE", "SM-SHIFT")]
+    paths = write_report(build_report(rows, _meta([name])), tmp_path / "r")
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    assert _banners(html) == ["nothing"]
+    assert "Every applicable clause passed" not in html
+    banner = re.search(r'<div class="banner nothing" id="nothing-checked">([^<]*)</div>', html)[1]
+    assert banner.startswith("Nothing was checked:") and "3 not applicable" in banner
+    assert "no CUDA device is available" in banner
+    assert "> **Nothing was checked**:" in md and "no CUDA device is available" in md
+    assert "**Conformance n/a**" in md
+
+
+def test_an_implementation_that_checked_nothing_is_named(rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    """Beside an implementation that passed, one whose every clause was not applicable is called out."""
+    mixed = [r for r in rows if r["implementation"] in ("numpy", "no-softmax") and r["status"] != "error"]
+    paths = write_report(build_report(mixed, _meta(["numpy", "no-softmax"])), tmp_path / "r")
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    assert _banners(html) == ["ok", "nothing"]
+    assert "Nothing was checked on no-softmax" in html and "does not offer softmax" in html
+    assert "> **Nothing was checked on no-softmax**:" in md
+    assert "Nothing was checked on numpy" not in html + md
+    # a run where every implementation checked something has no such line
+    only = write_report(build_report([r for r in mixed if r["implementation"] == "numpy"], _meta(["numpy"])),
+                        tmp_path / "only")
+    assert _banners(only["html"].read_text()) == ["ok"] and "Nothing was checked" not in only["md"].read_text()
+
+
+def test_an_incomplete_run_with_failures_shows_both_banners(rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    """``pytest -x``: the run stopped at a failure. Incomplete does not hide the failure."""
+    failed = [r for r in rows if r["implementation"] == "broken"][:1]
+    skipped = skipped_row(TEST_CLAUSES["T-RELU"], "broken", "never ran: the run stopped early")
+    report = build_report([*failed, skipped], _meta(["broken"], complete=False, reason="stopped early (-x)"))
+    html = write_report(report, tmp_path / "r")["html"].read_text()
+    assert _banners(html) == ["incomplete", "bad"]
+    assert "Does not conform: 1 failed, 0 errored." in html
+    # incomplete and nothing applicable ran: both said, and never "passed"
+    report = build_report([skipped], _meta(["broken"], complete=False, reason="interrupted (Ctrl-C)"))
+    paths = write_report(report, tmp_path / "s")
+    assert _banners(paths["html"].read_text()) == ["incomplete", "nothing"]
+    md = paths["md"].read_text()
+    assert "**Incomplete run**" in md and "**Nothing was checked**" in md
+
+
+# ------------------------------------------------------------------------------------------------
+# failures by exact equality (tolerance 0) and by non-finite errors
+# ------------------------------------------------------------------------------------------------
+
+
+def _exact_and_non_finite_rows() -> list[dict[str, Any]]:
+    return [
+        _row("SM-SUM", "x", "passed", max_error=2e-16, tolerance=1e-12),
+        _row("ATT-MASK-ZERO", "x", "failed", topic="attention", max_error=0.5, tolerance=0.0,
+             reason="exact equality", message="masked weight is 0.5"),
+        _row("SM-TEMP", "x", "failed", max_error=float("inf"), tolerance=0.0, message="observed [nan]"),
+        _row("SM-RANGE", "x", "failed", max_error="nan", tolerance=1e-12, message="observed [nan]"),
+        _row("SM-FORMULA", "x", "failed", max_error=float("-inf"), tolerance=None, message="no tolerance"),
+        _row("SM-ORDER", "x", "failed", message="raised ValueError"),  # no number at all
+    ]
+
+
+def test_exact_and_non_finite_failures_render_in_tables(tmp_path: Path) -> None:
+    report = build_report(_exact_and_non_finite_rows(), _meta(["x"]))
+    validate(report)
+    temp = next(r for r in report["results"] if r["clause_id"] == "SM-TEMP")
+    assert temp["max_error"] == "inf" and temp["tolerance"] == 0.0
+    paths = write_report(report, tmp_path / "r")
+    md, html = paths["md"].read_text(), paths["html"].read_text()
+    assert "| ATT-MASK-ZERO | x | failed | attention | 0 | 0.5 | 0 |" in md
+    assert "| SM-TEMP | x | failed | softmax | 0 | inf | 0 |" in md
+    assert "| SM-RANGE | x | failed | softmax | 0 | nan | 1e-12 |" in md
+    assert "| SM-FORMULA | x | failed | softmax | 0 | -inf | - |" in md
+    assert '<td class="num">inf</td>' in html and '<td class="num" title="exact equality">0</td>' in html
+
+
+def test_exact_and_non_finite_failures_are_in_the_error_figure() -> None:
+    from nnspec.report.figures import error_vs_tolerance, report_figures
+
+    rows = build_report(_exact_and_non_finite_rows(), _meta(["x"]))["results"]
+    svg = error_vs_tolerance(rows)
+    assert svg is not None
+    for clause in ("SM-SUM", "ATT-MASK-ZERO", "SM-TEMP", "SM-RANGE", "SM-FORMULA"):
+        assert f"{clause} [x]" in svg, clause
+    # a non-finite error is drawn at the top of the scale and says what it was
+    for label in ("error inf", "error nan", "error -inf"):
+        assert label in svg, label
+    assert "tolerance 0" in svg  # exact equality: a tolerance of 0 has no place on a log scale
+    assert svg.count("fill: #c62828") >= 5  # the five failures with a number, in red
+    # the failure with no number is not drawn, and the caption says so instead of dropping it
+    assert "SM-ORDER" not in svg
+    report = build_report(_exact_and_non_finite_rows(), _meta(["x"]))
+    figure = next(f for f in report_figures(report) if f["id"] == "fig-error")
+    assert "SM-ORDER [x]" in figure["caption"]
+    # failures only, every one non-finite or exact: still a figure
+    only = [r for r in rows if r["clause_id"] in ("SM-TEMP", "SM-RANGE")]
+    assert "error inf" in error_vs_tolerance(only)
+
+
+def test_the_error_figure_shows_failures_first_and_says_what_it_left_out() -> None:
+    from nnspec.report.figures import report_figures
+
+    passing = [_row(f"P-{i:02d}", "x", "passed", max_error=1e-15, tolerance=1e-12) for i in range(40)]
+    failing = [_row("F-NAN", "x", "failed", max_error="nan", tolerance=0.0)]
+    report = build_report([*passing, *failing], _meta(["x"]))
+    figure = next(f for f in report_figures(report) if f["id"] == "fig-error")
+    assert "F-NAN [x]" in figure["svg"]
+    assert "30 worst of 41" in figure["caption"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Markdown that renders as written (CommonMark with raw HTML, as GitHub does)
+# ------------------------------------------------------------------------------------------------
+
+
+def _commonmark(md: str) -> str:
+    markdown_it = pytest.importorskip("markdown_it")
+    return markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+
+
+def test_markdown_escapes_html_and_fences(tmp_path: Path) -> None:
+    """Angle brackets in sentences and names stay text; a failure message holding a code fence
+    cannot end its own block; pipes in <summary> are not shown as ``\\|``."""
+    statement = "A vocabulary MUST give <pad>, <unk>, <start> and <end> the ids 0 to 3 & |w| |h| cos."
+    message = ("shape mismatch, expected:\n```\n# Heading injected\n| a | b |\n  ````\nsee ``code`` </details>")
+    rows = [
+        _row("TOK-UNK", "md<test>", "failed", statement=statement, message=message,
+             reproduce="nnspec verify bad_md:IMPL --clause `TOK-UNK`"),
+        _row("SM-SUM", "md<test>", "passed", statement="Sums to <one>."),
+    ]
+    md = write_report(build_report(rows, _meta(["md<test>"])), tmp_path / "r", formats=("md",))["md"].read_text()
+    assert "[md&lt;test&gt;]" in md and "&lt;pad&gt;" in md and "\\|" not in md.split("### Every clause")[0]
+    assert "`````\n" in md  # a fence longer than the message's longest backtick run (4)
+    html = _commonmark(md)
+    assert "<h1>Heading injected</h1>" not in html and "# Heading injected" in html
+    summary = re.search(r"<summary>(.*?)</summary>", html, re.S)[1]
+    assert "&lt;pad&gt;, &lt;unk&gt;, &lt;start&gt; and &lt;end&gt;" in summary
+    assert "|w| |h| cos" in summary and "[md&lt;test&gt;]" in summary and "&amp;" in summary
+    assert html.count("<details>") == html.count("</details>") == 1
+    # the failure text is one code block, whole, and the reproduce command one code span
+    block = re.search(r"<pre><code>(.*?)</code></pre>", html, re.S)[1]
+    assert block.startswith("shape mismatch") and block.rstrip().endswith("see ``code`` &lt;/details&gt;")
+    assert "<code>nnspec verify bad_md:IMPL --clause `TOK-UNK`</code>" in html
+    # the tables after the failures are still tables, with the names as text
+    assert html.count("<table>") == 3  # implementations, topics, every clause
+    every = html.split("Every clause</h3>")[1]
+    assert "<td>TOK-UNK</td>\n<td>md&lt;test&gt;</td>" in every and "<td>SM-SUM</td>" in every
+    assert "<h2>nnspec conformance report: md&lt;test&gt;</h2>" in html
+
+
+def test_markdown_table_cells_escape_pipes_and_angle_brackets(tmp_path: Path) -> None:
+    rows = [_row("SM-SUM", "att|no-mask<x>", "passed")]
+    md = write_report(build_report(rows, _meta(["att|no-mask<x>"])), tmp_path / "r", formats=("md",))["md"]
+    text = md.read_text()
+    assert "| SM-SUM | att\\|no-mask&lt;x&gt; | passed |" in text
+    html = _commonmark(text)
+    assert "<td>att|no-mask&lt;x&gt;</td>" in html
+
+
+# ------------------------------------------------------------------------------------------------
+# the positional-encoding figure: only where a PE clause ran
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_positional_encoding_figure_needs_a_pe_clause(written: dict[str, Path], tmp_path: Path) -> None:
+    assert 'id="fig-pe"' not in written["html"].read_text()  # softmax, layer norm, attention: no PE
+    row = run_clause("PE-BOUNDED", "numpy", profile="quick").to_dict()
+    html = write_report(build_report([row], _meta(["numpy"])), tmp_path / "pe")["html"].read_text()
+    assert re.search(r'<figure id="fig-pe">\s*<svg', html)
+
+
+# ------------------------------------------------------------------------------------------------
+# comparisons of unlike runs, and inputs that are not reports
+# ------------------------------------------------------------------------------------------------
+
+
+def _meta_run(name: str, profile: str, seed: int) -> dict[str, Any]:
+    meta = _meta([name])
+    return {**meta, "profile": profile, "seed": seed}
+
+
+def test_compare_shows_profile_and_seed_and_warns_about_unlike_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = [_row("SM-SUM", "numpy", "passed"), _row("ATT-MASK-ZERO", "numpy", "passed", topic="attention")]
+    b = [_row("SM-SUM", "fast", "failed", max_error=0.5, tolerance=1e-12),
+         _row("SM-RANGE", "fast", "passed")]
+    write_report(build_report(a, _meta_run("numpy", "quick", 0)), tmp_path / "a", formats=("json",))
+    write_report(build_report(b, _meta_run("fast", "thorough", 7)), tmp_path / "b", formats=("json",))
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "c")]) == 0
+    data = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert [(c["profile"], c["seed"]) for c in data["columns"]] == [("quick", 0), ("thorough", 7)]
+    err = capsys.readouterr().err  # the terminal says so too, not only the files
+    assert err.count("nnspec report compare: not like for like: ") == len(data["warnings"]) == 3
+    warnings = " ".join(data["warnings"])
+    assert "different profiles" in warnings and "quick" in warnings and "thorough" in warnings
+    assert "different seeds" in warnings
+    assert "different clauses" in warnings and "1 clause(s) in common" in warnings
+    # on the clauses both ran, numpy passed 1 of 1 and fast 0 of 1
+    assert [c["common_conformance"] for c in data["columns"]] == [100.0, 0.0]
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "| implementation | report | profile | seed | dtype | device | conformance |" in md
+    assert "| numpy | a | quick | 0 |" in md and "| fast | b | thorough | 7 |" in md
+    assert "> **Not like for like**" in md and "different profiles" in md
+    html = (tmp_path / "c" / "compare.html").read_text()
+    assert 'id="unlike"' in html and "different seeds" in html and "profile thorough, seed 7" in html
+    # like runs: no warning
+    write_report(build_report(a, _meta_run("numpy", "quick", 0)), tmp_path / "a2", formats=("json",))
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "a2"), "-o", str(tmp_path / "d")]) == 0
+    assert json.loads((tmp_path / "d" / "compare.json").read_text())["warnings"] == []
+    assert "Not like for like" not in (tmp_path / "d" / "compare.md").read_text()
+    assert 'id="unlike"' not in (tmp_path / "d" / "compare.html").read_text()
+
+
+def test_compare_names_what_it_was_given_when_it_is_not_a_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def refused(path: Path | str) -> str:
+        capsys.readouterr()
+        assert main(["report", "compare", str(path), "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nnspec report compare: ") and len(err) < 400, err
+        return err
+
+    # a large JSON file that is not a report: its name and the first problem, not the whole file
+    big = tmp_path / "list.json"
+    big.write_text(json.dumps([{"clause": f"C-{i}", "text": "x" * 50} for i in range(1000)]))
+    err = refused(big)
+    assert f"{big} is not an nnspec report" in err and "C-999" not in err
+    (tmp_path / "obj.json").write_text(json.dumps({"schema": "nnspec-report/1", "results": "x" * 5000}))
+    err = refused(tmp_path / "obj.json")
+    assert "obj.json is not an nnspec report" in err and "xxxxxxxxxx" not in err
+    # a kill matrix and a comparison: said what they are, and what compare wants
+    write_kill_matrix(KILL_MATRIX, tmp_path / "km")
+    err = refused(tmp_path / "km")
+    assert f"{tmp_path / 'km'} holds a kill matrix" in err and "nnspec verify --report" in err
+    err = refused(tmp_path / "km" / "kill_matrix.json")
+    assert "kill matrix" in err and "nnspec verify --report" in err
+    good = [_row("SM-SUM", "numpy", "passed")]
+    write_report(build_report(good, _meta(["numpy"])), tmp_path / "a", formats=("json",))
+    write_report(build_report(good, _meta(["other"])), tmp_path / "b", formats=("json",))
+    assert main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "cmp")]) == 0
+    err = refused(tmp_path / "cmp")
+    assert f"{tmp_path / 'cmp'} holds a comparison of reports" in err and "nnspec verify --report" in err
+    # a folder of something else, and a path that does not exist
+    (tmp_path / "empty").mkdir()
+    err = refused(tmp_path / "empty")
+    assert f"{tmp_path / 'empty'} holds no results.json" in err and "nnspec verify --report" in err
+    err = refused(tmp_path / "no-such-run")
+    assert f"{tmp_path / 'no-such-run'} does not exist" in err

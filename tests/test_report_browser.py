@@ -34,6 +34,7 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for c, impl in [("T-SOFTMAX", "numpy"), ("T-SIGMOID", "numpy"), ("T-SIGMOID", BROKEN)]]
     no_mask = patched("numpy", name="no-mask", scaled_dot_product_attention=_sdpa_ignoring_the_mask)
     rows.append(run_clause("ATT-MASK-ZERO", no_mask, profile="quick").to_dict())
+    rows.append(run_clause("PE-BOUNDED", "numpy", profile="quick").to_dict())  # the PE figure needs a PE clause
     implementations = [{"name": n, "version": "test", "device": "cpu", "dtype": "float64", "conventions": {}}
                        for n in ("numpy", "broken", "no-mask")]
     meta = run_metadata(implementations=implementations, profile="quick", seed=0, started=0.0, finished=1.0,
@@ -56,11 +57,12 @@ def test_the_report_renders_offline_without_console_errors(report_dir: Path, tmp
     assert page.console == []  # no errors, no warnings, no failed (network) loads
     assert "<title>nnspec conformance report: numpy, broken, no-mask</title>" in page.dom
     assert re.search(r'<body[^>]*data-ready="1"', page.dom)  # the filter script ran to its end
-    # the summary numbers: 2 of 4 passed
-    assert '<div class="n" id="conformance">50.0%</div>' in page.dom
-    assert '<div class="n" data-count="passed">2</div>' in page.dom
+    # the summary numbers: 3 of 5 passed
+    assert '<div class="n" id="conformance">60.0%</div>' in page.dom
+    assert '<div class="n" data-count="passed">3</div>' in page.dom
     assert '<div class="n" data-count="failed">2</div>' in page.dom
-    assert '<span id="clauses-shown">4</span>' in page.dom
+    assert '<span id="clauses-shown">5</span>' in page.dom
+    assert '<div class="banner bad" id="does-not-conform">' in page.dom
     for figure in ("fig-error", "fig-topics", "fig-attention", "fig-pe"):
         assert re.search(rf'<figure id="{figure}">\s*<svg', page.dom), figure
     # a figure is visible on the screenshot: the positional-encoding image's darkest red
@@ -81,5 +83,5 @@ def test_comparison_and_kill_matrix_pages_render(report_dir: Path, tmp_path: Pat
         assert page.console == [], html
         assert re.search(r'<body[^>]*data-ready="1"', page.dom), html
         doms.append(page.dom)
-    assert '<span id="matrix-shown">3</span>' in doms[0]
+    assert '<span id="matrix-shown">4</span>' in doms[0]
     assert "<title>nnspec kill matrix: 2 mutants</title>" in doms[1]

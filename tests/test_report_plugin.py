@@ -98,6 +98,9 @@ def test_pytest_x_leaves_a_report_marked_incomplete(project: pytest.Pytester, tm
                                "T-RELU": "skipped", "T-MASK": "skipped"}
     assert data["summary"]["conformance"] == 0.0 and data["summary"]["counts"]["skipped"] == 4
     assert "**Incomplete run**: stopped early" in (out / "report.md").read_text()
+    # incomplete does not hide the failure that stopped it: both banners, never a green one
+    html = (out / "report.html").read_text()
+    assert 'id="incomplete"' in html and 'id="does-not-conform"' in html and "banner ok" not in html
 
 
 def test_ctrl_c_leaves_a_report_marked_incomplete(project: pytest.Pytester, tmp_path: Path) -> None:

@@ -232,6 +232,8 @@ def _report_compare(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for path in written.values():
         print(path)
+    for warning in json.loads(written["json"].read_text()).get("warnings", []):
+        print(f"nnspec report compare: not like for like: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
