@@ -257,6 +257,17 @@ def test_an_implementation_that_rewrites_a_parameter_dict_fails(network: type, c
     assert change in result.message, result.message
 
 
+def test_a_replaced_number_says_from_what_to_what() -> None:
+    """A KV cache updated in place (Hugging Face's style) bumps its length: "2 became 3", not "a int
+    became a int"."""
+    from nnspec.verify.implementations import _restructured
+
+    assert _restructured([("cache['length']", 2)], [("cache['length']", 3)]) == (
+        "cache['length']", "cache['length'] was replaced: 2 became 3"
+    )
+    assert _restructured([("n", 10**6)], [("n", int("1000000"))]) is None  # equal, another object
+
+
 def test_a_wrapper_that_passes_its_arguments_on_modifies_nothing() -> None:
     """``*args``/``**kwargs`` are bound to a fresh tuple and dict on every call: a decorator's
     wrapper (``functools.wraps``, ``torch.no_grad()``) must not look as if it replaced its arguments."""

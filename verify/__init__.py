@@ -55,6 +55,7 @@ _EXPORTS = {
     "MissingCapability": ".implementations",
     "UnknownImplementation": ".implementations",
     "load_implementation": ".implementations",
+    "by_device_and_dtype": ".implementations",
     "patched": ".implementations",
     "torch_module": ".implementations",
     "PROFILES": ".profiles",

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from nnspec.reference.torch_ref import to_numpy, to_torch  # nnspec's one NumPy <-> torch copy
 
-from .implementations import DTYPES, torch_dtype
+from .implementations import DTYPES, by_device_and_dtype, torch_dtype
 
 __all__ = ["HFGPT2"]
 
@@ -243,19 +243,7 @@ class HFGPT2:
         self.GPT = type("GPT", (_GPT2,), {"device": torch.device(device), "dtype": torch_dtype(dtype)})
 
 
-def __getattr__(name: str) -> HFGPT2:
-    """``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype."""
-    device, _, dtype = name.rpartition("_")
-    if dtype in DTYPES and device in ("", *_DEVICES):
-        return HFGPT2(device=device or "cpu", dtype=dtype)
-    raise AttributeError(
-        f"module {__name__!r} has no attribute {name!r}; name DTYPE or DEVICE_DTYPE, e.g. float32 "
-        f"or cuda_bfloat16 (dtypes: {', '.join(DTYPES)}; devices: {', '.join(_DEVICES)})"
-    )
-
-
-def __dir__() -> list[str]:
-    """The module's names and the ``DTYPE``/``DEVICE_DTYPE`` objects ``__getattr__`` makes: what
-    an error about a wrong import path lists."""
-    made = [f"{d + '_' if d != 'cpu' else ''}{t}" for d in _DEVICES for t in DTYPES]
-    return sorted({*globals(), *made})
+# ``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype.
+__getattr__, __dir__ = by_device_and_dtype(
+    __name__, globals(), lambda device, dtype: HFGPT2(device=device, dtype=dtype), dtypes=DTYPES, devices=_DEVICES
+)

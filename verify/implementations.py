@@ -363,11 +363,19 @@ def _restructured(before: list[tuple[str, Any]], after: list[tuple[str, Any]]) -
         if label not in now:
             return label, f"{label} was removed"
         if now[label] is not value:
+            if _scalar(value) and _scalar(now[label]):  # "cache['length'] was replaced: 2 became 3"
+                if type(value) is type(now[label]) and value == now[label]:
+                    continue  # the same number written back: nothing a caller could notice
+                return label, f"{label} was replaced: {value!r} became {now[label]!r}"
             return label, f"{label} was replaced: {_kind(value)} became {_kind(now[label])}"
     for label, value in after:
         if label not in then:
             return label, f"{label} was added ({_kind(value)})"
     return None
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, int | float | str | bool | np.generic)
 
 
 def _written(before: np.ndarray, after: np.ndarray) -> str | None:
@@ -1031,6 +1039,35 @@ def _import_object(spec: str) -> Any:
                 f"implementation {spec!r}: module {module_name!r} has no attribute {attr!r}; {hint}"
             ) from None
     return obj
+
+
+def by_device_and_dtype(
+    module_name: str, module_globals: dict[str, Any], make: Callable[[str, str], Any], *,
+    dtypes: Iterable[str], devices: Iterable[str],
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A module's ``__getattr__`` and ``__dir__`` (PEP 562) that make its implementations by name:
+    ``DTYPE`` on the CPU (``float32``) or ``DEVICE_DTYPE`` (``cuda_bfloat16``), so that an import
+    path names both (``nnspec verify mypkg.adapter:cuda_bfloat16``). ``make(device, dtype)`` builds
+    one; a wrong name says which exist::
+
+        __getattr__, __dir__ = by_device_and_dtype(__name__, globals(), MyAdapter, dtypes=..., devices=...)
+    """
+    dtypes, devices = tuple(dtypes), tuple(devices)
+    names = [f"{d + '_' if d != 'cpu' else ''}{t}" for d in devices for t in dtypes]
+
+    def module_getattr(name: str) -> Any:
+        device, _, dtype = name.rpartition("_")
+        if dtype in dtypes and device in ("", *devices):
+            return make(device or "cpu", dtype)
+        raise AttributeError(
+            f"module {module_name!r} has no attribute {name!r}; name DTYPE or DEVICE_DTYPE, e.g. float32 "
+            f"or cuda_bfloat16 (dtypes: {', '.join(dtypes)}; devices: {', '.join(devices)})"
+        )
+
+    def module_dir() -> list[str]:
+        return sorted({*module_globals, *names})
+
+    return module_getattr, module_dir
 
 
 def _defined_names(module: Any) -> list[str]:

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from nnspec.reference.config import END_ID, PAD_ID, START_ID  # nnspec's special token ids
 from nnspec.reference.torch_ref import to_numpy, to_torch  # nnspec's one NumPy <-> torch copy
+from nnspec.verify.implementations import by_device_and_dtype  # import paths name device and dtype
 from torch import Tensor, nn
 
 __all__ = ["TorchNN", "decoder_layer_module", "encoder_layer_module", "lstm_module"]
@@ -755,19 +756,7 @@ class TorchNN(_OnDevice):
         return self._out(out.reshape(*lead, T, d))
 
 
-def __getattr__(name: str) -> TorchNN:
-    """``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype."""
-    device, _, dtype = name.rpartition("_")
-    if dtype in _DTYPES and device in ("", *_DEVICES):
-        return TorchNN(device=device or "cpu", dtype=dtype)
-    raise AttributeError(
-        f"module {__name__!r} has no attribute {name!r}; name DTYPE or DEVICE_DTYPE, e.g. float32 "
-        f"or cuda_bfloat16 (dtypes: {', '.join(_DTYPES)}; devices: {', '.join(_DEVICES)})"
-    )
-
-
-def __dir__() -> list[str]:
-    """The module's names and the ``DTYPE``/``DEVICE_DTYPE`` objects ``__getattr__`` makes: what
-    an error about a wrong import path lists."""
-    made = [f"{d + '_' if d != 'cpu' else ''}{t}" for d in _DEVICES for t in _DTYPES]
-    return sorted({*globals(), *made})
+# ``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype.
+__getattr__, __dir__ = by_device_and_dtype(
+    __name__, globals(), lambda device, dtype: TorchNN(device=device, dtype=dtype), dtypes=_DTYPES, devices=_DEVICES
+)
