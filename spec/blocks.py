@@ -196,6 +196,15 @@ def draw_tokens(
     return np.asarray(ck.draw(words, label), dtype=np.int64)
 
 
+def _other_sentence(ids: np.ndarray, by: int) -> np.ndarray:
+    """Each token of ``ids`` replaced by the id ``by`` places after it in SENTENCE_IDS (cyclically):
+    still uniform over SENTENCE_IDS, and for 0 < by < len(SENTENCE_IDS) a sentence that differs
+    from ``ids`` at every position, so that two rows of a batch never coincide, not even on
+    Hypothesis' first, simplest draw."""
+    n = len(SENTENCE_IDS)
+    return np.asarray([SENTENCE_IDS[(SENTENCE_IDS.index(int(t)) + by) % n] for t in ids], dtype=np.int64)
+
+
 NETWORKS = ("MLP", "Transformer", "GPT", "Seq2Seq")
 
 # LayerNorm's eps, drawn in every network configuration. 1e-2 first, where Hypothesis starts: it
@@ -235,20 +244,31 @@ def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
     )
 
 
-def tiny_gpt(ck: Check, **fixed: Any) -> GPTConfig:
+# A GPT's kinds of positions, 'none' first: see tiny_gpt.
+GPT_POSITIONAL = ("none", "sinusoidal", "learned")
+
+
+def tiny_gpt(ck: Check, *, positional_first: str = "none", **fixed: Any) -> GPTConfig:
+    """A small GPT with every switch the configs offer drawn (``fixed`` pins some).
+
+    The first choices are where Hypothesis starts, and at the quick profile a network clause gets
+    two examples, the first of them these choices and the second a random draw: so the first is
+    the richest configuration, each switch on its side that has more to get wrong. Pre-LN (a final
+    norm, and its eps), biases (b_U), tied embeddings (W_U = W_E^T, with b_U), exact GELU (GPT-2
+    code computes gelu_new, the tanh approximation, whatever the config says), scaled embeddings
+    (GPT-2 code never scales) and eps 1e-2. Positions start at ``positional_first``: 'none' (a
+    'none' that still adds a position table) unless the clause is about positions, where the
+    learned table (read from the wrong row, or from the cache's start) comes first.
+    """
     n_heads = ck.draw(st.sampled_from([1, 2]), "n_heads")
     d_head = ck.draw(st.sampled_from([3, 4]), "d_head")
+    positional = (positional_first, *(kind for kind in GPT_POSITIONAL if kind != positional_first))
     choices = {
-        "norm_placement": st.sampled_from(["post", "pre"]),
-        # The first choices are where Hypothesis starts: exact GELU (GPT-2 code computes
-        # gelu_new, the tanh approximation, whatever the config says), positional 'none' and
-        # scaled embeddings, the switches GPT code most often ignores (a 'none' that still adds a
-        # position table; GPT-2 code that never scales), where the defaults elsewhere are learned
-        # and unscaled.
+        "norm_placement": st.sampled_from(["pre", "post"]),
         "activation": st.sampled_from(["gelu", "relu"]),
-        "positional": st.sampled_from(["none", "sinusoidal", "learned"]),
-        "bias": st.booleans(),
-        "tie_embeddings": st.booleans(),
+        "positional": st.sampled_from(positional),
+        "bias": st.sampled_from([True, False]),
+        "tie_embeddings": st.sampled_from([True, False]),
         "scale_embeddings": st.sampled_from([True, False]),
         "n_layers": st.integers(1, 2),
         "layer_norm_eps": st.sampled_from(LAYER_NORM_EPS),
@@ -329,7 +349,8 @@ def _ffn_case(ck: Check) -> tuple[dict, np.ndarray, str]:
 @clause(
     "FFN-FORMULA",
     "The position-wise feed-forward network MUST compute W_2 act(W_1 x + b_1) + b_2, the first "
-    "linear map projecting each token to a wider hidden layer (d_ff > d_model).",
+    "linear map projecting each token to a wider hidden layer (d_ff > d_model), act being ReLU "
+    "when no activation is named.",
     source=Source(RECAP, RECAP_FFN, paper=VASWANI_2017),
     needs=("feed_forward",),
     topic=TOPIC,
@@ -338,8 +359,12 @@ def ffn_formula_clause(impl: Any, ck: Check) -> None:
     params, x, activation = _ffn_case(ck)
     out = np.asarray(impl.feed_forward(params, x, activation))
     ck.close(
-        out, ffn_formula(params, x, activation), output="reduction", what="feed_forward(params, x)"
+        out, ffn_formula(params, x, activation), output="reduction",
+        what=f"feed_forward(params, x, {activation!r})",
     )
+    # with no activation named, the recap's ReLU (PARAMETERS.md's default)
+    ck.close(np.asarray(impl.feed_forward(params, x)), ffn_formula(params, x, "relu"), output="reduction",
+             what="feed_forward(params, x), by default activation='relu'")
 
 
 @clause(
@@ -710,10 +735,22 @@ def _teacher_forced_argmax(
         ck.equal(tokens[s + 1], int(np.argmax(logits[s])), what=f"{what}: token {s + 1}")
 
 
+def _decoded_through_cache(gpt: Any, ids: np.ndarray, cuts: list[int]) -> np.ndarray:
+    """``ids`` (..., T) fed to ``gpt.forward_cached`` in the pieces between ``cuts``, each with the
+    cache the previous piece returned: the pieces' logits joined along the positions."""
+    pieces, cache = [], None
+    T = ids.shape[-1]
+    for start, stop in zip([0, *cuts], [*cuts, T], strict=True):
+        logits, cache = gpt.forward_cached(ids[..., start:stop], cache)
+        pieces.append(np.asarray(logits))
+    return np.concatenate(pieces, axis=-2)
+
+
 def _gpt_autoregressive(impl: Any, ck: Check) -> None:
     """DEC-AUTOREGRESSIVE for a decoder-only model: the sequence fed in pieces through the cache,
     or prefix by prefix without one, gives the parallel pass's logits."""
-    gpt_config = tiny_gpt(ck)
+    # learned positions first: a cache must continue them from its length
+    gpt_config = tiny_gpt(ck, positional_first="learned")
     gpt = impl.GPT(gpt_config, network_params(ck, gpt_config))
     ids = draw_tokens(ck, 2, 7, "GPT tokens")
     parallel = np.asarray(gpt.forward(ids))
@@ -724,17 +761,35 @@ def _gpt_autoregressive(impl: Any, ck: Check) -> None:
         # Token by token (inference as the notes describe it), then in drawn pieces of several
         # tokens (a prompt, then continuations). Both must reuse positions from the cache.
         drawn_cuts = ck.draw(st.lists(st.integers(1, len(ids) - 1), min_size=1, max_size=3), "cache cuts")
+        # A batch (B, T) through one cache too, its first row ids and each other row a different
+        # sentence (see _other_sentence): the cache then holds (B, n_heads, L, d_head), where code
+        # written for one sequence concatenates on the wrong axis, or lets every row read the
+        # first row's keys and values (a prompt cache computed once and expanded).
+        B = ck.draw(st.integers(2, 3), "cached batch size")
+        rows = [ids, *(_other_sentence(draw_tokens(ck, len(ids), len(ids), f"cached batch row {b}"), b)
+                       for b in range(1, B))]
+        batch = np.stack(rows)  # (B, T)
+        alone = [parallel, *(np.asarray(gpt.forward(row)) for row in rows[1:])]
         for cuts, how in ((list(range(1, len(ids))), "token by token"), (sorted(set(drawn_cuts)), "pieces")):
-            pieces, cache = [], None
-            for start, stop in zip([0, *cuts], [*cuts, len(ids)], strict=True):
-                logits, cache = gpt.forward_cached(ids[start:stop], cache)
-                pieces.append(np.asarray(logits))
             ck.close(
-                np.concatenate(pieces, axis=-2),
+                _decoded_through_cache(gpt, ids, cuts),
                 parallel,
                 output="network",
                 what=f"GPT: cached decoding ({how}, cuts {cuts}) vs parallel logits",
             )
+            decoded = _decoded_through_cache(gpt, batch, cuts)
+            ck.equal(decoded.shape, (B, len(ids), gpt_config.n_vocab),
+                     what=f"GPT.forward_cached on a batch of {B} ({how}): the joined logits' shape")
+            # position by position, so that a failure names (and previews) the first wrong one
+            for b in range(B):
+                for t in range(len(ids)):
+                    ck.close(
+                        decoded[b, t],
+                        alone[b][t],
+                        output="network",
+                        what=f"GPT.forward_cached on a batch of {B} ({how}, cuts {cuts}): row {b} = "
+                        f"{rows[b].tolist()}, position {t} vs GPT.forward(row {b})[{t}] alone",
+                    )
     else:
         stepwise = np.stack([np.asarray(gpt.forward(ids[: t + 1]))[-1] for t in range(len(ids))])
         ck.close(
@@ -745,11 +800,16 @@ def _gpt_autoregressive(impl: Any, ck: Check) -> None:
 @clause(
     "DEC-AUTOREGRESSIVE",
     "Decoding token by token (with a key-value cache where the implementation has one) MUST give "
-    "the same per-position outputs as the parallel teacher-forced pass.",
+    "the same per-position outputs as the parallel teacher-forced pass, for every sequence of a "
+    "batch decoded together as for one sequence alone.",
     source=Source(LECTURE_NOTES, NOTES_AUTOREGRESSIVE, paper=VASWANI_2017),
     needs=("Transformer | GPT",),
     topic=TOPIC,
     cost="network",
+    note="A GPT with GPT.forward_cached is fed one sequence and a batch (B, T) of different "
+    "sequences through its cache, token by token and in drawn pieces; each row is held to "
+    "GPT.forward of that row alone. Without a cache, and for the encoder-decoder, each prefix's "
+    "last position is held to the parallel pass.",
 )
 def dec_autoregressive(impl: Any, ck: Check) -> None:
     if ck.offers("GPT"):
@@ -956,31 +1016,41 @@ def net_padding(impl: Any, ck: Check) -> None:
     topic=TOPIC,
     cost="network",
     note="Every offered sequence network, on a batch (B, T) of two or three sequences of one "
-    "length without padding (NET-PADDING batches sources of different lengths). Positions taken "
-    "from the batch axis (len(ids) on a (B, T) batch) or a source reversed along the batch axis "
-    "fail here whatever the oracle does.",
+    "length, different at every position, without padding (NET-PADDING batches sources of "
+    "different lengths). Positions taken from the batch axis (len(ids) on a (B, T) batch) or a "
+    "source reversed along the batch axis fail here whatever the oracle does.",
 )
 def net_batch(impl: Any, ck: Check) -> None:
     B = ck.draw(st.integers(2, 3), "batch size")
+
+    def batch(n: int, label: str) -> np.ndarray:
+        # B sentences of n tokens, row b moved b places along SENTENCE_IDS: rows that differ at
+        # every position even on the first, simplest draw (equal rows hide a batch whose rows are
+        # swapped, mixed or reversed)
+        return np.stack([_other_sentence(draw_tokens(ck, n, n, f"{label} {b}"), b) for b in range(B)])
+
     if ck.offers("GPT"):
-        config = tiny_gpt(ck)
+        config = tiny_gpt(ck, positional_first="learned")  # positions counted along each sequence
         gpt = impl.GPT(config, network_params(ck, config))
         T = ck.draw(st.integers(1, 6), "GPT length")
-        ids = np.stack([draw_tokens(ck, T, T, f"GPT sequence {b}") for b in range(B)])  # (B, T)
+        ids = batch(T, "GPT sequence")  # (B, T)
         _rows_alone(ck, np.asarray(gpt.forward(ids)), [np.asarray(gpt.forward(row)) for row in ids],
-                    "GPT.forward")
+                    "GPT.forward", [f"sequence {b} = {row.tolist()}" for b, row in enumerate(ids)])
     for name, make in (("Transformer", tiny_transformer), ("Seq2Seq", tiny_seq2seq)):
         if not ck.offers(name):
             continue
-        config = make(ck)
+        # Sutskever et al.'s reversed source first: a reversal along the wrong axis shows on a batch
+        fixed = {"reverse_source": ck.draw(st.sampled_from([True, False]), "Seq2Seq reverse_source")} \
+            if name == "Seq2Seq" else {}
+        config = make(ck, **fixed)
         net = getattr(impl, name)(config, network_params(ck, config))
         S = ck.draw(st.integers(1, 5), f"{name} source length")
         T = ck.draw(st.integers(1, 5), f"{name} target length")
-        src = np.stack([draw_tokens(ck, S, S, f"{name} source {b}") for b in range(B)])  # (B, S)
-        tgt = np.stack([draw_tokens(ck, T, T, f"{name} target {b}") for b in range(B)])  # (B, T)
+        src, tgt = batch(S, f"{name} source"), batch(T, f"{name} target")  # (B, S), (B, T)
         _rows_alone(ck, np.asarray(net.forward(src, tgt)),
                     [np.asarray(net.forward(s, t)) for s, t in zip(src, tgt, strict=True)],
-                    f"{name}.forward")
+                    f"{name}.forward",
+                    [f"source {s.tolist()}, target {t.tolist()}" for s, t in zip(src, tgt, strict=True)])
 
 
 def _rows_alone(
@@ -1180,7 +1250,7 @@ def gpt_next(impl: Any, ck: Check) -> None:
     "token's column of the embedding matrix plus its position, then each block's masked "
     "self-attention and feed-forward network with their residuals and layer norms, the final layer "
     "norm when the blocks are pre-LN, and the unembedding matrix (the transposed embedding matrix "
-    "when tied).",
+    "when tied); the final hidden state, where offered, MUST be the vectors the unembedding reads.",
     source=Source(VIDEO_NOTES, VIDEO_GPT, paper=VASWANI_2017),
     needs=("GPT", *SUB_LAYERS),
     topic=TOPIC,
@@ -1196,7 +1266,8 @@ def gpt_compose(impl: Any, ck: Check) -> None:
     # Two tokens at least: one token attends to itself whatever mask the blocks put on it (a GPT
     # that masks the end token as padding reads the same one-token sequence right).
     ids = draw_tokens(ck, 2, 7, "tokens")
-    logits = np.asarray(impl.GPT(config, copy_params(params)).forward(ids))  # (T, n_vocab)
+    net = impl.GPT(config, copy_params(params))
+    logits = np.asarray(net.forward(ids))  # (T, n_vocab)
     # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
     x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
     causal = lower_triangle(len(ids))  # (T, T)
@@ -1211,6 +1282,12 @@ def gpt_compose(impl: Any, ck: Check) -> None:
     # logits = W_U h + b_U, W_U = W_E^T when tied
     ck.close(logits, unembedding(x, params, "W_E"), output="network",
              what="GPT.forward(ids) vs embedding -> own blocks -> final norm -> unembedding")
+    has = getattr(impl, "has", None)
+    if has is not None and has("GPT.hidden"):  # an optional method, as GPT.forward_cached
+        # the state the unembedding reads: after the final norm when pre-LN (a hidden that hands
+        # back the residual stream before ln_f gives every caller of it unnormalised features)
+        ck.close(np.asarray(net.hidden(ids)), x, output="network",
+                 what="GPT.hidden(ids) vs embedding -> own blocks -> final norm")
 
 
 @clause(
@@ -1245,6 +1322,20 @@ def gpt_generate(impl: Any, ck: Check) -> None:
         out[: P + 1],
         what="generate(prompt, max_new_tokens=1) vs the head of generate(prompt, max_new_tokens)",
     )
+    # The unembedding's bias is part of the logits generate picks from: a model whose b_U lifts one
+    # token 1000 above every other must generate only that token (as GREEDY's end token). A
+    # generator that computes its own logits without b_U (an adapter around a bias-less lm_head)
+    # is caught on every example, not only where the drawn b_U happens to move an argmax; checked
+    # before the parallel pass below, so that its failure names the bias.
+    biased = replace(config, bias=True)
+    lifted = network_params(ck, biased)
+    favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
+    lifted = with_logit_moved(lifted, favoured, 1e3)
+    ck.equal(
+        [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
+        [*prompt.tolist(), *[favoured] * n_new],
+        what=f"generate(T=0) when b_U[{favoured}] exceeds every other logit by 1000",
+    )
     # Row s of the parallel pass is the distribution of token s + 1 given tokens <= s: the new
     # token s + 1 (s >= P - 1) must be its argmax.
     logits = np.asarray(net.forward(np.asarray(out)))  # (P + n_new, n_vocab)
@@ -1255,19 +1346,6 @@ def gpt_generate(impl: Any, ck: Check) -> None:
         seed = ck.draw(st.integers(0, 99), "seed")
         sampled = [int(t) for t in net.generate(prompt, max_new_tokens=n_new, temperature=1e-3, seed=seed)]
         ck.equal(sampled, out, what="generate(T=1e-3) vs generate(T=0)")
-    # The unembedding's bias is part of the logits generate picks from: a model whose b_U lifts one
-    # token 1000 above every other must generate only that token (as GREEDY's end token). A
-    # generator that computes its own logits without b_U (an adapter around a bias-less lm_head)
-    # is caught on every example, not only where the drawn b_U happens to move an argmax.
-    biased = replace(config, bias=True)
-    lifted = network_params(ck, biased)
-    favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
-    lifted = with_logit_moved(lifted, favoured, 1e3)
-    ck.equal(
-        [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
-        [*prompt.tolist(), *[favoured] * n_new],
-        what=f"generate(T=0) when b_U[{favoured}] exceeds every other logit by 1000",
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1540,12 +1618,84 @@ def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> No
         )
 
 
+# The unembedding's bias, and the last id. A model whose W_U is zero has the logits b_U whatever
+# the context: here 0 for the ordinary words, BIAS_LIFT for the last id V - 1 and -32 BIAS_LIFT for
+# the reserved ids (out of reach: e^-32 at T = BIAS_LIFT, so that Transformer.sample never stops
+# early). Sampled at T = BIAS_LIFT, the last id has p = e / (e + n - 1) over the n ordinary words
+# (0.31 for 7), and BIAS_RUNS runs of two new tokens draw it as a binomial count. A correct sampler
+# draws it never, or every time, with probability < FALSE_ALARM each; a sampler off by one at the
+# end of the vocabulary (multinomial(p[:-1]), integers(0, V - 1)) never draws it, and one that
+# divides only W_U h by T (the temperature folded into the hidden state) keeps b_U's lift of
+# BIAS_LIFT and draws it every time. Powers of two: b_U and b_U / T are exact in every format.
+BIAS_LIFT = 1024.0
+BIAS_RUNS = 30
+
+
+def _bias_and_last_id(impl: Any, ck: Check, name: str) -> None:
+    """BIAS_RUNS x 2 tokens of the bias model (see above): the last id as often as p says."""
+    kind = name.partition(".")[0]
+    if kind == "GPT":
+        config = tiny_gpt(ck, n_layers=1, bias=True, tie_embeddings=False)
+    else:
+        config = tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1, bias=True, tie_embeddings=False)
+    params = network_params(ck, config)
+    params["W_U"] = np.zeros_like(params["W_U"])  # (VOCAB, d_model): the logits are b_U
+    last = VOCAB - 1
+    b_U = np.full(VOCAB, -32 * BIAS_LIFT)
+    b_U[FIRST_WORD_ID:] = 0.0
+    b_U[last] = BIAS_LIFT
+    params["b_U"] = ck.input(b_U)
+    net = getattr(impl, kind)(config, params)
+    if kind == "GPT":
+        prompt = draw_tokens(ck, 1, 5, f"{name}: prompt (bias)")
+
+        def run(seed: int) -> list[int]:
+            out = net.generate(prompt, max_new_tokens=2, temperature=BIAS_LIFT, seed=seed)
+            return [int(t) for t in out[len(prompt):]]
+    else:
+        src = draw_tokens(ck, 1, 5, f"{name}: source (bias)")
+
+        def run(seed: int) -> list[int]:
+            return [int(t) for t in net.sample(src, max_len=2, temperature=BIAS_LIFT, seed=seed)[1:]]
+
+    base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the bias seeds")
+    tokens = []
+    for seed in np.random.default_rng(base).choice(2**31 - 1, size=BIAS_RUNS, replace=False):
+        out = run(int(seed))
+        ck.equal(len(out), 2, what=f"{name}: number of new tokens for 2, the end token out of reach")
+        tokens += out
+    drawn = np.asarray(tokens)
+    stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= VOCAB)].tolist()))
+    ck.that(not stray, what=f"{name}: sampled ids of the bias model",
+            observed=stray, expected=f"ids in [{FIRST_WORD_ID}, {VOCAB}) (the others lie 32 T below)")
+    n = len(drawn)
+    p_last = math.e / (math.e + VOCAB - FIRST_WORD_ID - 1)
+    count = int((drawn == last).sum())
+    ck.note(f"{name}: draws of the last id at T = {BIAS_LIFT:g}", f"{count} of {n} (p = {p_last:.3f})")
+    # as in the tail: each probability a format computes is off by a few roundings
+    for label, q, k, undone in (
+        (f"the last id {last}", p_last, count, "a sampler that never draws the last id"),
+        (f"the ids other than {last}", 1.0 - p_last, n - count,
+         f"a sampler that leaves b_U undivided by T (its lift of {BIAS_LIFT:g} then wins every draw)"),
+    ):
+        fewest = fewest_draws(n, q * (1.0 - 4.0 * precision.eps(impl)), FALSE_ALARM)
+        ck.that(
+            k > fewest,
+            what=f"{name}: draws of {label} over {BIAS_RUNS} seeds x 2 tokens at T = {BIAS_LIFT:g}, from "
+            f"logits b_U = {BIAS_LIFT:g} for {last}, 0 for the other words",
+            observed=f"{k} of {n}",
+            expected=f"more than {fewest}: softmax(b_U / T) gives them p = {q:.3f}, and a correct sampler "
+            f"draws {fewest} or fewer with probability < {FALSE_ALARM:g}; {undone} draws none of them",
+        )
+
+
 @clause(
     "SAMPLE-DIST",
     "Sampling at temperature T MUST draw each next token from softmax(logits / T), afresh at every "
     "step: the same seed MUST give the same tokens, and over many seeds the frequencies of a sampled "
-    "token MUST match softmax(logits / T), down to its least probable tokens, and those of two "
-    "successive tokens the product of their distributions.",
+    "token MUST match softmax(logits / T), the unembedding's bias divided by T with the rest, from "
+    "the vocabulary's last id down to its least probable tokens, and those of two successive tokens "
+    "the product of their distributions.",
     source=Source(VIDEO_NOTES, VIDEO_SOFTMAX),
     needs=("Transformer.sample | GPT.generate",),
     topic=TOPIC,
@@ -1558,7 +1708,11 @@ def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> No
     f"came before; and {TAIL_DRAWS} tokens of a {TAIL_VOCAB}-token model, of which the tokens beyond "
     f"the {TOP_K} most probable and those outside the {TOP_P} nucleus must be drawn as often as a "
     "one-sided binomial test allows (no top-k or top-p truncation; a false alarm has probability "
-    f"<= {FALSE_ALARM:g} per tail). Every sampler the implementation offers, in each example.",
+    f"<= {FALSE_ALARM:g} per tail); and {2 * BIAS_RUNS} tokens at T = {BIAS_LIFT:g} of a model whose "
+    f"logits are b_U alone, {BIAS_LIFT:g} for the last id and 0 for the other words, which must draw "
+    "the last id some of the time and not all of the time (a binomial test each way: no sampler off "
+    "by one at the end of the vocabulary, no b_U left undivided by T). Every sampler the implementation offers, in "
+    "each example.",
 )
 def sample_dist(impl: Any, ck: Check) -> None:
     temperature = ck.draw(st.sampled_from(TEMPERATURES), "temperature")
@@ -1581,6 +1735,7 @@ def sample_dist(impl: Any, ck: Check) -> None:
         _sampled_frequencies(impl, ck, first_token, logits, temperature, name)
         _uniform_successors(impl, ck, name, temperature)
         _tail_frequencies(impl, ck, name, temperature)
+        _bias_and_last_id(impl, ck, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1590,8 +1745,8 @@ def sample_dist(impl: Any, ck: Check) -> None:
 
 @clause(
     "NET-ORACLE",
-    "The forward passes of the MLP, Transformer, GPT and Seq2Seq networks MUST equal the oracle's "
-    "for the same parameters and conventions.",
+    "The forward passes of the MLP, Transformer, GPT and Seq2Seq networks, and a GPT's final hidden "
+    "state where offered, MUST equal the oracle's for the same parameters and conventions.",
     source=Source(LECTURE_NOTES, NOTES_ENCODER, paper=VASWANI_2017),
     needs=(" | ".join(NETWORKS),),
     topic=TOPIC,
@@ -1604,10 +1759,10 @@ def sample_dist(impl: Any, ck: Check) -> None:
 def net_oracle(impl: Any, ck: Check) -> None:
     for kind in NETWORKS:
         if ck.offers(kind):
-            _NETWORK_AGAINST_ORACLE[kind](ck)
+            _NETWORK_AGAINST_ORACLE[kind](impl, ck)
 
 
-def _mlp_against_oracle(ck: Check) -> None:
+def _mlp_against_oracle(impl: Any, ck: Check) -> None:
     sizes = tuple(ck.draw(st.lists(st.integers(1, 6), min_size=2, max_size=4), "MLP layer sizes"))
     activation = ck.draw(st.sampled_from(["sigmoid", "relu", "tanh", "gelu"]), "MLP activation")
     mlp = MLPConfig(layer_sizes=sizes, activation=activation)
@@ -1617,7 +1772,7 @@ def _mlp_against_oracle(ck: Check) -> None:
                        what="MLP.forward(x), the output layer's activations")
 
 
-def _transformer_against_oracle(ck: Check) -> None:
+def _transformer_against_oracle(impl: Any, ck: Check) -> None:
     transformer = tiny_transformer(ck)
     params = network_params(ck, transformer)
     src, tgt = draw_tokens(ck, 1, 5, "Transformer source"), draw_tokens(ck, 1, 5, "Transformer target")
@@ -1627,15 +1782,21 @@ def _transformer_against_oracle(ck: Check) -> None:
     )
 
 
-def _gpt_against_oracle(ck: Check) -> None:
-    gpt = tiny_gpt(ck)
+def _gpt_against_oracle(impl: Any, ck: Check) -> None:
+    # learned positions first (GPT-COMPOSE starts at 'none'): a table read from row 1 (fairseq's
+    # positions start there) is caught on the first example
+    gpt = tiny_gpt(ck, positional_first="learned")
     params = network_params(ck, gpt)
     ids = draw_tokens(ck, 1, 7, "GPT tokens")
     ck.close_to_oracle(lambda m: m.GPT(gpt, copy_params(params)).forward(ids), output="network",
                        what="GPT.forward(ids)")
+    has = getattr(impl, "has", None)
+    if has is not None and has("GPT.hidden"):  # an optional method, as GPT.forward_cached
+        ck.close_to_oracle(lambda m: m.GPT(gpt, copy_params(params)).hidden(ids), output="network",
+                           what="GPT.hidden(ids)")
 
 
-def _seq2seq_against_oracle(ck: Check) -> None:
+def _seq2seq_against_oracle(impl: Any, ck: Check) -> None:
     seq2seq = tiny_seq2seq(ck)
     params = network_params(ck, seq2seq)
     src, tgt = draw_tokens(ck, 1, 5, "Seq2Seq source"), draw_tokens(ck, 1, 5, "Seq2Seq target")

@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 from nnspec.reference.config import MLPConfig, preset
 
 from . import precision
+from .activations import FORMULAS
 from .clause import DEEP_LEARNING, NEURAL_NETWORKS, Check, Source, clause, informative
 
 TOPIC = "cost_learning"
@@ -202,6 +203,57 @@ def mlp_params(impl: Any, ck: Check) -> None:
         out.max(axis=-1).tolist(),
         what="activation of predict(x) vs max activation",
     )
+
+
+# The activations an MLP config may name (reference/config.py; None: a linear layer), as closed
+# forms written out in spec/activations.py.
+_SIGMA = {None: lambda z: z, **FORMULAS}
+
+
+@clause(
+    "MLP-FORWARD",
+    "MLP.forward(x) MUST return every layer's weighted input z(l) = W(l) a(l-1) + b(l) and every "
+    "activation a(l) = sigma(z(l)), from a(0), the input x itself, to the output layer's a(L).",
+    source=Source(DEEP_LEARNING, DL_CH1),
+    needs=("MLP",),
+    topic=TOPIC,
+    note="z(l) is the Neural Networks notes' name (section 4) for a layer's weighted sum with its "
+    "bias. Each layer is checked against the implementation's own a(l-1) and z(l), in float64: no "
+    "reference is involved. Every activation a config names is drawn, and None (linear).",
+)
+def mlp_forward(impl: Any, ck: Check) -> None:
+    n_layers = ck.draw(st.integers(1, 3), "n_layers")
+    sizes = tuple(
+        ck.draw(st.lists(st.integers(1, 5), min_size=n_layers + 1, max_size=n_layers + 1), "sizes")
+    )
+    activation = ck.draw(st.sampled_from(list(_SIGMA)), "activation")
+    sigma = _SIGMA[activation]
+    params = seeded_mlp_params(ck, sizes)
+    n = ck.draw(st.integers(1, 4), "n_examples")
+    x = draw_array(ck, (n, sizes[0]), "x")
+    config = MLPConfig(layer_sizes=sizes, activation=activation)
+    zs, activations = impl.MLP(config, copy_params(params)).forward(x)
+    # Lengths first: a list without a(0), or with an extra entry, shifts every layer by one.
+    ck.equal(len(activations), n_layers + 1,
+             what=f"len(forward(x)[1]) of a {n_layers}-layer network (a(0) = x, then a(1)..a(L))")
+    ck.equal(len(zs), n_layers, what=f"len(forward(x)[0]) of a {n_layers}-layer network (z(1)..z(L))")
+    ck.equal(np.asarray(activations[0], dtype=np.float64), x, what="forward(x)[1][0] = a(0), the input x")
+    for l, layer in enumerate(params["layers"], start=1):
+        W, b = layer["W"], layer["b"]
+        a_prev = np.asarray(activations[l - 1], dtype=np.float64)
+        z = np.asarray(zs[l - 1], dtype=np.float64)
+        a = np.asarray(activations[l], dtype=np.float64)
+        ck.equal(z.shape, (n, sizes[l]), what=f"forward(x)[0][{l - 1}].shape, z({l})")
+        ck.equal(a.shape, (n, sizes[l]), what=f"forward(x)[1][{l}].shape, a({l})")
+        # z_j(l) = sum_k W_jk(l) a_k(l-1) + b_j(l), a batch of rows; its rounding is that of the
+        # terms' magnitudes, the sum's condition where it cancels.
+        terms = np.abs(a_prev) @ np.abs(W).T + np.abs(b)
+        ck.close(z, a_prev @ W.T + b, output="reduction", condition=max(1.0, float(terms.max())),
+                 what=f"z({l}) = W({l}) a({l - 1}) + b({l}): forward(x)[0][{l - 1}] vs W({l}) "
+                      f"forward(x)[1][{l - 1}] + b({l})")
+        ck.close(a, sigma(z), output="elementwise",
+                 what=f"a({l}) = {activation or 'identity'}(z({l})): forward(x)[1][{l}] vs "
+                      f"{activation or 'identity'}(forward(x)[0][{l - 1}])")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,6 +464,35 @@ def gd_descent(impl: Any, ck: Check) -> None:
 
 
 @clause(
+    "GD-STEP",
+    "One gradient-descent step on a batch, MLP.sgd_step(x, y, eta), MUST move every weight and "
+    "bias against the gradient of the batch's cost, to theta - eta dC/dtheta.",
+    source=Source(NEURAL_NETWORKS, NN_GD),
+    needs=("MLP.gradients", "MLP.sgd_step"),
+    topic=TOPIC,
+    note="The step is read through the network's outputs on the batch, against a network built "
+    "from theta - eta dC/dtheta with the implementation's own gradients (checked by BP-FULL), so "
+    "no reference is involved.",
+)
+def gd_step(impl: Any, ck: Check) -> None:
+    config, params, x, y = _small_mlp(ck)
+    eta = ck.draw(finite(0.05, 2.0), "eta")
+    dW, db = impl.MLP(config, copy_params(params)).gradients(x, y)
+    net = impl.MLP(config, copy_params(params))
+    net.sgd_step(x, y, eta)
+    stepped = impl.MLP(config, rounded_params(ck, step_params(params, dW, db, eta)))
+    # The outputs on the batch itself: to first order a step moves the cost by -eta |grad|^2, so
+    # a non-zero gradient moves them (one that climbs, or does not move, lands 2 eta grad or
+    # eta grad away from theta - eta grad).
+    ck.close(
+        np.asarray(net.forward(x)[1][-1]),
+        np.asarray(stepped.forward(x)[1][-1]),
+        output="gradient",
+        what=f"outputs on x after sgd_step(x, y, eta={eta:.4g}) vs those of theta - eta dC/dtheta",
+    )
+
+
+@clause(
     "GD-AVERAGE",
     "The gradient of the cost over a data set MUST be the average of the per-example gradients.",
     source=Source(NEURAL_NETWORKS, NN_BP_GD),
@@ -512,9 +593,10 @@ def documented_batches(n: int, batch_size: int, seed: int) -> Batches:
     "SGD-PARTITION",
     "Averaging the minibatch gradients over an equal partition of the data MUST give the "
     "full-batch gradient, and one epoch of stochastic gradient descent MUST take one "
-    "gradient-descent step per minibatch of a partition of the data shuffled anew each epoch, "
-    "every example in exactly one minibatch and the last minibatch smaller when the batch size "
-    "does not divide the number of examples.",
+    "gradient-descent step per minibatch of a partition of the data shuffled anew each epoch and "
+    "determined by the seed (the same seed, the same training), every example in exactly one "
+    "minibatch and the last minibatch smaller when the batch size does not divide the number of "
+    "examples.",
     source=Source(NEURAL_NETWORKS, NN_SGD),
     needs=("MLP.gradients",),
     uses=("MLP.train",),
@@ -524,7 +606,10 @@ def documented_batches(n: int, batch_size: int, seed: int) -> Batches:
          "(torch.randperm) does not follow; the report notes which order matched. 'Shuffled "
          "anew' is checked as randomness, whatever the generator: over 13 seeds the first "
          "epoch's ordered partition is not always the same one, and the second epoch's is not "
-         "always the first's (not at float16 or bfloat16, which do not resolve the orders).",
+         "always the first's (not at float16 or bfloat16, which do not resolve the orders). "
+         "'Determined by the seed': training again from the same parameters with the same seed "
+         "ends at the same outputs (a loop that shuffles with the unseeded global "
+         "np.random.permutation does not).",
 )
 def sgd_partition(impl: Any, ck: Check) -> None:
     n_layers = ck.draw(st.integers(2, 3), "n_layers")
@@ -594,6 +679,11 @@ def _sgd_epoch(impl: Any, ck: Check, config: MLPConfig, params: dict) -> None:
              f"step per minibatch of the nearest partition {[list(b) for b in nearest]} "
              f"(of {len(leaves)})",
     )
+    # The same seed, the same training: every partition of this epoch is a different trajectory,
+    # and a loop whose shuffle ignores the seed takes another on a second run (unless the epoch
+    # has one ordered partition only: B = N).
+    _same_seed_again(impl, ck, config, params, (x, y), probe, observed,
+                     epochs=1, batch_size=batch_size, eta=eta, seed=seed)
     # The shuffle check costs more than the rest of the clause: it runs in some of the examples
     # (about half, Hypothesis favouring 0), always in the first (every run starts from the
     # simplest draw, 0). At float16 and bfloat16 the orders' trajectories lie closer together than
@@ -602,6 +692,30 @@ def _sgd_epoch(impl: Any, ck: Check, config: MLPConfig, params: dict) -> None:
         ck.note("shuffle check", f"not run at {precision.dtype_of(impl)} (orders not resolved)")
     elif ck.draw(st.integers(0, 3), "shuffle check (0: run it)") == 0:
         _shuffled_each_epoch(impl, ck, config, params)
+
+
+def _same_seed_again(
+    impl: Any, ck: Check, config: MLPConfig, params: dict, data: tuple[np.ndarray, np.ndarray],
+    probe: np.ndarray, observed: np.ndarray, *, epochs: int, batch_size: int, eta: float, seed: int,
+) -> None:
+    """SGD-PARTITION's part on the seed: ``train`` run again from ``params`` with the same
+    arguments and seed ends where the first run did (``observed``: its outputs on ``probe``).
+
+    A deterministic loop repeats itself bit for bit; the tolerance, that of a sum, only leaves
+    room for a kernel whose reductions are ordered differently from run to run (atomics on a GPU).
+    A loop that draws its order from an unseeded generator lands on another partition's
+    trajectory, a step of eta * grad away."""
+    x, y = data
+    again = impl.MLP(config, copy_params(params))
+    again.train(x, y, epochs=epochs, batch_size=batch_size, eta=eta, seed=seed)
+    ck.close(
+        np.asarray(again.forward(probe)[1][-1]),
+        observed,
+        output="reduction",
+        what=f"outputs after a second train(epochs={epochs}, batch_size={batch_size}, seed={seed}) "
+             f"on {len(x)} examples from the same parameters vs the first run's (the same seed: "
+             f"the same minibatches)",
+    )
 
 
 # "Shuffled anew each epoch" is a statement about randomness, and any generator may do the
@@ -671,12 +785,17 @@ def _shuffled_each_epoch(impl: Any, ck: Check, config: MLPConfig, params: dict) 
     n_batches = -(-n // batch_size)
     n_orders = round(math.sqrt(len(two_epochs)))
 
-    runs = []
+    runs, observed = [], []
     for seed in range(first_seed, first_seed + SHUFFLE_SEEDS):
         net = impl.MLP(config, copy_params(params))
         net.train(x, y, epochs=2, batch_size=batch_size, eta=eta, seed=seed)
-        both = _identified(np.asarray(net.forward(probe)[1][-1]), keys, outputs, floor)
+        observed.append(np.asarray(net.forward(probe)[1][-1]))
+        both = _identified(observed[-1], keys, outputs, floor)
         runs.append(None if both is None else (both[:n_batches], both[n_batches:]))
+    # The first seed once more: a loop that shuffles with a generator of its own, not seeded by
+    # `seed`, varies as the checks below ask, but takes one of the other 35 two-epoch trajectories.
+    _same_seed_again(impl, ck, config, params, (x, y), probe, observed[0],
+                     epochs=2, batch_size=batch_size, eta=eta, seed=first_seed)
     decided = [run for run in runs if run is not None]
     firsts = {first for first, _ in decided}
     repeats = sum(first == second for first, second in decided)

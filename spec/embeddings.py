@@ -51,9 +51,28 @@ def _floats(bound: float) -> st.SearchStrategy[float]:
     topic="embeddings",
     note="Refused means an error: -1 must not wrap around to the last token's column (W_E[:, -1], "
          "a pad or ignore_index of -1 or -100 looked up as a word), nor n_vocab be clamped. Each "
-         "of -1, n_vocab and a drawn id outside the range is put into an otherwise valid batch.",
+         "of -1, n_vocab and a drawn id outside the range is put into an otherwise valid batch. "
+         "Every example also looks up a square W_E (d_model = n_vocab = 3, entries 1 to 9), "
+         "where W_E (d_model, n_vocab) and nn.Embedding's (n_vocab, d_model) have the same "
+         "shape: code that reads row t, or guesses the layout from the shape, is caught there "
+         "and only there (a drawn W_E is rarely square, and rarely has rows unlike its columns).",
 )
 def embedding_lookup(impl: Any, ck: Check) -> None:
+    # A square W_E first, on every example: its rows and columns have the same length, so code
+    # that reads row t, or guesses the layout from the shape, returns a vector of the right size
+    # there and nowhere else. Entries 1..n^2 make row t and column t differ off the diagonal.
+    n = 3
+    square = ck.input(np.arange(1.0, n * n + 1).reshape(n, n))
+    square_ids = np.array([[0, 1, 2], [2, 0, 1]])
+    out = impl.embed(square_ids, square)
+    ck.equal(np.shape(out), square_ids.shape + (n,), what=f"embed({square_ids.tolist()}, W_E).shape "
+             f"for a square W_E ({n} x {n})")
+    for index in np.ndindex(*square_ids.shape):
+        t = int(square_ids[index])
+        ck.equal(out[index], square[:, t],
+                 what=f"embed(ids, W_E)[{index}] (token {t}) for the square W_E = "
+                 f"{square.tolist()} (d_model = n_vocab = {n}): column {t}, not row {t}")
+
     d_model = ck.draw(st.integers(1, 8), "d_model")
     n_vocab = ck.draw(st.integers(1, 12), "n_vocab")
     W_E = ck.input(ck.draw(hnp.arrays(np.float64, (d_model, n_vocab), elements=_floats(4)), "W_E"))

@@ -62,6 +62,22 @@ def _wide_tokens(ck: Check, impl: Any) -> np.ndarray:
     return ck.input(np.clip(x, -bound, bound))
 
 
+def _default_layer_norm_eps(ck: Check) -> float:
+    """layer_norm's eps when a call leaves it out: the declared layer_norm_eps, else the pin."""
+    declared = getattr(getattr(ck.oracle, "conventions", None), "layer_norm_eps", None)
+    return EPS if declared is None else float(declared)
+
+
+def _quiet_tokens(ck: Check, x: np.ndarray) -> np.ndarray:
+    """``x`` scaled by 2^-8 (values k/4096, exact), its first token and first feature replaced by
+    +-2^-8 (variance 2^-16 = 1.5e-5 and mean 0 where the signs balance): variances near eps, where
+    the normalised output depends on which eps was used."""
+    quiet = x * 2.0**-8
+    quiet[0, 0, :] = 2.0**-8 * (1 - 2 * (np.arange(x.shape[-1]) % 2))  # +1, -1, +1, ...
+    quiet[:, 0, 0] = 2.0**-8 * (1 - 2 * (np.arange(x.shape[0]) % 2))  # across the batch as well
+    return ck.input(quiet)
+
+
 def _normalised(x: np.ndarray, axes: int | tuple[int, ...], eps: float) -> np.ndarray:
     """(x - mean) / sqrt(var + eps), biased variance over ``axes``: the notes' (x - mu) / sigma."""
     mean = x.mean(axis=axes, keepdims=True)
@@ -86,7 +102,8 @@ def _condition(x: np.ndarray, axes: int | tuple[int, ...], eps: float = EPS) -> 
 @clause(
     "LN-STATS",
     "With gamma = 1 and beta = 0, layer norm MUST give every token mean 0 and biased variance "
-    "var / (var + eps), i.e. 1 up to eps, over its features.",
+    "var / (var + eps), i.e. 1 up to eps, over its features, with eps = 1e-5 (or the declared "
+    "layer_norm_eps) when the call leaves it out.",
     source=NORM_SECTION,
     needs=("layer_norm",),
     topic="normalisation",
@@ -114,6 +131,15 @@ def layer_norm_statistics(impl: Any, ck: Check) -> None:
              what=f"layer_norm(x).mean(-1), d = {d}", condition=condition)
     ck.close(y.var(axis=-1), var_in / (var_in + EPS), output="normalised",
              what=f"layer_norm(x).var(-1), d = {d}", condition=condition)
+    # And eps left out: the pinned default, or the declared one. Quiet tokens, whose variance is
+    # near eps, show it (a +-2^-8 token: var / (var + eps) = 0.60 at 1e-5, 0.94 at 1e-6).
+    eps = _default_layer_norm_eps(ck)
+    quiet = _quiet_tokens(ck, x)
+    d = quiet.shape[-1]
+    ck.close(impl.layer_norm(quiet, np.ones(d), np.zeros(d)), _normalised(quiet, -1, eps), output="normalised",
+             what=f"layer_norm(x / 256, ones, zeros), x[0, 0] and x[:, 0, 0] = +-1/256, eps left out "
+             f"(the default {eps:g})",
+             condition=_condition(quiet, -1, eps)[..., None])
 
 
 @clause(
@@ -202,7 +228,8 @@ def layer_norm_independent(impl: Any, ck: Check) -> None:
 @clause(
     "BN-STATS",
     "With gamma = 1 and beta = 0, batch norm MUST give every feature mean 0 and biased variance "
-    "var / (var + eps) across the batch (every axis but the features).",
+    "var / (var + eps) across the batch (every axis but the features), with eps = 1e-5 when the "
+    "call leaves it out.",
     source=BN_SECTION,
     needs=("batch_norm",),
     topic="normalisation",
@@ -219,6 +246,12 @@ def batch_norm_statistics(impl: Any, ck: Check) -> None:
     ck.close(y.var(axis=axes), var_in / (var_in + EPS), output="normalised",
              what="batch_norm(x).var(B, T)", condition=condition)
     ck.close(y, _normalised(x, axes, EPS), output="normalised", what="batch_norm(x)", condition=condition)
+    # And eps left out: the pinned default. Quiet features, whose variance is near eps, show it.
+    quiet = _quiet_tokens(ck, x)
+    ck.close(impl.batch_norm(quiet, np.ones(d), np.zeros(d)), _normalised(quiet, axes, EPS), output="normalised",
+             what=f"batch_norm(x / 256, ones, zeros), x[0, 0] and x[:, 0, 0] = +-1/256, eps left out "
+             f"(the default {EPS:g})",
+             condition=_condition(quiet, axes)[None, None, :])
 
 
 @clause(

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from nnspec.reference.config import START_ID
 
 from . import precision
-from .attention import _array, _batch, _mask, _on_the_simplex, _softmax_rows
+from .attention import _array, _batch, _mask, _nonfinite, _on_the_simplex, _softmax_rows
 from .blocks import FIRST_WORD_ID, draw_tokens, network_params, tiny_seq2seq
 from .clause import (
     BAHDANAU_2015,
@@ -83,11 +84,46 @@ def _context_checks(
     )
 
 
+def _fully_masked_steps(
+    ck: Check,
+    attend: Any,
+    batch: tuple[int, ...],
+    n: int,
+    mask: np.ndarray | None,
+    context: np.ndarray,
+    weights: np.ndarray,
+) -> None:
+    """The same call with one or more steps' every encoder state masked (a source of padding
+    only): the softmax over no allowed j is all zeros (PARAMETERS.md's fully masked row), so those
+    steps get zero weights and a zero context, never NaN (a -1e9 fill gives them uniform weights,
+    a naive softmax 0/0), and the other steps what ``mask`` alone gave them."""
+    blocked = np.array(ck.draw(hnp.arrays(np.bool_, batch), "fully masked steps (more)"))  # (...)
+    blocked.flat[ck.draw(st.integers(0, blocked.size - 1), "a fully masked step (flat index)")] = True
+    allowed = np.ones((*batch, n), dtype=bool) if mask is None else mask
+    context_m, weights_m = (np.asarray(a) for a in attend(allowed & ~blocked[..., None]))
+    ck.equal(weights_m.shape, weights.shape, what="alpha.shape, some steps fully masked")
+    ck.equal(context_m.shape, context.shape, what="context.shape, some steps fully masked")
+    ck.that(
+        bool(np.all(np.isfinite(weights_m)) and np.all(np.isfinite(context_m))),
+        what="isfinite(alpha) and isfinite(context), some steps fully masked",
+        observed=_nonfinite({"alpha": weights_m, "context": context_m}),
+        expected="finite",
+    )
+    # softmax over j of e_j = -inf for every j: exp(-inf) = 0 over a sum with no term
+    ck.equal(weights_m[blocked], np.zeros(weights_m[blocked].shape), what="alpha of a step with every h_j masked")
+    ck.equal(context_m[blocked], np.zeros(context_m[blocked].shape), what="context of a step with every h_j masked")
+    ck.close(weights_m[~blocked], weights[~blocked], output="probability",
+             what="alpha of the other steps, beside fully masked ones")
+    ck.close(context_m[~blocked], context[~blocked], output="attention",
+             what="context of the other steps, beside fully masked ones")
+
+
 @clause(
     "ADD-ATT",
     "Additive (Bahdanau) attention weights MUST be the softmax over j of "
     "e_j = v^T tanh(W [s_{i-1}; h_j] + b), computed from the previous decoder state and each "
-    "encoder state, and the context MUST be the weighted sum of the h_j.",
+    "encoder state, and the context MUST be the weighted sum of the h_j; a step with every "
+    "encoder state masked MUST get zero weights and a zero context, never NaN.",
     source=_BAHDANAU,
     needs=("additive_attention",),
     topic=TOPIC,
@@ -124,12 +160,16 @@ def add_att(impl: Any, ck: Check) -> None:
         what="alpha = softmax(v . tanh(W[s;h] + b))",
     )
     _context_checks(ck, context, weights, h, mask)
+    _fully_masked_steps(
+        ck, lambda m: impl.additive_attention(params, s_prev, h, m), batch, n, mask, context, weights
+    )
 
 
 @clause(
     "DOT-ATT",
     "Dot-product (Luong) attention MUST score each encoder state by e_j = s^T h_j, with no scaling "
-    "and no parameters, take the softmax over j and return the weighted sum of the h_j.",
+    "and no parameters, take the softmax over j and return the weighted sum of the h_j; a step "
+    "with every encoder state masked MUST get zero weights and a zero context, never NaN.",
     source=_LUONG,
     needs=("dot_attention",),
     topic=TOPIC,
@@ -157,6 +197,7 @@ def dot_att(impl: Any, ck: Check) -> None:
         e = np.where(mask, e, -np.inf)
     ck.close(weights, _softmax_rows(e), output="probability", what="alpha = softmax(s^T h_j)")
     _context_checks(ck, context, weights, h, mask)
+    _fully_masked_steps(ck, lambda m: impl.dot_attention(s, h, m), batch, n, mask, context, weights)
 
 
 def _lstm_params(ck: Check, D: int, H: int) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from nnspec.spec import blocks
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
 from nnspec.verify.mutants import (
+    CATALOGUE,
     FirstPositionGenerateGPT,
     FixedSeedSampleTransformer,
     GPTDropsFFNResidual,
@@ -538,3 +539,97 @@ def test_clause_catches_at_quick(clause_id: str, bug: str, overrides: dict, name
     assert not is_crash(result.message), result.message
     assert named in result.message, result.message
 
+
+
+# ------------------------------------------------------------------ the fifth hunt: a user's own GPT
+# (clause, catalogue mutant, what the failure message must name): each caught on the quick profile's
+# first examples, with the oracle correct or sharing the fault (NET-ORACLE only with a correct one).
+FIFTH_HUNT = [
+    ("DEC-AUTOREGRESSIVE", "kv-cache-batch-reads-first-row", "GPT.forward_cached on a batch of 2 (token by token"),
+    ("DEC-AUTOREGRESSIVE", "kv-cache-cat-dim-1", "GPT.forward_cached(array(2, 1) int64"),
+    ("GPT-COMPOSE", "gpt-hidden-before-final-norm", "GPT.hidden(ids) vs embedding -> own blocks -> final norm"),
+    ("NET-ORACLE", "gpt-hidden-before-final-norm", "GPT.hidden(ids) vs oracle"),
+    ("FFN-FORMULA", "ffn-default-gelu", "feed_forward(params, x), by default activation='relu'"),
+    # caught on the quick profile's first example since tiny_gpt starts at its richest configuration
+    ("GPT-COMPOSE", "gpt-tied-drops-b_U", "GPT.forward(ids) vs embedding"),
+    ("GPT-COMPOSE", "gpt-tied-logits-scaled", "GPT.forward(ids) vs embedding"),
+    ("GPT-COMPOSE", "gpt-final-norm-default-eps", "GPT.forward(ids) vs embedding"),
+    ("NET-ORACLE", "gpt-learned-positions-from-one", "GPT.forward(ids) vs oracle"),
+    ("SAMPLE-DIST", "gpt-generate-temperature-not-on-bias", "GPT.generate: draws of the ids other than 10"),
+    ("SAMPLE-DIST", "gpt-generate-never-samples-last-id", "GPT.generate: draws of the last id 10"),
+    ("NET-BATCH", "seq2seq-reverse-batch-axis", "Seq2Seq.forward(batch)"),
+]
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["oracle-correct", "oracle-shares-the-fault"])
+@pytest.mark.parametrize(("clause_id", "mutant_id", "named"), FIFTH_HUNT, ids=[f"{c}-{m}" for c, m, _ in FIFTH_HUNT])
+def test_fifth_hunt_faults_are_caught_at_quick(clause_id: str, mutant_id: str, named: str, shared: bool) -> None:
+    if shared and clause_id == "NET-ORACLE":
+        pytest.skip("an oracle comparison cannot see a fault the oracle shares")
+    mutant = CATALOGUE[mutant_id]
+    result = run_clause(clause_id, mutant.implementation(shared_oracle=shared), profile="quick", seed=0,
+                        shrink=False)
+    assert result.status == "failed", result.message
+    assert mutant.crash or not is_crash(result.message), result.message
+    assert named in result.message, result.message
+
+
+def test_a_batch_decoded_through_the_cache_has_different_rows() -> None:
+    """Every row but the first is another sentence at every position, even on the simplest draw
+    (a batch of equal rows hides a cache that every row reads from row 0)."""
+    ids = np.asarray(blocks.SENTENCE_IDS[:5], dtype=np.int64)
+    for by in range(1, len(blocks.SENTENCE_IDS)):
+        other = blocks._other_sentence(ids, by)
+        assert (other != ids).all() and PAD_ID not in other
+        assert set(other.tolist()) <= set(blocks.SENTENCE_IDS)
+
+
+def test_a_gpt_without_hidden_is_composed_on_its_logits_alone() -> None:
+    """GPT.hidden is checked where offered: a GPT class without it still passes GPT-COMPOSE and
+    NET-ORACLE (Hugging Face's GPT-2 wrapper has none)."""
+
+    class NoHiddenGPT:
+        def __init__(self, config, params):
+            self._gpt = numpy_ref.GPT(config, params)
+
+        def forward(self, ids):
+            return self._gpt.forward(ids)
+
+    impl = patched("numpy", name="gpt-without-hidden", GPT=NoHiddenGPT)
+    assert not impl.has("GPT.hidden")
+    for clause_id in ("GPT-COMPOSE", "NET-ORACLE"):
+        result = run_clause(clause_id, impl, profile="quick", seed=0)
+        assert result.status == "passed", result.message
+
+
+def test_the_first_drawn_gpt_is_the_richest() -> None:
+    """At the quick profile a network clause gets two examples, the first of them every switch's
+    first choice: pre-LN, biases, tied embeddings, scaled embeddings, eps 1e-2; positions 'none'
+    except where the clause is about positions (NET-ORACLE, NET-BATCH, DEC-AUTOREGRESSIVE)."""
+    seen: list = []
+
+    class RecordingGPT(numpy_ref.GPT):
+        def __init__(self, config, params):
+            seen.append(config)
+            super().__init__(config, params)
+
+    impl = patched("numpy", name="recording-gpt", GPT=RecordingGPT)
+    for clause_id, positional in (("GPT-COMPOSE", "none"), ("NET-ORACLE", "learned"), ("NET-BATCH", "learned"),
+                                  ("DEC-AUTOREGRESSIVE", "learned")):
+        seen.clear()
+        assert run_clause(clause_id, impl, profile="quick", seed=0).status == "passed"
+        first = seen[0]
+        switches = (first.norm_placement, first.bias, first.tie_embeddings, first.scale_embeddings)
+        assert switches == ("pre", True, True, True), clause_id
+        assert (first.positional, first.layer_norm_eps) == (positional, 1e-2), clause_id
+
+
+def test_the_bias_model_draws_the_last_id_neither_never_nor_always() -> None:
+    """At T = BIAS_LIFT the last id has p = e / (e + 6); over 2 BIAS_RUNS draws a correct sampler
+    draws it never, or every time, with probability < FALSE_ALARM, so the two one-sided tests catch
+    a sampler that skips the last id and one that leaves b_U undivided by T."""
+    n = 2 * blocks.BIAS_RUNS
+    p = np.e / (np.e + blocks.VOCAB - blocks.FIRST_WORD_ID - 1)
+    assert (1 - p) ** n < blocks.FALSE_ALARM and p**n < blocks.FALSE_ALARM
+    assert blocks.fewest_draws(n, p, blocks.FALSE_ALARM) >= 0
+    assert blocks.fewest_draws(n, 1 - p, blocks.FALSE_ALARM) >= 0

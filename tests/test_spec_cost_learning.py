@@ -11,8 +11,8 @@ from nnspec.reference import numpy_ref
 from nnspec.reference.config import MLPConfig
 from nnspec.spec.clause import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.mutants import CATALOGUE, SameOrderEachEpoch, TrainsWithoutShuffling
 from nnspec.verify.mutants import DropsLastBatchMLP as DropsLastBatch
-from nnspec.verify.mutants import SameOrderEachEpoch, TrainsWithoutShuffling
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "cost_learning")
 CHEAP = [cid for cid in CLAUSES if REGISTRY[cid].cost != "training"]
@@ -20,8 +20,8 @@ CHEAP = [cid for cid in CLAUSES if REGISTRY[cid].cost != "training"]
 
 def test_the_topic_declares_the_issue_clauses() -> None:
     assert set(CLAUSES) == {
-        "MLP-PARAMS", "LINREG-GD", "COST-SQ", "GD-DESCENT", "GD-AVERAGE", "SGD-PARTITION",
-        "LEARN-DIGITS", "LEARN-LABELS",
+        "MLP-PARAMS", "MLP-FORWARD", "LINREG-GD", "COST-SQ", "GD-DESCENT", "GD-STEP", "GD-AVERAGE",
+        "SGD-PARTITION", "LEARN-DIGITS", "LEARN-LABELS",
     }
     assert REGISTRY["COST-SQ"].errata, "the sum-vs-mean erratum belongs next to COST-SQ"
 
@@ -73,6 +73,25 @@ class AscentGradient(numpy_ref.MLP):
     def gradients(self, x, y):
         dW, db = super().gradients(x, y)
         return [-g for g in dW], [-g for g in db]
+
+
+class StepNotStored(numpy_ref.MLP):
+    """``W = W - eta * dW`` on a local name: the step is computed and thrown away."""
+
+    def sgd_step(self, x, y, eta):
+        dW, db = self.gradients(x, y)
+        for layer, gW, gb in zip(self.params["layers"], dW, db, strict=True):
+            W, b = layer["W"], layer["b"]
+            W = W - eta * gW  # noqa: F841 (the slip: a new array, never stored)
+            b = b - eta * gb  # noqa: F841
+
+
+class ZsAfterActivation(numpy_ref.MLP):
+    """Appends each layer's activation where its weighted input z(l) belongs."""
+
+    def forward(self, x):
+        zs, activations = super().forward(x)
+        return activations[1:], activations
 
 
 class DropsLastExample(numpy_ref.MLP):
@@ -155,6 +174,9 @@ BUGS = [
     ("MLP-PARAMS", "argmin-predict", {"MLP": ArgminPredict}),
     ("MLP-PARAMS", "linear-output", {"MLP": LinearOutput}),
     ("MLP-PARAMS", "missing-biases", {"init_params": init_without_first_biases}),
+    ("MLP-FORWARD", "linear-output", {"MLP": LinearOutput}),
+    ("MLP-FORWARD", "zs-after-activation", {"MLP": ZsAfterActivation}),
+    ("GD-STEP", "step-not-stored", {"MLP": StepNotStored}),
     ("LINREG-GD", "half-gradient", {"MLP": HalfGradient}),
     ("LINREG-GD", "summed-gradient", {"MLP": SummedGradient}),
     ("COST-SQ", "mean-over-outputs", {"squared_error_cost": mean_over_outputs_cost}),
@@ -182,8 +204,52 @@ def test_clause_rejects_planted_bug(clause_id: str, bug: str, overrides: dict) -
     assert result.status == "failed", result.message
 
 
+# The catalogue's own faults of the fifth hunt (verify/mutants.py), each with what its message says.
+CATALOGUE_BUGS = [
+    ("SGD-PARTITION", "mlp-train-ignores-seed", "outputs after a second train("),
+    ("GD-STEP", "mlp-sgd-step-ascends", "after sgd_step(x, y, eta="),
+    ("MLP-FORWARD", "mlp-forward-omits-input", "len(forward(x)[1]) of a 1-layer network"),
+    ("MLP-FORWARD", "mlp-forward-zs-without-bias", "z(1) = W(1) a(0) + b(1)"),
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("clause_id", "mutant_id", "message"), CATALOGUE_BUGS,
+                         ids=[f"{c}-{m}" for c, m, _ in CATALOGUE_BUGS])
+def test_clause_rejects_catalogue_fault(clause_id: str, mutant_id: str, message: str, seed: int) -> None:
+    for shared_oracle in (False, True):  # no clause here leans on the oracle for these
+        impl = CATALOGUE[mutant_id].implementation(shared_oracle=shared_oracle)
+        result = run_clause(clause_id, impl, seed=seed, shrink=False)
+        assert result.status == "failed", result.message
+        assert message in result.message, result.message
+
+
 def test_every_clause_has_a_planted_bug() -> None:
-    assert {c for c, _, _ in BUGS} == set(CLAUSES)
+    assert {c for c, _, _ in BUGS} | {c for c, _, _ in CATALOGUE_BUGS} == set(CLAUSES)
+
+
+def test_gd_step_judges_the_step_by_the_networks_own_gradient() -> None:
+    """GD-STEP compares sgd_step with a step along the implementation's own gradients: a wrong
+    gradient stepped on correctly is BP-FULL's and GD-DESCENT's to find, not GD-STEP's."""
+    result = run_clause("GD-STEP", patched("numpy", name="ascent", MLP=AscentGradient))
+    assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("base", ["torch:cpu:float32", "torch:cpu:float16"])
+def test_mlp_forward_catches_zs_without_bias_in_a_narrow_format(base: str) -> None:
+    """The z(l) check's tolerance is a sum's at the implementation's precision, with the terms'
+    magnitudes as its condition: a missing bias is still far outside it."""
+    result = run_clause("MLP-FORWARD", CATALOGUE["mlp-forward-zs-without-bias"].implementation(base))
+    assert result.status == "failed", result.message
+    assert "W(1) a(0) + b(1)" in result.message or "W(2) a(1) + b(2)" in result.message
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sgd_partition_accepts_a_seeded_loop_of_another_generator(seed: int) -> None:
+    """The same-seed check asks for determinism, not numpy's generator: torch.randperm seeded by
+    the seed repeats itself, and passes."""
+    result = run_clause("SGD-PARTITION", patched("numpy", name="torch-order", MLP=TorchOrder), seed=seed)
+    assert result.status == "passed", result.message
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])

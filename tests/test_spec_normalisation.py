@@ -5,8 +5,9 @@ from __future__ import annotations
 import nnspec.spec  # noqa: F401  (registers every clause)
 import numpy as np
 import pytest
+from nnspec.reference import numpy_ref
 from nnspec.spec.clause import REGISTRY
-from nnspec.verify import patched, run_clause
+from nnspec.verify import Implementation, patched, run_clause
 
 CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "normalisation")
 
@@ -128,3 +129,37 @@ def test_a_one_pass_variance_fails_far_from_zero(base: str, dtype: type) -> None
     result = run_clause("LN-INVARIANT", bad)
     assert result.status == "failed", result.message
     assert "far offset" in result.counterexample
+
+
+# ------------------------------------------------------------------ the default eps
+DEFAULT_EPS_FAULTS = [("layer-norm-default-eps-1e-6", "LN-STATS"), ("batch-norm-default-eps-1e-3", "BN-STATS")]
+
+
+@pytest.mark.parametrize("base", ["numpy", "torch:cpu:float32", "torch:cpu:float16", "torch:cpu:bfloat16"])
+@pytest.mark.parametrize(("mutant_id", "clause_id"), DEFAULT_EPS_FAULTS, ids=[m for m, _ in DEFAULT_EPS_FAULTS])
+def test_a_wrong_default_eps_is_caught_on_quiet_tokens(mutant_id: str, clause_id: str, base: str) -> None:
+    """Right for every eps it is given (every other call passes eps), wrong only when the call
+    leaves eps out: the quiet tokens, variance 2^-16 near eps, show which default it used."""
+    from nnspec.verify.mutants import CATALOGUE
+
+    result = run_clause(clause_id, CATALOGUE[mutant_id].implementation(base), shrink=False)
+    assert result.status == "failed", result.message
+    assert "eps left out (the default 1e-05)" in result.message
+
+
+def _layer_norm_defaulting_to(default: float):
+    def layer_norm(x, gamma, beta, eps=default):
+        return numpy_ref.layer_norm(x, gamma, beta, eps)
+
+    return layer_norm
+
+
+def test_the_default_eps_is_the_declared_layer_norm_eps() -> None:
+    """An implementation that declares layer_norm_eps = 1e-6 is held to that default, not to 1e-5."""
+    declared = {"layer_norm_eps": 1e-6}
+    hf_style = Implementation("hf-style", {"layer_norm": _layer_norm_defaulting_to(1e-6)}, conventions=declared)
+    assert run_clause("LN-STATS", hf_style).status == "passed"
+    pinned = Implementation("pinned-default", {"layer_norm": _layer_norm_defaulting_to(1e-5)}, conventions=declared)
+    result = run_clause("LN-STATS", pinned)
+    assert result.status == "failed"
+    assert "eps left out (the default 1e-06)" in result.message

@@ -247,3 +247,47 @@ def test_the_logit_allowance_is_the_tolerance_tables_network_row(dtype: str) -> 
     allowance = _logit_allowance(SimpleNamespace(dtype=dtype), logits)
     assert tolerances.closed_form(logits + 0.99 * allowance, logits, "network", dtype).passed
     assert not tolerances.closed_form(logits + 1.01 * allowance, logits, "network", dtype).passed
+
+
+# ---------------------------------------------------------------------------------------------
+# ADD-ATT, DOT-ATT: a source with every position masked
+# ---------------------------------------------------------------------------------------------
+
+# The catalogue's faults (verify/mutants.py) and the check each fails.
+FULLY_MASKED_FAULTS = {
+    "rnn-attention-mask-minus-1e9": "alpha of a step with every h_j masked",
+    "rnn-attention-fully-masked-nan": "isfinite(alpha) and isfinite(context), some steps fully masked",
+}
+
+
+@pytest.mark.parametrize("mutant_id", sorted(FULLY_MASKED_FAULTS))
+def test_the_fully_masked_faults_are_right_wherever_a_position_is_allowed(mutant_id: str) -> None:
+    """With one allowed encoder state a -1e9 fill or a naive softmax gives the reference's weights:
+    only a step with every state masked shows the fault (uniform weights, or 0/0)."""
+    impl = mutants.CATALOGUE[mutant_id].implementation()
+    rng = np.random.default_rng(0)
+    s, h = rng.standard_normal((3, 4)), rng.standard_normal((3, 5, 4))
+    params = {"W": rng.standard_normal((2, 8)), "b": rng.standard_normal(2), "v": rng.standard_normal(2)}
+    mask = np.array([[True, False, True, False, False], [False] * 4 + [True], [False] * 5])
+    for name, args in (("dot_attention", (s, h)), ("additive_attention", (params, s, h))):
+        got, want = getattr(impl, name)(*args, mask), getattr(numpy_ref, name)(*args, mask)
+        for observed, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(observed[:2], expected[:2], rtol=1e-12, atol=1e-12)
+            np.testing.assert_array_equal(expected[2], 0.0)  # the reference: zeros, never NaN
+            assert not np.array_equal(observed[2], expected[2])
+
+
+@pytest.mark.parametrize("clause_id", ["ADD-ATT", "DOT-ATT"])
+@pytest.mark.parametrize("mutant_id", sorted(FULLY_MASKED_FAULTS))
+def test_add_and_dot_att_reject_a_fully_masked_fault(mutant_id: str, clause_id: str) -> None:
+    result = run_clause(clause_id, mutants.CATALOGUE[mutant_id].implementation(), shrink=False)
+    assert result.status == "failed", result.message
+    assert FULLY_MASKED_FAULTS[mutant_id] in result.message
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("clause_id", ["ADD-ATT", "DOT-ATT"])
+def test_fully_masked_steps_pass_at_low_precision(clause_id: str, dtype: str) -> None:
+    """The reference's zeros hold in every format, and the other steps match the call without them."""
+    result = run_clause(clause_id, f"torch:cpu:{dtype}", profile="ci", seed=0)
+    assert result.status == "passed", result.message

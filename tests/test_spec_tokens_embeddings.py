@@ -486,3 +486,119 @@ def test_tok_build_draws_case_and_glued_punctuation(bug) -> None:
     result = run_clause("TOK-BUILD", patched("numpy", name=bug.__name__, Vocabulary=bug),
                         profile="quick", seed=0)
     assert result.status == "failed" and "kept but not a token seen" in result.message, result.message
+
+
+# ------------------------------------------------------------------ the fifth hunt: tokens and embeddings
+# Faults a user's own library let through (verify/mutants.py, FIFTH_HUNT_TOKENS), planted from the
+# catalogue: each clause now fails them as a property of the implementation, never as an error of
+# the clause (an int mask used to make TOK-START-END raise IndexError while indexing with it).
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared-oracle"])
+@pytest.mark.parametrize(
+    ("mutant_id", "clause_id", "message"),
+    [
+        ("vocab-pad-mask-int", "TOK-PAD", "[1].dtype (the mask): observed int64, but should be bool"),
+        ("vocab-pad-mask-int", "TOK-START-END", "[1].dtype (the mask): observed int64, but should be bool"),
+        # the engine sees it first, and names the call as it was made: Vocabulary.pad([[0]], 0)
+        ("vocab-pad-mutates-caller-lists", "TOK-PAD", "Vocabulary.pad([[0]], 0) modified its argument ids_list "
+         "in place: observed ids_list[0][0] was removed"),
+        ("vocab-pad-mutates-caller-lists", "TOK-START-END", "modified its argument ids_list in place"),
+        ("embed-guesses-layout-from-shape", "EMB-LOOKUP", "for the square W_E = [[1.0, 2.0, 3.0], "
+         "[4.0, 5.0, 6.0], [7.0, 8.0, 9.0]] (d_model = n_vocab = 3): column 0, not row 0: observed"),
+    ],
+)
+def test_fifth_hunt_fault_fails_its_clause_with_its_message(mutant_id, clause_id, message, shared) -> None:
+    from nnspec.verify.mutants import CATALOGUE
+
+    impl = CATALOGUE[mutant_id].implementation(shared_oracle=shared)
+    result = run_clause(clause_id, impl, profile="quick", seed=0)
+    assert result.status == "failed" and message in result.message, (result.status, result.message)
+    assert "raised" not in result.message.split("shrunk input")[0], result.message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_emb_lookup_catches_a_square_layout_guess_on_the_first_example(seed: int) -> None:
+    """The square W_E is looked up on every example, so the guess fails on the first one at any
+    seed, not only where a drawn W_E happens to be square with rows unlike its columns."""
+    from nnspec.verify.mutants import CATALOGUE
+
+    impl = CATALOGUE["embed-guesses-layout-from-shape"].implementation()
+    result = run_clause("EMB-LOOKUP", impl, profile="quick", seed=seed, shrink=False)
+    assert result.status == "failed" and result.examples_to_failure == 1, result.message
+
+
+class VocabularyPadsThroughLists(Vocabulary):
+    """A correct pad built with np.array from Python lists: for length 0 its ids and mask are
+    empty float64 arrays (np.array([[]])), which are no wrong dtype, having no element."""
+
+    def pad(self, ids_list, length=None):
+        if length is None:
+            length = max((len(s) for s in ids_list), default=0)
+        kept = [list(s)[:length] for s in ids_list]
+        ids = np.array([k + [self.pad_id] * (length - len(k)) for k in kept])
+        mask = np.array([[i < len(k) for i in range(length)] for k in kept])
+        return ids, mask
+
+
+class VocabularyPadsInPlaceOnACopy(Vocabulary):
+    """A correct pad that copies the caller's lists first and then truncates and pads the copies
+    in place: what the caller holds is left alone."""
+
+    def pad(self, ids_list, length=None):
+        return super().pad([list(s) for s in ids_list], length)
+
+
+@pytest.mark.parametrize("bug", [VocabularyPadsThroughLists, VocabularyPadsInPlaceOnACopy],
+                         ids=lambda b: b.__name__)
+@pytest.mark.parametrize("clause_id", ["TOK-PAD", "TOK-START-END"])
+def test_pad_checks_accept_correct_variants(clause_id: str, bug: type) -> None:
+    for seed in range(3):
+        result = run_clause(clause_id, patched("numpy", name=bug.__name__, Vocabulary=bug),
+                            profile="quick", seed=seed)
+        assert result.status == "passed", result.message
+
+
+class VocabularyPadReturnsFloatIds(Vocabulary):
+    """ids as float64 (np.zeros((B, L)) filled in): they cannot index an embedding matrix."""
+
+    def pad(self, ids_list, length=None):
+        ids, mask = super().pad(ids_list, length)
+        return ids.astype(np.float64), mask
+
+
+class VocabularyPadReturnsBatchFirstFlat(Vocabulary):
+    """A single sequence padded without its batch axis: shape (L,) instead of (1, L)."""
+
+    def pad(self, ids_list, length=None):
+        ids, mask = super().pad(ids_list, length)
+        return (ids[0], mask[0]) if len(ids_list) == 1 else (ids, mask)
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "bug", "message"),
+    [
+        ("TOK-PAD", VocabularyPadReturnsFloatIds, "[0].dtype (the ids): observed float64"),
+        ("TOK-START-END", VocabularyPadReturnsBatchFirstFlat, "[0].shape: observed ("),
+    ],
+)
+def test_pad_results_are_checked_before_they_are_read(clause_id: str, bug: type, message: str) -> None:
+    """A wrong result of pad is a failure of the implementation, not a crash of the clause."""
+    result = run_clause(clause_id, patched("numpy", name=bug.__name__, Vocabulary=bug), profile="quick",
+                        seed=0)
+    assert result.status == "failed" and message in result.message, (result.status, result.message)
+
+
+def test_tok_split_says_whose_rule_it_is() -> None:
+    """The rule is nnspec's convention (PARAMETERS.md), not the documents': the clause says so in
+    its sentence, its note and its messages, and records the recap's case-keeping example."""
+    c = REGISTRY["TOK-SPLIT"]
+    assert "nnspec pins" in c.statement and "NFC" in c.statement
+    assert c.source.section == "5. A Basic Idea of transformers, b.1 Tokens"
+    assert "PARAMETERS.md" in c.note and any("keeping the capital" in e for e in c.errata)
+    keeps_case = run_clause("TOK-SPLIT", patched("numpy", name="keeps-case", tokenize=tokenize_keeps_case),
+                            profile="quick", seed=0)
+    assert keeps_case.status == "failed"
+    assert "the tokens of nnspec's rule (PARAMETERS.md" in keeps_case.message, keeps_case.message
+    # a decomposed accent is shown escaped, not as its composed twin
+    no_nfc = run_clause("TOK-SPLIT", patched("numpy", name="no-nfc", tokenize=tokenize_without_nfc),
+                        profile="quick", seed=0)
+    assert no_nfc.status == "failed" and "e\\u0301" in no_nfc.message, no_nfc.message

@@ -197,3 +197,15 @@ def test_from_sentences_merges_case_and_splits_punctuation() -> None:
     # how x3, you x3, are x2, ? x2, , x1
     assert vocab.tokens[4:] == ["how", "you"]
     assert vocab.encode("How are you?") == [4, UNK_ID, 5, UNK_ID]
+
+
+def test_pad_leaves_the_callers_lists_as_they_were() -> None:
+    """What TOK-PAD and TOK-START-END pin (PARAMETERS.md: ids_list left as it was): truncating
+    and padding work on copies, so the caller can pad the same sequences again."""
+    vocab = Vocabulary.from_sentences(CORPUS)
+    seqs = [[5, 6, 7], [8]]
+    inner = list(seqs)
+    for length in (0, 2, 5, None):
+        ids, mask = vocab.pad(seqs, length)
+        assert seqs == [[5, 6, 7], [8]] and all(a is b for a, b in zip(seqs, inner, strict=True))
+        assert ids.dtype == np.int64 and mask.dtype == bool

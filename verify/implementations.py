@@ -96,6 +96,11 @@ _MASK_ARGUMENTS: dict[str, tuple[tuple[str, int], ...]] = {
     "Transformer.decode": (("src_mask", 2),),
 }
 _MASK_RESULTS = ("causal_mask", "padding_mask")
+# Classes whose instances the facade hands out behind a NetworkProxy, so that their methods are
+# the implementation's calls like any capability: an exception in one fails the clause as the
+# implementation's, and an argument written into is caught (Vocabulary.pad extending the caller's
+# lists, say).
+PROXIED_CLASSES = (*NETWORK_CLASSES, "Vocabulary")
 
 
 class UnknownImplementation(ValueError):
@@ -370,7 +375,8 @@ def _restructured(before: list[tuple[str, Any]], after: list[tuple[str, Any]]) -
             return label, f"{label} was replaced: {_kind(value)} became {_kind(now[label])}"
     for label, value in after:
         if label not in then:
-            return label, f"{label} was added ({_kind(value)})"
+            return label, f"{label} was added ({value!r} )".replace(" )", ")") if _scalar(value) \
+                else f"{label} was added ({_kind(value)})"
     return None
 
 
@@ -455,6 +461,9 @@ class NetworkProxy:
         if not callable(target):
             return target
         return self._impl._wrap(f"{self._class_name}.{name}", target)
+
+    def __len__(self) -> int:  # a Vocabulary's number of tokens
+        return len(self._network)
 
     def __repr__(self) -> str:
         return f"<{self._impl.name} {self._class_name}>"
@@ -574,6 +583,9 @@ class Implementation:
             nodes = _argument_nodes(signature, args, kwargs) if checked else []
             inputs = _array_arguments(nodes)
             copies = [a.copy() for _, a in inputs]
+            # lists cannot be put back as arrays are: name the call as it was made, before it ran
+            as_called = (_call_text(impl.name, call, args, kwargs)
+                         if any(isinstance(v, list) for _, v in nodes) else None)
             session_errors = SESSION_NUMPY_ERRORS.get() if third_party else None
             flush = third_party and SESSION_FLUSHES_SUBNORMALS.get()
             try:
@@ -606,24 +618,26 @@ class Implementation:
                     if array.shape == copy.shape and array.flags.writeable:
                         np.copyto(array, copy, casting="unsafe")
                 raise ClauseFailure(
-                    f"{_call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
+                    f"{as_called or _call_text(impl.name, call, args, kwargs)} modified its argument {label} in place",
                     observed=how,
                     expected="its arguments left as they were (a capability is a function of them: "
                     "copy before writing)",
                 )
-            if call not in NETWORK_CLASSES and (
+            if call not in PROXIED_CLASSES and (
                 problem := _result_problem(call, result) or _shape_problem(call, args, kwargs, result)
             ):
                 where, observed, expected = problem
                 raise ClauseFailure(
                     f"{_call_text(impl.name, call, args, kwargs)} {where}", observed=observed, expected=expected
                 )
-            if third_party and call not in NETWORK_CLASSES:  # nnspec's own code returns fresh arrays
-                result = _snapshot(result)
+            if third_party and call not in PROXIED_CLASSES and call != "Vocabulary.from_sentences":
+                result = _snapshot(result)  # nnspec's own code returns fresh arrays
             if flip and call in _MASK_RESULTS:
                 result = _flip_masks(result)
-            if call in NETWORK_CLASSES:
+            if call in PROXIED_CLASSES:
                 return NetworkProxy(impl, call, result)
+            if call == "Vocabulary.from_sentences":  # a vocabulary built by the class's own method
+                return NetworkProxy(impl, "Vocabulary", result)
             return result
 
         return call_implementation

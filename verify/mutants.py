@@ -1860,6 +1860,421 @@ MUTANTS: tuple[Mutant, ...] = (
                   "float16", scaled_dot_product_attention=attention_mask_fill_finfo_min),
 )
 
+# The fifth hunt: faults a user's own GPT (PyTorch) and NumPy library let through, each part kept
+# beside the others until the clauses that catch them settle.
+# >>> fifth hunt: GPT networks (spec/blocks.py)
+def _cached_attention_cat_dim1(attn: Params, x: Any, n_heads: int, layer_cache: Any) -> tuple[Any, Any]:
+    """torch_ref's ``_cached_attention`` that appends the new keys and values with ``torch.cat(...,
+    dim=1)``: the positions' axis of one sequence's (n_heads, L, d_head), the heads' axis of a
+    batch's (B, n_heads, L, d_head)."""
+    import torch
+    from nnspec.reference.torch_ref import networks as tnets
+
+    q = tnets._split_heads(tnets._project(x, attn["W_q"], attn.get("b_q")), n_heads)
+    k = tnets._split_heads(tnets._project(x, attn["W_k"], attn.get("b_k")), n_heads)
+    v = tnets._split_heads(tnets._project(x, attn["W_v"], attn.get("b_v")), n_heads)
+    if layer_cache is not None:
+        k = torch.cat([layer_cache["k"], k], dim=1)  # should be dim=-2
+        v = torch.cat([layer_cache["v"], v], dim=1)
+    mask = tnets.causal_mask(q.shape[-2], k.shape[-2], device=x.device)
+    heads, _ = tnets.scaled_dot_product_attention(q, k, v, mask)
+    return tnets._project(tnets._merge_heads(heads), attn["W_o"], attn.get("b_o")), {"k": k, "v": v}
+
+
+def _cached_attention_first_row(attn: Params, x: Any, n_heads: int, layer_cache: Any) -> tuple[Any, Any]:
+    """torch_ref's ``_cached_attention`` that, for a batch, reads row 0's cached keys and values in
+    every row (a prompt cache computed once and expanded over the batch)."""
+    from nnspec.reference.torch_ref import networks as tnets
+
+    if layer_cache is not None and layer_cache["k"].dim() == 4:
+        layer_cache = {name: t[:1].expand_as(t) for name, t in layer_cache.items()}
+    return tnets._cached_attention(attn, x, n_heads, layer_cache)
+
+
+def _gpt_with_cached_attention(attention: Callable, device: str, dtype: str) -> Callable:
+    """torch_ref's GPT whose ``forward_cached`` runs each block's self-attention through
+    ``attention`` (torch_ref's ``_cached_attention`` with a fault)."""
+    from nnspec.reference import torch_ref
+    from nnspec.reference.torch_ref import networks as tnets
+
+    from .implementations import _torch_network_class
+
+    class FaultyCacheGPT(torch_ref.GPT):
+        def forward_cached(self, ids: Any, cache: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+            ids = tnets._ids(ids, self.device)
+            p, c = self.params, self.config
+            start = 0 if cache is None else int(cache["length"])
+            x = tnets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=start)
+            eps = c.layer_norm_eps
+            new_layers = []
+            for i, block in enumerate(p["blocks"]):
+                layer_cache = None if cache is None else cache["layers"][i]
+                n1, n2 = block["norm_1"], block["norm_2"]
+                if c.norm_placement == "post":
+                    a, kv = attention(block["attn"], x, c.n_heads, layer_cache)
+                    x = tnets.layer_norm(x + a, n1["gamma"], n1["beta"], eps)
+                    x = tnets.layer_norm(x + tnets.feed_forward(block["ffn"], x, c.activation),
+                                         n2["gamma"], n2["beta"], eps)
+                else:
+                    h = tnets.layer_norm(x, n1["gamma"], n1["beta"], eps)
+                    a, kv = attention(block["attn"], h, c.n_heads, layer_cache)
+                    x = x + a
+                    h = tnets.layer_norm(x, n2["gamma"], n2["beta"], eps)
+                    x = x + tnets.feed_forward(block["ffn"], h, c.activation)
+                new_layers.append(kv)
+            if c.norm_placement == "pre":
+                x = tnets.layer_norm(x, p["final_norm"]["gamma"], p["final_norm"]["beta"], eps)
+            W_U, b_U = tnets._unembedding(p, "W_E")
+            return tnets.unembed(x, W_U, b_U), {"length": start + ids.shape[-1], "layers": new_layers}
+
+    return _torch_network_class(FaultyCacheGPT, device, dtype)
+
+
+def _cache_mutant(id: str, models: str, attention: Callable, *, crash: bool = False) -> Mutant:
+    """A fault of torch_ref's KV cache (only torch_ref has one): on a torch base its device and
+    dtype, else torch:cpu:float64, like kv-cache-restarts-positions."""
+
+    def build(base: str) -> Implementation:
+        from .implementations import load_implementation
+
+        impl = load_implementation(base if base.startswith("torch") else "torch:cpu:float64")
+        return patched(impl, name=id, GPT=_gpt_with_cached_attention(attention, impl.device, impl.dtype))
+
+    return Mutant(id, models, ("GPT",), ("DEC-AUTOREGRESSIVE",), build, base="torch:cpu:float64", crash=crash)
+
+
+class GPTHiddenBeforeFinalNorm(numpy_ref.GPT):
+    """``hidden`` hands back the residual stream before the final norm (``forward`` is right)."""
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        return GPTNoFinalNorm(self.config, self.params).hidden(ids)
+
+    def forward(self, ids: Any) -> np.ndarray:
+        return numpy_ref.GPT(self.config, self.params).forward(ids)
+
+
+def feed_forward_default_gelu(params: Params, x: Any, activation: str | None = "gelu") -> np.ndarray:
+    """``feed_forward(params, x, activation="gelu")``: GPT's activation as the default, where the
+    recap's network (and PARAMETERS.md's signature) has ReLU."""
+    return numpy_ref.feed_forward(params, x, activation)
+
+
+class GPTLearnedPositionsFromOne(numpy_ref.GPT):
+    """Learned positions read from W_P[1 : T + 1] (fairseq's positions start after the padding
+    index); sinusoids and 'none' unchanged."""
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        ids = nets._ids(ids)
+        p, c = self.params, self.config
+        start = 1 if c.positional == "learned" else 0
+        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=start)  # should be 0
+        mask = numpy_ref.causal_mask(ids.shape[-1], ids.shape[-1])
+        for b in p["blocks"]:
+            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
+        if c.norm_placement == "pre":
+            x = _norm(x, p["final_norm"], c.layer_norm_eps)
+        return x
+
+
+class GPTTiedDropsBias(numpy_ref.GPT):
+    """A tied model's logits W_E^T h without b_U (GPT-2's lm_head, tied to wte, has no bias)."""
+
+    def forward(self, ids: Any) -> np.ndarray:
+        if "W_U" in self.params:
+            return super().forward(ids)
+        return numpy_ref.unembed(self.hidden(ids), self.params["W_E"].T, None)
+
+
+class GPTTiedLogitsScaled(numpy_ref.GPT):
+    """A tied model that rescales the hidden state by d_model^-0.5 before the unembedding (T5's
+    tied lm_head)."""
+
+    def forward(self, ids: Any) -> np.ndarray:
+        if "W_U" in self.params:
+            return super().forward(ids)
+        h = self.hidden(ids) * self.config.d_model**-0.5
+        return numpy_ref.unembed(h, self.params["W_E"].T, self.params.get("b_U"))
+
+
+class GPTFinalNormDefaultEps(numpy_ref.GPT):
+    """The final norm built as nn.LayerNorm(d_model), eps 1e-5, while the blocks' norms take
+    config.layer_norm_eps."""
+
+    def hidden(self, ids: Any) -> np.ndarray:
+        x = GPTNoFinalNorm(self.config, self.params).hidden(ids)
+        if self.config.norm_placement != "pre":
+            return x
+        final = self.params["final_norm"]
+        return numpy_ref.layer_norm(x, final["gamma"], final["beta"])  # eps left at its default
+
+
+class GPTTemperatureNotOnBias(numpy_ref.GPT):
+    """generate folds the temperature into the hidden state, softmax(W_U (h / T) + b_U): b_U is
+    not divided by T."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        if temperature == 0:
+            return super().generate(ids, max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
+        rng = np.random.default_rng(seed)
+        W_U, b_U = nets._unembedding(self.params, "W_E")
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            h = self.hidden(np.array(out))[-1] / temperature
+            out.append(nets._draw_token(numpy_ref.softmax(numpy_ref.unembed(h, W_U, b_U), axis=-1), rng))
+        return out
+
+
+class GPTNeverSamplesLastId(numpy_ref.GPT):
+    """generate draws from the probabilities without the last id (multinomial(p[:-1])): the
+    vocabulary's last token is never sampled."""
+
+    def generate(self, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        if temperature == 0:
+            return super().generate(ids, max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
+        rng = np.random.default_rng(seed)
+        out = [int(t) for t in nets._ids(ids)]
+        for _ in range(max_new_tokens):
+            p = numpy_ref.softmax(self.forward(np.array(out))[-1], axis=-1, temperature=temperature)[:-1]
+            out.append(nets._draw_token(p / p.sum(), rng))
+        return out
+
+
+FIFTH_HUNT_GPT: tuple[Mutant, ...] = (
+    _cache_mutant("kv-cache-cat-dim-1", "KV cache appended with torch.cat(..., dim=1), the positions "
+                  "of one sequence's (n_heads, L, d_head) but the heads of a batch's: a batched "
+                  "cached step raises", _cached_attention_cat_dim1, crash=True),
+    _cache_mutant("kv-cache-batch-reads-first-row", "a batch decoded through the KV cache whose rows "
+                  "all read row 0's cached keys and values (a prompt cache computed once, expanded)",
+                  _cached_attention_first_row),
+    _m("gpt-hidden-before-final-norm", "GPT.hidden returns the residual stream before the final "
+       "norm (ln_f) of a pre-LN model, while forward applies it", ("GPT-COMPOSE", "NET-ORACLE"),
+       GPT=GPTHiddenBeforeFinalNorm),
+    _m("ffn-default-gelu", "feed_forward(params, x, activation='gelu'): a default activation other "
+       "than the documented ReLU", ("FFN-FORMULA",), feed_forward=feed_forward_default_gelu),
+    _m("gpt-learned-positions-from-one", "learned positions read from W_P[1 : T + 1] (fairseq's "
+       "offset past the padding index)", ("NET-ORACLE", "GPT-COMPOSE"), profile="default",
+       GPT=GPTLearnedPositionsFromOne),
+    _m("gpt-tied-drops-b_U", "a tied model's logits W_E^T h without b_U (GPT-2's bias-less lm_head)",
+       ("GPT-COMPOSE", "NET-ORACLE"), GPT=GPTTiedDropsBias),
+    _m("gpt-tied-logits-scaled", "a tied model's hidden state scaled by d_model^-0.5 before the "
+       "unembedding (T5's tied lm_head)", ("GPT-COMPOSE", "NET-ORACLE"), GPT=GPTTiedLogitsScaled),
+    _m("gpt-final-norm-default-eps", "the final norm built as nn.LayerNorm(d_model): eps 1e-5 "
+       "whatever config.layer_norm_eps", ("GPT-COMPOSE", "NET-ORACLE"), GPT=GPTFinalNormDefaultEps),
+    _m("gpt-generate-temperature-not-on-bias", "the temperature folded into the hidden state, "
+       "softmax(W_U (h / T) + b_U): b_U not divided by T", ("SAMPLE-DIST",), GPT=GPTTemperatureNotOnBias),
+    _m("gpt-generate-never-samples-last-id", "sampling from p[:-1] (multinomial(probs[:-1])): the "
+       "last id of the vocabulary is never drawn", ("SAMPLE-DIST",), GPT=GPTNeverSamplesLastId),
+)
+# <<< fifth hunt: GPT networks
+# >>> fifth hunt: MLP (spec/cost_learning.py, spec/backprop.py)
+class TrainIgnoresSeedMLP(numpy_ref.MLP):
+    """SGD that shuffles with the global ``np.random.permutation`` (Nielsen's network.py uses
+    ``random.shuffle``) and never reads its ``seed``: the same seed twice trains differently."""
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = _f64(X), _f64(Y)
+        for _ in range(epochs):
+            order = np.random.permutation(len(X))  # should be default_rng(seed), drawn once
+            for start in range(0, len(X), batch_size):
+                batch = order[start : start + batch_size]
+                self.sgd_step(X[batch], Y[batch], eta)
+
+
+class AscendingSgdStepMLP(numpy_ref.MLP):
+    """A public ``sgd_step`` that adds eta * gradient (a sign slip), while ``train`` updates
+    through a private step of its own that is right: training works, the API's step climbs."""
+
+    def sgd_step(self, x: Any, y: Any, eta: float) -> None:
+        super().sgd_step(x, y, -eta)  # theta + eta grad
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = _f64(X), _f64(Y)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X), batch_size):
+                batch = order[start : start + batch_size]
+                numpy_ref.MLP.sgd_step(self, X[batch], Y[batch], eta)  # the private, right step
+
+
+class _ForwardReportMLP(numpy_ref.MLP):
+    """An MLP whose predictions, cost, gradients and training run a private, right forward pass
+    (a second network on the same parameter dict, so it follows every step), while the public
+    ``forward`` hands its lists out through ``report``."""
+
+    def __init__(self, config: Any, params: Params) -> None:
+        super().__init__(config, params)
+        self._pass = numpy_ref.MLP(config, params)
+
+    def report(self, zs: list[np.ndarray], activations: list[np.ndarray]) -> tuple[list, list]:
+        return zs, activations
+
+    def forward(self, x: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return self.report(*self._pass.forward(x))
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self._pass.predict(x)
+
+    def cost(self, x: Any, y: Any) -> float:
+        return self._pass.cost(x, y)
+
+    def gradients(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return self._pass.gradients(x, y)
+
+
+class ForwardOmitsInputMLP(_ForwardReportMLP):
+    """``forward`` returns the layers' outputs only, ``activations[1:]``: a(0) = x left out."""
+
+    def report(self, zs: list[np.ndarray], activations: list[np.ndarray]) -> tuple[list, list]:
+        return zs, activations[1:]
+
+
+class ForwardZsWithoutBiasMLP(_ForwardReportMLP):
+    """``forward`` reports each z(l) as the weighted sum W(l) a(l-1) before the bias is added."""
+
+    def report(self, zs: list[np.ndarray], activations: list[np.ndarray]) -> tuple[list, list]:
+        layers = self.params["layers"]
+        return [a @ layer["W"].T for a, layer in zip(activations[:-1], layers, strict=True)], activations
+
+
+FIFTH_HUNT_MLP: tuple[Mutant, ...] = (
+    _m("mlp-train-ignores-seed", "MLP.train shuffles with the global np.random.permutation "
+       "(network.py style) and ignores its seed: one seed trains two ways", ("SGD-PARTITION",),
+       MLP=TrainIgnoresSeedMLP),
+    _m("mlp-sgd-step-ascends", "the public MLP.sgd_step adds eta * gradient while train() steps "
+       "through a private, right update", ("GD-STEP",), MLP=AscendingSgdStepMLP),
+    _m("mlp-forward-omits-input", "MLP.forward returns activations[1:], the layers' outputs "
+       "without a(0) = x", ("MLP-FORWARD",), MLP=ForwardOmitsInputMLP),
+    _m("mlp-forward-zs-without-bias", "MLP.forward reports z(l) as W(l) a(l-1), the weighted sum "
+       "before the bias is added", ("MLP-FORWARD",), MLP=ForwardZsWithoutBiasMLP),
+)
+# <<< fifth hunt: MLP
+# >>> fifth hunt: RNN attention and normalisation (spec/rnn_attention.py, spec/normalisation.py)
+def _bahdanau_scores(params: Params, s_prev: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
+    """e_j = v . tanh(W [s_prev; h_j] + b), as the reference computes it, and h broadcast to (..., n, d_h)."""
+    s_prev, h = _f64(s_prev), _f64(h)
+    lead = np.broadcast_shapes(s_prev.shape[:-1], h.shape[:-2])
+    n = h.shape[-2]
+    s_rep = np.broadcast_to(s_prev[..., None, :], (*lead, n, s_prev.shape[-1]))
+    h_b = np.broadcast_to(h, (*lead, *h.shape[-2:]))
+    hidden = np.tanh(_linear(np.concatenate([s_rep, h_b], axis=-1), params["W"], params.get("b")))
+    return hidden @ _f64(params["v"]), h_b
+
+
+def _rnn_attention(attend: Callable[..., tuple[np.ndarray, np.ndarray]]) -> tuple[Callable, Callable]:
+    """Bahdanau's and Luong's attention sharing one masked softmax ``attend(scores, h, mask)``,
+    as a library's ``_masked_softmax`` helper is shared."""
+
+    def additive_attention(params: Params, s_prev: Any, h: Any, mask: Any | None = None):
+        return attend(*_bahdanau_scores(params, s_prev, h), mask)
+
+    def dot_attention(s: Any, h: Any, mask: Any | None = None):
+        s, h = _f64(s), _f64(h)
+        scores = (h @ s[..., :, None])[..., 0]  # (..., n)
+        return attend(scores, np.broadcast_to(h, (*scores.shape[:-1], *h.shape[-2:])), mask)
+
+    return additive_attention, dot_attention
+
+
+def _attend_minus_1e9(scores: np.ndarray, h: np.ndarray, mask: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    """``np.where(mask, e, -1e9)``: a step with every encoder state masked gets uniform weights."""
+    if mask is not None:
+        scores = np.where(np.asarray(mask, dtype=bool), scores, -1e9)
+    weights = numpy_ref.softmax(scores, axis=-1)
+    return (weights[..., None, :] @ h)[..., 0, :], weights
+
+
+def _attend_naive_softmax(scores: np.ndarray, h: np.ndarray, mask: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    """-inf for the masked scores, then exp(e - max) / sum: an all -inf row is 0/0 = NaN."""
+    if mask is not None:
+        scores = np.where(np.asarray(mask, dtype=bool), scores, -np.inf)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights = e / e.sum(axis=-1, keepdims=True)
+    return (weights[..., None, :] @ h)[..., 0, :], weights
+
+
+_ADD_ATT_MINUS_1E9, _DOT_ATT_MINUS_1E9 = _rnn_attention(_attend_minus_1e9)
+_ADD_ATT_NAIVE, _DOT_ATT_NAIVE = _rnn_attention(_attend_naive_softmax)
+
+
+def layer_norm_default_eps_1e6(x: Any, gamma: Any, beta: Any, eps: float = 1e-6) -> np.ndarray:
+    """Right for any eps it is given, but eps defaults to 1e-6 (Hugging Face's usual
+    layer_norm_eps) where 1e-5 is pinned."""
+    return numpy_ref.layer_norm(x, gamma, beta, eps)
+
+
+def batch_norm_default_eps_1e3(x: Any, gamma: Any, beta: Any, eps: float = 1e-3) -> np.ndarray:
+    """Right for any eps it is given, but eps defaults to 1e-3 (Keras' BatchNormalization) where
+    1e-5 is pinned."""
+    return numpy_ref.batch_norm(x, gamma, beta, eps)
+
+
+FIFTH_HUNT_RNN_NORM: tuple[Mutant, ...] = (
+    _m("rnn-attention-mask-minus-1e9", "Bahdanau and Luong attention masking with np.where(mask, e, "
+       "-1e9): a source with every position masked gets uniform weights and a non-zero context",
+       ("ADD-ATT", "DOT-ATT"), additive_attention=_ADD_ATT_MINUS_1E9, dot_attention=_DOT_ATT_MINUS_1E9),
+    _m("rnn-attention-fully-masked-nan", "Bahdanau and Luong attention through a naive -inf softmax: "
+       "a source with every position masked gives 0/0 = NaN weights and context",
+       ("ADD-ATT", "DOT-ATT"), crash=True, additive_attention=_ADD_ATT_NAIVE, dot_attention=_DOT_ATT_NAIVE),
+    _m("layer-norm-default-eps-1e-6", "layer_norm(x, gamma, beta, eps=1e-6): Hugging Face's usual "
+       "default where 1e-5 is pinned, so a call that leaves eps out normalises a quiet token too far",
+       ("LN-STATS",), layer_norm=layer_norm_default_eps_1e6),
+    _m("batch-norm-default-eps-1e-3", "batch_norm(x, gamma, beta, eps=1e-3): Keras' "
+       "BatchNormalization default where 1e-5 is pinned", ("BN-STATS",),
+       batch_norm=batch_norm_default_eps_1e3),
+)
+# <<< fifth hunt: RNN attention and normalisation
+# >>> fifth hunt: tokens and embeddings (spec/tokens.py, spec/embeddings.py)
+def embed_guesses_layout_from_shape(token_ids: Any, W_E: Any) -> np.ndarray:
+    """An adapter that 'accepts both layouts' and guesses from the shape: W_E.T[ids] when W_E is
+    (d_model, n_vocab) with d_model != n_vocab, W_E[ids] (nn.Embedding's rows) when it is square,
+    where the guess can only be wrong. The range check is right."""
+    ids, W = np.asarray(token_ids), np.asarray(W_E, dtype=np.float64)
+    if ids.size and (ids.min() < 0 or ids.max() >= W.shape[1]):
+        raise IndexError(f"token id outside [0, {W.shape[1]})")
+    return (W if W.shape[0] == W.shape[1] else W.T)[ids]
+
+
+def _fifth_hunt_vocabulary(kind: str) -> type:
+    from nnspec.reference.vocabulary import Vocabulary
+
+    class Faulty(Vocabulary):
+        def pad(self, ids_list: Any, length: int | None = None) -> tuple:
+            if kind == "mask-int":  # np.zeros((B, L), dtype=np.int64) for the mask: 0/1, not bool
+                ids, mask = super().pad(ids_list, length)
+                return ids, mask.astype(np.int64)
+            # "mutates-caller-lists": each sequence truncated and padded in place, then copied in
+            if length is None:
+                length = max((len(s) for s in ids_list), default=0)
+            ids = np.full((len(ids_list), length), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(ids_list), length), dtype=bool)
+            for b, seq in enumerate(ids_list):
+                n_real = min(len(seq), length)
+                del seq[length:]
+                seq.extend([self.pad_id] * (length - len(seq)))
+                ids[b] = seq
+                mask[b, :n_real] = True
+            return ids, mask
+
+    Faulty.__name__ = f"Vocabulary[{kind}]"
+    return Faulty
+
+
+FIFTH_HUNT_TOKENS: tuple[Mutant, ...] = (
+    _m("vocab-pad-mask-int", "Vocabulary.pad building its mask with np.zeros(..., dtype=np.int64): "
+       "a 0/1 array that equals the boolean mask element by element but indexes positions",
+       ("TOK-PAD", "TOK-START-END"), Vocabulary=_fifth_hunt_vocabulary("mask-int")),
+    _m("vocab-pad-mutates-caller-lists", "Vocabulary.pad truncating and padding the caller's "
+       "lists in place (del seq[length:]; seq.extend(pads)) before copying them into the batch",
+       ("TOK-PAD", "TOK-START-END"), Vocabulary=_fifth_hunt_vocabulary("mutates-caller-lists")),
+    _m("embed-guesses-layout-from-shape", "an embedding adapter that accepts both layouts and takes "
+       "a square W_E for nn.Embedding's (n_vocab, d_model): rows read where columns belong",
+       ("EMB-LOOKUP",), embed=embed_guesses_layout_from_shape),
+)
+# <<< fifth hunt: tokens and embeddings
+MUTANTS = MUTANTS + FIFTH_HUNT_GPT + FIFTH_HUNT_MLP + FIFTH_HUNT_RNN_NORM + FIFTH_HUNT_TOKENS
+
 CATALOGUE: dict[str, Mutant] = {m.id: m for m in MUTANTS}
 
 
