@@ -608,33 +608,39 @@ class NeverReversingSeq2Seq(numpy_ref.Seq2Seq):
         super().__init__(replace(config, reverse_source=False), params)
 
 
-def _kv_cache_restarting_gpt(device: str, dtype: str) -> Callable:
-    """torch_ref's GPT whose ``forward_cached`` places every new piece at positions 0, 1, ...
-    instead of continuing from the cache length (the position offset forgotten)."""
+def _faulty_cache_gpt(
+    device: str, dtype: str, *, attention: Callable | None = None, restart_positions: bool = False
+) -> Callable:
+    """torch_ref's GPT with one fault in ``forward_cached``: each block's self-attention through
+    ``attention`` (torch_ref's ``_cached_attention`` with a fault), or, with ``restart_positions``,
+    every new piece placed at positions 0, 1, ... instead of continuing from the cache length (the
+    position offset forgotten)."""
     from nnspec.reference import torch_ref
     from nnspec.reference.torch_ref import networks as tnets
 
     from .implementations import _torch_network_class
 
-    class RestartingPositionsGPT(torch_ref.GPT):
+    attend = attention or tnets._cached_attention
+
+    class FaultyCacheGPT(torch_ref.GPT):
         def forward_cached(self, ids: Any, cache: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
             ids = tnets._ids(ids, self.device)
             p, c = self.params, self.config
             start = 0 if cache is None else int(cache["length"])
-            x = tnets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=0)  # should be start
+            x = tnets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=0 if restart_positions else start)
             eps = c.layer_norm_eps
             new_layers = []
             for i, block in enumerate(p["blocks"]):
                 layer_cache = None if cache is None else cache["layers"][i]
                 n1, n2 = block["norm_1"], block["norm_2"]
                 if c.norm_placement == "post":
-                    a, kv = tnets._cached_attention(block["attn"], x, c.n_heads, layer_cache)
+                    a, kv = attend(block["attn"], x, c.n_heads, layer_cache)
                     x = tnets.layer_norm(x + a, n1["gamma"], n1["beta"], eps)
                     x = tnets.layer_norm(x + tnets.feed_forward(block["ffn"], x, c.activation),
                                          n2["gamma"], n2["beta"], eps)
                 else:
                     h = tnets.layer_norm(x, n1["gamma"], n1["beta"], eps)
-                    a, kv = tnets._cached_attention(block["attn"], h, c.n_heads, layer_cache)
+                    a, kv = attend(block["attn"], h, c.n_heads, layer_cache)
                     x = x + a
                     h = tnets.layer_norm(x, n2["gamma"], n2["beta"], eps)
                     x = x + tnets.feed_forward(block["ffn"], h, c.activation)
@@ -644,7 +650,7 @@ def _kv_cache_restarting_gpt(device: str, dtype: str) -> Callable:
             W_U, b_U = tnets._unembedding(p, "W_E")
             return tnets.unembed(x, W_U, b_U), {"length": start + ids.shape[-1], "layers": new_layers}
 
-    return _torch_network_class(RestartingPositionsGPT, device, dtype)
+    return _torch_network_class(FaultyCacheGPT, device, dtype)
 
 
 def _build_kv_cache(base: str) -> Implementation:
@@ -654,7 +660,7 @@ def _build_kv_cache(base: str) -> Implementation:
 
     impl = load_implementation(base if base.startswith("torch") else "torch:cpu:float64")
     return patched(impl, name="kv-cache-restarts-positions",
-                   GPT=_kv_cache_restarting_gpt(impl.device, impl.dtype))
+                   GPT=_faulty_cache_gpt(impl.device, impl.dtype, restart_positions=True))
 
 
 class DropsLastBatchMLP(numpy_ref.MLP):
@@ -876,6 +882,7 @@ class _GPTWiring(numpy_ref.GPT):
     skip_final_norm = False
     none_adds_sinusoid = False
     positions_from_len = False
+    learned_positions_from_one = False
 
     def hidden(self, ids: Any) -> np.ndarray:
         ids = nets._ids(ids)
@@ -886,7 +893,8 @@ class _GPTWiring(numpy_ref.GPT):
         if c.scale_embeddings:
             x = x * math.sqrt(c.d_model)
         if c.positional == "learned":
-            x = x + p["W_P"][:n]
+            first = 1 if self.learned_positions_from_one else 0
+            x = x + p["W_P"][first:first + n]
         elif c.positional == "sinusoidal" or self.none_adds_sinusoid:  # 'none' in the else branch
             x = x + numpy_ref.positional_encoding(n, c.d_model)
         mask = numpy_ref.causal_mask(ids.shape[-1], ids.shape[-1])  # (T, T)
@@ -1891,45 +1899,6 @@ def _cached_attention_first_row(attn: Params, x: Any, n_heads: int, layer_cache:
     return tnets._cached_attention(attn, x, n_heads, layer_cache)
 
 
-def _gpt_with_cached_attention(attention: Callable, device: str, dtype: str) -> Callable:
-    """torch_ref's GPT whose ``forward_cached`` runs each block's self-attention through
-    ``attention`` (torch_ref's ``_cached_attention`` with a fault)."""
-    from nnspec.reference import torch_ref
-    from nnspec.reference.torch_ref import networks as tnets
-
-    from .implementations import _torch_network_class
-
-    class FaultyCacheGPT(torch_ref.GPT):
-        def forward_cached(self, ids: Any, cache: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-            ids = tnets._ids(ids, self.device)
-            p, c = self.params, self.config
-            start = 0 if cache is None else int(cache["length"])
-            x = tnets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=start)
-            eps = c.layer_norm_eps
-            new_layers = []
-            for i, block in enumerate(p["blocks"]):
-                layer_cache = None if cache is None else cache["layers"][i]
-                n1, n2 = block["norm_1"], block["norm_2"]
-                if c.norm_placement == "post":
-                    a, kv = attention(block["attn"], x, c.n_heads, layer_cache)
-                    x = tnets.layer_norm(x + a, n1["gamma"], n1["beta"], eps)
-                    x = tnets.layer_norm(x + tnets.feed_forward(block["ffn"], x, c.activation),
-                                         n2["gamma"], n2["beta"], eps)
-                else:
-                    h = tnets.layer_norm(x, n1["gamma"], n1["beta"], eps)
-                    a, kv = attention(block["attn"], h, c.n_heads, layer_cache)
-                    x = x + a
-                    h = tnets.layer_norm(x, n2["gamma"], n2["beta"], eps)
-                    x = x + tnets.feed_forward(block["ffn"], h, c.activation)
-                new_layers.append(kv)
-            if c.norm_placement == "pre":
-                x = tnets.layer_norm(x, p["final_norm"]["gamma"], p["final_norm"]["beta"], eps)
-            W_U, b_U = tnets._unembedding(p, "W_E")
-            return tnets.unembed(x, W_U, b_U), {"length": start + ids.shape[-1], "layers": new_layers}
-
-    return _torch_network_class(FaultyCacheGPT, device, dtype)
-
-
 def _cache_mutant(id: str, models: str, attention: Callable, *, crash: bool = False) -> Mutant:
     """A fault of torch_ref's KV cache (only torch_ref has one): on a torch base its device and
     dtype, else torch:cpu:float64, like kv-cache-restarts-positions."""
@@ -1938,7 +1907,7 @@ def _cache_mutant(id: str, models: str, attention: Callable, *, crash: bool = Fa
         from .implementations import load_implementation
 
         impl = load_implementation(base if base.startswith("torch") else "torch:cpu:float64")
-        return patched(impl, name=id, GPT=_gpt_with_cached_attention(attention, impl.device, impl.dtype))
+        return patched(impl, name=id, GPT=_faulty_cache_gpt(impl.device, impl.dtype, attention=attention))
 
     return Mutant(id, models, ("GPT",), ("DEC-AUTOREGRESSIVE",), build, base="torch:cpu:float64", crash=crash)
 
@@ -1959,21 +1928,11 @@ def feed_forward_default_gelu(params: Params, x: Any, activation: str | None = "
     return numpy_ref.feed_forward(params, x, activation)
 
 
-class GPTLearnedPositionsFromOne(numpy_ref.GPT):
+class GPTLearnedPositionsFromOne(_GPTWiring):
     """Learned positions read from W_P[1 : T + 1] (fairseq's positions start after the padding
     index); sinusoids and 'none' unchanged."""
 
-    def hidden(self, ids: Any) -> np.ndarray:
-        ids = nets._ids(ids)
-        p, c = self.params, self.config
-        start = 1 if c.positional == "learned" else 0
-        x = nets._embed_with_positions(ids, p["W_E"], p.get("W_P"), c, start=start)  # should be 0
-        mask = numpy_ref.causal_mask(ids.shape[-1], ids.shape[-1])
-        for b in p["blocks"]:
-            x = nets._block(x, b["attn"], b["norm_1"], b["ffn"], b["norm_2"], c, mask)
-        if c.norm_placement == "pre":
-            x = _norm(x, p["final_norm"], c.layer_norm_eps)
-        return x
+    learned_positions_from_one = True
 
 
 class GPTTiedDropsBias(numpy_ref.GPT):
