@@ -21,7 +21,7 @@ from nnspec.reference.config import MLPConfig
 from . import precision
 from .activations import FORMULAS
 from .clause import DEEP_LEARNING, NEURAL_NETWORKS, RUMELHART_1986, Check, Source, clause
-from .cost_learning import copy_params, draw_array, draw_mlp_params, seeded_mlp_params
+from .cost_learning import copy_params, draw_array, draw_layer_sizes, draw_mlp_params, seeded_mlp_params
 
 TOPIC = "backprop"
 
@@ -247,12 +247,7 @@ def central_differences(
     "Gradients are compared in units of the cost C where C > 1 (finite differences lose eps C / h).",
 )
 def bp_full(impl: Any, ck: Check) -> None:
-    n_layers = ck.draw(st.integers(1, 3), "n_layers")
-    sizes = tuple(
-        ck.draw(
-            st.lists(st.integers(1, 5), min_size=n_layers + 1, max_size=n_layers + 1), "layer sizes"
-        )
-    )
+    sizes = draw_layer_sizes(ck, layers=(1, 3), width=5, label="layer sizes")
     drawn = seeded_mlp_params(ck, sizes)
     n = ck.draw(st.integers(1, 4), "n_examples")
     x = draw_array(ck, (n, sizes[0]), "x")

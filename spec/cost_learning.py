@@ -105,6 +105,12 @@ def draw_mlp_params(
     return {"layers": layers}
 
 
+def draw_layer_sizes(ck: Check, *, layers: tuple[int, int], width: int, label: str = "sizes") -> tuple[int, ...]:
+    """An MLP's layer sizes, input to output: ``layers`` (min, max) weight layers of 1..``width``."""
+    n_layers = ck.draw(st.integers(*layers), "n_layers")
+    return tuple(ck.draw(st.lists(st.integers(1, width), min_size=n_layers + 1, max_size=n_layers + 1), label))
+
+
 def seeded_mlp_params(ck: Check, layer_sizes: tuple[int, ...]) -> dict:
     """Weights and biases from a drawn seed and scale: generic values, and a failure shrinks in a
     few steps (drawing every entry makes shrinking a network's counterexample slow)."""
@@ -222,10 +228,7 @@ _SIGMA = {None: lambda z: z, **FORMULAS}
     "reference is involved. Every activation a config names is drawn, and None (linear).",
 )
 def mlp_forward(impl: Any, ck: Check) -> None:
-    n_layers = ck.draw(st.integers(1, 3), "n_layers")
-    sizes = tuple(
-        ck.draw(st.lists(st.integers(1, 5), min_size=n_layers + 1, max_size=n_layers + 1), "sizes")
-    )
+    sizes = draw_layer_sizes(ck, layers=(1, 3), width=5)
     activation = ck.draw(st.sampled_from(list(_SIGMA)), "activation")
     sigma = _SIGMA[activation]
     params = seeded_mlp_params(ck, sizes)
@@ -233,6 +236,7 @@ def mlp_forward(impl: Any, ck: Check) -> None:
     x = draw_array(ck, (n, sizes[0]), "x")
     config = MLPConfig(layer_sizes=sizes, activation=activation)
     zs, activations = impl.MLP(config, copy_params(params)).forward(x)
+    n_layers = len(sizes) - 1
     # Lengths first: a list without a(0), or with an extra entry, shifts every layer by one.
     ck.equal(len(activations), n_layers + 1,
              what=f"len(forward(x)[1]) of a {n_layers}-layer network (a(0) = x, then a(1)..a(L))")
@@ -388,10 +392,7 @@ def _squared_error_cost(impl: Any, ck: Check, a: np.ndarray, y: np.ndarray) -> N
 
 def _small_mlp(ck: Check) -> tuple[MLPConfig, dict, np.ndarray, np.ndarray]:
     """A drawn small sigmoid network and data set (targets in [0, 1] like one-hot digits)."""
-    n_layers = ck.draw(st.integers(2, 3), "n_layers")
-    sizes = tuple(
-        ck.draw(st.lists(st.integers(1, 4), min_size=n_layers + 1, max_size=n_layers + 1), "sizes")
-    )
+    sizes = draw_layer_sizes(ck, layers=(2, 3), width=4)
     params = seeded_mlp_params(ck, sizes)
     n = ck.draw(st.integers(1, 6), "n_examples")
     x = draw_array(ck, (n, sizes[0]), "x")
@@ -612,10 +613,7 @@ def documented_batches(n: int, batch_size: int, seed: int) -> Batches:
          "np.random.permutation does not).",
 )
 def sgd_partition(impl: Any, ck: Check) -> None:
-    n_layers = ck.draw(st.integers(2, 3), "n_layers")
-    sizes = tuple(
-        ck.draw(st.lists(st.integers(1, 4), min_size=n_layers + 1, max_size=n_layers + 1), "sizes")
-    )
+    sizes = draw_layer_sizes(ck, layers=(2, 3), width=4)
     config = MLPConfig(layer_sizes=sizes, activation="sigmoid")
     params = seeded_mlp_params(ck, sizes)
     batch_size = ck.draw(st.integers(1, 3), "batch_size")
