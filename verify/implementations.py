@@ -583,9 +583,10 @@ class Implementation:
             nodes = _argument_nodes(signature, args, kwargs) if checked else []
             inputs = _array_arguments(nodes)
             copies = [a.copy() for _, a in inputs]
-            # lists cannot be put back as arrays are: name the call as it was made, before it ran
+            # a list argument cannot be put back as arrays are: name the call as it was made, before
+            # it ran (only for lists passed as such: a parameter dict's list of blocks is not copied)
             as_called = (_call_text(impl.name, call, args, kwargs)
-                         if any(isinstance(v, list) for _, v in nodes) else None)
+                         if checked and any(isinstance(v, list) for v in (*args, *kwargs.values())) else None)
             session_errors = SESSION_NUMPY_ERRORS.get() if third_party else None
             flush = third_party and SESSION_FLUSHES_SUBNORMALS.get()
             try:
