@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -1377,10 +1378,11 @@ def l1_deviation_bound(n_samples: int, n_outcomes: int, false_alarm: float) -> f
 
 
 def _sampled_frequencies(
-    impl: Any, ck: Check, draw: Any, logits: np.ndarray, temperature: float, what: str
+    impl: Any, ck: Check, draw: Any, logits: np.ndarray, temperature: float, what: str, base: int
 ) -> None:
     """``draw(seed)`` (one sampled token) under SAMPLING_SEEDS distinct seeds: its frequencies must
-    lie within the Weissman threshold of p = softmax(logits / T), the implementation's own logits.
+    lie within the Weissman threshold of p = softmax(logits / T), the implementation's own logits;
+    ``base`` seeds the seeds.
 
     The threshold is eps + rounding: ``rounding`` is what a correct sampler computing in the
     implementation's format may add to ||q - p||_1 (its scaled logits l / T rounded, which moves p
@@ -1400,7 +1402,6 @@ def _sampled_frequencies(
     if 2.0 * (1.0 - p.max()) <= threshold:
         ck.note(f"{what}: too concentrated to count (max p)", round(float(p.max()), 4))
         return
-    base = ck.draw(st.integers(0, 2**16), "seed of the sampling seeds")
     seeds = np.random.default_rng(base).choice(2**31 - 1, size=SAMPLING_SEEDS, replace=False)
     tokens = np.array([draw(int(seed)) for seed in seeds])
     ck.that(
@@ -1421,29 +1422,40 @@ def _sampled_frequencies(
     )
 
 
-def _gpt_sampler(impl: Any, ck: Check, temperature: float) -> tuple[Any, np.ndarray, int]:
-    """``run(seed, n)``: GPT.generate's output; the logits of the first token it samples; where
-    that token is in the output."""
+def _gpt_sampler(impl: Any, ck: Check, temperature: float) -> Any:
+    """Draws a GPT and a prompt; returns ``build()``, which makes the network and gives ``run(seed,
+    n)`` (GPT.generate's output), the logits of the first token it samples, and where that token is
+    in the output."""
     config = tiny_gpt(ck, n_layers=1)  # one block: the frequencies cost SAMPLING_SEEDS runs
-    net = impl.GPT(config, network_params(ck, config))
+    params = network_params(ck, config)
     prompt = draw_tokens(ck, 1, 5, "prompt")
 
-    def run(seed: int, n: int) -> list[int]:
-        return [int(t) for t in net.generate(prompt, max_new_tokens=n, temperature=temperature, seed=seed)]
+    def build() -> tuple[Any, np.ndarray, int]:
+        net = impl.GPT(config, params)
 
-    return run, np.asarray(net.forward(prompt))[-1], len(prompt)  # logits (V,) of token P
+        def run(seed: int, n: int) -> list[int]:
+            return [int(t) for t in net.generate(prompt, max_new_tokens=n, temperature=temperature, seed=seed)]
+
+        return run, np.asarray(net.forward(prompt))[-1], len(prompt)  # logits (V,) of token P
+
+    return build
 
 
-def _transformer_sampler(impl: Any, ck: Check, temperature: float) -> tuple[Any, np.ndarray, int]:
+def _transformer_sampler(impl: Any, ck: Check, temperature: float) -> Any:
     """As :func:`_gpt_sampler`, for Transformer.sample: the first sampled token follows START."""
     config = tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1)
-    net = impl.Transformer(config, network_params(ck, config))
+    params = network_params(ck, config)
     src = draw_tokens(ck, 1, 5, "source")
 
-    def run(seed: int, n: int) -> list[int]:
-        return [int(t) for t in net.sample(src, max_len=n, temperature=temperature, seed=seed)]
+    def build() -> tuple[Any, np.ndarray, int]:
+        net = impl.Transformer(config, params)
 
-    return run, np.asarray(net.forward(src, np.array([START_ID])))[0], 1
+        def run(seed: int, n: int) -> list[int]:
+            return [int(t) for t in net.sample(src, max_len=n, temperature=temperature, seed=seed)]
+
+        return run, np.asarray(net.forward(src, np.array([START_ID])))[0], 1
+
+    return build
 
 
 SAMPLERS = {"GPT.generate": _gpt_sampler, "Transformer.sample": _transformer_sampler}
@@ -1455,8 +1467,9 @@ SAMPLERS = {"GPT.generate": _gpt_sampler, "Transformer.sample": _transformer_sam
 LIFTED = 3
 
 
-def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> None:
+def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> Any:
     """Pairs of successive sampled tokens over SAMPLING_SEEDS seeds: uniform over LIFTED^2 pairs.
+    Draws the model and its inputs, and returns the check.
 
     The lifted tokens' rows of W_U are zero and their biases one value, so their logits are that
     value exactly, in any format and any summation order, and equal probabilities follow. The other
@@ -1473,43 +1486,49 @@ def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> 
     params["W_U"][lifted] = 0.0
     params["b_U"] = params["b_U"].copy()
     params["b_U"][lifted] = params["b_U"].max() + 1e3
-    net = getattr(impl, kind)(config, params)
     if kind == "GPT":
         prompt = draw_tokens(ck, 1, 5, f"{name}: prompt")
-
-        def pair(seed: int) -> tuple[int, ...]:
-            out = net.generate(prompt, max_new_tokens=2, temperature=temperature, seed=seed)
-            return tuple(int(t) for t in out[len(prompt):])
     else:
         src = draw_tokens(ck, 1, 5, f"{name}: source")
-
-        def pair(seed: int) -> tuple[int, ...]:
-            return tuple(int(t) for t in net.sample(src, max_len=2, temperature=temperature, seed=seed)[1:])
-
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the pair seeds")
-    seeds = np.random.default_rng(base).choice(2**31 - 1, size=SAMPLING_SEEDS, replace=False)
-    pairs = [pair(int(seed)) for seed in seeds]
-    index = {token: i for i, token in enumerate(lifted)}
-    stray = sorted({t for p in pairs for t in p if t not in index} | {len(p) for p in pairs if len(p) != 2})
-    ck.that(not stray, what=f"{name}: two tokens, each one of the lifted {lifted}",
-            observed=f"{stray} in {pairs[:5]}...", expected=f"pairs of tokens in {lifted}")
-    counts = np.zeros((LIFTED, LIFTED))
-    for first, second in pairs:
-        counts[index[first], index[second]] += 1
-    frequencies = counts / SAMPLING_SEEDS  # (LIFTED, LIFTED): row the first token, column the second
-    distance = float(np.abs(frequencies - 1.0 / LIFTED**2).sum())
-    # probabilities 1/LIFTED each, up to their rounding in the format
-    threshold = l1_deviation_bound(SAMPLING_SEEDS, LIFTED**2, FALSE_ALARM) + 2.0 * precision.eps(impl)
-    ck.note(f"{name}: successive pairs ||p_hat - p||_1", round(distance, 4))
-    ck.that(
-        distance < threshold,
-        what=f"{name}: pairs of successive tokens over {SAMPLING_SEEDS} seeds, each drawn uniformly "
-        f"from the {LIFTED} lifted tokens",
-        observed=f"||p_hat - p||_1 = {distance:.3f}, pair frequencies {np.round(frequencies, 3).tolist()}, "
-        f"first == second in {int(np.trace(counts))} of {SAMPLING_SEEDS}",
-        expected=f"< {threshold:.3f} from {1 / LIFTED**2:.3f} per pair (independent draws; a correct "
-        f"sampler exceeds it with probability <= {FALSE_ALARM:g})",
-    )
+
+    def check() -> None:
+        net = getattr(impl, kind)(config, params)
+        if kind == "GPT":
+
+            def pair(seed: int) -> tuple[int, ...]:
+                out = net.generate(prompt, max_new_tokens=2, temperature=temperature, seed=seed)
+                return tuple(int(t) for t in out[len(prompt):])
+        else:
+
+            def pair(seed: int) -> tuple[int, ...]:
+                return tuple(int(t) for t in net.sample(src, max_len=2, temperature=temperature, seed=seed)[1:])
+
+        seeds = np.random.default_rng(base).choice(2**31 - 1, size=SAMPLING_SEEDS, replace=False)
+        pairs = [pair(int(seed)) for seed in seeds]
+        index = {token: i for i, token in enumerate(lifted)}
+        stray = sorted({t for p in pairs for t in p if t not in index} | {len(p) for p in pairs if len(p) != 2})
+        ck.that(not stray, what=f"{name}: two tokens, each one of the lifted {lifted}",
+                observed=f"{stray} in {pairs[:5]}...", expected=f"pairs of tokens in {lifted}")
+        counts = np.zeros((LIFTED, LIFTED))
+        for first, second in pairs:
+            counts[index[first], index[second]] += 1
+        frequencies = counts / SAMPLING_SEEDS  # (LIFTED, LIFTED): row the first token, column the second
+        distance = float(np.abs(frequencies - 1.0 / LIFTED**2).sum())
+        # probabilities 1/LIFTED each, up to their rounding in the format
+        threshold = l1_deviation_bound(SAMPLING_SEEDS, LIFTED**2, FALSE_ALARM) + 2.0 * precision.eps(impl)
+        ck.note(f"{name}: successive pairs ||p_hat - p||_1", round(distance, 4))
+        ck.that(
+            distance < threshold,
+            what=f"{name}: pairs of successive tokens over {SAMPLING_SEEDS} seeds, each drawn uniformly "
+            f"from the {LIFTED} lifted tokens",
+            observed=f"||p_hat - p||_1 = {distance:.3f}, pair frequencies {np.round(frequencies, 3).tolist()}, "
+            f"first == second in {int(np.trace(counts))} of {SAMPLING_SEEDS}",
+            expected=f"< {threshold:.3f} from {1 / LIFTED**2:.3f} per pair (independent draws; a correct "
+            f"sampler exceeds it with probability <= {FALSE_ALARM:g})",
+        )
+
+    return check
 
 
 # The tail. A sampler that truncates softmax(logits / T) before drawing (Hugging Face's default
@@ -1547,8 +1566,9 @@ def fewest_draws(n: int, q: float, false_alarm: float) -> int:
     return c
 
 
-def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> None:
-    """TAIL_DRAWS tokens from the tail model (see above): each tail drawn as often as p says."""
+def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> Any:
+    """TAIL_DRAWS tokens from the tail model (see above): each tail drawn as often as p says. Draws
+    the model and its inputs, and returns the check."""
     kind = name.partition(".")[0]
     if kind == "GPT":
         config = replace(tiny_gpt(ck, n_layers=1, bias=True, tie_embeddings=False), n_vocab=TAIL_VOCAB)
@@ -1560,62 +1580,68 @@ def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> No
     b_U = np.full(TAIL_VOCAB, -1e3)
     b_U[FIRST_WORD_ID:] = np.arange(TAIL_VOCAB - FIRST_WORD_ID) / 128
     params["b_U"] = ck.input(b_U)
-    net = getattr(impl, kind)(config, params)
     if kind == "GPT":
         prompt = draw_tokens(ck, 1, 4, f"{name}: prompt (tail)")
         head = len(prompt)
-
-        def run(seed: int) -> list[int]:
-            return [int(t) for t in net.generate(prompt, max_new_tokens=TAIL_TOKENS, temperature=temperature,
-                                                 seed=seed)]
     else:
         src = draw_tokens(ck, 1, 5, f"{name}: source (tail)")
         head = 1  # START
-
-        def run(seed: int) -> list[int]:
-            return [int(t) for t in net.sample(src, max_len=TAIL_TOKENS, temperature=temperature, seed=seed)]
-
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the tail seeds")
-    tokens = []
-    for seed in np.random.default_rng(base).choice(2**31 - 1, size=TAIL_RUNS, replace=False):
-        out = run(int(seed))
-        ck.equal(len(out), head + TAIL_TOKENS,
-                 what=f"{name}: length of the output for {TAIL_TOKENS} new tokens, the end token out of reach")
-        tokens += out[head:]
-    drawn = np.asarray(tokens)
-    stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= TAIL_VOCAB)].tolist()))
-    ck.that(not stray, what=f"{name}: sampled ids of the tail model",
-            observed=stray, expected=f"ids in [{FIRST_WORD_ID}, {TAIL_VOCAB}) (the others lie 1000 below)")
-    # p = softmax(b_U / T), as exact as the format keeps it: each probability the format computes
-    # is off by a few roundings (its exponential, its normalisation), so a tail of mass q has at
-    # least q (1 - 4 eps) in a correct sampler.
-    z = params["b_U"] / temperature
-    p = np.exp(z - z.max())
-    p = p / p.sum()
-    order = np.argsort(-p, kind="stable")  # most probable first
-    cumulative = np.cumsum(p[order[::-1]])  # from the least probable up
-    tails = {
-        f"the tokens beyond the {TOP_K} most probable": order[TOP_K:],
-        f"the least probable tokens of total mass < {1 - TOP_P:.1f} (outside a {TOP_P} nucleus)":
-            order[::-1][: int(np.searchsorted(cumulative, 1 - TOP_P))],
-    }
-    for label, tail in tails.items():
-        q = float(p[tail].sum()) * (1.0 - 4.0 * precision.eps(impl))
-        fewest = fewest_draws(TAIL_DRAWS, q, FALSE_ALARM)
-        count = int(np.isin(drawn, tail).sum())
-        ck.note(f"{name}: draws among {label}", f"{count} of {TAIL_DRAWS} (p = {q:.3f})")
-        if fewest < 0:
-            ck.note(f"{name}: {label} too light to count", round(q, 4))
-            continue
-        ck.that(
-            count > fewest,
-            what=f"{name}: draws among {label} ({len(tail)} ids) over {TAIL_RUNS} seeds x {TAIL_TOKENS} "
-            f"tokens at T = {temperature}",
-            observed=f"{count} of {TAIL_DRAWS}",
-            expected=f"more than {fewest}: they hold p = {q:.3f} of softmax(logits / T), about "
-            f"{q * TAIL_DRAWS:.0f} draws, and a correct sampler draws {fewest} or fewer with "
-            f"probability < {FALSE_ALARM:g}",
-        )
+
+    def check() -> None:
+        net = getattr(impl, kind)(config, params)
+        if kind == "GPT":
+
+            def run(seed: int) -> list[int]:
+                return [int(t) for t in net.generate(prompt, max_new_tokens=TAIL_TOKENS, temperature=temperature,
+                                                     seed=seed)]
+        else:
+
+            def run(seed: int) -> list[int]:
+                return [int(t) for t in net.sample(src, max_len=TAIL_TOKENS, temperature=temperature, seed=seed)]
+
+        tokens = []
+        for seed in np.random.default_rng(base).choice(2**31 - 1, size=TAIL_RUNS, replace=False):
+            out = run(int(seed))
+            ck.equal(len(out), head + TAIL_TOKENS,
+                     what=f"{name}: length of the output for {TAIL_TOKENS} new tokens, the end token out of reach")
+            tokens += out[head:]
+        drawn = np.asarray(tokens)
+        stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= TAIL_VOCAB)].tolist()))
+        ck.that(not stray, what=f"{name}: sampled ids of the tail model",
+                observed=stray, expected=f"ids in [{FIRST_WORD_ID}, {TAIL_VOCAB}) (the others lie 1000 below)")
+        # p = softmax(b_U / T), as exact as the format keeps it: each probability the format computes
+        # is off by a few roundings (its exponential, its normalisation), so a tail of mass q has at
+        # least q (1 - 4 eps) in a correct sampler.
+        z = params["b_U"] / temperature
+        p = np.exp(z - z.max())
+        p = p / p.sum()
+        order = np.argsort(-p, kind="stable")  # most probable first
+        cumulative = np.cumsum(p[order[::-1]])  # from the least probable up
+        tails = {
+            f"the tokens beyond the {TOP_K} most probable": order[TOP_K:],
+            f"the least probable tokens of total mass < {1 - TOP_P:.1f} (outside a {TOP_P} nucleus)":
+                order[::-1][: int(np.searchsorted(cumulative, 1 - TOP_P))],
+        }
+        for label, tail in tails.items():
+            q = float(p[tail].sum()) * (1.0 - 4.0 * precision.eps(impl))
+            fewest = fewest_draws(TAIL_DRAWS, q, FALSE_ALARM)
+            count = int(np.isin(drawn, tail).sum())
+            ck.note(f"{name}: draws among {label}", f"{count} of {TAIL_DRAWS} (p = {q:.3f})")
+            if fewest < 0:
+                ck.note(f"{name}: {label} too light to count", round(q, 4))
+                continue
+            ck.that(
+                count > fewest,
+                what=f"{name}: draws among {label} ({len(tail)} ids) over {TAIL_RUNS} seeds x {TAIL_TOKENS} "
+                f"tokens at T = {temperature}",
+                observed=f"{count} of {TAIL_DRAWS}",
+                expected=f"more than {fewest}: they hold p = {q:.3f} of softmax(logits / T), about "
+                f"{q * TAIL_DRAWS:.0f} draws, and a correct sampler draws {fewest} or fewer with "
+                f"probability < {FALSE_ALARM:g}",
+            )
+
+    return check
 
 
 # The unembedding's bias, and the last id. A model whose W_U is zero has the logits b_U whatever
@@ -1631,8 +1657,9 @@ BIAS_LIFT = 1024.0
 BIAS_RUNS = 30
 
 
-def _bias_and_last_id(impl: Any, ck: Check, name: str) -> None:
-    """BIAS_RUNS x 2 tokens of the bias model (see above): the last id as often as p says."""
+def _bias_and_last_id(impl: Any, ck: Check, name: str) -> Any:
+    """BIAS_RUNS x 2 tokens of the bias model (see above): the last id as often as p says. Draws the
+    model and its inputs, and returns the check."""
     kind = name.partition(".")[0]
     if kind == "GPT":
         config = tiny_gpt(ck, n_layers=1, bias=True, tie_embeddings=False)
@@ -1645,48 +1672,54 @@ def _bias_and_last_id(impl: Any, ck: Check, name: str) -> None:
     b_U[FIRST_WORD_ID:] = 0.0
     b_U[last] = BIAS_LIFT
     params["b_U"] = ck.input(b_U)
-    net = getattr(impl, kind)(config, params)
     if kind == "GPT":
         prompt = draw_tokens(ck, 1, 5, f"{name}: prompt (bias)")
-
-        def run(seed: int) -> list[int]:
-            out = net.generate(prompt, max_new_tokens=2, temperature=BIAS_LIFT, seed=seed)
-            return [int(t) for t in out[len(prompt):]]
     else:
         src = draw_tokens(ck, 1, 5, f"{name}: source (bias)")
-
-        def run(seed: int) -> list[int]:
-            return [int(t) for t in net.sample(src, max_len=2, temperature=BIAS_LIFT, seed=seed)[1:]]
-
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the bias seeds")
-    tokens = []
-    for seed in np.random.default_rng(base).choice(2**31 - 1, size=BIAS_RUNS, replace=False):
-        out = run(int(seed))
-        ck.equal(len(out), 2, what=f"{name}: number of new tokens for 2, the end token out of reach")
-        tokens += out
-    drawn = np.asarray(tokens)
-    stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= VOCAB)].tolist()))
-    ck.that(not stray, what=f"{name}: sampled ids of the bias model",
-            observed=stray, expected=f"ids in [{FIRST_WORD_ID}, {VOCAB}) (the others lie 32 T below)")
-    n = len(drawn)
-    p_last = math.e / (math.e + VOCAB - FIRST_WORD_ID - 1)
-    count = int((drawn == last).sum())
-    ck.note(f"{name}: draws of the last id at T = {BIAS_LIFT:g}", f"{count} of {n} (p = {p_last:.3f})")
-    # as in the tail: each probability a format computes is off by a few roundings
-    for label, q, k, undone in (
-        (f"the last id {last}", p_last, count, "a sampler that never draws the last id"),
-        (f"the ids other than {last}", 1.0 - p_last, n - count,
-         f"a sampler that leaves b_U undivided by T (its lift of {BIAS_LIFT:g} then wins every draw)"),
-    ):
-        fewest = fewest_draws(n, q * (1.0 - 4.0 * precision.eps(impl)), FALSE_ALARM)
-        ck.that(
-            k > fewest,
-            what=f"{name}: draws of {label} over {BIAS_RUNS} seeds x 2 tokens at T = {BIAS_LIFT:g}, from "
-            f"logits b_U = {BIAS_LIFT:g} for {last}, 0 for the other words",
-            observed=f"{k} of {n}",
-            expected=f"more than {fewest}: softmax(b_U / T) gives them p = {q:.3f}, and a correct sampler "
-            f"draws {fewest} or fewer with probability < {FALSE_ALARM:g}; {undone} draws none of them",
-        )
+
+    def check() -> None:
+        net = getattr(impl, kind)(config, params)
+        if kind == "GPT":
+
+            def run(seed: int) -> list[int]:
+                out = net.generate(prompt, max_new_tokens=2, temperature=BIAS_LIFT, seed=seed)
+                return [int(t) for t in out[len(prompt):]]
+        else:
+
+            def run(seed: int) -> list[int]:
+                return [int(t) for t in net.sample(src, max_len=2, temperature=BIAS_LIFT, seed=seed)[1:]]
+
+        tokens = []
+        for seed in np.random.default_rng(base).choice(2**31 - 1, size=BIAS_RUNS, replace=False):
+            out = run(int(seed))
+            ck.equal(len(out), 2, what=f"{name}: number of new tokens for 2, the end token out of reach")
+            tokens += out
+        drawn = np.asarray(tokens)
+        stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= VOCAB)].tolist()))
+        ck.that(not stray, what=f"{name}: sampled ids of the bias model",
+                observed=stray, expected=f"ids in [{FIRST_WORD_ID}, {VOCAB}) (the others lie 32 T below)")
+        n = len(drawn)
+        p_last = math.e / (math.e + VOCAB - FIRST_WORD_ID - 1)
+        count = int((drawn == last).sum())
+        ck.note(f"{name}: draws of the last id at T = {BIAS_LIFT:g}", f"{count} of {n} (p = {p_last:.3f})")
+        # as in the tail: each probability a format computes is off by a few roundings
+        for label, q, k, undone in (
+            (f"the last id {last}", p_last, count, "a sampler that never draws the last id"),
+            (f"the ids other than {last}", 1.0 - p_last, n - count,
+             f"a sampler that leaves b_U undivided by T (its lift of {BIAS_LIFT:g} then wins every draw)"),
+        ):
+            fewest = fewest_draws(n, q * (1.0 - 4.0 * precision.eps(impl)), FALSE_ALARM)
+            ck.that(
+                k > fewest,
+                what=f"{name}: draws of {label} over {BIAS_RUNS} seeds x 2 tokens at T = {BIAS_LIFT:g}, from "
+                f"logits b_U = {BIAS_LIFT:g} for {last}, 0 for the other words",
+                observed=f"{k} of {n}",
+                expected=f"more than {fewest}: softmax(b_U / T) gives them p = {q:.3f}, and a correct sampler "
+                f"draws {fewest} or fewer with probability < {FALSE_ALARM:g}; {undone} draws none of them",
+            )
+
+    return check
 
 
 @clause(
@@ -1715,27 +1748,42 @@ def _bias_and_last_id(impl: Any, ck: Check, name: str) -> None:
     "each example.",
 )
 def sample_dist(impl: Any, ck: Check) -> None:
+    # Every input is drawn before any sampler runs: a shrink run that runs out of draws then stops
+    # at once, instead of after thousands of sampling calls (each part draws its model and inputs,
+    # and returns its check).
     temperature = ck.draw(st.sampled_from(TEMPERATURES), "temperature")
     n_new = ck.draw(st.integers(2, 4), "tokens per reproducibility run")
+    checks = []
     for name, sampler in SAMPLERS.items():
         if not ck.offers(name):
             continue
-        run, logits, first = sampler(impl, ck, temperature)
-        ck.equal(logits.shape, (VOCAB,), what=f"{name}: the forward pass's logits of the first sampled token, shape")
-        # The same seed, the same tokens (a sampler reading an unseeded generator differs).
-        for seed in range(3):
-            ck.equal(run(seed, n_new), run(seed, n_new), what=f"{name}(seed={seed}) run twice")
+        build = sampler(impl, ck, temperature)
+        base = ck.draw(st.integers(0, 2**16), "seed of the sampling seeds")
+        checks.append(partial(_first_token, impl, ck, name, build, temperature, n_new, base))
+        checks.append(_uniform_successors(impl, ck, name, temperature))
+        checks.append(_tail_frequencies(impl, ck, name, temperature))
+        checks.append(_bias_and_last_id(impl, ck, name))
+    for check in checks:
+        check()
 
-        def first_token(seed: int, run: Any = run, first: int = first, name: str = name) -> int:
-            out = run(seed, 1)
-            # a short output is the sampler's failure, said as such (not an IndexError here)
-            ck.equal(len(out), first + 1, what=f"{name}: length of the output for one new token")
-            return out[first]
 
-        _sampled_frequencies(impl, ck, first_token, logits, temperature, name)
-        _uniform_successors(impl, ck, name, temperature)
-        _tail_frequencies(impl, ck, name, temperature)
-        _bias_and_last_id(impl, ck, name)
+def _first_token(
+    impl: Any, ck: Check, name: str, build: Any, temperature: float, n_new: int, base: int
+) -> None:
+    """The sampler's reproducibility, and the frequencies of its first token (the base seed drawn)."""
+    run, logits, first = build()
+    ck.equal(logits.shape, (VOCAB,), what=f"{name}: the forward pass's logits of the first sampled token, shape")
+    # The same seed, the same tokens (a sampler reading an unseeded generator differs).
+    for seed in range(3):
+        ck.equal(run(seed, n_new), run(seed, n_new), what=f"{name}(seed={seed}) run twice")
+
+    def first_token(seed: int) -> int:
+        out = run(seed, 1)
+        # a short output is the sampler's failure, said as such (not an IndexError here)
+        ck.equal(len(out), first + 1, what=f"{name}: length of the output for one new token")
+        return out[first]
+
+    _sampled_frequencies(impl, ck, first_token, logits, temperature, name, base)
 
 
 # ---------------------------------------------------------------------------------------------

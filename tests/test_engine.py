@@ -6,6 +6,7 @@ import dataclasses
 import math
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def test_broken_implementation_fails_four_clauses_with_clear_messages() -> None:
         r = results[cid]
         assert word in r.message, r.message
         assert TEST_CLAUSES[cid].statement in r.message
-        assert "shrunk input:" in r.message and "x = array" in r.message
+        # the hang timed out on its first input, which was never shrunk
+        label = "  input:" if cid == "T-RELU" else "shrunk input:"
+        assert label in r.message and "x = array" in r.message
         # BROKEN is a patched() object, which no command line can load by name: the reproduce
         # line is the Python call that re-runs the clause on it, with the same profile and seed.
         assert r.reproduce.startswith(f"run_clause({cid!r}, patched('numpy', name='broken', ...), "
@@ -204,6 +207,82 @@ def test_examples_are_what_was_generated_and_shrinking_is_counted_apart(profile:
     assert failed.examples == failed.examples_to_failure <= limit
     assert failed.shrinks > 0  # the drawn array was made smaller: those runs are counted apart
     assert failed.to_dict()["shrinks"] == failed.shrinks
+
+
+def _eight_large(runs: list[tuple[int, ...]]) -> Any:
+    """A property failing when eight drawn integers are all 100 or more: Hypothesis shrinks each to
+    100, in about 300 runs. Every run's input is kept in ``runs``."""
+
+    def prop(impl, ck):
+        xs = tuple(ck.draw(st.integers(0, 10**6), f"x{i}") for i in range(8))
+        runs.append(xs)
+        ck.that(min(xs) < 100, what="least x", observed=min(xs), expected="< 100")
+
+    return prop
+
+
+def _shown(result: Any) -> tuple[int, ...]:
+    return tuple(int(line.partition(" = ")[2]) for line in result.counterexample.splitlines())
+
+
+def test_the_shrink_cap_is_for_expensive_clauses_below_thorough() -> None:
+    from nnspec.verify.profiles import SHRINK_RUNS
+
+    for profile in PROFILES.values():
+        assert profile.shrink_runs_for("cheap") is None
+        for cost in ("network", "training"):
+            assert profile.shrink_runs_for(cost) == (None if profile.name == "thorough" else SHRINK_RUNS)
+
+
+@pytest.mark.parametrize("profile", ["default", "ci"])  # quick's 2 examples rarely find this failure
+def test_shrinking_a_network_clause_stops_at_its_cap_and_says_so(profile: str) -> None:
+    """A network clause's failure is shrunk for at most SHRINK_RUNS runs (each run can cost a whole
+    sampling loop); the runs past the cap do not reach the clause, and the input reported is a
+    failing one. A component clause keeps Hypothesis's own limits, and so does a thorough run."""
+    cap = PROFILES[profile].shrink_runs_for("network")
+    runs: list[tuple[int, ...]] = []
+    result = run_clause(_toy(_eight_large(runs), cost="network"), "numpy", profile=profile)
+    assert result.status == "failed"
+    # the runs after the first failure: at most the cap, and the replay of the input reported
+    assert len(runs) - result.examples_to_failure <= cap + 1
+    assert f"shrinking stopped after {cap} runs, the {profile!r} profile's cap for a network clause" in result.message
+    assert min(_shown(result)) >= 100 and _shown(result) == runs[-1]
+    uncapped: list[tuple[int, ...]] = []
+    cheap = run_clause(_toy(_eight_large(uncapped), cost="cheap"), "numpy", profile=profile)
+    assert len(uncapped) - cheap.examples_to_failure > cap + 1 and "shrinking stopped" not in cheap.message
+    assert _shown(cheap) == (100,) * 8  # shrunk all the way
+    thorough: list[tuple[int, ...]] = []
+    assert _shown(run_clause(_toy(_eight_large(thorough), cost="network"), "numpy", profile="thorough")) == (100,) * 8
+
+
+def test_a_capped_shrink_is_the_same_in_two_ci_runs() -> None:
+    """The cap counts runs, not seconds: the ci profile reports the same input twice."""
+    first = run_clause(_toy(_eight_large([]), cost="network"), "numpy", profile="ci")
+    second = run_clause(_toy(_eight_large([]), cost="network"), "numpy", profile="ci")
+    assert "shrinking stopped" in first.message
+    assert {k: v for k, v in first.to_dict().items() if k != "duration"} == {
+        k: v for k, v in second.to_dict().items() if k != "duration"
+    }
+
+
+def test_the_time_limit_during_shrinking_reports_the_failure_found() -> None:
+    """A failure found in time and then shrunk past the time limit is that failure, on the smallest
+    input found by then; not "timed out", which would read as a hang."""
+    runs: list[int] = []
+
+    def prop(impl, ck):
+        x = ck.draw(st.integers(0, 10**6), "x")
+        runs.append(x)
+        if len(runs) > 1:
+            time.sleep(0.4)  # each shrink run is slow
+        ck.that(x < 10, what="x", observed=x, expected="< 10")
+
+    result = run_clause(_toy(prop), "numpy", profile="quick", time_limit=1.0)
+    assert result.status == "failed"
+    assert "timed out" not in result.message
+    assert re.search(r"x: observed \d+, but should be < 10", result.message), result.message
+    assert "the time limit of 1 s ended shrinking" in result.message
+    assert result.counterexample.startswith("x = ") and int(result.counterexample[4:]) >= 10
 
 
 def test_the_shrunk_input_of_an_in_place_write_is_what_the_call_was_given() -> None:
@@ -423,6 +502,30 @@ def test_ci_profile_gives_identical_results_twice() -> None:
         second = run_clause(TEST_CLAUSES[cid], impl, profile="ci")
         assert strip(first) == strip(second)
         assert first.examples >= (1 if first.status == "failed" else PROFILES["ci"].max_examples)
+
+
+def test_the_users_own_modules_do_not_change_the_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis mixes constants from the source of imported "local" modules into its draws; a
+    user's project imported beside the clauses (pytest --nnspec-impl) must not change a clause's
+    examples. The check can fail: without nnspec's guard the examples differ."""
+    import contextlib
+
+    from nnspec.verify import runner
+
+    def strip(r):
+        return {k: v for k, v in r.to_dict().items() if k != "duration"}
+
+    before = run_clause("ATT-ORACLE", "torch:cpu:float32", profile="ci")
+    (tmp_path / "users_constants.py").write_text(
+        "CONSTANTS = [" + ", ".join(repr(0.37 * k - 3.1) for k in range(200)) + "]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import users_constants  # noqa: F401  (imported: its constants are now "local")
+
+    assert strip(run_clause("ATT-ORACLE", "torch:cpu:float32", profile="ci")) == strip(before)
+    monkeypatch.setattr(runner, "_without_local_constants", contextlib.nullcontext)
+    unguarded = run_clause("ATT-ORACLE", "torch:cpu:float32", profile="ci")
+    assert strip(unguarded) != strip(before)  # the guard is what keeps them equal
 
 
 def test_cuda_implementation_without_gpu_is_not_applicable() -> None:

@@ -38,6 +38,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.control import current_build_context
 from hypothesis.errors import Flaky, HypothesisException, StopTest, UnsatisfiedAssumption
 from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
 
@@ -369,14 +370,9 @@ _WHOLE_PACKAGE_IMPORTED = False
 
 
 def _import_whole_package() -> None:
-    """Import every nnspec module once, before the first clause runs.
-
-    Hypothesis mixes constants found in the source of "local" (not site-packages) modules into its
-    draws, scanning whatever is in ``sys.modules`` at the time. With an editable install nnspec is
-    local, so without this the examples a clause tries would depend on which nnspec modules the
-    process happened to have imported (a pytest-xdist worker, a serial run and the CLI differ),
-    and the ``ci`` profile would not give the same results everywhere.
-    """
+    """Import every nnspec module (and so torch) once, before the first clause runs, so that no
+    clause pays for the imports inside its time limit (the pytest plugin calls this at the start of
+    the session, outside any test, where another plugin's per-test timeout cannot cut it short)."""
     global _WHOLE_PACKAGE_IMPORTED
     if _WHOLE_PACKAGE_IMPORTED:
         return
@@ -390,8 +386,7 @@ def _import_whole_package() -> None:
         for info in pkgutil.walk_packages(module.__path__, prefix=f"{package}."):
             importlib.import_module(info.name)
 
-    # Hypothesis parses those modules for constants on its first draw (seconds on a cold machine);
-    # pay that here, once, rather than inside the first clause's time limit.
+    # Hypothesis's own first run sets up its machinery: pay that here too.
     @settings(max_examples=1, database=None, deadline=None)
     @given(st.integers())
     def warm_up(_: int) -> None:
@@ -399,6 +394,33 @@ def _import_whole_package() -> None:
 
     warm_up()
     _WHOLE_PACKAGE_IMPORTED = True
+
+
+@contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """Hypothesis mixes into its draws constants it finds in the source of "local" modules (those
+    outside site-packages and the standard library) that happen to be imported: the user's project
+    in ``pytest --nnspec-impl``, nnspec itself when installed editable. A clause's examples would
+    then change with the user's unrelated code, with which of their tests were selected, and between
+    an xdist worker and a serial run. While a clause runs the pool of local constants is empty, so
+    the examples depend only on the profile, the seed and the clause (Hypothesis's global constants,
+    the same everywhere, stay). Nothing to do on a Hypothesis without the feature."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+
+        scan, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):
+        yield
+        return
+    none = Constants()
+    providers._get_local_constants = lambda: none
+    cache.clear()  # it holds the permitted constants of each kind of draw, local ones included
+    try:
+        yield
+    finally:
+        providers._get_local_constants = scan
+        cache.clear()
 
 
 def run_clause(
@@ -473,8 +495,20 @@ def run_clause(
     not_offered = [name for name in clause.optional if not impl.has(name)]
 
     state: dict[str, Any] = {"ck": None, "examples": 0, "shrinks": 0, "records": [], "first_failure": None}
+    # Shrinking: every run after the first failure counts against the cap, abandoned ones too (see
+    # profiles.SHRINK_FACTOR); ``best`` is the latest failing run's failure and check, the smallest
+    # input found so far, reported if the cap or the time limit ends shrinking.
+    shrink_cap = prof.shrink_runs_for(clause.cost) if shrink else None
+    state.update(shrink_runs=0, shrinking_capped=False, best=None)
 
     def example(data: Any) -> None:
+        if state["first_failure"] is not None:
+            if shrink_cap is not None and state["shrink_runs"] >= shrink_cap and not _final_replay():
+                state["shrinking_capped"] = True
+                # Instant, and what Hypothesis makes of a candidate that runs out of draws: it is
+                # dropped, nothing is recorded of it, and the smallest failure found is kept.
+                data.conjecture_data.mark_overrun()
+            state["shrink_runs"] += 1
         ck = EngineCheck(impl, data, capabilities=clause.capabilities)
         state["ck"] = ck
         counter = "examples" if state["first_failure"] is None else "shrinks"
@@ -484,9 +518,11 @@ def run_clause(
         except (StopTest, UnsatisfiedAssumption):
             state[counter] -= 1  # Hypothesis abandoned it (a draw overran its buffer): not run
             raise
-        except BaseException:
+        except BaseException as exc:
             if state["first_failure"] is None:
                 state["first_failure"] = state["examples"]
+            if isinstance(exc, ClauseFailure):
+                state["best"] = (exc, ck)
             raise
         finally:
             state["records"].extend(r for r in ck.records if r.error is not None)
@@ -505,6 +541,7 @@ def run_clause(
         with (
             np.errstate(**numerics.NUMPY_FRESH),
             numerics.subnormals(flush=False),
+            _without_local_constants(),
             time_limit_alarm,
             _watch_native_failure(native_failure, result, limit, time_limit_alarm.active),
         ):
@@ -516,18 +553,28 @@ def run_clause(
             else:
                 example(None)
     except ClauseTimeout as exc:
-        running = exc.args[0] if exc.args else None
         result.status = "failed"
-        where = f" while {running} was running" if running else ""
-        whose = (
-            "the per-clause time limit given to this run; a larger one (nnspec verify "
-            "--time-limit, pytest --nnspec-time-limit) allows more"
-            if time_limit is not None
-            else f"the {prof.name!r} profile's per-clause time limit; --time-limit changes it"
-        )
-        result.message = (
-            f"timed out after {limit:g} s{where} ({whose}); the implementation hung or is far too slow"
-        )
+        if state["best"] is not None:  # the limit fell while Hypothesis shrank a failure: report it
+            failure, state["ck"] = state["best"]
+            result.message = (
+                f"{failure}\n(the time limit of {limit:g} s ended shrinking: the input below is the "
+                "smallest failing one found by then)"
+            )
+            if failure.error is not None:
+                result.max_error, result.tolerance = failure.error, failure.tolerance
+        else:
+            running = exc.args[0] if exc.args else None
+            where = f" while {running} was running" if running else ""
+            whose = (
+                "the per-clause time limit given to this run; a larger one (nnspec verify "
+                "--time-limit, pytest --nnspec-time-limit) allows more"
+                if time_limit is not None
+                else f"the {prof.name!r} profile's per-clause time limit; nnspec verify --time-limit, "
+                "pytest --nnspec-time-limit change it"
+            )
+            result.message = (
+                f"timed out after {limit:g} s{where} ({whose}); the implementation hung or is far too slow"
+            )
     except MissingCapability as exc:
         result.status = "not_applicable"
         result.message = f"{exc} (used by the clause although not in its needs {list(clause.needs)})"
@@ -587,9 +634,22 @@ def run_clause(
         result.reason = failing.reason
         if result.max_error is None:  # an exact-equality or a NaN failure: its record has the error
             result.max_error, result.tolerance = failing.error, failing.tolerance
+    if result.status == "failed" and state["shrinking_capped"]:
+        result.message += (
+            f"\n(shrinking stopped after {shrink_cap} runs, the {prof.name!r} profile's cap for a "
+            f"{clause.cost} clause: the input below is the smallest failing one found by then)"
+        )
     if result.status == "failed":
         result.message = format_failure(result)
     return result
+
+
+def _final_replay() -> bool:
+    """True in the run Hypothesis makes of the failing input it reports (which must run in full)."""
+    try:
+        return bool(current_build_context().is_final)
+    except Exception:  # outside a build context, or a Hypothesis without the flag: never cut
+        return True
 
 
 def partly_checked(impl_name: str, not_offered: list[str]) -> str:
@@ -629,7 +689,8 @@ def format_failure(result: ClauseResult) -> str:
             f"parts that need {'it' if len(missing) == 1 else 'them'} did not run"
         )
     if result.counterexample:
-        lines.append("  shrunk input:")
+        # a time-out or a failure of the replayed final input was never shrunk
+        lines.append("  shrunk input:" if result.shrinks else "  input:")
         lines += [f"    {line}" for line in result.counterexample.splitlines()]
     elif result.status == "failed" and result.examples:
         lines.append("  input: fixed, as named above (the check failed before anything was drawn)")
