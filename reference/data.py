@@ -2,7 +2,7 @@
 
 Digits. 3Blue1Brown's network reads a 28x28 = 784-pixel grey-scale image of a handwritten digit
 (0.0 black, 1.0 white) and answers with one of ten outputs ("Neural Networks (notes on
-3Blue1Brown)", section "1. Terminology, Sturctural Aspects and Basic Working"; "Deep Learning
+3Blue1Brown)", section "1. Terminology, Structural Aspects and Basic Working"; "Deep Learning
 (notes on 3Blue1Brown, chapters 1-6)"). MNIST itself needs a download, so we use scikit-learn's
 bundled digits instead: 1,797 real handwritten digits, 8x8 pixels with intensities 0..16, stored
 inside the scikit-learn package. Each image is scaled to [0, 1] (divide by 16) and upsampled to

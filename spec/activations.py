@@ -38,9 +38,9 @@ from .clause import (
     must_refuse,
 )
 
-NEURON_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and Basic Working, "
+NEURON_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Structural Aspects and Basic Working, "
                         "c. Weights, d. Bias", paper=None)
-SQUISH_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Sturctural Aspects and Basic Working, "
+SQUISH_SECTION = Source(NEURAL_NETWORKS, "1. Terminology, Structural Aspects and Basic Working, "
                         "e. Squishification function", paper=None)
 CHAPTER_1 = Source(DEEP_LEARNING, "Chapter 1: what is a neural network?, Activation functions",
                    paper=None)

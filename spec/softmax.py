@@ -273,7 +273,7 @@ def _symbolic_softmax_jacobian(n: int) -> tuple[Any, Any]:
 )
 def softmax_jacobian(impl: Any, ck: Check) -> None:
     n = ck.draw(st.integers(2, 4), "n")
-    x = ck.input(ck.draw(hnp.arrays(np.int64, (n,), elements=st.integers(-24, 24)), "8x") / 8.0)
+    x = ck.input(ck.draw(hnp.arrays(np.int64, (n,), elements=st.integers(-24, 24)), "x * 8 (x in steps of 1/8)") / 8.0)
     jac_fn, _ = _symbolic_softmax_jacobian(n)
     jac = np.asarray(jac_fn(tuple(x)), dtype=np.float64)  # (n, n), J_ij = dp_i/dx_j
     # closed form from the implementation's own probabilities

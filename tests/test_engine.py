@@ -121,6 +121,58 @@ def test_a_result_that_is_not_numpy_fails_the_clause(clause_id, softmax, observe
     assert "not-numpy: softmax(array(" in result.message and "shrunk input:" in result.message
 
 
+def _gpt_returning(convert: Any) -> type:
+    class GPT(numpy_ref.GPT):
+        def forward(self, ids):
+            return convert(super().forward(ids))
+
+    return GPT
+
+
+def _greedy_returning(convert: Any) -> type:
+    class Transformer(numpy_ref.Transformer):
+        def greedy_decode(self, src_ids, *, max_len):
+            return convert(super().greedy_decode(src_ids, max_len=max_len))
+
+    return Transformer
+
+
+def _cost_returning(convert: Any) -> type:
+    class MLP(numpy_ref.MLP):
+        def cost(self, x, y):
+            return convert(super().cost(x, y))
+
+    return MLP
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "override", "call", "observed", "expected"),
+    [
+        ("GPT-NEXT", {"GPT": _gpt_returning(lambda out: None)}, "GPT.forward", "None", "a NumPy array"),
+        ("GPT-NEXT", {"GPT": _gpt_returning(lambda out: out.tolist())}, "GPT.forward", "a list", "a NumPy array"),
+        ("GREEDY", {"Transformer": _greedy_returning(lambda out: None)}, "Transformer.greedy_decode", "None",
+         "a list, as numpy_ref's"),
+        ("COST-SQ", {"MLP": _cost_returning(lambda c: [c])}, "MLP.cost", "a list", "a number, as numpy_ref's"),
+    ],
+)
+def test_a_network_method_returning_the_wrong_kind_fails_the_clause(
+    clause_id: str, override: dict, call: str, observed: str, expected: str
+) -> None:
+    """A network's methods are checked at the boundary as functions are: ``GPT.forward`` returning
+    None or a list is the implementation's failure, said as such, not an error of the clause."""
+    result = run_clause(clause_id, patched("numpy", name="wrong-kind", **override), profile="quick")
+    assert result.status == "failed", result.message
+    assert f"wrong-kind: {call}(" in result.message, result.message
+    assert f"observed {observed}, but should be {expected}" in result.message, result.message
+
+
+def test_the_network_methods_results_are_what_numpy_ref_annotates() -> None:
+    from nnspec.verify.implementations import RETURNS
+
+    assert RETURNS["GPT.forward"] is np.ndarray and RETURNS["Transformer.sample"] == list[int]
+    assert RETURNS["MLP.cost"] is float and RETURNS["Vocabulary.pad"] == tuple[np.ndarray, np.ndarray]
+
+
 def test_the_kind_of_every_result_is_checked_down_to_its_leaves() -> None:
     """Tuples are checked against the protocol's shape of the result, item by item, and a foreign
     array anywhere inside a result (a network method's, a dict's) is caught."""

@@ -254,15 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="numpy, torch[:device[:dtype]], package.module:object or an entry-point name "
         "(default: torch = torch:cpu:float32)",
     )
-    verify.add_argument("--profile", default="default", help="quick, default, thorough or ci")
+    verify.add_argument("--profile", default="default",
+                        help="quick, default, thorough or ci (default: default)")
     verify.add_argument("--report", metavar="DIR",
                         help="write the report (results.json, report.md, report.html) to DIR: a new or "
                         "empty directory, or an earlier report, which is replaced whole")
-    verify.add_argument("-n", metavar="N", help="pytest-xdist workers (a number or auto)")
+    verify.add_argument("-n", metavar="N", help="pytest-xdist workers (a number or auto; default: none, one process)")
     verify.add_argument("--clause", action="append", default=[], metavar="ID",
-                        help="only these clause ids or globs (repeatable)")
-    verify.add_argument("-k", metavar="EXPR", help="pytest -k expression on clause ids and topics")
-    verify.add_argument("--seed", type=int, default=0)
+                        help="only these clause ids or globs (repeatable or comma-separated)")
+    verify.add_argument("-k", metavar="EXPR", help="pytest -k expression on clause ids, implementations, "
+                        "topics, levels (MUST) and costs (network, training)")
+    verify.add_argument("--seed", type=int, default=0,
+                        help="seed of the run: with the profile, it fixes every example (default: 0)")
     verify.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="per-clause time limit (default: the profile's)")
     verify.add_argument("-v", "--verbose", action="count", default=0, help="one line per clause")
@@ -277,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_list)
 
     show = sub.add_parser("show", help="show one clause: sentence, source, needs, property")
-    show.add_argument("id")
+    show.add_argument("id", help="a clause id (ATT-MASK-ZERO) or an informative claim's id, as nnspec list prints them")
     show.add_argument("--catalogue", action="append", default=[], help=argparse.SUPPRESS)
     show.set_defaults(run=_show)
 

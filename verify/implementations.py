@@ -224,6 +224,29 @@ def _return_hints() -> dict[str, Any]:
 
 
 RETURNS: dict[str, Any] = _return_hints()
+
+
+def _method_hints() -> dict[str, Any]:
+    """What each method of a network class returns (``GPT.forward``: an array), from numpy_ref's
+    classes: a network's results are checked at the boundary as a function's are, so that a
+    ``forward`` returning None or a list fails as the implementation's, not as an error of the
+    clause that reads it."""
+    from nnspec.reference import numpy_ref, vocabulary
+
+    hints = {}
+    for class_name in PROXIED_CLASSES:
+        cls = getattr(numpy_ref if hasattr(numpy_ref, class_name) else vocabulary, class_name)
+        for name, member in vars(cls).items():
+            if name.startswith("_") or not callable(member):
+                continue
+            try:
+                hints[f"{class_name}.{name}"] = typing.get_type_hints(member)["return"]
+            except (KeyError, NameError, TypeError):
+                continue
+    return hints
+
+
+RETURNS.update(_method_hints())
 _ARRAY_ATTRIBUTES = ("__array__", "__array_interface__", "__dlpack__", "__cuda_array_interface__")
 _AS_NUMPY = "arrays cross the boundary as NumPy: return t.detach().cpu().numpy() for a torch tensor t"
 
@@ -277,6 +300,14 @@ def _wrong_kind(value: Any, hint: Any, where: str) -> tuple[str, str, str] | Non
         return None
     if (hint is dict or typing.get_origin(hint) is dict) and not isinstance(value, dict):
         return where, _kind(value), "a dict, as numpy_ref's"
+    if (hint is list or typing.get_origin(hint) is list) and (
+        value is None or isinstance(value, str | bytes | int | float | np.generic)
+    ):  # token ids: a list, a tuple or an array of them all do
+        return where, _kind(value), "a list, as numpy_ref's"
+    if hint is float and not (
+        isinstance(value, int | float | np.generic) or (isinstance(value, np.ndarray) and value.size == 1)
+    ):
+        return where, _kind(value), "a number, as numpy_ref's"
     return None
 
 

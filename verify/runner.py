@@ -392,7 +392,8 @@ def _import_whole_package() -> None:
     def warm_up(_: int) -> None:
         pass
 
-    warm_up()
+    with _without_local_constants():  # nor scans the project's modules (nor caches them there)
+        warm_up()
     _WHOLE_PACKAGE_IMPORTED = True
 
 
