@@ -203,9 +203,15 @@ def test_an_interrupted_run_is_neither_a_pass_nor_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Ctrl-C (a KeyboardInterrupt in the middle of a call): exit 3, the run did not finish; 2 would
-    tell a CI wrapper that the command line was wrong."""
+    tell a CI wrapper that the command line was wrong. The clause that ran first is in the report,
+    marked incomplete; a run interrupted before any clause finished leaves no report."""
     report = tmp_path / "report"
     assert main(["verify", "broken_impls:INTERRUPTED", "--profile", "quick", *CATALOGUE,
-                 "--clause", "T-SOFTMAX", "--report", str(report)]) == 3
+                 "--clause", "T-SIGMOID", "--clause", "T-SOFTMAX", "--report", str(report)]) == 3
     data = json.loads((report / "results.json").read_text())
     assert not data["meta"]["complete"] and "interrupted" in data["meta"]["incomplete_reason"]
+    assert [r["status"] for r in data["results"] if r["clause_id"] == "T-SIGMOID"] == ["passed"]
+    alone = tmp_path / "alone"
+    assert main(["verify", "broken_impls:INTERRUPTED", "--profile", "quick", *CATALOGUE,
+                 "--clause", "T-SOFTMAX", "--report", str(alone)]) == 3
+    assert not (alone / "results.json").exists()

@@ -578,3 +578,276 @@ def test_without_xdist_a_clause_stuck_in_native_code_shows_where(project: pytest
             process.kill()
     assert "Timeout (0:00:06)!" in out, out
     assert re.search(r'File ".*broken_impls\.py", line \d+ in _stuck_softmax', out), out
+
+
+START_UP_PROBE = '''
+import json, os, sys
+
+def pytest_runtest_setup(item):
+    if item.nodeid.startswith("nnspec::"):
+        from nnspec.verify import runner
+        seen = {"imported": getattr(runner, "_WHOLE_PACKAGE_IMPORTED", None), "torch": "torch" in sys.modules}
+        name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(os.path.join(os.environ["NNSPEC_PROBE_DIR"], f"{name}.jsonl"), "a") as out:
+            out.write(json.dumps(seen) + "\\n")
+'''
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_the_start_up_runs_before_the_first_clause_outside_its_test(
+    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """nnspec's one-time start-up (every nnspec module, torch with them, Hypothesis warmed up) is
+    done before the first clause's test begins, also in xdist workers: inside it, it counted towards
+    that test and another plugin's per-test timeout cut torch's import short, breaking the run."""
+    project.makeconftest(START_UP_PROBE)
+    monkeypatch.setenv("NNSPEC_PROBE_DIR", str(tmp_path))
+    # a fresh process: nothing imported yet (in this one the test suite imported it all)
+    result = project.runpytest_subprocess("--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick",
+                                          "-k", "SOFTMAX or SIGMOID", "-n", workers, "-p", "xdist")
+    result.assert_outcomes(passed=2)
+    seen = [json.loads(line) for probe in tmp_path.glob("*.jsonl") for line in probe.read_text().splitlines()]
+    assert len(seen) == 2
+    assert all(s == {"imported": True, "torch": True} for s in seen), seen
+
+
+def test_collect_only_does_not_start_up(project: pytest.Pytester, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--co runs no clause: nor the seconds of start-up; its summary counts what was collected."""
+    project.makeconftest(
+        "import sys\ndef pytest_sessionfinish(session):\n    print('TORCH', 'torch' in sys.modules)\n"
+    )
+    result = project.runpytest_subprocess("--nnspec-impl=numpy", "--nnspec-impl=broken_impls:BROKEN", CATALOGUE,
+                                          "--co", "-q", "-k", "not RELU", "-s")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["TORCH False", "numpy: 4 clause runs collected", "broken: 4 clause runs collected"])
+    out = result.stdout.str()
+    assert "INCOMPLETE" not in out and "never ran" not in out and "nothing ran" not in out
+
+
+MARKER_PROBE = '''
+import json, os
+
+def pytest_configure(config):
+    # stand-ins for pytest-timeout and pytest-rerunfailures where they are not installed
+    if os.environ.get("NNSPEC_FAKE_PLUGINS"):
+        for name in ("timeout", "rerunfailures"):
+            if not config.pluginmanager.hasplugin(name):
+                config.pluginmanager.register(type(name, (), {})(), name)
+                config.addinivalue_line("markers", f"{'flaky' if name == 'rerunfailures' else name}: stand-in")
+
+def pytest_collection_finish(session):
+    marks = {item.nodeid: sorted(f"{m.name}{m.args}{sorted(m.kwargs.items())}" for m in item.iter_markers())
+             for item in session.items}
+    with open(os.environ["NNSPEC_PROBE_OUT"], "w") as out:
+        json.dump(marks, out)
+'''
+
+
+def test_clauses_opt_out_of_per_test_timeouts_and_reruns_only_where_those_plugins_are(
+    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pytest-timeout active a clause carries ``timeout(0)`` (nnspec's own time limit governs
+    it, a time-out is the clause's failure), with pytest-rerunfailures ``flaky(reruns=0)`` (a pass on
+    a second try is a second answer to the same input); the user's own tests keep theirs. Without
+    those plugins no marker is added: --strict-markers would refuse an unregistered one."""
+    project.makeconftest(MARKER_PROBE)
+    project.makepyfile(test_mine="def test_mine():\n    pass\n")
+    out = tmp_path / "marks.json"
+    monkeypatch.setenv("NNSPEC_PROBE_OUT", str(out))
+    args = ["--nnspec-impl=numpy", CATALOGUE, "--co", "--strict-markers"]
+    monkeypatch.setenv("NNSPEC_FAKE_PLUGINS", "1")
+    assert project.runpytest(*args).ret == pytest.ExitCode.OK
+    marks = json.loads(out.read_text())
+    assert marks.pop("test_mine.py::test_mine") == []
+    assert marks == {f"nnspec::{c}[numpy]": ["flaky()[('reruns', 0)]", "timeout(0,)[]"] for c in TEST_CLAUSES}
+    monkeypatch.delenv("NNSPEC_FAKE_PLUGINS")
+    assert project.runpytest(*args, "-p", "no:timeout", "-p", "no:rerunfailures").ret == pytest.ExitCode.OK
+    assert all(m == [] for m in json.loads(out.read_text()).values())
+
+
+RERUN_PROBE = '''
+import json, pytest
+from _pytest.runner import runtestprotocol
+
+PROPERTIES, CALLS = [], []
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """What pytest-rerunfailures' --force-reruns 2 does (markers cannot stop it): a failed test runs
+    again, up to three times, its failures before the last reported as reruns; here the
+    implementation is mended after the first run, as a flaky kernel would pass on a second try."""
+    import rerun_flaky
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for attempt in range(3):
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        if "T-SOFTMAX" in item.nodeid:
+            rerun_flaky.WRONG = False
+        CALLS.append(rerun_flaky.CALLS)
+        again = attempt < 2 and any(report.failed for report in reports)
+        for report in reports:
+            if report.when == "call":
+                PROPERTIES.append(sum(1 for name, _ in report.user_properties if name == "nnspec_result"))
+            if again and report.failed:
+                report.outcome = "rerun"
+            item.ihook.pytest_runtest_logreport(report=report)
+        if not again:
+            break
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+def pytest_sessionfinish(session):
+    print(f"PROPERTIES {PROPERTIES} CALLS {CALLS}")
+'''
+
+
+def test_a_clause_rerun_keeps_its_one_result_and_counts_once(project: pytest.Pytester, tmp_path: Path) -> None:
+    """A rerun of a clause item (pytest-rerunfailures) does not run the clause again: its result was
+    decided by its one run (a pass on a second try would be two answers to one input), and each
+    report carries that one result, so the summary and the report count it once."""
+    project.makepyfile(rerun_flaky=(
+        "from nnspec.reference import numpy_ref\nfrom nnspec.verify import patched\n"
+        "WRONG, CALLS = True, 0\n"
+        "def _softmax(x, axis=-1, temperature=1.0):\n    global CALLS\n    CALLS += 1\n"
+        "    return numpy_ref.softmax(x, axis=axis, temperature=temperature) * (1.5 if WRONG else 1.0)\n"
+        "IMPL = patched('numpy', name='rerun-flaky', softmax=_softmax)\n"
+    ))
+    project.makeconftest(RERUN_PROBE)
+    project.syspathinsert()
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess("--nnspec-impl=rerun_flaky:IMPL", CATALOGUE, "--nnspec-profile=quick",
+                                          "-k", "SOFTMAX or SIGMOID", f"--nnspec-report={report}", "-s")
+    result.stdout.fnmatch_lines(["rerun-flaky: 1 failed, 1 passed"])
+    outcomes = result.parseoutcomes()
+    assert (outcomes["failed"], outcomes["passed"]) == (1, 1), outcomes
+    properties, calls = re.search(r"PROPERTIES (\[.*\]) CALLS (\[.*\])", result.stdout.str()).groups()
+    assert json.loads(properties) == [1] * 4  # T-SIGMOID passed once, T-SOFTMAX failed thrice: one result each
+    # the implementation's calls after each run: T-SIGMOID's none, T-SOFTMAX's all in its first
+    sigmoid, *softmax = json.loads(calls)
+    assert sigmoid == 0 and softmax[0] > 0 and softmax == [softmax[0]] * 3, calls
+    assert _statuses(report) == {("T-SOFTMAX", "rerun-flaky"): "failed", ("T-SIGMOID", "rerun-flaky"): "passed"}
+
+
+def test_the_real_rerunfailures_neither_reruns_nor_double_counts_a_clause(project: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_rerunfailures")
+    result = project.runpytest_subprocess("--nnspec-impl=broken_impls:BROKEN", CATALOGUE, "--nnspec-profile=quick",
+                                          "-k", "not RELU", "--reruns", "2", "-p", "rerunfailures")
+    result.assert_outcomes(failed=3, passed=1)
+    result.stdout.fnmatch_lines(["broken: 3 failed, 1 passed"])
+    assert "rerun" not in result.stdout.str().splitlines()[-1]
+
+
+def test_the_real_pytest_timeout_leaves_clauses_to_nnspecs_time_limit(project: pytest.Pytester, tmp_path: Path) -> None:
+    """pytest-timeout's --timeout (here its thread method, which ends the whole process) governs the
+    user's tests, not the clauses: the hanging ReLU fails on nnspec's own limit, the run ends with
+    its report, and the start-up (torch's import) is not cut short."""
+    pytest.importorskip("pytest_timeout")
+    project.makepyfile(test_mine="def test_mine():\n    pass\n")
+    report = tmp_path / "report"
+    result = project.runpytest_subprocess(
+        "--nnspec-impl=broken_impls:BROKEN", "--nnspec-impl=torch:cpu:float32", CATALOGUE,
+        "--nnspec-profile=quick", "--nnspec-time-limit=2", "-p", "timeout", "--timeout=1",
+        "--timeout-method=thread", f"--nnspec-report={report}",
+    )
+    result.assert_outcomes(failed=4, passed=len(TEST_CLAUSES) + 2)
+    result.stdout.fnmatch_lines(["*timed out after 2 s while broken's relu was running*", "report written to *"])
+    assert "Timeout (>1.0s) from pytest-timeout" not in result.stdout.str()
+
+
+def test_a_stop_at_the_users_own_test_is_named_and_keeps_the_report(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    """-x stopped by a failing test of the user's before any clause ran: the summary says the stop
+    came from outside nnspec, and the last report is not replaced by one of rows that never ran."""
+    report = tmp_path / "report"
+    args = ["--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick", f"--nnspec-report={report}",
+            "-p", "no:randomly"]
+    project.runpytest(*args).assert_outcomes(passed=len(TEST_CLAUSES))
+    before = (report / "results.json").read_text()
+    project.makepyfile(test_mine="def test_fails():\n    assert False\n")
+    result = project.runpytest(*args, "-x")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "numpy: nothing ran, 5 never ran",
+        "nnspec: the run is INCOMPLETE: stopped early: stopping after 1 failures (the stop came from a test "
+        "outside nnspec: test_mine.py::test_fails); 5 selected clause result(s) missing",
+        f"nnspec: report NOT written to {report}: no clause ran (stopped early: stopping after 1 failures (the "
+        "stop came from a test outside nnspec: test_mine.py::test_fails)); the previous report there is unchanged",
+    ])
+    assert (report / "results.json").read_text() == before
+    # --sw stops the same way: a stop, not a Ctrl-C
+    stepwise = project.runpytest(*args, "--sw")
+    stepwise.stdout.fnmatch_lines([
+        "nnspec: the run is INCOMPLETE: stopped early: Test failed, continuing from this test next run. (the stop "
+        "came from a test outside nnspec: test_mine.py::test_fails)*",
+    ])
+    assert "Ctrl-C" not in stepwise.stdout.str()
+    assert (report / "results.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_under_xdist_a_stop_at_the_users_own_test_is_named(project: pytest.Pytester) -> None:
+    project.makepyfile(test_mine="def test_fails():\n    assert False\n")
+    result = project.runpytest_subprocess("--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick", "-x",
+                                          "-n", "1", "-p", "xdist", "-p", "no:randomly")
+    result.stdout.fnmatch_lines([
+        "nnspec: the run is INCOMPLETE: stopped early: stopping after 1 failures (the stop came from a test "
+        "outside nnspec: test_mine.py::test_fails)*",
+    ])
+    assert "Ctrl-C" not in result.stdout.str()
+
+
+def test_a_failing_clause_id_as_printed_selects_that_clause_run(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node ids pytest prints (``nnspec::T-SOFTMAX[broken]``; from a subdirectory
+    ``../nnspec::...``) can be passed back: they select those clause runs, and nothing else is
+    collected unless other arguments are given."""
+    project.makepyfile(test_mine="def test_mine():\n    pass\n")
+    args = ["--nnspec-impl=broken_impls:BROKEN", "--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick", "-v"]
+    result = project.runpytest(*args, "nnspec::T-SOFTMAX[broken]", "nnspec::T-MASK")
+    result.assert_outcomes(failed=1, passed=2)
+    result.stdout.fnmatch_lines(["*collected 3 items*"])
+    # as printed from a subdirectory, with a test file of the user's beside it
+    sub = project.mkdir("sub")
+    (sub / "test_here.py").write_text("def test_here():\n    pass\n")
+    monkeypatch.chdir(sub)
+    result = project.runpytest(*args, "../nnspec::T-SOFTMAX[broken]", "test_here.py")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["FAILED ../nnspec::T-SOFTMAX[[]broken[]] - *"])
+    # a run the session does not have, and an id without an implementation to run it on
+    unknown = project.runpytest(*args, "../nnspec::T-SOFTMAX[torch]")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines(["ERROR: not found: ../nnspec::T-SOFTMAX[[]torch[]] (no clause run of this "
+                                  "session has that id; *e.g. nnspec::T-SIGMOID[[]broken[]])"])
+    alone = project.runpytest(CATALOGUE, "../nnspec::T-SOFTMAX[broken]")
+    assert alone.ret == pytest.ExitCode.USAGE_ERROR
+    alone.stderr.fnmatch_lines(["ERROR: ../nnspec::T-SOFTMAX[[]broken[]]: a clause run of nnspec's plugin, *"])
+
+
+@pytest.mark.slow
+def test_a_clause_id_selects_under_xdist_too(project: pytest.Pytester) -> None:
+    project.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = project.runpytest_subprocess("--nnspec-impl=broken_impls:BROKEN", CATALOGUE, "--nnspec-profile=quick",
+                                          "-n", "2", "-p", "xdist", "nnspec::T-SOFTMAX[broken]", "nnspec::T-MASK")
+    result.assert_outcomes(failed=1, passed=1)
+
+
+def test_a_module_beside_plain_pytest_gets_the_reason_it_is_not_found(project: pytest.Pytester) -> None:
+    """Plain ``pytest`` (its console script) does not put the current directory on sys.path, unlike
+    ``python -m pytest``: a module there named as the implementation is 'unknown', and the error
+    says why and what to do."""
+    project.makepyfile(myimpl="from nnspec.reference.numpy_ref import softmax\n")
+    plain = [sys.executable, "-c", "import sys; sys.path.pop(0); import pytest; sys.exit(pytest.console_main())"]
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}  # no empty entry: that would be the current directory
+    run = subprocess.run([*plain, "--nnspec-impl=myimpl", CATALOGUE], cwd=project.path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
+    assert ("ERROR: --nnspec-impl=myimpl: unknown implementation 'myimpl'; " in run.stderr
+            and "; myimpl.py is in the current directory, but plain `pytest` does not put the current directory "
+            "on sys.path: run `python -m pytest`, or set `pythonpath = .` in the pytest configuration"
+            in run.stderr), run.stderr
+    project.makeini("[pytest]\npythonpath = .\n")
+    run = subprocess.run([*plain, "--nnspec-impl=myimpl", CATALOGUE, "--nnspec-profile=quick", "-k", "SOFTMAX"],
+                         cwd=project.path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr

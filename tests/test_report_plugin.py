@@ -149,10 +149,41 @@ def test_a_run_of_no_clause_keeps_the_last_report(project: pytest.Pytester, tmp_
     before = (out / "results.json").read_text()
     listed = project.runpytest(*args, "--collect-only", "-q")
     assert listed.ret == pytest.ExitCode.OK
-    listed.stdout.fnmatch_lines(["nnspec: --collect-only ran no clause: no report written, *report is as it was"])
+    listed.stdout.fnmatch_lines([
+        f"numpy: {len(TEST_CLAUSES)} clause runs collected",
+        "nnspec: --collect-only ran no clause: no report written, *report is as it was",
+    ])
+    assert "INCOMPLETE" not in listed.stdout.str() and "never ran" not in listed.stdout.str()
     assert (out / "results.json").read_text() == before
     assert _report(out)["meta"]["complete"] is True
     # nor does a selection of no clause (a -k typo in a CI job): 0 of 0 would read as conformance
     none = project.runpytest(*args, "-k", "NO_SUCH_CLAUSE")
     none.stdout.fnmatch_lines(["nnspec: no clause was selected: no report written, *report is as it was"])
     assert (out / "results.json").read_text() == before
+
+
+def test_a_collection_error_is_named_and_keeps_the_last_report(project: pytest.Pytester, tmp_path: Path) -> None:
+    """A test file of the user's that fails to import stops pytest before any test: the summary names
+    that as the cause (not Ctrl-C, though pytest stops with its KeyboardInterrupt-derived
+    Interrupted), and the last report is not replaced by one of clauses that never ran."""
+    out = tmp_path / "report"
+    args = ["--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick", f"--nnspec-report={out}"]
+    project.runpytest(*args).assert_outcomes(passed=len(TEST_CLAUSES))
+    before = (out / "results.json").read_text()
+    project.makepyfile(test_broken_import="import not_a_module_xyz\n")
+    result = project.runpytest(*args)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "numpy: nothing ran, 5 never ran",
+        "nnspec: the run is INCOMPLETE: 1 collection error(s) (test_broken_import.py): pytest ran no test; "
+        "5 selected clause result(s) missing",
+        f"nnspec: report NOT written to {out}: no clause ran (1 collection error(s) (test_broken_import.py): "
+        "pytest ran no test); the previous report there is unchanged",
+    ])
+    assert "Ctrl-C" not in result.stdout.str()
+    assert (out / "results.json").read_text() == before
+    # with no report there yet, none is started either
+    fresh = tmp_path / "fresh"
+    result = project.runpytest(*args[:-1], f"--nnspec-report={fresh}")
+    result.stdout.fnmatch_lines([f"nnspec: report NOT written to {fresh}: no clause ran (1 collection error(s) *)"])
+    assert not fresh.exists()

@@ -11,10 +11,18 @@ clause is a failed test saying so. Each test carries its :class:`ClauseResult` a
 property (``nnspec_result``), which pytest-xdist ships to the controller; the controller gathers
 them (:func:`session_results`) for the report writer and the closing summary.
 
+The failing ids pytest prints (``nnspec::SM-SUM[torch]``, ``../../nnspec::...`` from a subdirectory)
+can be passed back as arguments: they select those clause runs (:func:`pytest_load_initial_conftests`).
+Other plugins' per-test policies stay off the clauses (:func:`_clause_markers`): pytest-timeout's
+``--timeout`` (nnspec's own per-clause limit governs them) and pytest-rerunfailures' reruns (a clause's
+result is its one run's). nnspec's start-up (its modules, torch, Hypothesis) runs before the first
+clause, outside any test (:func:`pytest_runtestloop`).
+
 ``--nnspec-report=DIR``: at the end of the session the controller writes the conformance report
 (:mod:`nnspec.report`: results.json, report.md, report.html) -- also after Ctrl-C, ``-x`` or a crashed
 worker, marked incomplete, with the selected clauses that never ran listed as skipped. A non-empty
-DIR that nnspec did not write is refused before anything runs; an earlier report is replaced whole.
+DIR that nnspec did not write is refused before anything runs; an earlier report is replaced whole,
+but not by a run in which no clause ran (collection errors, ``-x`` at a test of the user's, ``--co``).
 
 pytest-xdist: ``-n auto`` and ``--dist loadgroup`` work; results are identical with and without xdist
 (no example database; seeds derive from the profile, ``--nnspec-seed`` and the clause id). With
@@ -32,6 +40,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,9 +95,19 @@ class _State:
         # leave such a clause's result
         self.native_watch: NativeFailureWatch | None = None
         self.native_dir: Path | None = None
+        # node ids of failed tests and collectors, in the order they failed (what stopped a -x run)
+        self.failures: list[str] = []
+        self.collection_errors: list[str] = []  # node ids of the collectors that failed
+        # what ended the run by raising KeyboardInterrupt or one of its kind: Ctrl-C, pytest's or
+        # xdist's Interrupted (collection errors, --sw, -x under xdist), pytest.exit()
+        self.interrupt: BaseException | None = None
 
 
 STATE = pytest.StashKey[_State]()
+# clause runs named on the command line as pytest prints them (``nnspec::SM-SUM[torch]``), as
+# (argument, node id); and whether they were the only test arguments (then nothing else is collected)
+NODE_IDS = pytest.StashKey[list[tuple[str, str]]]()
+CLAUSES_ONLY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -123,6 +142,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--nnspec-catalogue", action="append", default=[], metavar="MODULE[:NAME]",
         help="run the clauses of this module's dict NAME (default CLAUSES) instead of nnspec's.",
     )
+
+
+def _clause_node_id(arg: str) -> str | None:
+    """The node id of the clause run(s) ``arg`` names, as pytest prints them: ``nnspec::SM-SUM[torch]``,
+    ``../../nnspec::SM-SUM[torch]`` from a subdirectory, or ``nnspec::SM-SUM`` for every implementation;
+    None for any other argument. (No file or directory is called ``nnspec``: the clauses come from the
+    installed package.)"""
+    path, sep, rest = arg.partition("::")
+    if not sep or not rest or Path(path).name != "nnspec":
+        return None
+    return f"nnspec::{rest}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Take the clause runs named by their node ids out of the test arguments, before pytest looks
+    for them as files (``ERROR: file or directory not found: nnspec::SM-SUM[torch]``): the failing
+    ids nnspec's tests print can be passed back. They select clause items at collection
+    (:func:`pytest_collection_modifyitems`); when they were the only arguments, nothing else is
+    collected. xdist workers get the same command line and do the same."""
+    namespace = early_config.known_args_namespace
+    positional = list(getattr(namespace, "file_or_dir", None) or [])
+    ours = [(arg, node_id) for arg in positional if (node_id := _clause_node_id(arg)) is not None]
+    if not ours:
+        return
+    for arg, _ in ours:  # the positional occurrence: the last one (an option's value comes before)
+        del args[len(args) - 1 - args[::-1].index(arg)]
+    rest = [arg for arg in positional if _clause_node_id(arg) is None]
+    namespace.file_or_dir = rest
+    early_config.stash[NODE_IDS] = ours
+    early_config.stash[CLAUSES_ONLY] = not rest
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Only clause runs were named: collect none of the project's own tests."""
+    state = config.stash.get(STATE, None)
+    if config.stash.get(CLAUSES_ONLY, False) and state is not None and state.active:
+        return True
+    return None
 
 
 # How `nnspec verify` spells the options it passes on: its usage errors name what the user typed.
@@ -202,6 +260,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError:
         raise _usage("--nnspec-seed", seed, "not an integer; pass e.g. --nnspec-seed=0") from None
     state.time_limit = _time_limit(config.getoption("nnspec_time_limit"))
+    if not names and config.stash.get(NODE_IDS, None):
+        arg = config.stash[NODE_IDS][0][0]
+        raise pytest.UsageError(
+            f"{arg}: a clause run of nnspec's plugin, which runs only with an implementation named: "
+            "give the one the run had, e.g. --nnspec-impl=torch"
+        )
     if not names:
         given = _options_given(config)
         if given:
@@ -241,7 +305,7 @@ def pytest_configure(config: pytest.Config) -> None:
             state.implementations.append(impl)
             state.names.append(name)
         except UnknownImplementation as exc:
-            raise _usage("--nnspec-impl", name, str(exc)) from None
+            raise _usage("--nnspec-impl", name, str(exc) + _not_on_path(name, str(exc), config)) from None
         except Exception as exc:  # an import-path object that raises on import or construction
             raise _usage(
                 "--nnspec-impl", name,
@@ -267,6 +331,25 @@ def pytest_configure(config: pytest.Config) -> None:
         # a restart for every clause run, and xdist's own allowance for crashes elsewhere.
         runs = len(state.clauses) * len(state.implementations)
         config.option.maxworkerrestart = str(runs + 4 * int(config.option.numprocesses))
+
+
+def _not_on_path(name: str, problem: str, config: pytest.Config) -> str:
+    """Why a module in the current directory is an unknown implementation under plain ``pytest``:
+    ``--nnspec-impl=myimpl`` beside ``myimpl.py``, which ``python -m pytest`` and ``nnspec verify``
+    would import."""
+    if ":" in name or not name.isidentifier() or not problem.startswith("unknown implementation"):
+        return ""
+    here = config.invocation_params.dir
+    if (here / f"{name}.py").is_file():
+        found = f"{name}.py"
+    elif (here / name).is_dir() and any((here / name).glob("*.py")):
+        found = f"the package {name}/"
+    else:
+        return ""
+    return (
+        f"; {found} is in the current directory, but plain `pytest` does not put the current directory "
+        "on sys.path: run `python -m pytest`, or set `pythonpath = .` in the pytest configuration"
+    )
 
 
 def _implementation_names(values: list[str]) -> list[str]:
@@ -420,7 +503,7 @@ class ClauseCatalogue(pytest.Collector):
         # The node id as a string, parsed by pytest as a stored one is: pytest >= 9 reads the cached
         # ``nnspec::T-RELU[broken]`` of --lf/--ff as a name and a parameter, and an id built from the
         # name alone never matched it.
-        return [
+        items = [
             ClauseItem.from_parent(
                 self, name=f"{clause.id}[{impl.name}]", nodeid=f"{self.nodeid}::{clause.id}[{impl.name}]",
                 clause=clause, impl=impl, impl_arg=arg,
@@ -428,6 +511,32 @@ class ClauseCatalogue(pytest.Collector):
             for clause in state.clauses
             for impl, arg in zip(state.implementations, state.names, strict=True)
         ]
+        for marker in _clause_markers(self.config):
+            for item in items:
+                item.add_marker(marker)
+        return items
+
+
+def _clause_markers(config: pytest.Config) -> list[pytest.MarkDecorator]:
+    """Markers that keep other plugins' per-test policies off the clauses, added only where the
+    plugin that reads them is active (an unregistered marker is an error under --strict-markers).
+
+    pytest-timeout: ``timeout(0)``, its "no timeout". nnspec's own per-clause limit
+    (--nnspec-time-limit, or the profile's) governs a clause and reports a time-out as the clause's
+    failure; the user's --timeout interrupted it in the middle of Hypothesis or torch, or (its thread
+    method) ended the whole run without a report. The user's --timeout still governs their own tests.
+
+    pytest-rerunfailures: ``flaky(reruns=0)``. A clause's examples are fixed by the profile, the seed
+    and the clause: a pass on a second try is a second answer to the same input, not a pass
+    (:meth:`ClauseItem.runtest` also gives a rerun forced by --force-reruns the first run's result).
+    """
+    manager = config.pluginmanager
+    markers = []
+    if manager.hasplugin("timeout") or manager.hasplugin("pytest_timeout"):
+        markers.append(pytest.mark.timeout(0))
+    if manager.hasplugin("rerunfailures") or manager.hasplugin("pytest_rerunfailures"):
+        markers.append(pytest.mark.flaky(reruns=0))
+    return markers
 
 
 class ClauseItem(pytest.Item):
@@ -444,13 +553,17 @@ class ClauseItem(pytest.Item):
 
     def runtest(self) -> None:
         state = self.config.stash[STATE]
-        result = run_clause(
-            self.clause, self.impl, profile=state.profile, seed=state.seed,
-            time_limit=state.time_limit, reproduce_as=self.impl_arg, native_failure=state.native_watch,
-        )
-        if result.status == "failed":
-            result.message += _pytest_reproduce(state, self.clause.id, self.impl_arg)
-        self.result = result
+        result = self.result
+        if result is None:  # a rerun (pytest-rerunfailures' --force-reruns) gives the one run's result
+            result = run_clause(
+                self.clause, self.impl, profile=state.profile, seed=state.seed,
+                time_limit=state.time_limit, reproduce_as=self.impl_arg, native_failure=state.native_watch,
+            )
+            if result.status == "failed":
+                result.message += _pytest_reproduce(state, self.clause.id, self.impl_arg)
+            self.result = result
+        # one result per clause run, however often the item runs: replaced, never appended twice
+        self.user_properties[:] = [p for p in self.user_properties if p[0] != RESULT_PROPERTY]
         self.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_dict())))
         if result.status == "not_applicable":
             pytest.skip(f"not applicable: {result.message}")
@@ -479,11 +592,28 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     collector = ClauseCatalogue.from_parent(session, name="nnspec", nodeid="nnspec")
     clause_items = collector.collect()
+    named = config.stash.get(NODE_IDS, None)
+    if named:  # clause runs named by their ids: those alone
+        for arg, node_id in named:
+            if not any(_names(node_id, item.nodeid) for item in clause_items):
+                example = clause_items[0].nodeid if clause_items else "nnspec::SM-SUM[torch]"
+                raise pytest.UsageError(
+                    f"not found: {arg} (no clause run of this session has that id; they are "
+                    f"nnspec::CLAUSE[IMPLEMENTATION], for the implementations given with --nnspec-impl and "
+                    f"the clauses selected, e.g. {example})"
+                )
+        clause_items = [item for item in clause_items if any(_names(n, item.nodeid) for _, n in named)]
     # tell the terminal (and anything else listening) what was collected, as for a file
     config.hook.pytest_collectreport(
         report=pytest.CollectReport(collector.nodeid, "passed", None, clause_items)
     )
     items.extend(clause_items)
+
+
+def _names(node_id: str, item_id: str) -> bool:
+    """Whether a node id given on the command line names the clause item ``item_id``: the same id, or
+    the clause's id without the implementation (``nnspec::SM-SUM``: on every implementation)."""
+    return item_id == node_id or ("[" not in node_id and item_id.startswith(node_id + "["))
 
 
 class _ResultGatherer:
@@ -494,16 +624,37 @@ class _ResultGatherer:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.state.failures.append(report.nodeid)
         found = False
         for name, value in report.user_properties:  # "???": a crashed worker's (pytest_handlecrashitem)
             if name == RESULT_PROPERTY and report.when in ("call", "???"):
-                self.state.results.append(json.loads(value))
+                self._add(json.loads(value))
                 found = True
         if not found and report.failed and report.nodeid.startswith("nnspec::"):
             # no result although the item failed: it crashed outside the clause (xdist reports a
             # crashed worker's item like this, with when="???"), or its setup broke
             last = (str(report.longrepr).strip().splitlines() or ["no report"])[-1]
             self.state.crashes[report.nodeid.split("::", 1)[1]] = last
+
+    def _add(self, row: dict[str, Any]) -> None:
+        """One row per (clause, implementation): a report of the same clause run again (a rerun, an
+        item run by two xdist workers under --dist each) replaces it, so nothing counts twice."""
+        key = (row["clause_id"], row["implementation"])
+        results = self.state.results
+        for n, earlier in enumerate(results):
+            if (earlier["clause_id"], earlier["implementation"]) == key:
+                results[n] = row
+                return
+        results.append(row)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.state.collection_errors.append(report.nodeid)
+            self.state.failures.append(report.nodeid)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.state.interrupt = excinfo.value
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -546,6 +697,27 @@ class _ResultGatherer:
             self.state.selected = selected
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """nnspec's one-time start-up (every nnspec module, torch with them, Hypothesis warmed up:
+    seconds) before the first clause, outside any test: inside the first clause's test it counted
+    towards that test's duration, and another plugin's per-test timeout (pytest-timeout) cut torch's
+    import short, breaking every clause after it. Wherever clause items run: the only process, or
+    each xdist worker (an xdist controller runs none)."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    stopping = session.testsfailed and not config.option.continue_on_collection_errors
+    if (state is not None and state.active and not config.option.collectonly and not stopping
+            and any(isinstance(item, ClauseItem) for item in session.items)):
+        from .runner import _import_whole_package
+
+        try:
+            _import_whole_package()
+        except Exception:  # the first clause calls it again and fails saying why
+            pass
+    return (yield)
+
+
 def session_results(config: pytest.Config) -> list[dict[str, Any]]:
     """The per-clause results of this session (ClauseResult.to_dict() rows), for report writers."""
     state = config.stash.get(STATE, None)
@@ -558,16 +730,25 @@ def _is_controller(config: pytest.Config) -> bool:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not state.active or not _is_controller(config):
+    if state is None or not state.active or not _is_controller(config) or exitstatus == pytest.ExitCode.USAGE_ERROR:
         return
     tr = terminalreporter
     tr.section("nnspec")
+    if config.option.collectonly:  # nothing ran by design: how many would
+        for impl in state.implementations:
+            n = sum(1 for _, name in state.selected or [] if name == impl.name)
+            tr.write_line(f"{impl.name}: {n} clause run{'s' * (n != 1)} collected")
+        if state.report_note:
+            tr.write_line(f"nnspec: {state.report_note}")
+        return
     for impl in state.implementations:
         rows = [r for r in state.results if r["implementation"] == impl.name]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        text = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items())) or "nothing ran"
+        text = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items())) or (
+            "none selected" if state.selected is not None and all(name != impl.name for _, name in state.selected)
+            else "nothing ran")
         partly = [
             r["clause_id"] for r in rows if r["status"] == "passed" and (r.get("notes") or {}).get("not offered")
         ]
@@ -601,20 +782,35 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state.report_problem:
         tr.write_line(f"report NOT written: {state.report_problem}", red=True, bold=True)
     if state.report_note:
-        tr.write_line(f"nnspec: {state.report_note}")
+        tr.write_line(f"nnspec: {state.report_note}", yellow=not state.results)
 
 
-def _completeness(session: pytest.Session, exitstatus: int, state: _State, missing: int) -> str | None:
-    """Why the run is incomplete, or None when every selected clause ran to its end."""
+def _completeness(session: pytest.Session, exitstatus: int, state: _State, missing: int) -> list[str]:
+    """Why the run is incomplete (none: every selected clause ran to its end)."""
     reasons = []
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
+    interrupt = state.interrupt
+    stopped = session.shouldfail or session.shouldstop or ""
+    if isinstance(interrupt, pytest.exit.Exception):
+        reasons.append(f"ended by pytest.exit(): {interrupt.msg}")
+    elif type(interrupt).__name__ == "Interrupted":
+        # pytest's or xdist's own stop (a KeyboardInterrupt by type, not a Ctrl-C): collection
+        # errors, --sw, -x under xdist; or an xdist worker's Ctrl-C, which it names
+        text = str(interrupt)
+        if "keyboard-interrupt" in text:
+            reasons.append(f"interrupted (Ctrl-C: {text})")
+        elif "during collection" in text and state.collection_errors:
+            errors = state.collection_errors
+            reasons.append(f"{len(errors)} collection error(s) ({', '.join(errors[:3])}"
+                           f"{', ...' if len(errors) > 3 else ''}): pytest ran no test")
+            stopped = ""  # -x counts the collection errors as failures: the same stop
+        else:  # under xdist its text, not the controller's own count, names the failure that stopped it
+            stopped = text
+    elif interrupt is not None or exitstatus == pytest.ExitCode.INTERRUPTED:
         reasons.append("interrupted (Ctrl-C)")
-    elif exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+    if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
         reasons.append("pytest hit an internal error")
-    if session.shouldstop:
-        reasons.append(f"stopped early: {session.shouldstop}")
-    elif session.shouldfail:
-        reasons.append(f"stopped early: {session.shouldfail}")
+    if stopped:
+        reasons.append(f"stopped early: {stopped}{_stopped_by(state, str(stopped))}")
     if state.crashes:
         crashed = [f"{name} ({why})" for name, why in list(state.crashes.items())[:3]]
         reasons.append(f"{len(state.crashes)} clause run(s) crashed outside the clause (e.g. a worker died): "
@@ -623,7 +819,20 @@ def _completeness(session: pytest.Session, exitstatus: int, state: _State, missi
         reasons.append("the run ended before the clauses were collected")
     if missing:
         reasons.append(f"{missing} selected clause result(s) missing")
-    return "; ".join(reasons) or None
+    return reasons
+
+
+def _stopped_by(state: _State, stop: str) -> str:
+    """`` (the stop came from a test outside nnspec: NODEID)`` when the failure that stopped the run
+    (-x, --maxfail, --sw) is not a clause's: a summary of no failed clause would otherwise puzzle."""
+    if not state.failures:
+        return ""
+    counted = re.search(r"stopping after (\d+) failure", stop)  # pytest's and xdist's -x/--maxfail text
+    n = int(counted.group(1)) if counted else len(state.failures)
+    node_id = state.failures[max(1, min(n, len(state.failures))) - 1]
+    if node_id.startswith("nnspec::"):
+        return ""
+    return f" (the stop came from a test outside nnspec: {node_id})"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -634,8 +843,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     rows = {(r["clause_id"], r["implementation"]): r for r in state.results}
     missing = [key for key in (state.selected or []) if key not in rows]
-    reason = _completeness(session, int(exitstatus), state, len(missing))
-    state.missing, state.incomplete = missing, reason  # for the closing summary
+    reasons = _completeness(session, int(exitstatus), state, len(missing))
+    reason = "; ".join(reasons) or None
+    if not config.option.collectonly:  # --co runs nothing by design: nothing is missing
+        state.missing, state.incomplete = missing, reason  # for the closing summary
     if state.report_dir is None:
         return
     if config.option.collectonly or state.selected == []:
@@ -645,6 +856,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         kept = (state.report_dir / "results.json").is_file()
         state.report_note = f"{why}: no report written" + (
             f", {state.report_dir}'s last report is as it was" if kept else ""
+        )
+        return
+    if not state.results:
+        # collection errors, -x at a test of the user's before the clauses, every clause run
+        # deselected after the fact: a report of rows that never ran would replace the last real one
+        kept = (state.report_dir / "results.json").is_file()
+        state.report_note = (
+            f"report NOT written to {state.report_dir}: no clause ran "
+            f"({'; '.join(reasons[:-1] if missing and len(reasons) > 1 else reasons) or 'no result arrived'})"
+            + ("; the previous report there is unchanged" if kept else "")
         )
         return
     from nnspec.report import ReportDirError, build_report, run_metadata, skipped_row, write_report
