@@ -176,6 +176,10 @@ def measure(
                 missed.append(
                     f"{cid} [{impl.name}]: {seconds:.2f} s (target {limit:.2f} s), "
                     f"{memory.peak_mib:.0f} MiB" + ("" if cuda is None else f", CUDA {cuda:.0f} MiB")
+                    # a time-out is a failure too, and on a loaded machine the likely cause
+                    + ("" if result.status == "passed" else
+                       f"; the clause {result.status}: {result.message.splitlines()[2].strip()[:160]}"
+                       if len(result.message.splitlines()) > 2 else f"; the clause {result.status}")
                 )
             if log is not None:
                 print(f"{impl.name:>22} {cid:<20} {result.status:<15} {seconds:7.2f} s "
