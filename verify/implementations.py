@@ -248,7 +248,8 @@ def _method_hints() -> dict[str, Any]:
 
 RETURNS.update(_method_hints())
 _ARRAY_ATTRIBUTES = ("__array__", "__array_interface__", "__dlpack__", "__cuda_array_interface__")
-_AS_NUMPY = "arrays cross the boundary as NumPy: return t.detach().cpu().numpy() for a torch tensor t"
+_AS_NUMPY = ("arrays cross the boundary as NumPy: return np.asarray(x) for an array x of another library "
+              "(a JAX array), t.detach().cpu().numpy() for a torch tensor t")
 
 
 def _kind(value: Any) -> str:
