@@ -1467,6 +1467,15 @@ SAMPLERS = {"GPT.generate": _gpt_sampler, "Transformer.sample": _transformer_sam
 LIFTED = 3
 
 
+def _new_tokens(net: Any, kind: str, context: Any, n: int, temperature: float, seed: int) -> list[int]:
+    """The tokens a sampler writes after its context: GPT.generate's past the prompt,
+    Transformer.sample's past START."""
+    if kind == "GPT":
+        out = net.generate(context, max_new_tokens=n, temperature=temperature, seed=seed)
+        return [int(t) for t in out[len(context):]]
+    return [int(t) for t in net.sample(context, max_len=n, temperature=temperature, seed=seed)[1:]]
+
+
 def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> Any:
     """Pairs of successive sampled tokens over SAMPLING_SEEDS seeds: uniform over LIFTED^2 pairs.
     Draws the model and its inputs, and returns the check.
@@ -1486,26 +1495,13 @@ def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> 
     params["W_U"][lifted] = 0.0
     params["b_U"] = params["b_U"].copy()
     params["b_U"][lifted] = params["b_U"].max() + 1e3
-    if kind == "GPT":
-        prompt = draw_tokens(ck, 1, 5, f"{name}: prompt")
-    else:
-        src = draw_tokens(ck, 1, 5, f"{name}: source")
+    context = draw_tokens(ck, 1, 5, f"{name}: {'prompt' if kind == 'GPT' else 'source'}")
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the pair seeds")
 
     def check() -> None:
         net = getattr(impl, kind)(config, params)
-        if kind == "GPT":
-
-            def pair(seed: int) -> tuple[int, ...]:
-                out = net.generate(prompt, max_new_tokens=2, temperature=temperature, seed=seed)
-                return tuple(int(t) for t in out[len(prompt):])
-        else:
-
-            def pair(seed: int) -> tuple[int, ...]:
-                return tuple(int(t) for t in net.sample(src, max_len=2, temperature=temperature, seed=seed)[1:])
-
         seeds = np.random.default_rng(base).choice(2**31 - 1, size=SAMPLING_SEEDS, replace=False)
-        pairs = [pair(int(seed)) for seed in seeds]
+        pairs = [tuple(_new_tokens(net, kind, context, 2, temperature, int(seed))) for seed in seeds]
         index = {token: i for i, token in enumerate(lifted)}
         stray = sorted({t for p in pairs for t in p if t not in index} | {len(p) for p in pairs if len(p) != 2})
         ck.that(not stray, what=f"{name}: two tokens, each one of the lifted {lifted}",
@@ -1581,31 +1577,19 @@ def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> An
     b_U[FIRST_WORD_ID:] = np.arange(TAIL_VOCAB - FIRST_WORD_ID) / 128
     params["b_U"] = ck.input(b_U)
     if kind == "GPT":
-        prompt = draw_tokens(ck, 1, 4, f"{name}: prompt (tail)")
-        head = len(prompt)
+        context = draw_tokens(ck, 1, 4, f"{name}: prompt (tail)")
     else:
-        src = draw_tokens(ck, 1, 5, f"{name}: source (tail)")
-        head = 1  # START
+        context = draw_tokens(ck, 1, 5, f"{name}: source (tail)")
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the tail seeds")
 
     def check() -> None:
         net = getattr(impl, kind)(config, params)
-        if kind == "GPT":
-
-            def run(seed: int) -> list[int]:
-                return [int(t) for t in net.generate(prompt, max_new_tokens=TAIL_TOKENS, temperature=temperature,
-                                                     seed=seed)]
-        else:
-
-            def run(seed: int) -> list[int]:
-                return [int(t) for t in net.sample(src, max_len=TAIL_TOKENS, temperature=temperature, seed=seed)]
-
         tokens = []
         for seed in np.random.default_rng(base).choice(2**31 - 1, size=TAIL_RUNS, replace=False):
-            out = run(int(seed))
-            ck.equal(len(out), head + TAIL_TOKENS,
-                     what=f"{name}: length of the output for {TAIL_TOKENS} new tokens, the end token out of reach")
-            tokens += out[head:]
+            out = _new_tokens(net, kind, context, TAIL_TOKENS, temperature, int(seed))
+            ck.equal(len(out), TAIL_TOKENS,
+                     what=f"{name}: number of new tokens for {TAIL_TOKENS}, the end token out of reach")
+            tokens += out
         drawn = np.asarray(tokens)
         stray = sorted(set(drawn[(drawn < FIRST_WORD_ID) | (drawn >= TAIL_VOCAB)].tolist()))
         ck.that(not stray, what=f"{name}: sampled ids of the tail model",
@@ -1672,27 +1656,14 @@ def _bias_and_last_id(impl: Any, ck: Check, name: str) -> Any:
     b_U[FIRST_WORD_ID:] = 0.0
     b_U[last] = BIAS_LIFT
     params["b_U"] = ck.input(b_U)
-    if kind == "GPT":
-        prompt = draw_tokens(ck, 1, 5, f"{name}: prompt (bias)")
-    else:
-        src = draw_tokens(ck, 1, 5, f"{name}: source (bias)")
+    context = draw_tokens(ck, 1, 5, f"{name}: {'prompt' if kind == 'GPT' else 'source'} (bias)")
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the bias seeds")
 
     def check() -> None:
         net = getattr(impl, kind)(config, params)
-        if kind == "GPT":
-
-            def run(seed: int) -> list[int]:
-                out = net.generate(prompt, max_new_tokens=2, temperature=BIAS_LIFT, seed=seed)
-                return [int(t) for t in out[len(prompt):]]
-        else:
-
-            def run(seed: int) -> list[int]:
-                return [int(t) for t in net.sample(src, max_len=2, temperature=BIAS_LIFT, seed=seed)[1:]]
-
         tokens = []
         for seed in np.random.default_rng(base).choice(2**31 - 1, size=BIAS_RUNS, replace=False):
-            out = run(int(seed))
+            out = _new_tokens(net, kind, context, 2, BIAS_LIFT, int(seed))
             ck.equal(len(out), 2, what=f"{name}: number of new tokens for 2, the end token out of reach")
             tokens += out
         drawn = np.asarray(tokens)
