@@ -593,22 +593,41 @@ def pytest_runtest_setup(item):
 '''
 
 
-@pytest.mark.parametrize("workers", ["0", "1"])
+@pytest.mark.parametrize(
+    ("workers", "impl", "torch_imported"),
+    [("0", "numpy", False), ("1", "torch:cpu:float32", True), ("1", "broken_impls:BROKEN", False)],
+)
 def test_the_start_up_runs_before_the_first_clause_outside_its_test(
-    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str, impl: str,
+    torch_imported: bool,
 ) -> None:
-    """nnspec's one-time start-up (every nnspec module, torch with them, Hypothesis warmed up) is
-    done before the first clause's test begins, also in xdist workers: inside it, it counted towards
-    that test and another plugin's per-test timeout cut torch's import short, breaking the run."""
+    """nnspec's one-time start-up (every nnspec module, torch with them where the implementation
+    needs it, Hypothesis warmed up) is done before the first clause's test begins, also in xdist
+    workers: inside it, it counted towards that test and another plugin's per-test timeout cut
+    torch's import short, breaking the run. A float64 run of code that does not use torch (the
+    oracle, a NumPy kernel) never imports it: 1.5 s of every worker's start-up."""
     project.makeconftest(START_UP_PROBE)
     monkeypatch.setenv("NNSPEC_PROBE_DIR", str(tmp_path))
     # a fresh process: nothing imported yet (in this one the test suite imported it all)
-    result = project.runpytest_subprocess("--nnspec-impl=numpy", CATALOGUE, "--nnspec-profile=quick",
+    result = project.runpytest_subprocess(f"--nnspec-impl={impl}", CATALOGUE, "--nnspec-profile=quick",
                                           "-k", "SOFTMAX or SIGMOID", "-n", workers, "-p", "xdist")
-    result.assert_outcomes(passed=2)
     seen = [json.loads(line) for probe in tmp_path.glob("*.jsonl") for line in probe.read_text().splitlines()]
-    assert len(seen) == 2
-    assert all(s == {"imported": True, "torch": True} for s in seen), seen
+    assert len(seen) == 2, result.stdout.str()
+    assert all(s == {"imported": True, "torch": torch_imported} for s in seen), seen
+
+
+def test_only_what_needs_torch_imports_it() -> None:
+    """float64 NumPy code needs no torch; code below float64 is judged against torch_ref's baseline
+    at its precision, and code that imported torch itself has it already (a fresh process: this
+    one imported torch long ago)."""
+    code = ("import sys; from nnspec.verify import load_implementation as load; "
+            "from nnspec.verify.runner import needs_torch; kernel = type('Kernel', (), {'dtype': 'float32'})(); "
+            "print(needs_torch([load('numpy')]), needs_torch([load('numpy'), kernel]), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "False"], out
+    from nnspec.verify.runner import needs_torch
+
+    assert needs_torch([type("Kernel", (), {"dtype": "float64"})()])  # torch is imported in this process
 
 
 def test_collect_only_does_not_start_up(project: pytest.Pytester, tmp_path: Path,

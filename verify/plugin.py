@@ -699,20 +699,20 @@ class _ResultGatherer:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Any:
-    """nnspec's one-time start-up (every nnspec module, torch with them, Hypothesis warmed up:
-    seconds) before the first clause, outside any test: inside the first clause's test it counted
-    towards that test's duration, and another plugin's per-test timeout (pytest-timeout) cut torch's
-    import short, breaking every clause after it. Wherever clause items run: the only process, or
-    each xdist worker (an xdist controller runs none)."""
+    """nnspec's one-time start-up (every nnspec module, torch with them where the implementations
+    need it, Hypothesis warmed up: seconds) before the first clause, outside any test: inside the
+    first clause's test it counted towards that test's duration, and another plugin's per-test
+    timeout (pytest-timeout) cut torch's import short, breaking every clause after it. Wherever
+    clause items run: the only process, or each xdist worker (an xdist controller runs none)."""
     config = session.config
     state = config.stash.get(STATE, None)
     stopping = session.testsfailed and not config.option.continue_on_collection_errors
     if (state is not None and state.active and not config.option.collectonly and not stopping
             and any(isinstance(item, ClauseItem) for item in session.items)):
-        from .runner import _import_whole_package
+        from .runner import _import_whole_package, needs_torch
 
         try:
-            _import_whole_package()
+            _import_whole_package(torch_needed=needs_torch(state.implementations))
         except Exception:  # the first clause calls it again and fails saying why
             pass
     return (yield)

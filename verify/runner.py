@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,24 +367,46 @@ def _worst(records: list[Record]) -> Record | None:
 
 
 _WHOLE_PACKAGE_IMPORTED = False
+_TORCH_PART_IMPORTED = False
+# The modules that import torch: what a float64 run of implementations that never touch torch (the
+# oracle, NumPy or JAX code of a user's) does without. The rest of nnspec imports it only inside
+# the functions that need it.
+_TORCH_MODULES = ("nnspec.reference.torch_ref", "nnspec.verify.torch_nn", "nnspec.verify.hf_gpt2")
 
 
-def _import_whole_package() -> None:
-    """Import every nnspec module (and so torch) once, before the first clause runs, so that no
-    clause pays for the imports inside its time limit (the pytest plugin calls this at the start of
-    the session, outside any test, where another plugin's per-test timeout cannot cut it short)."""
-    global _WHOLE_PACKAGE_IMPORTED
-    if _WHOLE_PACKAGE_IMPORTED:
+def needs_torch(implementations: Iterable[Any]) -> bool:
+    """Whether clauses on these implementations use torch: a torch one (or any code that already
+    imported it), or one below float64, judged against torch_ref's baseline at its precision."""
+    return "torch" in sys.modules or any(getattr(i, "dtype", "float64") != "float64" for i in implementations)
+
+
+def _import_whole_package(*, torch_needed: bool = True) -> None:
+    """Import every nnspec module once, before the first clause runs, so that no clause pays for the
+    imports inside its time limit (the pytest plugin calls this at the start of the session, outside
+    any test, where another plugin's per-test timeout cannot cut it short). Torch and the modules
+    built on it come too unless ``torch_needed`` is false: its import is most of the start-up (1.5 s
+    of 2.2 s here), paid again in every xdist worker, and a float64 run of an implementation that
+    does not use torch never calls it."""
+    global _WHOLE_PACKAGE_IMPORTED, _TORCH_PART_IMPORTED
+    if _WHOLE_PACKAGE_IMPORTED and (_TORCH_PART_IMPORTED or not torch_needed):
         return
     import importlib
     import pkgutil
 
     from hypothesis import settings
 
+    def import_tree(name: str) -> None:  # pkgutil.walk_packages would import torch_ref to walk it
+        if not torch_needed and name.startswith(_TORCH_MODULES):
+            return
+        module = importlib.import_module(name)
+        for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            import_tree(f"{name}.{info.name}")
+
     for package in ("nnspec.spec", "nnspec.reference", "nnspec.verify", "nnspec.report"):
-        module = importlib.import_module(package)
-        for info in pkgutil.walk_packages(module.__path__, prefix=f"{package}."):
-            importlib.import_module(info.name)
+        import_tree(package)
+    _TORCH_PART_IMPORTED = _TORCH_PART_IMPORTED or torch_needed
+    if _WHOLE_PACKAGE_IMPORTED:
+        return
 
     # Hypothesis's own first run sets up its machinery: pay that here too.
     @settings(max_examples=1, database=None, deadline=None)
@@ -448,9 +470,9 @@ def run_clause(
     kills the process (:class:`NativeFailureWatch`; the pytest plugin passes one): by default
     nothing.
     """
-    _import_whole_package()
     clause = get_clause(clause_or_id)
     impl = load_implementation(impl)
+    _import_whole_package(torch_needed=needs_torch([impl]))
     reproduce_as = reproduce_as or impl.loaded_as  # the name that loads it again
     prof = get_profile(profile)
     result = ClauseResult(
