@@ -134,7 +134,8 @@ class Check(Protocol):
     ) -> None: ...
 
     def close_to_oracle(
-        self, name: Any, *args: Any, output: str = "default", what: str | None = None, **kwargs: Any
+        self, name: Any, *args: Any, output: str = "default", what: str | None = None, condition: Any = 1.0,
+        **kwargs: Any,
     ) -> Any: ...
 
     def equal(self, observed: Any, expected: Any, *, what: str) -> None: ...

@@ -163,7 +163,9 @@ def layer_norm_affine(impl: Any, ck: Check) -> None:
              gamma * impl.layer_norm(x, np.ones(d), np.zeros(d), eps=EPS) + beta,
              output="normalised", what="layer_norm(x, gamma, beta) vs gamma * layer_norm(x) + beta",
              condition=condition)
-    ck.close_to_oracle("layer_norm", x, gamma, beta, eps=EPS, output="normalised")
+    # (a constant token's mean, one ulp off in another summation order, becomes |x| / sqrt(eps)
+    # times that in the output, even where torch's baseline happens to get the mean exact)
+    ck.close_to_oracle("layer_norm", x, gamma, beta, eps=EPS, output="normalised", condition=condition)
 
 
 @clause(

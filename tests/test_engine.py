@@ -77,6 +77,23 @@ def test_broken_implementation_fails_four_clauses_with_clear_messages() -> None:
     assert results["T-RELU"].duration < 10
 
 
+def test_a_patched_implementations_reproduce_line_loads_its_base_by_the_name_it_was_loaded_by() -> None:
+    """PyTorch's layers call themselves torch.nn:cpu:float32 (nnspec_name), a name that loads
+    nothing: a bug planted in them reproduces with the import path they were loaded by."""
+    def softmax_no_shift(x: np.ndarray, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+        with np.errstate(all="ignore"):  # the overflow is the planted bug
+            return np.exp(x) / np.exp(x).sum(axis, keepdims=True)
+
+    base = load_implementation("nnspec.verify.torch_nn:float32")
+    bad = patched(base, name="nn-softmax-no-shift", softmax=softmax_no_shift)
+    assert base.name == "torch.nn:cpu:float32"
+    result = run_clause("SM-SHIFT", bad, profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert result.reproduce.startswith(
+        "run_clause('SM-SHIFT', patched('nnspec.verify.torch_nn:float32', name='nn-softmax-no-shift', ...)"
+    ), result.reproduce
+
+
 @pytest.mark.parametrize("leave", [lambda: sys.exit("bad argument"), lambda: exit(2)])
 def test_an_implementation_that_exits_fails_the_clause_and_the_run_goes_on(leave) -> None:
     """``sys.exit()`` deep in a model's code (an argument parser reading pytest's argv, a library's
@@ -963,6 +980,23 @@ def test_a_failing_comparison_shows_the_worst_element_in_full() -> None:
     assert not low.passed
     assert "worst at index (1,): observed 0.25, expected 0.2501, baseline 0.25009" \
         in low.detail
+
+
+def test_the_same_precision_floor_grows_with_each_elements_condition() -> None:
+    """An exact baseline leaves the floor as the whole tolerance; where the clause states a condition
+    number, that element's floor is that many times wider, and only that element's."""
+    expected, baseline = np.array([0.0, 0.0]), np.array([0.0, 0.0])
+    off = np.array([0.0, 1e-4])  # 1e-4 = 52 float32 ulps: past the 16-ulp floor, within 100 x it
+    plain = tolerances.against_baseline(off, expected, baseline, "normalised", "float32")
+    assert not plain.passed and plain.error == 1e-4
+    conditioned = tolerances.against_baseline(off, expected, baseline, "normalised", "float32",
+                                              condition=np.array([1.0, 100.0]))
+    assert conditioned.passed and "x condition up to 100" in conditioned.reason
+    elsewhere = tolerances.against_baseline(off, expected, baseline, "normalised", "float32",
+                                            condition=np.array([100.0, 1.0]))
+    assert not elsewhere.passed and "worst at index (1,)" in elsewhere.detail
+    with pytest.raises(ValueError, match="at least 1"):
+        tolerances.against_baseline(off, expected, baseline, "normalised", "float32", condition=0.5)
 
 
 def test_oracle_follows_declared_conventions() -> None:

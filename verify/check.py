@@ -198,12 +198,14 @@ class EngineCheck:
 
     def close_to_oracle(
         self, name: str | Callable[[Any], Any], *args: Any, output: str = "default",
-        what: str | None = None, **kwargs: Any,
+        what: str | None = None, condition: Any = 1.0, **kwargs: Any,
     ) -> Any:
         """Call ``impl.<name>`` and ``oracle.<name>`` on the same (dtype-rounded) arguments and
         compare; returns the implementation's output. ``name`` may also be a function of the
         namespace, ``lambda m: m.GPT(config, params).forward(ids)``, for methods of networks; then
-        ``what`` names the call for the failure message (a lambda has no name of its own)."""
+        ``what`` names the call for the failure message (a lambda has no name of its own).
+        ``condition`` is the computation's condition number, as in :meth:`close`: below float64 it
+        widens the floor of the same-precision rule (float64's own tolerance already holds it)."""
         tolerances.kind(output)
         args = round_tree(args, self.impl.dtype)
         kwargs = round_tree(kwargs, self.impl.dtype)
@@ -239,7 +241,7 @@ class EngineCheck:
                 verdict = tolerances.against_oracle_float64(obs, exp, output)
             else:
                 base = base_pairs[i] if base_pairs is not None else None
-                verdict = tolerances.against_baseline(obs, exp, base, output, self.impl.dtype)
+                verdict = tolerances.against_baseline(obs, exp, base, output, self.impl.dtype, condition=condition)
             self._judge(verdict, obs, exp, leaf)
         return observed
 
