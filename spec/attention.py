@@ -981,10 +981,10 @@ def mha_lowrank(impl: Any, ck: Check) -> None:
     # The contribution lies in the column space of value-up: projecting onto it changes nothing.
     basis, _ = np.linalg.qr(value_up)  # (d_model, d_head) orthonormal
     ck.close(
-        out @ basis @ basis.T,
         out,
+        out @ basis @ basis.T,
         output="attention",
-        what="head output projected on span(value-up)",
+        what="head output vs its projection on span(value-up)",
     )
     # rank <= d_head  (recorded; implied by the projection check above)
     singular = np.linalg.svd(out, compute_uv=False)

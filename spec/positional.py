@@ -222,8 +222,9 @@ def pe_relative(impl: Any, ck: Check) -> None:
     # PE(pos + k) = R_k PE(pos) for every pos, with the same R_k
     # (both sides carry their angles' rounding: PE(pos + k)'s, and PE(pos)'s and PE(k)'s)
     angles = _angles(np.arange(k, n), 2 * pairs)
-    ck.close(paired[:-k] @ rot.T, paired[k:], output="default",
-             what=f"R_{k} PE(pos) vs PE(pos + {k})", condition=2 * _angle_condition(impl, angles))
+    # (observed: the implementation's PE(pos + k); expected: R_k applied to its PE(pos))
+    ck.close(paired[k:], paired[:-k] @ rot.T, output="default",
+             what=f"PE(pos + {k}) vs R_{k} PE(pos)", condition=2 * _angle_condition(impl, angles))
     # and R_k is the rotation by k w_i of the documents' frequencies w_i = 10000^(-2i/d)
     w = _angle_rates(d)[:pairs]
     ck.close(paired[k], np.ravel(np.column_stack([np.sin(k * w), np.cos(k * w)])),
