@@ -1283,6 +1283,6 @@ def patched(
         framework=base.framework,
     )
     # A patched implementation has no name a command line can load: failures reproduce in Python.
-    impl.patched_from = base.name
+    impl.patched_from = base.loaded_as or base.name  # the name that loads the base again
     impl.overridden = base.overridden | {k for k, v in overrides.items() if v is not None}
     return impl
