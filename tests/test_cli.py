@@ -197,6 +197,9 @@ def test_bad_values_are_refused_in_the_command_line_s_words(capsys: pytest.Captu
     assert "ERROR: --time-limit=inf: not a number of seconds from 0.1 up" in capsys.readouterr().err
     assert main(["verify", "numpy", "", *CATALOGUE]) == 2  # nnspec verify "$IMPL", IMPL unset
     assert "ERROR: implementation '': an empty implementation name" in capsys.readouterr().err
+    assert main(["verify", "numpy", "numpy", "--profile", "quick", "--clause", "T-SOFTMAX", *CATALOGUE]) == 0
+    out = capsys.readouterr().out
+    assert "nnspec: numpy is numpy again (numpy): it runs once" in out and "--nnspec-impl" not in out
 
 
 def test_an_interrupted_run_is_neither_a_pass_nor_a_usage_error(

@@ -197,6 +197,11 @@ def _usage(option: str, value: Any, problem: str) -> pytest.UsageError:
     return pytest.UsageError(f"{spelled or option}={value}: {problem}")
 
 
+def _as_given(name: str) -> str:
+    """An implementation as the user gave it: ``--nnspec-impl=X`` to pytest, ``X`` to nnspec verify."""
+    return name if _SPELLING.get("--nnspec-impl") == "implementation" else f"--nnspec-impl={name}"
+
+
 def _assign_gpu(worker: str) -> None:
     """On xdist worker ``worker`` = gwN, expose only the N-th GPU (round robin) before CUDA starts.
 
@@ -421,10 +426,10 @@ def _named_before(state: _State, name: str, impl: Implementation) -> bool:
             continue
         bundled = all(i.framework != "third-party" and i.patched_from is None for i in (impl, other))
         if other is impl or bundled:
-            state.repeated.append(f"--nnspec-impl={name} is --nnspec-impl={earlier} again ({impl.name}): it runs once")
+            state.repeated.append(f"{_as_given(name)} is {_as_given(earlier)} again ({impl.name}): it runs once")
             return True
         raise UnknownImplementation(
-            f"it is named {impl.name!r}, as --nnspec-impl={earlier} is: their results would share test ids "
+            f"it is named {impl.name!r}, as {_as_given(earlier)} is: their results would share test ids "
             "and report rows; give one of them another nnspec_name"
         )
     return False
