@@ -238,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.target_scale <= 0:
         parser.error(f"--target-scale={args.target_scale}: must be a positive number")
     targets = {k: v * args.target_scale for k, v in TARGETS.items()}
+    from nnspec.verify.plugin import _limit_torch_threads
+
+    # torch's threads as `nnspec verify` and the plugin run clauses: one intra-op thread unless
+    # NNSPEC_TORCH_THREADS says otherwise (torch's default, a pool per core, runs these small
+    # inputs far slower: SAMPLE-DIST 20 s instead of 13 here)
+    _limit_torch_threads(["torch"])
     started = time.perf_counter()
     record = measure(
         tuple(args.impl or IMPLEMENTATIONS), profile=args.profile, seed=args.seed, clauses=args.clause,
