@@ -1850,7 +1850,8 @@ def s2s_reverse(impl: Any, ck: Check) -> None:
     reversing = tiny_seq2seq(ck, reverse_source=True)
     in_order = replace(reversing, reverse_source=False)
     params = network_params(ck, reversing)
-    src = draw_tokens(ck, 1, 5, "source")
+    # two distinct tokens at least: one token, or a palindrome, reads the same either way round
+    src = draw_tokens(ck, 2, 5, "source", unique=True)
     tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")])
     ck.close(
         np.asarray(impl.Seq2Seq(reversing, params).forward(src, tgt)),

@@ -14,7 +14,6 @@ oracle.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -420,7 +419,8 @@ def _seq2seq_composition(
     cost="network",
     note="Seq2Seq.forward against the composition of the implementation's own lstm, "
     "dot_attention and additive_attention (PARAMETERS.md pins out_t, Luong's attentional hidden "
-    "state, for both kinds). A part it lacks is the oracle's in float64 and float32; in float16 "
+    "state, for both kinds), for Bahdanau, Luong and no attention on every example, each over two "
+    "or three layers. A part it lacks is the oracle's in float64 and float32; in float16 "
     "and bfloat16 the composition is skipped instead (a float64 part inside low-precision code is "
     "not like for like). On every example, oracle-free: with W_c's s-columns zeroed, changing the "
     "target token at t leaves Bahdanau's logits at steps <= t unchanged (a few roundings) and "
@@ -429,13 +429,27 @@ def _seq2seq_composition(
     "it only with logits off by over twice that allowance).",
 )
 def s2s_compose(impl: Any, ck: Check) -> None:
-    # Bahdanau first, where Hypothesis starts: its wiring (s_{t-1}, s_0) is the most often wrong
-    attention = ck.draw(st.sampled_from(["bahdanau", "luong", None]), "attention")
-    config = tiny_seq2seq(ck, attention=attention)
-    params = network_params(ck, config)
+    # Every kind of attention on every example (Bahdanau first: its wiring, s_{t-1} and s_0, is the
+    # most often wrong), each over a stack of two or three layers (the notes' deep LSTMs): which
+    # encoder state starts which decoder layer, and which layer attention reads, do not exist in
+    # the one-layer stack where Hypothesis starts, and a network clause gets two examples at quick.
+    n_layers = ck.draw(st.integers(2, 3), "n_layers")
+    reverse_source = ck.draw(st.booleans(), "reverse_source")
     # two distinct source tokens at least: over one, attention weighs 1 whatever the scores
     src = draw_tokens(ck, 2, 5, "source", unique=True)
     tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")]).astype(np.int64)
+    # Which state scores, first: where that is what is wrong, the failure says so (not only that
+    # the logits differ from the composition)
+    kind = ck.draw(st.sampled_from(["luong", "bahdanau"]), "attention kind (state check)")
+    config = tiny_seq2seq(ck, attention=kind, n_layers=n_layers, reverse_source=reverse_source)
+    _which_state_scores(impl, ck, config, network_params(ck, config))
+    for attention in ("bahdanau", "luong", None):
+        config = tiny_seq2seq(ck, attention=attention, n_layers=n_layers, reverse_source=reverse_source)
+        _composed(impl, ck, config, network_params(ck, config), src, tgt)
+
+
+def _composed(impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray, tgt: np.ndarray) -> None:
+    """S2S-COMPOSE for one configuration: Seq2Seq.forward against its own parts wired by hand."""
     needed = ["lstm"] + {"luong": ["dot_attention"], "bahdanau": ["additive_attention"]}.get(
         str(config.attention), []
     )
@@ -443,32 +457,28 @@ def s2s_compose(impl: Any, ck: Check) -> None:
     logits = np.asarray(impl.Seq2Seq(config, copy_params(params)).forward(src, tgt))
     ck.equal(logits.shape, (len(tgt), config.n_tgt_vocab), what="Seq2Seq.forward(src, tgt).shape")
     if lacking and precision.low_precision(impl):
-        ck.note("composition", f"skipped: {', '.join(lacking)} not offered at {precision.dtype_of(impl)}")
-    else:
-        parts = {name: getattr(ck.oracle if name in lacking else impl, name) for name in needed}
-        if lacking:
-            ck.note("composition", f"the oracle's {', '.join(lacking)}")
-        own = "own " if not lacking else ""
-        ck.close(
-            logits,
-            _seq2seq_composition(parts, params, config, src, tgt),
-            output="network",
-            what=f"Seq2Seq.forward vs its {own}lstm{'' if config.attention is None else ' and attention'} "
-            f"wired as the notes draw them ({config.attention or 'no'} attention, "
-            f"{config.n_layers} layer(s), reverse_source={config.reverse_source})",
-        )
-    _which_state_scores(impl, ck, config, params)
+        ck.note(f"composition ({config.attention or 'no'} attention)",
+                f"skipped: {', '.join(lacking)} not offered at {precision.dtype_of(impl)}")
+        return
+    parts = {name: getattr(ck.oracle if name in lacking else impl, name) for name in needed}
+    if lacking:
+        ck.note(f"composition ({config.attention or 'no'} attention)", f"the oracle's {', '.join(lacking)}")
+    own = "own " if not lacking else ""
+    ck.close(
+        logits,
+        _seq2seq_composition(parts, params, config, src, tgt),
+        output="network",
+        what=f"Seq2Seq.forward vs its {own}lstm{'' if config.attention is None else ' and attention'} "
+        f"wired as the notes draw them ({config.attention or 'no'} attention, "
+        f"{config.n_layers} layer(s), reverse_source={config.reverse_source})",
+    )
 
 
 def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None:
     """With W_c's s-columns zeroed, out_t = tanh(W_c' ctx_t + b_c) sees the decoder only through
     the state that scored: s_{t-1} (Bahdanau) does not read y_t, s_t (Luong) does. Runs on every
-    example (an attention kind drawn where the configuration has none), with a source of distinct
-    tokens and a target of two or more, where the check can see something."""
-    if config.attention is None:
-        attention = ck.draw(st.sampled_from(["luong", "bahdanau"]), "attention kind (state check)")
-        config = replace(config, attention=attention)
-        params = network_params(ck, config)
+    example, with a source of distinct tokens and a target of two or more, where the check can
+    see something."""
     src = draw_tokens(ck, 2, 5, "source (state check)", unique=True)
     tgt = np.concatenate([[START_ID], draw_tokens(ck, 1, 4, "target (state check)")]).astype(np.int64)
     H = config.d_hidden
