@@ -836,6 +836,8 @@ def mha_concat(impl: Any, ck: Check) -> None:
     out, weights = impl.multi_head_attention(
         params, x_q, x_kv, n_heads
     )  # weights (..., nh, n_q, n_k)
+    # one row of weights per head (nn.MultiheadAttention averages them unless told not to)
+    ck.equal(np.shape(weights), (*batch, n_heads, n_q, n_k), what="multi_head_attention(...) weights.shape")
 
     # head_i = w_i (x_kv W_v[i]^T + b_v[i]) with W_v[i] the rows of head i;
     # out = sum_i head_i W_o[:, i]^T + b_o with W_o[:, i] the columns of head i

@@ -341,3 +341,15 @@ def test_clauses_sized_to_the_format_still_reject_mutants(
     hard = (clause_id, name, dtype) == ("GRAD-ATTN", "scale-d_k", "bfloat16")
     result = run_clause(clause_id, bad, profile="thorough" if hard else "default", shrink=False)
     assert result.status == "failed", f"{clause_id} vs {name}: {result.status}: {result.message}"
+
+
+def test_mha_weights_of_the_wrong_shape_fail_the_clause_not_the_engine() -> None:
+    """Weights averaged over the heads (nn.MultiheadAttention's default) have no head axis: MHA-CONCAT
+    multiplied them by the values per head and raised inside the clause at seed 4, reported as a
+    bug of nnspec's. It checks their shape first."""
+    from nnspec.verify.mutants import get_mutant
+
+    averaged = get_mutant("mha-weights-averaged-over-heads").implementation()
+    result = run_clause("MHA-CONCAT", averaged, profile="quick", seed=4, shrink=False)
+    assert result.status == "failed", result.message
+    assert "weights.shape: observed" in result.message
