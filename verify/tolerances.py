@@ -133,7 +133,8 @@ def check_nonfinite(observed: np.ndarray, expected: np.ndarray) -> Verdict | Non
 
 
 def _elementwise(
-    observed: np.ndarray, expected: np.ndarray, atol: float | np.ndarray, rtol: float, reason: str
+    observed: np.ndarray, expected: np.ndarray, atol: float | np.ndarray, rtol: float, reason: str,
+    baseline: np.ndarray | None = None,
 ) -> Verdict:
     finite = np.isfinite(expected)
     diff = np.where(finite, np.abs(observed - expected), 0.0)
@@ -146,8 +147,10 @@ def _elementwise(
     error, tolerance = float(diff[worst]), float(allowed[worst])
     passed = bool((diff <= allowed).all())
     where = tuple(int(i) for i in worst)
+    at_baseline = "" if baseline is None else f", baseline {float(baseline[worst])!r}"
     detail = "" if passed else (
-        f"worst at index {where}: {_at(observed, expected, worst)}; {_locate(diff > allowed)} out of tolerance"
+        f"worst at index {where}: {_at(observed, expected, worst)}{at_baseline}; "
+        f"{_locate(diff > allowed)} out of tolerance"
     )
     return Verdict(passed, error, tolerance, reason, detail)
 
@@ -169,6 +172,15 @@ def against_oracle_float64(observed: object, expected: object, output: str) -> V
     return _elementwise(observed, expected, row.atol64, row.rtol64, reason)
 
 
+def _conditions(condition: object) -> tuple[np.ndarray, str]:
+    """A clause's condition number(s) as an array, and how a reason states them ("" for 1)."""
+    conditions = np.asarray(condition, dtype=np.float64)
+    if not np.all(conditions >= 1.0):  # also refuses NaN
+        raise ValueError(f"condition={condition!r}: a condition number is at least 1")
+    worst = float(np.max(conditions))
+    return conditions, (f" x condition {'up to ' if conditions.size > 1 else ''}{worst:.3g}" if worst > 1.0 else "")
+
+
 def closed_form(
     observed: object, expected: object, output: str, dtype: str, *, condition: object = 1.0
 ) -> Verdict:
@@ -186,15 +198,11 @@ def closed_form(
     bad = check_nonfinite(observed, expected)
     if bad:
         return bad
-    conditions = np.asarray(condition, dtype=np.float64)
-    if not np.all(conditions >= 1.0):  # also refuses NaN
-        raise ValueError(f"condition={condition!r}: a condition number is at least 1")
+    conditions, conditioned = _conditions(condition)
     eps = EPS[dtype]
     ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
     atol = np.broadcast_to(np.maximum(row.atol64, ulps * eps * conditions), expected.shape)
     rtol = max(row.rtol64, ulps * eps)
-    worst = float(np.max(conditions))
-    conditioned = f" x condition {'up to ' if conditions.size > 1 else ''}{worst:.3g}" if worst > 1.0 else ""
     reason = (
         f"closed form, {dtype}, {output}: atol {float(np.max(atol, initial=row.atol64)):.3g} "
         f"+ rtol {rtol:.3g} ({ulps:g} ulps{conditioned}; {row.why})"
@@ -223,33 +231,15 @@ def against_baseline(
     baseline = _as_float(baseline)
     if baseline.shape != expected.shape or not np.isfinite(baseline[np.isfinite(expected)]).all():
         return closed_form(observed, expected, output, dtype, condition=condition)
-    conditions = np.asarray(condition, dtype=np.float64)
-    if not np.all(conditions >= 1.0):  # also refuses NaN
-        raise ValueError(f"condition={condition!r}: a condition number is at least 1")
+    conditions, conditioned = _conditions(condition)
     finite = np.isfinite(expected)
-    diff = np.where(finite, np.abs(observed - expected), 0.0)
     baseline_error = float(np.max(np.abs(baseline - expected)[finite], initial=0.0))
     scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
     floor = row.floor_ulps * EPS[dtype] * scale * np.broadcast_to(conditions, expected.shape)
-    allowed = row.k * baseline_error + floor
-    worst_condition = float(np.max(conditions))
-    conditioned = (f" x condition {'up to ' if conditions.size > 1 else ''}{worst_condition:.3g}"
-                   if worst_condition > 1.0 else "")
     reason = (
         f"{dtype} vs oracle, {output}: k={row.k:g} x baseline error {baseline_error:.3g} "
         f"(torch_ref at {dtype}) + floor {float(np.max(floor, initial=0.0)):.3g} "
         f"({row.floor_ulps:g} ulps x max|oracle|{conditioned})"
     )
-    if diff.size == 0:
-        return Verdict(True, 0.0, row.k * baseline_error, reason)
-    # the element closest to (or furthest past) its own tolerance decides
-    ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    if conditions.size == 1:  # one tolerance for every element: the largest error is the one reported
-        worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    passed = bool((diff <= allowed).all())
-    detail = "" if passed else (
-        f"worst at index {tuple(int(i) for i in worst)}: {_at(observed, expected, worst)}, "
-        f"baseline {float(baseline[worst])!r}"
-    )
-    return Verdict(passed, float(diff[worst]), float(allowed[worst]), reason, detail)
+    # an absolute tolerance per element, k x the baseline's error plus that element's floor
+    return _elementwise(observed, expected, row.k * baseline_error + floor, 0.0, reason, baseline)
