@@ -595,7 +595,7 @@ def pytest_runtest_setup(item):
 
 @pytest.mark.parametrize(
     ("workers", "impl", "torch_imported"),
-    [("0", "numpy", False), ("1", "torch:cpu:float32", True), ("1", "broken_impls:BROKEN", False)],
+    [("1", "broken_impls:BROKEN", False), ("0", "torch:cpu:float32", True)],
 )
 def test_the_start_up_runs_before_the_first_clause_outside_its_test(
     project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str, impl: str,
