@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
@@ -33,3 +35,17 @@ DEVICES = [
 def device(request: pytest.FixtureRequest) -> str:
     """Every torch_ref test runs on the CPU and, where one is present, on a CUDA device."""
     return request.param
+
+
+@pytest.fixture
+def meta_default_device() -> Iterator[None]:
+    """Torch's default device moved to "meta" for the test: a tensor made without ``device=`` has no
+    data there, so a ``torch:cpu`` run fails at the first one, exactly where a ``torch:cuda`` run would
+    meet a stray CPU tensor (CI has no GPU). A user's own ``set_default_device`` must not change what a
+    run checks either. ``tests/test_default_device.py`` shows such a leak is caught this way."""
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:  # None, not "cpu": an explicit CPU default would leave a device mode on every call
+        torch.set_default_device(None if previous.type == "cpu" else previous)

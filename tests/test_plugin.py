@@ -339,7 +339,9 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) 
     # both in fresh processes: Hypothesis draws constants from the local modules already imported
     # (nnspec is installed editable), so a run inside this test process could see other examples
     serial = project.runpytest_subprocess(*args, "-n", "0", f"--nnspec-report={tmp_path / 'serial'}")
-    parallel = project.runpytest_subprocess(*args, "-n", "2", f"--nnspec-report={tmp_path / 'parallel'}")
+    # in README's form for xdist, --dist loadgroup (the others: test_documented_xdist_forms_...)
+    parallel = project.runpytest_subprocess(*args, "-n", "2", "--dist", "loadgroup",
+                                            f"--nnspec-report={tmp_path / 'parallel'}")
     serial.assert_outcomes(passed=5, failed=3, deselected=2)
     parallel.assert_outcomes(passed=5, failed=3)  # xdist does not count deselections
     assert _statuses(tmp_path / "serial") == _statuses(tmp_path / "parallel")
@@ -369,12 +371,11 @@ def test_xdist_gives_the_same_results(project: pytest.Pytester, tmp_path: Path) 
     ("distribution", "n_workers"),
     [
         (["-n", "auto"], None),  # as many as xdist finds cores
-        (["-n", "2", "--dist", "loadgroup"], 2),
         # README's form for several hosts, with local interpreters in place of ssh: `--tx` without
         # `-n` (xdist replaces every --tx by popen workers when -n is given)
         (["--dist", "load", "--tx", f"2*popen//python={sys.executable}"], 2),
     ],
-    ids=["-n auto", "--dist loadgroup", "--tx popen"],
+    ids=["-n auto", "--tx popen"],
 )
 def test_documented_xdist_forms_give_the_serial_results(
     project: pytest.Pytester, tmp_path: Path, distribution: list[str], n_workers: int | None
