@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +25,29 @@ settings.load_profile("nnspec-selftest")
 # One intra-op thread per process: `pytest -n 2` already gives each core a worker, and small
 # matrices run 10-20x slower when two workers' thread pools fight over two cores.
 torch.set_num_threads(1)
+
+SHARED_PYCACHE = "NNSPEC_SELFTEST_PYCACHE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One bytecode cache for the ~100 Python processes the suite starts (pytester runs, the CLI,
+    their xdist workers) where ``PYTHONDONTWRITEBYTECODE`` is set: without it each of them compiled
+    nnspec again and had pytest rewrite the asserts of every pytest11 plugin package (Hypothesis's
+    77 modules among them), about 1.5 s per process. The cache lives in a temporary directory
+    (``PYTHONPYCACHEPREFIX``), so nothing is written beside the sources, as the variable asks, and
+    it is removed at the end. Only the processes that run tests hand it to their children: xdist's
+    workers start as before."""
+    if not sys.flags.dont_write_bytecode or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return  # bytecode is cached already (beside the sources, or where the user said)
+    cache = os.environ.get(SHARED_PYCACHE) if hasattr(config, "workerinput") else None
+    if cache is None:  # the controller, or the only process
+        cache = tempfile.mkdtemp(prefix="nnspec-selftest-pycache-")
+        os.environ[SHARED_PYCACHE] = cache
+        config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":  # this process runs tests
+        os.environ["PYTHONPYCACHEPREFIX"] = cache
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 DEVICES = [
     "cpu",
