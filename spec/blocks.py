@@ -466,7 +466,8 @@ SUB_LAYERS = ("multi_head_attention", "layer_norm", "feed_forward")
 def _encoder_layer_composition(
     impl: Any, layer: dict, x: np.ndarray, config: TransformerConfig, mask: np.ndarray | None = None
 ) -> np.ndarray:
-    """One encoder layer as the documents compose it, from the implementation's own sub-layers."""
+    """One encoder layer as the documents compose it, from the sub-layers of ``impl`` (the
+    implementation, or torch_ref at its dtype for rule 4's baseline)."""
     eps, n_heads = config.layer_norm_eps, config.n_heads
 
     def norm(v: np.ndarray, p: dict) -> np.ndarray:
@@ -522,14 +523,13 @@ def enc_layer(impl: Any, ck: Check) -> None:
     src = draw_tokens(ck, 1, 5, "source")
     composable = all(ck.offers(name) for name in SUB_LAYERS)
     if ck.offers("Transformer"):
-        memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
-        if composable:
-            ck.close(
-                memory,
-                _stack_composition(
-                impl, params, config, src, "encoder",
-                lambda p, x: _encoder_layer_composition(impl, p, x, config),
-            ),
+        if composable:  # two routes through the implementation's arithmetic (tolerances, rule 4)
+            ck.close_routes(
+                lambda m: np.asarray(m.Transformer(config, copy_params(params)).encode(src)),
+                lambda m: _stack_composition(
+                    m, params, config, src, "encoder",
+                    lambda p, x: _encoder_layer_composition(m, p, x, config),
+                ),
                 output="network",
                 what="Transformer.encode vs composition of sub-layers",
             )
@@ -543,11 +543,11 @@ def enc_layer(impl: Any, ck: Check) -> None:
     layer = params["encoder"][0]
     x = ck.input(input_embedding(src, params["W_E_src"], params.get("W_P_src"), config))  # (S, d)
     mask = lower_triangle(len(src)) if ck.draw(st.booleans(), "causal mask on the layer") else None
-    out = ck.close_to_oracle("encoder_layer", layer, x, config, mask, output="network")
+    ck.close_to_oracle("encoder_layer", layer, x, config, mask, output="network")
     if composable:
-        ck.close(
-            np.asarray(out),
-            _encoder_layer_composition(impl, layer, x, config, mask),
+        ck.close_routes(
+            lambda m: np.asarray(m.encoder_layer(layer, x, config, mask)),
+            lambda m: _encoder_layer_composition(m, layer, x, config, mask),
             output="network",
             what="encoder_layer vs composition of its sub-layers",
         )
@@ -605,13 +605,12 @@ def dec_layer(impl: Any, ck: Check) -> None:
     memory = draw_array(ck, (S, config.d_model), "memory", -2.0, 2.0)
     composable = all(ck.offers(name) for name in SUB_LAYERS)
     if ck.offers("Transformer"):
-        hidden = np.asarray(impl.Transformer(config, copy_params(params)).decode(tgt, memory))
-        if composable:
-            ck.close(
-                hidden,
-                _stack_composition(
-                    impl, params, config, tgt, "decoder",
-                    lambda p, y: _decoder_layer_composition(impl, p, y, memory, config),
+        if composable:  # two routes through the implementation's arithmetic (tolerances, rule 4)
+            ck.close_routes(
+                lambda m: np.asarray(m.Transformer(config, copy_params(params)).decode(tgt, memory)),
+                lambda m: _stack_composition(
+                    m, params, config, tgt, "decoder",
+                    lambda p, y: _decoder_layer_composition(m, p, y, memory, config),
                 ),
                 output="network",
                 what="Transformer.decode vs composition of sub-layers",
@@ -627,9 +626,9 @@ def dec_layer(impl: Any, ck: Check) -> None:
     y = ck.input(input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config))  # (T, d)
     out = np.asarray(ck.close_to_oracle("decoder_layer", layer, y, memory, config, output="network"))
     if composable:
-        ck.close(
-            out,
-            _decoder_layer_composition(impl, layer, y, memory, config),
+        ck.close_routes(
+            lambda m: np.asarray(m.decoder_layer(copy_params(layer), y, memory, config)),
+            lambda m: _decoder_layer_composition(m, layer, y, memory, config),
             output="network",
             what="decoder_layer vs composition of its sub-layers",
         )
@@ -1267,28 +1266,41 @@ def gpt_compose(impl: Any, ck: Check) -> None:
     # Two tokens at least: one token attends to itself whatever mask the blocks put on it (a GPT
     # that masks the end token as padding reads the same one-token sequence right).
     ids = draw_tokens(ck, 2, 7, "tokens")
-    net = impl.GPT(config, copy_params(params))
-    logits = np.asarray(net.forward(ids))  # (T, n_vocab)
-    # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
-    x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
     causal = lower_triangle(len(ids))  # (T, T)
-    for block in params["blocks"]:
-        # a GPT block is an encoder block under the causal mask (its attention is masked)
-        layer = {"self_attn": block["attn"], "norm_1": block["norm_1"], "ffn": block["ffn"],
-                 "norm_2": block["norm_2"]}
-        x = _encoder_layer_composition(impl, layer, x, config, causal)
-    if config.norm_placement == "pre":
-        final = params["final_norm"]
-        x = np.asarray(impl.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
-    # logits = W_U h + b_U, W_U = W_E^T when tied
-    ck.close(logits, unembedding(x, params, "W_E"), output="network",
-             what="GPT.forward(ids) vs embedding -> own blocks -> final norm -> unembedding")
+
+    def composed(m: Any) -> np.ndarray:
+        """The final state as the documents draw it, from the sub-layers of ``m``."""
+        # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
+        x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
+        for block in params["blocks"]:
+            # a GPT block is an encoder block under the causal mask (its attention is masked)
+            layer = {"self_attn": block["attn"], "norm_1": block["norm_1"], "ffn": block["ffn"],
+                     "norm_2": block["norm_2"]}
+            x = _encoder_layer_composition(m, layer, x, config, causal)
+        if config.norm_placement == "pre":
+            final = params["final_norm"]
+            x = np.asarray(m.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
+        return x
+
+    # logits = W_U h + b_U, W_U = W_E^T when tied. Both sides round in the implementation's format
+    # at different points: below float64 they are held to what the same two routes through
+    # torch_ref part by on this input (tolerances, rule 4).
+    ck.close_routes(
+        lambda m: np.asarray(m.GPT(config, copy_params(params)).forward(ids)),  # (T, n_vocab)
+        lambda m: unembedding(composed(m), params, "W_E"),
+        output="network",
+        what="GPT.forward(ids) vs embedding -> own blocks -> final norm -> unembedding",
+    )
     has = getattr(impl, "has", None)
     if has is not None and has("GPT.hidden"):  # an optional method, as GPT.forward_cached
         # the state the unembedding reads: after the final norm when pre-LN (a hidden that hands
         # back the residual stream before ln_f gives every caller of it unnormalised features)
-        ck.close(np.asarray(net.hidden(ids)), x, output="network",
-                 what="GPT.hidden(ids) vs embedding -> own blocks -> final norm")
+        ck.close_routes(
+            lambda m: np.asarray(m.GPT(config, copy_params(params)).hidden(ids)),
+            composed,
+            output="network",
+            what="GPT.hidden(ids) vs embedding -> own blocks -> final norm",
+        )
 
 
 @clause(

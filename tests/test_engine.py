@@ -999,6 +999,42 @@ def test_the_same_precision_floor_grows_with_each_elements_condition() -> None:
         tolerances.against_baseline(off, expected, baseline, "normalised", "float32", condition=0.5)
 
 
+def test_two_routes_are_held_to_what_the_same_routes_part_by_in_torch_ref() -> None:
+    """Rule 4: rule 3's closed form, widened by k times the gap torch_ref's same two routes show on
+    the input; without a baseline, rule 3 alone. A gap in torch_ref does not hide a fault: the
+    implementation may be k times as far apart, not arbitrarily."""
+    forward, composed = np.array([0.97, 3.0]), np.array([0.25, 3.0])  # 0.72 apart, as GPT-COMPOSE found
+    alone = tolerances.between_routes(forward, composed, None, None, "network", "bfloat16")
+    closed = tolerances.closed_form(forward, composed, "network", "bfloat16")
+    assert not alone.passed
+    assert (alone.error, alone.tolerance, alone.reason) == (closed.error, closed.tolerance, closed.reason)
+    base_forward, base_composed = np.array([0.4, 3.0]), np.array([0.25, 3.0])  # torch_ref: 0.15 apart
+    judged = tolerances.between_routes(forward, composed, base_forward, base_composed, "network", "bfloat16")
+    assert judged.passed, judged
+    assert "two routes at bfloat16, network: k=4 x torch_ref's gap between the same routes 0.15" in judged.reason
+    assert judged.tolerance == pytest.approx(0.25 + 4 * 0.15 + 0.25 * 0.25)
+    fault = tolerances.between_routes(forward + 1.0, composed, base_forward, base_composed, "network", "bfloat16")
+    assert not fault.passed and "worst at index (0,)" in fault.detail
+    nan_base = tolerances.between_routes(forward, composed, np.array([np.nan, 3.0]), base_composed, "network",
+                                         "bfloat16")
+    assert nan_base.reason == closed.reason  # a baseline that is not finite measures nothing
+
+
+def test_close_routes_runs_the_routes_through_torch_ref_below_float64_only() -> None:
+    """At float64 two routes are rule 3's; below, the same lambdas run on torch_ref at the dtype."""
+    routes = (lambda m: np.asarray(m.softmax(np.array([1.0, 2.0, 3.0]))),
+              lambda m: np.asarray(m.softmax(np.array([1.0, 2.0, 3.0]) + 5.0)))
+    seen = []
+    for name in ("numpy", "torch:cpu:float32"):
+        impl = patched(name, name=f"a copy of {name}")
+        ck = EngineCheck(impl)
+        observed, expected = ck.close_routes(*routes, output="probability", what="softmax(x) vs softmax(x + 5)")
+        assert observed.shape == expected.shape == (3,)
+        seen.append(ck.records[-1].reason)
+    assert seen[0].startswith("closed form, float64, probability")
+    assert seen[1].startswith("two routes at float32, probability: k=2 x torch_ref's gap")
+
+
 def test_oracle_follows_declared_conventions() -> None:
     top_left = Conventions(causal_alignment="top_left", sinusoid_layout="concatenated", layer_norm_eps=0.5)
     oracle = Implementation("x", {}, conventions=top_left).oracle

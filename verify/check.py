@@ -245,6 +245,35 @@ class EngineCheck:
             self._judge(verdict, obs, exp, leaf)
         return observed
 
+    def close_routes(
+        self, route: Callable[[Any], Any], other: Callable[[Any], Any], *, output: str = "default", what: str
+    ) -> tuple[Any, Any]:
+        """``route(impl)`` against ``other(impl)``: two ways through the implementation's own
+        arithmetic (its forward pass, and the same network composed from its parts). Below float64
+        the same two routes through torch_ref at that dtype measure how far rounding alone parts
+        them on this input (rule 4 of :mod:`nnspec.verify.tolerances`). Returns both results."""
+        tolerances.kind(output)
+        observed, expected = route(self.impl), other(self.impl)
+        pairs = self._structure(observed, expected, what)
+        base_pairs = None
+        if self.impl.dtype != "float64":
+            bundled = self.impl.name == f"torch:{self.impl.device}:{self.impl.dtype}"
+            base = (observed, expected) if bundled else self._baseline(lambda m: (route(m), other(m)))
+            if base is not None:
+                try:
+                    base_pairs = [(b, e) for b, e, _ in self._structure(base[0], base[1], what)]
+                except ClauseFailure:
+                    self.records.pop()
+        for i, (obs, exp, leaf) in enumerate(pairs):
+            self._shape_and_dtype(obs, exp, leaf)
+            if self.impl.dtype == "float64":
+                verdict = tolerances.closed_form(obs, exp, output, "float64")
+            else:
+                base_obs, base_exp = base_pairs[i] if base_pairs is not None else (None, None)
+                verdict = tolerances.between_routes(obs, exp, base_obs, base_exp, output, self.impl.dtype)
+            self._judge(verdict, obs, exp, leaf)
+        return observed, expected
+
     def _baseline(self, call: Callable[[Any], Any]) -> Any:
         """The same call through torch_ref at the implementation's dtype (None if it cannot run)."""
         device = baseline_device(self.impl.device, available=self.impl.available)

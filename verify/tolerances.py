@@ -1,6 +1,6 @@
 """The tolerance policy: one module, one table.
 
-Three comparisons, each recording the observed error, the tolerance and why:
+Four comparisons, each recording the observed error, the tolerance and why:
 
 1. **float64 implementation vs the oracle** (``ck.close_to_oracle`` on a float64 implementation):
    elementwise ``|observed - expected| <= atol + rtol * |expected|`` with ``atol64``/``rtol64`` of
@@ -33,6 +33,11 @@ Three comparisons, each recording the observed error, the tolerance and why:
    correct kernels. Normalisation is the case in point: PyTorch's batch norm folds the mean into a
    shift applied after scaling, ``x * (gamma / std) + (beta - mean * gamma / std)``, whose rounding
    is that of ``max|x| / std``, not of the unit-scale output.
+
+4. **two routes** (``ck.close_routes``: a forward pass vs its own parts composed, a finite
+   difference vs the chain rule) compare an implementation with itself. At float64, rule 3. Below,
+   rule 3 plus ``k`` times the gap between the same two routes through torch_ref at that dtype:
+   the rounding the input amplifies, measured, as rule 2 measures it against the oracle.
 
 Always: NaN or Inf in the observed output where the expected output is finite fails, whatever the
 tolerance; where the expected output is itself NaN/Inf the observed output must match it exactly.
@@ -206,6 +211,45 @@ def closed_form(
     reason = (
         f"closed form, {dtype}, {output}: atol {float(np.max(atol, initial=row.atol64)):.3g} "
         f"+ rtol {rtol:.3g} ({ulps:g} ulps{conditioned}; {row.why})"
+    )
+    return _elementwise(observed, expected, atol, rtol, reason)
+
+
+def between_routes(
+    observed: object, expected: object, base_observed: object | None, base_expected: object | None,
+    output: str, dtype: str,
+) -> Verdict:
+    """Rule 4: two routes through one implementation's own arithmetic, below float64.
+
+    A network's forward pass against the same network composed from its parts, a finite difference
+    of the forward pass against the chain rule: both sides round, at different points, so where the
+    input is ill-conditioned (a layer norm over a nearly constant token, a loss that sums large
+    outputs before a difference divides by a small step) they part by more than any fixed number
+    of ulps, for a correct implementation. The same two routes through torch_ref at the same dtype
+    measure how far rounding alone takes them apart on this input, and the implementation may be
+    ``k`` times as far apart, on top of rule 3's closed-form tolerance (the same-precision rule,
+    with a gap in place of an error against the oracle: the oracle is not needed, so a bug shared
+    with it cannot hide here). Without a baseline (torch_ref cannot run it, or its gap is not
+    finite) rule 3 alone applies.
+    """
+    closed = closed_form(observed, expected, output, dtype)
+    if base_observed is None or base_expected is None:
+        return closed
+    observed, expected = _as_float(observed), _as_float(expected)
+    base_observed, base_expected = _as_float(base_observed), _as_float(base_expected)
+    if base_observed.shape != base_expected.shape or not np.isfinite(base_observed - base_expected).all():
+        return closed
+    if check_nonfinite(observed, expected):
+        return closed
+    row = kind(output)
+    gap = float(np.max(np.abs(base_observed - base_expected), initial=0.0))
+    eps = EPS[dtype]
+    ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
+    atol = max(row.atol64, ulps * eps) + row.k * gap
+    rtol = max(row.rtol64, ulps * eps)
+    reason = (
+        f"two routes at {dtype}, {output}: k={row.k:g} x torch_ref's gap between the same routes {gap:.3g} "
+        f"+ closed form atol {max(row.atol64, ulps * eps):.3g} + rtol {rtol:.3g} ({ulps:g} ulps; {row.why})"
     )
     return _elementwise(observed, expected, atol, rtol, reason)
 
