@@ -204,15 +204,21 @@ def closed_form(
     if bad:
         return bad
     conditions, conditioned = _conditions(condition)
-    eps = EPS[dtype]
-    ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
-    atol = np.broadcast_to(np.maximum(row.atol64, ulps * eps * conditions), expected.shape)
-    rtol = max(row.rtol64, ulps * eps)
+    ulps, atol, rtol = _closed_form_tolerance(row, dtype, conditions)
+    atol = np.broadcast_to(atol, expected.shape)
     reason = (
         f"closed form, {dtype}, {output}: atol {float(np.max(atol, initial=row.atol64)):.3g} "
         f"+ rtol {rtol:.3g} ({ulps:g} ulps{conditioned}; {row.why})"
     )
     return _elementwise(observed, expected, atol, rtol, reason)
+
+
+def _closed_form_tolerance(row: Kind, dtype: str, conditions: object = 1.0) -> tuple[float, np.ndarray, float]:
+    """Rule 3's numbers for one row at ``dtype``: its ulps, ``atol = max(atol64, ulps * eps *
+    condition)`` and ``rtol = max(rtol64, ulps * eps)``."""
+    eps = EPS[dtype]
+    ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
+    return ulps, np.maximum(row.atol64, ulps * eps * np.asarray(conditions)), max(row.rtol64, ulps * eps)
 
 
 def between_routes(
@@ -243,15 +249,12 @@ def between_routes(
         return closed
     row = kind(output)
     gap = float(np.max(np.abs(base_observed - base_expected), initial=0.0))
-    eps = EPS[dtype]
-    ulps = row.ulps16 if dtype in ("float16", "bfloat16") else row.ulps
-    atol = max(row.atol64, ulps * eps) + row.k * gap
-    rtol = max(row.rtol64, ulps * eps)
+    ulps, closed_atol, rtol = _closed_form_tolerance(row, dtype)
     reason = (
         f"two routes at {dtype}, {output}: k={row.k:g} x torch_ref's gap between the same routes {gap:.3g} "
-        f"+ closed form atol {max(row.atol64, ulps * eps):.3g} + rtol {rtol:.3g} ({ulps:g} ulps; {row.why})"
+        f"+ closed form atol {float(closed_atol):.3g} + rtol {rtol:.3g} ({ulps:g} ulps; {row.why})"
     )
-    return _elementwise(observed, expected, atol, rtol, reason)
+    return _elementwise(observed, expected, float(closed_atol) + row.k * gap, rtol, reason)
 
 
 def against_baseline(
