@@ -1244,6 +1244,23 @@ def gpt_next(impl: Any, ck: Check) -> None:
     )
 
 
+def _gpt_composition(
+    m: Any, params: dict, config: TransformerConfig, ids: np.ndarray, causal: np.ndarray
+) -> np.ndarray:
+    """A GPT's final state as the documents draw it, from the sub-layers of ``m``."""
+    # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
+    x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
+    for block in params["blocks"]:
+        # a GPT block is an encoder block under the causal mask (its attention is masked)
+        layer = {"self_attn": block["attn"], "norm_1": block["norm_1"], "ffn": block["ffn"],
+                 "norm_2": block["norm_2"]}
+        x = _encoder_layer_composition(m, layer, x, config, causal)
+    if config.norm_placement == "pre":
+        final = params["final_norm"]
+        x = np.asarray(m.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
+    return x
+
+
 @clause(
     "GPT-COMPOSE",
     "A decoder-only model's logits MUST be its parts wired as the documents draw them: each "
@@ -1268,19 +1285,14 @@ def gpt_compose(impl: Any, ck: Check) -> None:
     ids = draw_tokens(ck, 2, 7, "tokens")
     causal = lower_triangle(len(ids))  # (T, T)
 
+    # Once per namespace (the implementation, torch_ref's baseline): the logits and GPT.hidden are
+    # both held to it. A baseline object made anew has the same sub-layers, so its entry is its own.
+    finals: dict[int, np.ndarray] = {}
+
     def composed(m: Any) -> np.ndarray:
-        """The final state as the documents draw it, from the sub-layers of ``m``."""
-        # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
-        x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
-        for block in params["blocks"]:
-            # a GPT block is an encoder block under the causal mask (its attention is masked)
-            layer = {"self_attn": block["attn"], "norm_1": block["norm_1"], "ffn": block["ffn"],
-                     "norm_2": block["norm_2"]}
-            x = _encoder_layer_composition(m, layer, x, config, causal)
-        if config.norm_placement == "pre":
-            final = params["final_norm"]
-            x = np.asarray(m.layer_norm(x, final["gamma"], final["beta"], config.layer_norm_eps))
-        return x
+        if id(m) not in finals:
+            finals[id(m)] = _gpt_composition(m, params, config, ids, causal)
+        return finals[id(m)]
 
     # logits = W_U h + b_U, W_U = W_E^T when tied. Both sides round in the implementation's format
     # at different points: below float64 they are held to what the same two routes through
