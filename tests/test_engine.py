@@ -31,9 +31,11 @@ from nnspec.verify import (
     run_clause,
     tolerances,
 )
+from nnspec.verify.catalogue import installed
 from nnspec.verify.check import EngineCheck
 from nnspec.verify.mutants import CATALOGUE
 from nnspec.verify.profiles import PROFILES
+from nnspec.verify.runner import format_failure
 
 
 def _toy(prop, *, needs=("softmax",), **kw) -> Clause:
@@ -953,6 +955,74 @@ def test_declared_mask_polarity_is_translated() -> None:
     assert run_clause(TEST_CLAUSES["T-MASK"], declared).status == "passed"
     assert declared.causal_mask(2, 2).tolist() == [[True, False], [True, True]]
     assert run_clause(TEST_CLAUSES["T-MASK"], undeclared).status == "failed"
+
+
+def _reads_true_as_masked(fn: Any) -> Any:
+    """``fn`` as code whose masks say True = masked: every argument named ``*mask`` is inverted on
+    the way in, however it was passed (by keyword or by position)."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            if name.endswith("mask") and isinstance(value, np.ndarray) and value.dtype == bool:
+                bound.arguments[name] = ~value
+        return fn(*bound.args, **bound.kwargs)
+
+    return call
+
+
+class _TransformerReadingTrueAsMasked:
+    """An adapter around a model that reads True = masked: its encode and decode, and the rest of
+    the model's methods handed on (``__getattr__``, as adapters do)."""
+
+    def __init__(self, config: Any, params: Any) -> None:
+        self._net = numpy_ref.Transformer(config, params)
+        self.encode = _reads_true_as_masked(self._net.encode)
+        self.decode = _reads_true_as_masked(self._net.decode)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._net, name)
+
+
+_MASK_CAPABILITIES = ("scaled_dot_product_attention", "multi_head_attention", "additive_attention",
+                      "dot_attention", "encoder_layer", "decoder_layer")
+
+
+def test_every_clause_that_passes_a_mask_passes_it_in_the_declared_polarity() -> None:
+    """The oracle as code that reads True = masked everywhere, declared so, passes every clause that
+    hands it a mask, by keyword or by position. A keyword mask was inverted twice (once as a known
+    mask argument, once as "a keyword ending in mask"), so ``multi_head_attention(..., mask=m)``
+    reached such code in nnspec's polarity: ATT-MASK-ZERO and ATT-ORACLE failed a correct model."""
+    overrides: dict[str, Any] = {name: _reads_true_as_masked(getattr(numpy_ref, name)) for name in _MASK_CAPABILITIES}
+    overrides["causal_mask"] = lambda n_queries, n_keys: ~numpy_ref.causal_mask(n_queries, n_keys)
+    overrides["padding_mask"] = lambda token_ids, pad_id: ~numpy_ref.padding_mask(token_ids, pad_id)
+    overrides["Transformer"] = _TransformerReadingTrueAsMasked
+    declared = patched("numpy", name="true-means-masked", **overrides)
+    declared.conventions = Conventions(mask_true_means="masked")
+    undeclared = patched("numpy", name="undeclared", **overrides)
+    touching = [cid for cid, c in installed().items()
+                if {name.partition(".")[0] for name in c.capabilities} & {*overrides}]
+    assert len(touching) > 30
+    failures = {cid: r.message for cid in touching
+                if (r := run_clause(cid, declared, profile="quick", seed=0)).status in ("failed", "error")}
+    assert failures == {}
+    # A failure of such code shows the masks as the clauses drew them, and says it was handed the
+    # inverse (a user whose True means masked reads `mask = [True]` beside zero weights otherwise)
+    ignoring = patched("numpy", name="ignores-masks", scaled_dot_product_attention=(
+        lambda q, k, v, mask=None: numpy_ref.scaled_dot_product_attention(q, k, v)))
+    ignoring.conventions = Conventions(mask_true_means="masked")
+    failed = run_clause("ATT-MASK-ZERO", ignoring, profile="quick", seed=0)
+    assert failed.status == "failed"
+    assert "(masks above as the clauses read them, True = may attend: ignores-masks declares " \
+        "mask_true_means='masked' and was handed each inverted)" in format_failure(failed)
+    # the same code undeclared: the masks it reads are the wrong way round, and that shows
+    for cid in ("ATT-MASK-ZERO", "ATT-ORACLE", "NET-PADDING", "ADD-ATT", "DOT-ATT"):
+        assert run_clause(cid, undeclared, profile="quick", seed=0).status == "failed", cid
 
 
 def test_a_failure_by_exact_equality_or_nan_carries_its_error_to_the_row() -> None:

@@ -23,7 +23,7 @@ from nnspec.spec.clause import Clause, Source, alternatives, clause
 from nnspec.verify import patched, run_clause
 from nnspec.verify.catalogue import installed
 from nnspec.verify.implementations import Implementation, load_implementation
-from nnspec.verify.mutants import MUTANTS, is_crash
+from nnspec.verify.mutants import MUTANTS, SigmaAsDerivativeMLP, is_crash
 from nnspec.verify.runner import partly_checked
 
 CLAUSES = installed()
@@ -207,3 +207,68 @@ def test_a_blocks_declared_conventions_reach_the_oracles_block() -> None:
     assert result.status == "passed", result.message
     assert seen and set(seen) == {"pre"}
     assert result.notes["not offered"] == ["Transformer", *SUB_LAYERS]
+
+
+# A network offered the way protocols.py spells it, as a function of (config, params): the methods
+# are those of what it builds. Asked of the factory itself, every method clause (BP-*, GD-*,
+# SGD-PARTITION, LEARN-*, S2S-EOS...) was not applicable, and a backpropagation bug passed.
+class _Adapter:
+    """A third-party adapter whose networks are factories (of the oracle's classes, or of a planted
+    fault's)."""
+
+    def __init__(self, mlp: type) -> None:
+        self._mlp = mlp
+
+    def MLP(self, config: Any, params: Any) -> Any:  # noqa: N802 (the capability's name)
+        return self._mlp(config, params)
+
+    def Seq2Seq(self, config: Any, params: Any) -> Any:  # noqa: N802
+        from nnspec.reference import numpy_ref
+
+        return numpy_ref.Seq2Seq(config, params)
+
+
+def test_a_network_offered_as_a_factory_offers_the_methods_of_what_it_builds() -> None:
+    from nnspec.reference import numpy_ref
+    from nnspec.verify.implementations import from_object
+
+    impl = from_object(_Adapter(numpy_ref.MLP), name="adapter")
+    assert impl.has("MLP.gradients") and impl.has("MLP.train") and impl.has("Seq2Seq.greedy_decode")
+    assert not impl.has("MLP.hidden") and not impl.has("Seq2Seq.sample")
+    for clause_id in ("BP-FULL", "GD-STEP", "S2S-EOS"):
+        result = run_clause(clause_id, impl, profile="quick", seed=0)
+        assert result.status == "passed", (clause_id, result.message)
+
+    # backpropagation multiplying by sigma(z) where sigma'(z) belongs (nnspec mutants' own)
+    faulty = from_object(_Adapter(SigmaAsDerivativeMLP), name="adapter-sigma-as-derivative")
+    result = run_clause("BP-FULL", faulty, profile="quick", seed=0)
+    assert result.status == "failed", result.message
+
+
+def test_a_factory_that_cannot_build_the_probe_is_taken_at_its_word_and_fails_as_it_fails() -> None:
+    """Where the tiny network cannot be built, the methods count as offered: the clause then fails
+    on the implementation's own error (not a silent not applicable)."""
+    from nnspec.verify.implementations import from_object
+
+    class Refusing:
+        def MLP(self, config: Any, params: Any) -> Any:  # noqa: N802
+            raise RuntimeError("no MLP of these sizes")
+
+    impl = from_object(Refusing(), name="refusing")
+    assert impl.has("MLP.gradients")
+    result = run_clause("BP-FULL", impl, profile="quick", seed=0)
+    assert result.status == "failed" and "no MLP of these sizes" in result.message, result.message
+
+
+def test_a_factory_that_hangs_while_building_the_probe_fails_the_clause_in_its_time_limit() -> None:
+    import time
+
+    from nnspec.verify.implementations import from_object
+
+    class Hanging:
+        def MLP(self, config: Any, params: Any) -> Any:  # noqa: N802
+            time.sleep(3600)
+
+    result = run_clause("BP-FULL", from_object(Hanging(), name="hanging"), profile="quick", seed=0, time_limit=1.0)
+    assert result.status == "failed", result.message
+    assert "timed out after 1 s while hanging's MLP was building a tiny network" in result.message, result.message

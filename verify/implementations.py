@@ -466,13 +466,16 @@ def _flip_masks(value: Any) -> Any:
 
 def _flip_mask_arguments(name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     args = list(args)
-    for arg_name, position in _MASK_ARGUMENTS.get(name, ()):
+    known = _MASK_ARGUMENTS.get(name, ())
+    for arg_name, position in known:
         if arg_name in kwargs:
             kwargs = {**kwargs, arg_name: _flip_masks(kwargs[arg_name])}
         elif len(args) > position:
             args[position] = _flip_masks(args[position])
-    # network methods: every keyword ending in "mask" (src_mask, tgt_mask)
-    kwargs = {k: _flip_masks(v) if k.endswith("mask") else v for k, v in kwargs.items()}
+    # network methods: every other keyword ending in "mask" (tgt_mask); once each, or a mask
+    # passed as mask= reached a "True = masked" implementation in nnspec's polarity
+    done = {arg_name for arg_name, _ in known}
+    kwargs = {k: _flip_masks(v) if k.endswith("mask") and k not in done else v for k, v in kwargs.items()}
     return tuple(args), kwargs
 
 
@@ -540,6 +543,8 @@ class Implementation:
         self.available = available
         self.unavailable_reason = unavailable_reason
         self._namespace = {k: v for k, v in namespace.items() if v is not None}
+        # What a network offered as a factory builds, by capability (see ``has``): found once
+        self._built: dict[str, Any] = {}
 
     # -- what it offers ------------------------------------------------------------------------
     @property
@@ -555,7 +560,38 @@ class Implementation:
             return True
         target = self._namespace[head]
         probe = getattr(target, "nnspec_has_method", None)
-        return bool(probe(method)) if probe is not None else hasattr(target, method)
+        if probe is not None:
+            return bool(probe(method))
+        if hasattr(target, method) or head not in NETWORK_CLASSES:
+            return hasattr(target, method)
+        # A factory (``def MLP(self, config, params): return MyNet(...)``), or a class that hands
+        # its methods on from an inner model (``__getattr__``): the methods are those of what it
+        # builds. Judged by the factory alone, every method clause was not applicable, and a run
+        # of a model with a backpropagation bug passed by checking nothing.
+        built = self._what_it_builds(head)
+        if built is None:
+            return not inspect.isclass(target)
+        return hasattr(built, method)
+
+    def _what_it_builds(self, head: str) -> Any:
+        """One tiny network a factory built from a preset and the parameters of PARAMETERS.md, under
+        the declared conventions (not its return annotation: ``-> nn.Module`` names a base class);
+        None where it cannot build one: then each method of a factory counts as offered, and the
+        clauses that use it say what building failed on, as the implementation's error."""
+        if head not in self._built:
+            from nnspec.reference import config as configs
+            from nnspec.reference.numpy_ref import init_params
+
+            preset = {"MLP": configs.MLPConfig(layer_sizes=(2, 3, 2)), "Transformer": configs.preset(
+                "transformer_tiny"), "GPT": configs.preset("gpt_tiny"), "Seq2Seq": configs.preset("seq2seq_tiny")}
+            config = self.conventions.apply(preset[head])
+            try:
+                network = getattr(self, head)(config, init_params(config))
+                built = network._network if isinstance(network, NetworkProxy) else network
+            except Exception:
+                built = None
+            self._built[head] = built
+        return self._built[head]
 
     def missing(self, needs: tuple[str, ...] | list[str]) -> list[str]:
         """The entries of a clause's ``needs`` this implementation meets in no way (an entry of

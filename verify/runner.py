@@ -508,14 +508,26 @@ def run_clause(
     if not impl.available:
         result.status, result.message = "not_applicable", f"{impl.name}: {impl.unavailable_reason}"
         return result
-    missing = impl.missing(clause.needs)
+    limit = time_limit if time_limit is not None else prof.time_limit
+    try:
+        # A network offered as a factory is asked here what it builds (Implementation.has): the
+        # implementation's code, run under the clause's time limit like the rest of it.
+        with _TimeLimit(limit):
+            missing = impl.missing(clause.needs)
+            # Alternatives and optional capabilities it lacks: the parts of the clause that need
+            # them do not run (each is guarded by ck.offers), and the row says so.
+            not_offered = [name for name in clause.optional if not impl.has(name)]
+    except ClauseTimeout as exc:
+        result.status = "failed"
+        result.message = (
+            f"timed out after {limit:g} s while {exc.args[0] if exc.args else impl.name} was building a "
+            "tiny network to learn which methods it offers; the implementation hung or is far too slow"
+        )
+        return result
     if missing:
         result.status = "not_applicable"
         result.message = f"{impl.name} does not offer {', '.join(missing)}"
         return result
-    # Alternatives and optional capabilities it lacks: the parts of the clause that need them do
-    # not run (each is guarded by ck.offers), and the row says so.
-    not_offered = [name for name in clause.optional if not impl.has(name)]
 
     state: dict[str, Any] = {"ck": None, "examples": 0, "shrinks": 0, "records": [], "first_failure": None}
     # Shrinking: every run after the first failure counts against the cap, abandoned ones too (see
@@ -553,7 +565,6 @@ def run_clause(
                 worst = _worst(state["records"])
                 state["records"] = [worst] if worst else []
 
-    limit = time_limit if time_limit is not None else prof.time_limit
     started = time.perf_counter()
     time_limit_alarm = _TimeLimit(limit)
     # the clause and the oracle compute in NumPy's default error handling, the implementation in
@@ -645,6 +656,14 @@ def run_clause(
         result.records = list(ck.records)
         if result.status == "failed" and ck.drawn:
             result.counterexample = "\n".join(f"{label} = {summarise(v)}" for label, v in ck.drawn)
+            if impl.conventions.mask_true_means == "masked" and any(
+                isinstance(v, np.ndarray) and v.dtype == bool for _, v in ck.drawn
+            ):
+                # what the clause drew is what it reads; the implementation was handed the inverse
+                result.counterexample += (
+                    f"\n(masks above as the clauses read them, True = may attend: {impl.name} declares "
+                    "mask_true_means='masked' and was handed each inverted)"
+                )
     if not_offered:
         result.notes["not offered"] = not_offered
         if result.status == "passed":
