@@ -1895,7 +1895,9 @@ def s2s_reverse(impl: Any, ck: Check) -> None:
     cost="network",
 )
 def s2s_eos(impl: Any, ck: Check) -> None:
-    config = tiny_seq2seq(ck)
+    # A reversed source first (Sutskever et al.'s choice, where Hypothesis starts): a decoding loop
+    # that reverses it once more than forward does is caught at the first example
+    config = tiny_seq2seq(ck, reverse_source=ck.draw(st.sampled_from([True, False]), "reverse_source"))
     params = with_logit_moved(network_params(ck, config), END_ID,
                               ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias"))
     net = impl.Seq2Seq(config, params)
@@ -1920,7 +1922,8 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     # it writes, is caught on every example.
     stopping = impl.Seq2Seq(config, with_logit_moved(params, END_ID, 1e3))
     ck.equal([int(t) for t in stopping.greedy_decode(src, max_len=max_len)], [START_ID, END_ID],
-             what="Seq2Seq.greedy_decode when the end token's logit exceeds the others by 1000")
+             what=f"Seq2Seq.greedy_decode when the end token's logit (<end>, id {END_ID}) exceeds the "
+             f"others by 1000: <start>, <end>, and stop")
     ck.equal([int(t) for t in net.greedy_decode(src, max_len=0)], [START_ID],
              what="Seq2Seq.greedy_decode(src, max_len=0)")
     # A model whose end token lies 1000 below the others writes all max_len steps, each checked.
@@ -1929,6 +1932,26 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     ck.equal(len(written), max_len + 1, what="len(greedy_decode) when the end token lies 1000 below the others")
     _teacher_forced_argmax(impl, ck, written, np.asarray(endless.forward(src, np.asarray(written))),
                            "Seq2Seq.greedy_decode (end token 1000 below)")
+    # An encoder whose final state is the token it reads last alone (src[0] when reversing): where
+    # the decoding loop reads the source in another order than forward does, the two start from
+    # the states of two different tokens, and the first step's argmax tells them apart.
+    forgetful = impl.Seq2Seq(config, _forgetful_encoder(with_logit_moved(params, END_ID, -1e3), config.d_hidden))
+    written = [int(t) for t in forgetful.greedy_decode(src, max_len=max_len)]
+    _teacher_forced_argmax(impl, ck, written, np.asarray(forgetful.forward(src, np.asarray(written))),
+                           "Seq2Seq.greedy_decode (an encoder that keeps only the token it reads last)")
+
+
+def _forgetful_encoder(params: dict, H: int) -> dict:
+    """``params`` with every encoder layer made to forget: W_hh = 0 and a forget gate f = sigma(-100)
+    ~ 4e-44 (gates stacked i, f, g, o). Its final (h, c) then depends on the token it reads last
+    and nothing before it."""
+    params = copy_params(params)
+    for layer in params["encoder"]:
+        layer["W_hh"] = np.zeros_like(layer["W_hh"])
+        layer["W_ih"][H : 2 * H] = 0.0
+        layer["b_ih"][H : 2 * H] = -100.0
+        layer["b_hh"][H : 2 * H] = 0.0
+    return params
 
 
 @clause(
@@ -1942,15 +1965,8 @@ def s2s_eos(impl: Any, ck: Check) -> None:
 )
 def s2s_bottleneck(impl: Any, ck: Check) -> None:
     config = tiny_seq2seq(ck, attention=None)
-    params = network_params(ck, config)
+    params = _forgetful_encoder(network_params(ck, config), config.d_hidden)
     H = config.d_hidden
-    # Make every encoder layer forget: W_hh = 0 and a forget gate f = sigma(-100) ~ 4e-44 (gates i,
-    # f, g, o). Its final (h, c) then depends on the last token it reads and nothing before it.
-    for layer in params["encoder"]:
-        layer["W_hh"] = np.zeros_like(layer["W_hh"])
-        layer["W_ih"][H : 2 * H] = 0.0
-        layer["b_ih"][H : 2 * H] = -100.0
-        layer["b_hh"][H : 2 * H] = 0.0
     first = draw_tokens(ck, 2, 5, "source 1")
     second = draw_tokens(ck, len(first), len(first), "source 2")
     # The token read last: the first one when the source is reversed.
@@ -1962,11 +1978,13 @@ def s2s_bottleneck(impl: Any, ck: Check) -> None:
     fresh = min(set(range(FIRST_WORD_ID, VOCAB)) - set(first.tolist()))
     second[1 if last == 0 else 0] = fresh
     tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")])
+    # the sources as they ran (source 2 is the draw with its last and first tokens set above)
+    sources = f"sources {first.tolist()} and {second.tolist()}"
     ck.close(
         np.asarray(impl.Seq2Seq(config, params).forward(second, tgt)),
         np.asarray(impl.Seq2Seq(config, params).forward(first, tgt)),
         output="network",
-        what="logits for two sources with the same final encoder state, no attention",
+        what=f"logits for {sources}, whose final encoder states are equal, no attention",
     )
     attending = replace(config, attention="luong")
     # Luong's output layer h~ = tanh(W_c [s; ctx] + b_c), with generic (seeded normal) values.
@@ -1980,9 +1998,12 @@ def s2s_bottleneck(impl: Any, ck: Check) -> None:
     moved = np.abs(np.asarray(net.forward(second, tgt)) - np.asarray(net.forward(first, tgt))).max()
     ck.that(
         moved > 0.0,
-        what="logits for the same two sources with Luong attention",
+        what=f"logits for the same {sources} with Luong attention",
         observed=f"max difference {moved:.3g}",
-        expected="a difference: attention reads every encoder output",
+        expected="a difference: attention reads every encoder output, and the outputs for the two "
+        "sources differ where their tokens do (unless the encoder's gates are not stacked i, f, g, o "
+        "as PARAMETERS.md has them: the forget gate set to 0 above is then another gate; LSTM-CELL "
+        "checks the order)",
     )
 
 

@@ -13,6 +13,7 @@ oracle.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -225,6 +226,37 @@ def _gate_equations(
     return o * np.tanh(c_new), c_new
 
 
+def _gate_order_read(
+    impl: Any, params: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray,
+    h_new: np.ndarray, c_new: np.ndarray,
+) -> str | None:
+    """The order a cell read its four gate blocks in (the rows of W_ih, W_hh, b_ih, b_hh), where its
+    output is not the gate equations' with PARAMETERS.md's i, f, g, o and is, to a few roundings,
+    with exactly one other order: a layout slip (torch's i, f, g, o read as Keras's i, f, c, o or
+    cuDNN's) the failure can then name, rather than a c' off by some number."""
+    H = params["W_hh"].shape[1]
+    observed = np.concatenate([np.ravel(h_new), np.ravel(c_new)]).astype(np.float64)
+    bound = 64 * precision.eps(impl) * (1.0 + float(np.max(np.abs(observed), initial=0.0)))
+
+    def off(p: dict[str, np.ndarray]) -> float:
+        want = np.concatenate([np.ravel(v) for v in _gate_equations(p, x, h, c)])
+        return float(np.max(np.abs(observed - want), initial=0.0))
+
+    if observed.shape != (2 * np.size(c),) or not np.all(np.isfinite(observed)) or off(params) <= bound:
+        return None
+    matching = []
+    for order in itertools.permutations("ifgo"):
+        if order == tuple("ifgo"):
+            continue
+        # read as `order`: gate G's rows are the block at order.index(G)
+        blocks = [order.index(gate) for gate in "ifgo"]
+        reordered = {name: np.concatenate([value[b * H : (b + 1) * H] for b in blocks])
+                     for name, value in params.items()}
+        if off(reordered) <= bound:
+            matching.append(", ".join(order))
+    return matching[0] if len(matching) == 1 else None
+
+
 @clause(
     "LSTM-CELL",
     "An LSTM cell MUST follow the gate equations: i, f, o = sigma(.), g = tanh(.) of "
@@ -243,6 +275,13 @@ def lstm_cell(impl: Any, ck: Check) -> None:
     c = _array(ck, (*batch, H), "c")
     h_new, c_new = impl.lstm_cell(params, x, h, c)
     expected_h, expected_c = _gate_equations(params, x, h, c)
+    read = _gate_order_read(impl, params, x, h, c, np.asarray(h_new), np.asarray(c_new))
+    ck.that(
+        read is None,
+        what="the gate blocks lstm_cell reads from the rows of W_ih, W_hh, b_ih and b_hh",
+        observed=f"{read} (its h' and c' are the gate equations' with the blocks in that order)",
+        expected="i, f, g, o, H rows each (PARAMETERS.md, as torch.nn.LSTM)",
+    )
     ck.close(c_new, expected_c, output="default", what="c' = f*c + i*g")
     ck.close(h_new, expected_h, output="default", what="h' = o*tanh(c')")
     # |h'| < 1: a gate in (0, 1) times a tanh in (-1, 1)
@@ -420,9 +459,12 @@ def _seq2seq_composition(
     note="Seq2Seq.forward against the composition of the implementation's own lstm, "
     "dot_attention and additive_attention (PARAMETERS.md pins out_t, Luong's attentional hidden "
     "state, for both kinds), for Bahdanau, Luong and no attention on every example, each over two "
-    "or three layers. A part it lacks is the oracle's in float64 and float32; in float16 "
-    "and bfloat16 the composition is skipped instead (a float64 part inside low-precision code is "
-    "not like for like). On every example, oracle-free: with W_c's s-columns zeroed, changing the "
+    "or three layers, and again for both kinds with W_c's s-columns zeroed and the attention "
+    "sharpened (the logits then set by the attention alone: Bahdanau's s_0 shows in float32 too); "
+    "below float64 the two routes are judged by tolerance rule 4. A part it lacks is the oracle's "
+    "in float64 and float32; in float16 and bfloat16 the composition is skipped instead (a float64 "
+    "part inside low-precision code is not like for like). On every example, for both kinds, "
+    "oracle-free: with W_c's s-columns zeroed, changing the "
     "target token at t leaves Bahdanau's logits at steps <= t unchanged (a few roundings) and "
     "moves Luong's at t by the float64 prediction within half of it, checked only where that "
     "prediction is 4 closed-form network allowances or more (a conforming implementation fails "
@@ -438,17 +480,19 @@ def s2s_compose(impl: Any, ck: Check) -> None:
     # two distinct source tokens at least: over one, attention weighs 1 whatever the scores
     src = draw_tokens(ck, 2, 5, "source", unique=True)
     tgt = np.concatenate([[START_ID], draw_tokens(ck, 0, 4, "target")]).astype(np.int64)
-    # Which state scores, first: where that is what is wrong, the failure says so (not only that
-    # the logits differ from the composition)
-    kind = ck.draw(st.sampled_from(["luong", "bahdanau"]), "attention kind (state check)")
-    config = tiny_seq2seq(ck, attention=kind, n_layers=n_layers, reverse_source=reverse_source)
-    _which_state_scores(impl, ck, config, network_params(ck, config))
+    # Which state scores, first, for both kinds: where that is what is wrong, the failure says so
+    # (not only that the logits differ from the composition)
+    for kind in ("bahdanau", "luong"):
+        config = tiny_seq2seq(ck, attention=kind, n_layers=n_layers, reverse_source=reverse_source)
+        _which_state_scores(impl, ck, config, network_params(ck, config))
     for attention in ("bahdanau", "luong", None):
         config = tiny_seq2seq(ck, attention=attention, n_layers=n_layers, reverse_source=reverse_source)
         _composed(impl, ck, config, network_params(ck, config), src, tgt)
 
 
-def _composed(impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray, tgt: np.ndarray) -> None:
+def _composed(
+    impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray, tgt: np.ndarray, *, sharpened: bool = False
+) -> None:
     """S2S-COMPOSE for one configuration: Seq2Seq.forward against its own parts wired by hand."""
     needed = ["lstm"] + {"luong": ["dot_attention"], "bahdanau": ["additive_attention"]}.get(
         str(config.attention), []
@@ -460,17 +504,27 @@ def _composed(impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray, 
         ck.note(f"composition ({config.attention or 'no'} attention)",
                 f"skipped: {', '.join(lacking)} not offered at {precision.dtype_of(impl)}")
         return
-    parts = {name: getattr(ck.oracle if name in lacking else impl, name) for name in needed}
     if lacking:
         ck.note(f"composition ({config.attention or 'no'} attention)", f"the oracle's {', '.join(lacking)}")
     own = "own " if not lacking else ""
-    ck.close(
-        logits,
-        _seq2seq_composition(parts, params, config, src, tgt),
+
+    def forward(m: Any) -> np.ndarray:
+        return logits if m is impl else np.asarray(m.Seq2Seq(config, copy_params(params)).forward(src, tgt))
+
+    def composition(m: Any) -> np.ndarray:
+        parts = {name: getattr(ck.oracle if name in lacking else m, name) for name in needed}
+        return _seq2seq_composition(parts, params, config, src, tgt)
+
+    # Two routes through the implementation's arithmetic: below float64, also what they part by
+    # through torch_ref on this input (rule 4; the sharpened network amplifies rounding)
+    ck.close_routes(
+        forward,
+        composition,
         output="network",
         what=f"Seq2Seq.forward vs its {own}lstm{'' if config.attention is None else ' and attention'} "
         f"wired as the notes draw them ({config.attention or 'no'} attention, "
-        f"{config.n_layers} layer(s), reverse_source={config.reverse_source})",
+        f"{config.n_layers} layer(s), reverse_source={config.reverse_source}"
+        f"{'; W_c s-columns zeroed, attention sharpened' if sharpened else ''})",
     )
 
 
@@ -478,9 +532,10 @@ def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None
     """With W_c's s-columns zeroed, out_t = tanh(W_c' ctx_t + b_c) sees the decoder only through
     the state that scored: s_{t-1} (Bahdanau) does not read y_t, s_t (Luong) does. Runs on every
     example, with a source of distinct tokens and a target of two or more, where the check can
-    see something."""
-    src = draw_tokens(ck, 2, 5, "source (state check)", unique=True)
-    tgt = np.concatenate([[START_ID], draw_tokens(ck, 1, 4, "target (state check)")]).astype(np.int64)
+    see something; then the same sharpened network against its own parts composed."""
+    check = f"{config.attention} state check"
+    src = draw_tokens(ck, 2, 5, f"source ({check})", unique=True)
+    tgt = np.concatenate([[START_ID], draw_tokens(ck, 1, 4, f"target ({check})")]).astype(np.int64)
     H = config.d_hidden
     blind = copy_params(params)
     blind["W_c"][:, :H] = 0.0
@@ -492,10 +547,10 @@ def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None
     if "attention" in blind:
         blind["attention"]["W"] = ck.input(4.0 * blind["attention"]["W"])
         blind["attention"]["v"] = ck.input(4.0 * blind["attention"]["v"])
-    t = ck.draw(st.integers(1, len(tgt) - 1), "changed target position t")
+    t = ck.draw(st.integers(1, len(tgt) - 1), f"changed target position t ({check})")
     other = tgt.copy()
     choices = [w for w in range(FIRST_WORD_ID, config.n_tgt_vocab) if w != tgt[t]]
-    other[t] = ck.draw(st.sampled_from(choices), "other token at t")
+    other[t] = ck.draw(st.sampled_from(choices), f"other token at t ({check})")
     net = impl.Seq2Seq(config, copy_params(blind))
     first = np.asarray(net.forward(src, tgt))
     second = np.asarray(net.forward(src, other))
@@ -510,9 +565,20 @@ def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None
         f"zeroed ({config.attention}: "
         + ("step t scores with s_{t-1}, which has not read it)" if bahdanau else "the past)"),
     )
-    if bahdanau:
-        return
-    # Luong scores with s_t, which has read y_t: logits at t move, by about the predicted amount.
+    if not bahdanau:
+        _luong_reads_the_current_state(impl, ck, config, blind, src, tgt, other, t, first, second)
+    # The same network, its logits now set by the attention alone and steeply: against its own
+    # parts wired by hand, a score read from the wrong state (s_0 = 0 in place of the encoder's
+    # final state moves Bahdanau's first step by ~6e-5 unsharpened, under float32's allowance)
+    _composed(impl, ck, config, blind, src, tgt, sharpened=True)
+
+
+def _luong_reads_the_current_state(
+    impl: Any, ck: Check, config: Any, blind: dict, src: np.ndarray, tgt: np.ndarray, other: np.ndarray,
+    t: int, first: np.ndarray, second: np.ndarray,
+) -> None:
+    """Luong scores with s_t, which has read y_t: with W_c's s-columns zeroed, the logits at t move
+    by about the float64 prediction when target token t changes."""
     parts = {"lstm": ck.oracle.lstm, "dot_attention": ck.oracle.dot_attention}
     predicted = (
         _seq2seq_composition(parts, blind, config, src, other)[t]

@@ -291,3 +291,35 @@ def test_fully_masked_steps_pass_at_low_precision(clause_id: str, dtype: str) ->
     """The reference's zeros hold in every format, and the other steps match the call without them."""
     result = run_clause(clause_id, f"torch:cpu:{dtype}", profile="ci", seed=0)
     assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name", ["bahdanau-s0-zero", "bahdanau-current-state"])
+def test_a_float32_model_with_a_bahdanau_wiring_fault_fails_at_quick(name: str, seed: int) -> None:
+    """An audit's float32 Seq2Seq with s_0 = 0 passed S2S-COMPOSE on 4 seeds of 6 at ``default``: its
+    first step moved the logits by ~6e-5 against float32's closed-form 5e-4. Now the composition
+    runs also on the sharpened network of the state check, where the attention alone sets the
+    logits, and the state check runs for both kinds on every example. A float64 model posing as
+    float32 (inputs rounded to float32, judged by float32's rules)."""
+    impl = _wiring_fault(name, shared=False)
+    impl.dtype = "float32"
+    result = run_clause("S2S-COMPOSE", impl, profile="quick", seed=seed, shrink=False)
+    assert result.status == "failed", f"{name}: {result.status}: {result.message}"
+
+
+def test_a_cell_reading_its_gates_in_another_order_is_told_which() -> None:
+    """A layout slip (the Keras order i, f, o, g read from weights stacked i, f, g, o) fails LSTM-CELL
+    naming the order the cell read, not only with a c' off by some number; a cell wrong in another
+    way names no order."""
+    ifog = next(m for m in mutants.MUTANTS if m.id == "lstm-gate-order-ifog").build("numpy")
+    result = run_clause("LSTM-CELL", ifog, profile="quick", seed=0)
+    assert result.status == "failed"
+    assert "lstm_cell reads from the rows of W_ih, W_hh, b_ih and b_hh: observed i, f, o, g" in result.message
+
+    def doubled(params: Any, x: Any, h: Any, c: Any) -> Any:
+        h_new, c_new = numpy_ref.lstm_cell(params, x, h, c)
+        return h_new, 2 * c_new
+
+    other = run_clause("LSTM-CELL", patched("numpy", name="doubled-cell", lstm_cell=doubled), profile="quick", seed=0)
+    assert other.status == "failed" and "c' = f*c + i*g" in other.message
+    assert "observed i, f" not in other.message

@@ -136,9 +136,13 @@ class EngineCheck:
         if isinstance(expected, tuple | list) and not isinstance(expected, np.ndarray):
             if not isinstance(observed, tuple | list) or len(observed) != len(expected):
                 self.records.append(Record(what, False, reason="structure"))
+                # a short list of numbers (token ids) is shown whole: "a list of 2: [2, 3]"
+                values = (f": {[e.item() if isinstance(e, np.generic) else e for e in expected]}"
+                          if 0 < len(expected) <= 16 and all(isinstance(e, int | float | np.number) for e in expected)
+                          else "")
                 self._fail(
                     f"{what}: wrong structure", summarise(observed),
-                    f"a {type(expected).__name__} of {len(expected)}",
+                    f"a {type(expected).__name__} of {len(expected)}{values}",
                 )
             pairs = []
             for i, (o, e) in enumerate(zip(observed, expected, strict=True)):

@@ -1767,7 +1767,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("padding-mask-pad-id-zero", "a padding mask hard-wired to ids != 0 whatever the pad id "
        "(GPT-2's tokenizers pad with another)", ("ATT-PADDING",), padding_mask=padding_mask_pad_id_zero),
     _m("seq2seq-greedy-reverses-twice", "a decoding loop that reverses the source before calling "
-       "a forward pass that reverses it again", ("S2S-EOS",), profile="ci", Seq2Seq=ReversesTwiceSeq2Seq),
+       "a forward pass that reverses it again", ("S2S-EOS",), Seq2Seq=ReversesTwiceSeq2Seq),
     _m("mlp-train-no-shuffle", "MLP.train never shuffles: every epoch steps through the "
        "minibatches in the data's given order (DataLoader(shuffle=False))", ("SGD-PARTITION",),
        MLP=TrainsWithoutShuffling),
