@@ -450,7 +450,10 @@ def residual(impl: Any, ck: Check) -> None:
         memory = np.asarray(impl.Transformer(config, copy_params(params)).encode(src))
         # pre-LN: the encoder's final LN after the layer
         encoded = h if config.norm_placement == "post" else layer_norm_formula(h, params["encoder_norm"], eps)
-        ck.close(memory, encoded, output="network", what=f"encoder layer {what}")
+        # pre-LN: a final norm missing, doubled or swapped with the decoder's fails here too, so
+        # the failure names it beside the layer
+        then = "" if config.norm_placement == "post" else ", then encoder_norm (pre-LN's final norm)"
+        ck.close(memory, encoded, output="network", what=f"encode(src): encoder layer {what}{then}")
     if ck.offers("encoder_layer"):
         out = np.asarray(impl.encoder_layer(copy_params(layer), x, config))
         ck.close(out, h, output="network", what=f"encoder_layer(x) {what}")

@@ -275,8 +275,8 @@ def pe_wavelength(impl: Any, ck: Check) -> None:
 
 @clause(
     "PE-ADDED",
-    "The first encoder block MUST receive the token embedding (scaled by sqrt(d_model)) plus "
-    "the positional encoding of its position.",
+    "The first encoder block, and the first decoder block, MUST receive the token embedding "
+    "(scaled by sqrt(d_model)) plus the positional encoding of its position.",
     source=Source(RECAP, "Input embeddings", paper=VASWANI_2017),
     needs=("Transformer",),
     topic="positional",
@@ -285,7 +285,7 @@ def pe_wavelength(impl: Any, ck: Check) -> None:
 def pe_added(impl: Any, ck: Check) -> None:
     from nnspec.reference.config import preset
 
-    config = replace(preset("transformer_tiny"), n_encoder_layers=1, norm_placement="post",
+    config = replace(preset("transformer_tiny"), n_encoder_layers=1, n_decoder_layers=1, norm_placement="post",
                      positional="sinusoidal", scale_embeddings=True)
     seed = ck.draw(st.integers(0, 2**16), "seed")
     params = ck.oracle.init_params(config, seed=seed)
@@ -318,3 +318,23 @@ def pe_added(impl: Any, ck: Check) -> None:
     ck.close(memory, ln(ln(x)), output="network", what="encode(src) with silent sub-layers")
     ck.close_to_oracle(lambda m: m.Transformer(config, params).encode(src[None, :]),
                        output="network", what="Transformer.encode(src)")
+
+    # The decoder's input the same way (Vaswani et al. add the encodings at the bottom of both
+    # stacks): its three sub-layers silenced, the post-LN layer computes LN3(LN2(LN1(y))).
+    block = params["decoder"][0]
+    for sublayer in ("self_attn", "cross_attn"):
+        for name in ("W_o", "b_o"):
+            block[sublayer][name] = np.zeros_like(block[sublayer][name])
+    for name in ("W_2", "b_2"):
+        block["ffn"][name] = np.zeros_like(block["ffn"][name])
+    for norm in ("norm_1", "norm_2", "norm_3"):
+        block[norm]["gamma"] = np.ones(config.d_model)
+        block[norm]["beta"] = np.zeros(config.d_model)
+    n_tgt = ck.draw(st.integers(1, 12), "T")
+    tgt = np.asarray(ck.draw(st.lists(st.integers(4, config.n_tgt_vocab - 1), min_size=n_tgt,
+                                      max_size=n_tgt), "tgt"), dtype=np.int64)
+    W_E_tgt = ck.input(params["W_E_tgt"])
+    params["W_E_tgt"] = W_E_tgt
+    decoded = impl.Transformer(config, params).decode(tgt[None, :], np.asarray(memory)[None])[0]  # (T, d_model)
+    y = W_E_tgt[:, tgt].T * math.sqrt(d) + _formula(n_tgt, d)  # (T, d_model)
+    ck.close(decoded, ln(ln(ln(y))), output="network", what="decode(tgt, memory) with silent sub-layers")

@@ -573,6 +573,15 @@ class UnscaledEmbeddingTransformer(numpy_ref.Transformer):
         super().__init__(replace(config, scale_embeddings=False), params)
 
 
+class DecoderWithoutPositionsTransformer(numpy_ref.Transformer):
+    """The positional encoding added at the bottom of the encoder stack only: the decoder reads
+    its target embeddings without positions (a model wiring positions into ``encode`` alone)."""
+
+    def decode(self, tgt_ids: Any, memory: np.ndarray, src_mask: np.ndarray | None = None) -> np.ndarray:
+        unplaced = numpy_ref.Transformer(replace(self.config, positional="none"), self.params)
+        return unplaced.decode(tgt_ids, memory, src_mask)
+
+
 class NoStopTransformer(numpy_ref.Transformer):
     """Greedy decoding that keeps writing after the end token, up to ``max_len``."""
 
@@ -1647,6 +1656,9 @@ MUTANTS: tuple[Mutant, ...] = (
        ("ENC-LAYER", "DEC-LAYER"), Transformer=DropoutInEvalTransformer),
     _m("embeddings-not-scaled", "token embeddings not multiplied by sqrt(d_model) although the "
        "config asks for it", ("PE-ADDED", "DEC-LAYER"), Transformer=UnscaledEmbeddingTransformer),
+    _m("decoder-without-positions", "the positional encoding added to the source embeddings only: "
+       "the decoder reads its target without positions", ("PE-ADDED", "DEC-LAYER"),
+       Transformer=DecoderWithoutPositionsTransformer),
     _m("greedy-ignores-end-token", "greedy decoding that keeps generating after the end token",
        ("GREEDY",), Transformer=NoStopTransformer),
     _m("gpt-without-causal-mask", "decoder-only self-attention without its causal mask: "
