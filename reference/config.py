@@ -23,7 +23,7 @@ class MLPConfig:
     """A fully connected network: ``a(l+1) = act(W(l) a(l) + b(l))``."""
 
     layer_sizes: tuple[int, ...] = (784, 16, 16, 10)
-    activation: Activation = "sigmoid"
+    activation: Activation | None = "sigmoid"  # None: every layer linear (a linear neuron)
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,7 @@ def mlp_forward(impl: Any, ck: Check) -> None:
 # Linear regression, the documents' simplest learner.
 # ---------------------------------------------------------------------------------------------
 
-LINEAR_NEURON = MLPConfig(layer_sizes=(1, 1), activation=None)  # type: ignore[arg-type]
+LINEAR_NEURON = MLPConfig(layer_sizes=(1, 1), activation=None)
 
 
 @clause(

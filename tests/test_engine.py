@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from nnspec.reference import numpy_ref
 from nnspec.reference.config import preset
+from nnspec.reference.vocabulary import Vocabulary
 from nnspec.spec.clause import Clause, ClauseFailure
 from nnspec.verify import (
     Conventions,
@@ -976,6 +977,14 @@ def _reads_true_as_masked(fn: Any) -> Any:
     return call
 
 
+class _VocabularyPaddingTrueAsMasked(Vocabulary):
+    """A vocabulary whose padding mask says True = pad (the polarity it declares)."""
+
+    def pad(self, ids_list: Any, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = super().pad(ids_list, length)
+        return ids, ~mask
+
+
 class _TransformerReadingTrueAsMasked:
     """An adapter around a model that reads True = masked: its encode and decode, and the rest of
     the model's methods handed on (``__getattr__``, as adapters do)."""
@@ -1002,6 +1011,7 @@ def test_every_clause_that_passes_a_mask_passes_it_in_the_declared_polarity() ->
     overrides["causal_mask"] = lambda n_queries, n_keys: ~numpy_ref.causal_mask(n_queries, n_keys)
     overrides["padding_mask"] = lambda token_ids, pad_id: ~numpy_ref.padding_mask(token_ids, pad_id)
     overrides["Transformer"] = _TransformerReadingTrueAsMasked
+    overrides["Vocabulary"] = _VocabularyPaddingTrueAsMasked
     declared = patched("numpy", name="true-means-masked", **overrides)
     declared.conventions = Conventions(mask_true_means="masked")
     undeclared = patched("numpy", name="undeclared", **overrides)
@@ -1021,7 +1031,7 @@ def test_every_clause_that_passes_a_mask_passes_it_in_the_declared_polarity() ->
     assert "(masks above as the clauses read them, True = may attend: ignores-masks declares " \
         "mask_true_means='masked' and was handed each inverted)" in format_failure(failed)
     # the same code undeclared: the masks it reads are the wrong way round, and that shows
-    for cid in ("ATT-MASK-ZERO", "ATT-ORACLE", "NET-PADDING", "ADD-ATT", "DOT-ATT"):
+    for cid in ("ATT-MASK-ZERO", "ATT-ORACLE", "NET-PADDING", "ADD-ATT", "DOT-ATT", "TOK-PAD"):
         assert run_clause(cid, undeclared, profile="quick", seed=0).status == "failed", cid
 
 

@@ -95,7 +95,7 @@ _MASK_ARGUMENTS: dict[str, tuple[tuple[str, int], ...]] = {
     "Transformer.encode": (("src_mask", 1),),
     "Transformer.decode": (("src_mask", 2),),
 }
-_MASK_RESULTS = ("causal_mask", "padding_mask")
+_MASK_RESULTS = ("causal_mask", "padding_mask", "Vocabulary.pad")  # pad's (ids, mask): the mask
 # Classes whose instances the facade hands out behind a NetworkProxy, so that their methods are
 # the implementation's calls like any capability: an exception in one fails the clause as the
 # implementation's, and an argument written into is caught (Vocabulary.pad extending the caller's

@@ -8,7 +8,8 @@ met by either, and the clause checks the part that is offered). The protocols be
 give static checkers something to check against; the engine itself only asks "is the name there".
 
 A capability may also name a method of a network class, ``"GPT.forward_cached"``: the implementation
-offers ``GPT`` and its networks have a ``forward_cached`` method.
+offers ``GPT`` and its networks have a ``forward_cached`` method. ``GPT`` may be the class or a
+factory of networks (the signatures below): the engine builds one tiny network to see its methods.
 """
 
 from __future__ import annotations
