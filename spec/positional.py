@@ -273,6 +273,26 @@ def pe_wavelength(impl: Any, ck: Check) -> None:
     ck.note("wavelength ratio", ratio)
 
 
+def _silence(layer: dict, attentions: tuple[str, ...], norms: tuple[str, ...], d_model: int) -> None:
+    """Zero a block's attention output projections and second feed-forward layer, and make its
+    norms plain (gain 1, shift 0): each post-LN sub-layer then adds 0 and normalises."""
+    for sublayer in attentions:
+        for name in ("W_o", "b_o"):
+            layer[sublayer][name] = np.zeros_like(layer[sublayer][name])
+    for name in ("W_2", "b_2"):
+        layer["ffn"][name] = np.zeros_like(layer["ffn"][name])
+    for norm in norms:
+        layer[norm]["gamma"] = np.ones(d_model)
+        layer[norm]["beta"] = np.zeros(d_model)
+
+
+def _draw_ids(ck: Check, n_vocab: int, length_label: str, label: str) -> np.ndarray:
+    """1 to 12 ordinary word ids (no special token)."""
+    length = ck.draw(st.integers(1, 12), length_label)
+    return np.asarray(ck.draw(st.lists(st.integers(4, n_vocab - 1), min_size=length, max_size=length), label),
+                      dtype=np.int64)
+
+
 @clause(
     "PE-ADDED",
     "The first encoder block, and the first decoder block, MUST receive the token embedding "
@@ -291,24 +311,15 @@ def pe_added(impl: Any, ck: Check) -> None:
     params = ck.oracle.init_params(config, seed=seed)
     # silence the encoder layer's sub-layers: zero output projections and zero second FFN layer,
     # so the post-LN layer computes LN2(LN1(x + 0) + 0) of exactly what it receives.
-    layer = params["encoder"][0]
-    for name in ("W_o", "b_o"):
-        layer["self_attn"][name] = np.zeros_like(layer["self_attn"][name])
-    for name in ("W_2", "b_2"):
-        layer["ffn"][name] = np.zeros_like(layer["ffn"][name])
-    for norm in ("norm_1", "norm_2"):
-        layer[norm]["gamma"] = np.ones(config.d_model)
-        layer[norm]["beta"] = np.zeros(config.d_model)
-    length = ck.draw(st.integers(1, 12), "S")
-    src = np.asarray(ck.draw(st.lists(st.integers(4, config.n_src_vocab - 1), min_size=length,
-                                      max_size=length), "src"), dtype=np.int64)
+    _silence(params["encoder"][0], ("self_attn",), ("norm_1", "norm_2"), config.d_model)
+    src = _draw_ids(ck, config.n_src_vocab, "S", "src")
     W_E = ck.input(params["W_E_src"])
     params["W_E_src"] = W_E
     memory = impl.Transformer(config, params).encode(src[None, :])[0]  # (S, d_model)
 
     # x = W_E onehot(t) sqrt(d_model) + PE(pos)   (the block's input)
     d = config.d_model
-    x = W_E[:, src].T * math.sqrt(d) + _formula(length, d)  # (S, d_model)
+    x = W_E[:, src].T * math.sqrt(d) + _formula(len(src), d)  # (S, d_model)
 
     def ln(v: np.ndarray) -> np.ndarray:
         mean = v.mean(axis=-1, keepdims=True)
@@ -321,20 +332,10 @@ def pe_added(impl: Any, ck: Check) -> None:
 
     # The decoder's input the same way (Vaswani et al. add the encodings at the bottom of both
     # stacks): its three sub-layers silenced, the post-LN layer computes LN3(LN2(LN1(y))).
-    block = params["decoder"][0]
-    for sublayer in ("self_attn", "cross_attn"):
-        for name in ("W_o", "b_o"):
-            block[sublayer][name] = np.zeros_like(block[sublayer][name])
-    for name in ("W_2", "b_2"):
-        block["ffn"][name] = np.zeros_like(block["ffn"][name])
-    for norm in ("norm_1", "norm_2", "norm_3"):
-        block[norm]["gamma"] = np.ones(config.d_model)
-        block[norm]["beta"] = np.zeros(config.d_model)
-    n_tgt = ck.draw(st.integers(1, 12), "T")
-    tgt = np.asarray(ck.draw(st.lists(st.integers(4, config.n_tgt_vocab - 1), min_size=n_tgt,
-                                      max_size=n_tgt), "tgt"), dtype=np.int64)
+    _silence(params["decoder"][0], ("self_attn", "cross_attn"), ("norm_1", "norm_2", "norm_3"), config.d_model)
+    tgt = _draw_ids(ck, config.n_tgt_vocab, "T", "tgt")
     W_E_tgt = ck.input(params["W_E_tgt"])
     params["W_E_tgt"] = W_E_tgt
     decoded = impl.Transformer(config, params).decode(tgt[None, :], np.asarray(memory)[None])[0]  # (T, d_model)
-    y = W_E_tgt[:, tgt].T * math.sqrt(d) + _formula(n_tgt, d)  # (T, d_model)
+    y = W_E_tgt[:, tgt].T * math.sqrt(d) + _formula(len(tgt), d)  # (T, d_model)
     ck.close(decoded, ln(ln(ln(y))), output="network", what="decode(tgt, memory) with silent sub-layers")
