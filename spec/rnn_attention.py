@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from .clause import (
     LUONG_2015,
     SUTSKEVER_2014,
     Check,
+    ClauseFailure,
     Source,
     clause,
     informative,
@@ -404,44 +406,80 @@ def _logit_allowance(impl: Any, logits: np.ndarray) -> np.ndarray:
     return max(1e-9, ulps) + max(1e-8, ulps) * np.abs(logits)
 
 
+# Wiring slips real encoder-decoders make, each a switch of the composition below: a failing
+# S2S-COMPOSE names the one whose logits the implementation's match far better than the notes'.
+_SLIPS = {
+    "init_from_top": "every decoder layer starting from the top encoder layer's final state",
+    "attend_bottom": "attention reading the bottom encoder layer's outputs",
+    "bahdanau_current": "Bahdanau scoring with s_t instead of s_{t-1}",
+    "s0_zero": "Bahdanau's s_0 = 0 instead of the encoder's final hidden state",
+    "luong_previous": "Luong scoring with s_{t-1} instead of s_t",
+    "concat_swapped": "out_t = tanh(W_c [ctx_t; s_t] + b_c), the halves swapped",
+}
+
+
 def _seq2seq_composition(
-    parts: dict[str, Any], params: dict, config: Any, src: np.ndarray, tgt: np.ndarray
+    parts: dict[str, Any], params: dict, config: Any, src: np.ndarray, tgt: np.ndarray, *, slip: str = ""
 ) -> np.ndarray:
     """Teacher-forced logits (T, n_tgt_vocab) as the notes wire the encoder-decoder, from the LSTM
-    layer and attention functions in ``parts`` (PARAMETERS.md's Seq2Seq layout)."""
+    layer and attention functions in ``parts`` (PARAMETERS.md's Seq2Seq layout); ``slip`` (a key
+    of ``_SLIPS``) wires it wrong in that one way instead."""
     lstm = parts["lstm"]
     # the encoder reads the source (reversed: Sutskever et al.), one LSTM layer on the outputs of
     # the one below; each layer's final (h, c) is kept
     x = params["W_E_src"][:, src[::-1] if config.reverse_source else src].T  # (S, d_embed)
-    states = []
+    states, outputs = [], []
     for layer in params["encoder"]:
         x, (h_n, c_n) = lstm(layer, x)
         x, h_n, c_n = np.asarray(x), np.asarray(h_n), np.asarray(c_n)  # (S, H), (H,), (H,)
         states.append((h_n, c_n))
-    enc = x[::-1] if config.reverse_source else x  # h_1..h_S, the top layer in source order
+        outputs.append(x[::-1] if config.reverse_source else x)  # h_1..h_S in source order
+    enc = outputs[0 if slip == "attend_bottom" else -1]  # the top layer's
     # decoder layer l starts from encoder layer l's final (h, c) and reads the layer below
     y = params["W_E_tgt"][:, tgt].T  # (T, d_embed)
     for layer, (h_n, c_n) in zip(params["decoder"], states, strict=True):
-        y, _ = lstm(layer, y, h_n, c_n)
+        y, _ = lstm(layer, y, *(states[-1] if slip == "init_from_top" else (h_n, c_n)))
         y = np.asarray(y)
     s = y  # s_1..s_T, the top decoder layer
     if config.attention is None:
         out = s
     else:
         h = np.broadcast_to(enc, (len(tgt), *enc.shape))  # (T, S, H): each step over all h_j
+        # s_{t-1}, with s_0 = the top encoder layer's final hidden state
+        s_0 = np.zeros_like(states[-1][0]) if slip == "s0_zero" else states[-1][0]
+        s_prev = np.concatenate([s_0[None, :], s[:-1]], axis=0)  # (T, H)
         if config.attention == "luong":
             # alpha_tj = softmax_j(s_t . h_j): the current state
-            context = parts["dot_attention"](s, h)[0]
+            context = parts["dot_attention"](s_prev if slip == "luong_previous" else s, h)[0]
         else:
-            # e_tj = v . tanh(W [s_{t-1}; h_j] + b): the previous state, s_0 = the top encoder
-            # layer's final hidden state
-            s_prev = np.concatenate([states[-1][0][None, :], s[:-1]], axis=0)  # (T, H)
-            context = parts["additive_attention"](params["attention"], s_prev, h)[0]
+            # e_tj = v . tanh(W [s_{t-1}; h_j] + b): the previous state
+            query = s if slip == "bahdanau_current" else s_prev
+            context = parts["additive_attention"](params["attention"], query, h)[0]
         # out_t = tanh(W_c [s_t; ctx_t] + b_c)
-        joined = np.concatenate([s, np.asarray(context)], axis=-1)  # (T, 2H)
-        out = np.tanh(joined @ params["W_c"].T + params["b_c"])
+        halves = [np.asarray(context), s] if slip == "concat_swapped" else [s, np.asarray(context)]
+        out = np.tanh(np.concatenate(halves, axis=-1) @ params["W_c"].T + params["b_c"])  # (T, H)
     # logits_t = W_U out_t + b_U
     return out @ params["W_U"].T + params["b_U"]
+
+
+def _wiring_slip(parts: dict[str, Any], params: dict, config: Any, src: np.ndarray, tgt: np.ndarray,
+                 logits: np.ndarray) -> str:
+    """The slip of ``_SLIPS`` whose composition ``logits`` match ten times better than the notes'
+    wiring and twice as well as any other slip's ("" where none does): a hint for a failure."""
+    def off(slip: str) -> float:
+        return float(np.max(np.abs(logits - _seq2seq_composition(parts, params, config, src, tgt, slip=slip))))
+
+    relevant = ["init_from_top", "attend_bottom"] if config.n_layers > 1 else []
+    relevant += {"bahdanau": ["bahdanau_current", "s0_zero"], "luong": ["luong_previous"]}.get(
+        str(config.attention), [])
+    relevant += ["concat_swapped"] if config.attention is not None else []
+    if not relevant:
+        return ""
+    drawn = off("")
+    gaps = sorted((off(slip), slip) for slip in relevant)
+    best, slip = gaps[0]
+    runner_up = gaps[1][0] if len(gaps) > 1 else np.inf
+    return _SLIPS[slip] if best * 10 <= drawn and best * 2 <= runner_up else ""
 
 
 @clause(
@@ -517,15 +555,39 @@ def _composed(
 
     # Two routes through the implementation's arithmetic: below float64, also what they part by
     # through torch_ref on this input (rule 4; the sharpened network amplifies rounding)
-    ck.close_routes(
-        forward,
-        composition,
-        output="network",
-        what=f"Seq2Seq.forward vs its {own}lstm{'' if config.attention is None else ' and attention'} "
-        f"wired as the notes draw them ({config.attention or 'no'} attention, "
-        f"{config.n_layers} layer(s), reverse_source={config.reverse_source}"
-        f"{'; W_c s-columns zeroed, attention sharpened' if sharpened else ''})",
+    _naming_a_slip(
+        lambda: ck.close_routes(
+            forward,
+            composition,
+            output="network",
+            what=f"Seq2Seq.forward vs its {own}lstm{'' if config.attention is None else ' and attention'} "
+            f"wired as the notes draw them ({config.attention or 'no'} attention, "
+            f"{config.n_layers} layer(s), reverse_source={config.reverse_source}"
+            f"{'; W_c s-columns zeroed, attention sharpened' if sharpened else ''})",
+        ),
+        impl, ck, config, params, src, tgt, logits,
     )
+
+
+def _naming_a_slip(
+    check: Callable[[], Any], impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray,
+    tgt: np.ndarray, logits: np.ndarray,
+) -> None:
+    """Run ``check``; where it fails and one wiring slip of ``_SLIPS`` explains the logits the
+    implementation gave for (src, tgt), the failure names it (which of the notes' wirings differs)."""
+    try:
+        check()
+    except ClauseFailure as failure:
+        needed = ["lstm", {"luong": "dot_attention", "bahdanau": "additive_attention"}.get(str(config.attention), "")]
+        parts = {name: getattr(impl if ck.offers(name) else ck.oracle, name) for name in needed if name}
+        slip = _wiring_slip(parts, params, config, src, tgt, logits)
+        if not slip:
+            raise
+        raise ClauseFailure(
+            failure.what, observed=failure.observed, expected=failure.expected, error=failure.error,
+            tolerance=failure.tolerance,
+            detail=f"{failure.detail}\nthe logits are those of the same parts wired with {slip}".lstrip("\n"),
+        ) from None
 
 
 def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None:
@@ -557,13 +619,16 @@ def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None
     bahdanau = config.attention == "bahdanau"
     unchanged = t + 1 if bahdanau else t
     # The same operations on the same values: a few roundings at most (in practice bit for bit).
-    ck.close(
-        second[:unchanged],
-        first[:unchanged],
-        output="elementwise",
-        what=f"logits at steps 0..{unchanged - 1} when target token {t} changes, W_c's s-columns "
-        f"zeroed ({config.attention}: "
-        + ("step t scores with s_{t-1}, which has not read it)" if bahdanau else "the past)"),
+    _naming_a_slip(
+        lambda: ck.close(
+            second[:unchanged],
+            first[:unchanged],
+            output="elementwise",
+            what=f"logits at steps 0..{unchanged - 1} when target token {t} changes, W_c's s-columns "
+            f"zeroed ({config.attention}: "
+            + ("step t scores with s_{t-1}, which has not read it)" if bahdanau else "the past)"),
+        ),
+        impl, ck, config, blind, src, tgt, first,
     )
     if not bahdanau:
         _luong_reads_the_current_state(impl, ck, config, blind, src, tgt, other, t, first, second)

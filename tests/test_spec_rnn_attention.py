@@ -323,3 +323,21 @@ def test_a_cell_reading_its_gates_in_another_order_is_told_which() -> None:
     other = run_clause("LSTM-CELL", patched("numpy", name="doubled-cell", lstm_cell=doubled), profile="quick", seed=0)
     assert other.status == "failed" and "c' = f*c + i*g" in other.message
     assert "observed i, f" not in other.message
+
+
+@pytest.mark.parametrize(("name", "slip"), [
+    ("bahdanau-current-state", "Bahdanau scoring with s_t instead of s_{t-1}"),
+    ("bahdanau-s0-zero", "Bahdanau's s_0 = 0 instead of the encoder's final hidden state"),
+    ("attention-concat-swapped", "out_t = tanh(W_c [ctx_t; s_t] + b_c), the halves swapped"),
+    ("decoder-init-from-top", "every decoder layer starting from the top encoder layer's final state"),
+    ("attend-bottom-encoder-layer", "attention reading the bottom encoder layer's outputs"),
+])
+def test_a_wiring_fault_is_named_by_the_failure(name: str, slip: str) -> None:
+    """An audit's complaint: S2S-COMPOSE said the logits differ from the parts wired as the notes
+    draw them, not which wiring. A failure now names the slip whose composition the logits match;
+    Luong scoring with s_{t-1} fails a check that names it already."""
+    result = run_clause("S2S-COMPOSE", _wiring_fault(name, shared=False), profile="quick", seed=0)
+    assert result.status == "failed"
+    assert f"the logits are those of the same parts wired with {slip}" in result.message, result.message
+    correct = run_clause("S2S-COMPOSE", "numpy", profile="quick", seed=0)
+    assert correct.status == "passed"
