@@ -988,7 +988,10 @@ def net_padding(impl: Any, ck: Check) -> None:
                  for i, s in enumerate((src, other))])
     ck.close_to_oracle(
         lambda m: m.Transformer(config, copy_params(params)).forward(batch, targets),
-        output="network", what="Transformer.forward(padded batch, targets)",
+        output="network",
+        # a fault anywhere in the network shows here too, and the failure says so
+        what="Transformer.forward(padded batch, targets) [the whole pass: its padding, or any fault "
+        "NET-ORACLE sees]",
     )
     # Inference too: greedy decoding of the padded source writes what it writes for the source
     # (a decoding loop that builds its own source mask, or none, is not the forward pass above).
