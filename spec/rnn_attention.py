@@ -565,28 +565,37 @@ def _composed(
             f"{config.n_layers} layer(s), reverse_source={config.reverse_source}"
             f"{'; W_c s-columns zeroed, attention sharpened' if sharpened else ''})",
         ),
-        impl, ck, config, params, src, tgt, logits,
+        impl, ck, config, params, src, tgt, logits, composed=True,
     )
 
 
 def _naming_a_slip(
     check: Callable[[], Any], impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray,
-    tgt: np.ndarray, logits: np.ndarray,
+    tgt: np.ndarray, logits: np.ndarray, *, composed: bool = False,
 ) -> None:
     """Run ``check``; where it fails and one wiring slip of ``_SLIPS`` explains the logits the
-    implementation gave for (src, tgt), the failure names it (which of the notes' wirings differs)."""
+    implementation gave for (src, tgt), the failure names it (which of the notes' wirings differs).
+    A failing composition (``composed``) of the implementation's own parts that no slip explains
+    points at those parts' own clauses."""
     try:
         check()
     except ClauseFailure as failure:
         needed = ["lstm", {"luong": "dot_attention", "bahdanau": "additive_attention"}.get(str(config.attention), "")]
         parts = {name: getattr(impl if ck.offers(name) else ck.oracle, name) for name in needed if name}
         slip = _wiring_slip(parts, params, config, src, tgt, logits)
-        if not slip:
+        own = [name for name in parts if ck.offers(name)]
+        if slip:
+            hint = f"the logits are those of the same parts wired with {slip}"
+        elif own and composed:
+            # the composition is built from the implementation's own parts: a part that is wrong
+            # on its own (an lstm ignoring its initial state) fails here as well as in its clause
+            hint = (f"no single wiring slip explains the logits; the composition uses this implementation's "
+                    f"own {' and '.join(own)}: if LSTM-SEQ, ADD-ATT or DOT-ATT fail too, start there")
+        else:
             raise
         raise ClauseFailure(
             failure.what, observed=failure.observed, expected=failure.expected, error=failure.error,
-            tolerance=failure.tolerance,
-            detail=f"{failure.detail}\nthe logits are those of the same parts wired with {slip}".lstrip("\n"),
+            tolerance=failure.tolerance, detail=f"{failure.detail}\n{hint}".lstrip("\n"),
         ) from None
 
 

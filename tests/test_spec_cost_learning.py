@@ -319,3 +319,20 @@ def test_sgd_partition_shuffle_check_fails_a_correct_loop_with_probability_below
     assert orders == 6
     false_positive = orders ** -(SHUFFLE_SEEDS - 1) + orders ** -SHUFFLE_SEEDS
     assert false_positive < 1e-9 < orders ** -(SHUFFLE_SEEDS - 2) + orders ** -(SHUFFLE_SEEDS - 1)
+
+
+def test_a_gradient_summed_over_the_examples_is_named_by_sgd_partition() -> None:
+    """An audit's summed gradient failed SGD-PARTITION with the full batch's gradient as "expected";
+    the failure now says the full batch is n_batches times the minibatches' mean, i.e. summed."""
+    from nnspec.reference import numpy_ref
+
+    class Summed(numpy_ref.MLP):
+        def gradients(self, x, y):  # noqa: ANN001, ANN202 (the capability's signature)
+            dW, db = super().gradients(x, y)
+            n = len(np.atleast_2d(x))
+            return [w * n for w in dW], [b * n for b in db]
+
+    result = run_clause("SGD-PARTITION", patched("numpy", name="summed", MLP=Summed), profile="quick", seed=0)
+    assert result.status == "failed"
+    assert "(the number of minibatches) times their mean: gradients summed over the examples" in result.message, \
+        result.message

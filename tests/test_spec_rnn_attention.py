@@ -341,3 +341,13 @@ def test_a_wiring_fault_is_named_by_the_failure(name: str, slip: str) -> None:
     assert f"the logits are those of the same parts wired with {slip}" in result.message, result.message
     correct = run_clause("S2S-COMPOSE", "numpy", profile="quick", seed=0)
     assert correct.status == "passed"
+
+
+def test_a_composition_failing_on_a_wrong_part_points_at_the_parts_clauses() -> None:
+    """An lstm that ignores its initial state fails S2S-COMPOSE too (the composition is built from
+    it); no wiring slip explains that, and the failure says where to look."""
+    wrong_part = patched("numpy", name="ignores-h0", lstm=mutants.lstm_ignores_initial_state)
+    result = run_clause("S2S-COMPOSE", wrong_part, profile="quick", seed=0)
+    assert result.status == "failed"
+    assert "no single wiring slip explains the logits; the composition uses this implementation's own lstm" \
+        in result.message, result.message
