@@ -1264,6 +1264,11 @@ def test_a_module_of_torch_functions_is_verified_as_third_party_code() -> None:
     assert result.status == "failed", result.message
     assert "scaled_dot_product_attention vs oracle" in result.message
     assert "x baseline error 0 (torch_ref at float32)" in result.message
+    # the module's own declaration is read where torch_module is given none; an argument wins
+    declaring = types.SimpleNamespace(softmax=torch_ref.softmax, nnspec_conventions={"norm_placement": "pre"})
+    assert torch_module(declaring, name="declaring").conventions.norm_placement == "pre"
+    assert torch_module(declaring, name="declaring", conventions={"norm_placement": "post"}
+                        ).conventions.norm_placement == "post"
     with pytest.raises(UnknownImplementation, match="offers none of the capabilities"):
         torch_module(types.SimpleNamespace(), name="empty")
     with pytest.raises(UnknownImplementation, match="unknown dtype 'fp8'"):

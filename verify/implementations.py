@@ -915,6 +915,10 @@ def torch_module(
     Return it from a module attribute or factory that ``--nnspec-impl`` names::
 
         IMPL = nnspec.verify.torch_module(mymodel.functional, name="mymodel", device="cuda", dtype="bfloat16")
+
+    ``conventions`` declares the choices the code made (a :class:`Conventions` or a dict of its
+    fields); left out, the module's own ``nnspec_conventions`` where it has one, else the
+    references' defaults.
     """
     dtype = _declared_dtype(dtype, name, what="dtype")  # torch.bfloat16 as well as "bf16"
     namespace = _torch_namespace(module, device, dtype, pin=False)
@@ -925,6 +929,8 @@ def torch_module(
         )
     available, reason = _device_available(device.partition(":")[0])
     version = getattr(module, "__version__", "")
+    if conventions is None:  # what the module declares, as for an implementation named by path
+        conventions = getattr(module, "nnspec_conventions", None)
     return Implementation(
         name, namespace, dtype=dtype, device=device, version=str(version), conventions=conventions,
         framework="third-party", available=available, unavailable_reason=reason,
