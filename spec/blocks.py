@@ -546,10 +546,10 @@ def enc_layer(impl: Any, ck: Check) -> None:
     layer = params["encoder"][0]
     x = ck.input(input_embedding(src, params["W_E_src"], params.get("W_P_src"), config))  # (S, d)
     mask = lower_triangle(len(src)) if ck.draw(st.booleans(), "causal mask on the layer") else None
-    ck.close_to_oracle("encoder_layer", layer, x, config, mask, output="network")
+    out = np.asarray(ck.close_to_oracle("encoder_layer", layer, x, config, mask, output="network"))
     if composable:
         ck.close_routes(
-            lambda m: np.asarray(m.encoder_layer(layer, x, config, mask)),
+            lambda m: out if m is impl else np.asarray(m.encoder_layer(layer, x, config, mask)),
             lambda m: _encoder_layer_composition(m, layer, x, config, mask),
             output="network",
             what="encoder_layer vs composition of its sub-layers",
@@ -630,7 +630,7 @@ def dec_layer(impl: Any, ck: Check) -> None:
     out = np.asarray(ck.close_to_oracle("decoder_layer", layer, y, memory, config, output="network"))
     if composable:
         ck.close_routes(
-            lambda m: np.asarray(m.decoder_layer(copy_params(layer), y, memory, config)),
+            lambda m: out if m is impl else np.asarray(m.decoder_layer(copy_params(layer), y, memory, config)),
             lambda m: _decoder_layer_composition(m, layer, y, memory, config),
             output="network",
             what="decoder_layer vs composition of its sub-layers",
@@ -1292,13 +1292,13 @@ def gpt_compose(impl: Any, ck: Check) -> None:
     causal = lower_triangle(len(ids))  # (T, T)
 
     # Once per namespace (the implementation, torch_ref's baseline): the logits and GPT.hidden are
-    # both held to it. A baseline object made anew has the same sub-layers, so its entry is its own.
-    finals: dict[int, np.ndarray] = {}
+    # both held to it (each entry keeps its namespace alive, so no other object takes its id).
+    finals: dict[int, tuple[Any, np.ndarray]] = {}
 
     def composed(m: Any) -> np.ndarray:
         if id(m) not in finals:
-            finals[id(m)] = _gpt_composition(m, params, config, ids, causal)
-        return finals[id(m)]
+            finals[id(m)] = (m, _gpt_composition(m, params, config, ids, causal))
+        return finals[id(m)][1]
 
     # logits = W_U h + b_U, W_U = W_E^T when tied. Both sides round in the implementation's format
     # at different points: below float64 they are held to what the same two routes through
@@ -1933,7 +1933,8 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     ck.equal([int(t) for t in net.greedy_decode(src, max_len=0)], [START_ID],
              what="Seq2Seq.greedy_decode(src, max_len=0)")
     # A model whose end token lies 1000 below the others writes all max_len steps, each checked.
-    endless = impl.Seq2Seq(config, with_logit_moved(params, END_ID, -1e3))
+    endless_params = with_logit_moved(params, END_ID, -1e3)
+    endless = impl.Seq2Seq(config, endless_params)
     written = [int(t) for t in endless.greedy_decode(src, max_len=max_len)]
     ck.equal(len(written), max_len + 1, what="len(greedy_decode) when the end token lies 1000 below the others")
     _teacher_forced_argmax(impl, ck, written, np.asarray(endless.forward(src, np.asarray(written))),
@@ -1941,7 +1942,7 @@ def s2s_eos(impl: Any, ck: Check) -> None:
     # An encoder whose final state is the token it reads last alone (src[0] when reversing): where
     # the decoding loop reads the source in another order than forward does, the two start from
     # the states of two different tokens, and the first step's argmax tells them apart.
-    forgetful = impl.Seq2Seq(config, _forgetful_encoder(with_logit_moved(params, END_ID, -1e3), config.d_hidden))
+    forgetful = impl.Seq2Seq(config, _forgetful_encoder(endless_params, config.d_hidden))
     written = [int(t) for t in forgetful.greedy_decode(src, max_len=max_len)]
     _teacher_forced_argmax(impl, ck, written, np.asarray(forgetful.forward(src, np.asarray(written))),
                            "Seq2Seq.greedy_decode (an encoder that keeps only the token it reads last)")

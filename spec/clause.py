@@ -119,6 +119,13 @@ class ClauseFailure(AssertionError):
             message += f"\n{detail}"
         super().__init__(message)
 
+    def with_detail(self, line: str) -> ClauseFailure:
+        """The same failure with one more line of detail (a clause's diagnosis of what it saw)."""
+        return ClauseFailure(
+            self.what, observed=self.observed, expected=self.expected, error=self.error,
+            tolerance=self.tolerance, detail=f"{self.detail}\n{line}".lstrip("\n"),
+        )
+
 
 class Check(Protocol):
     """The interface a property uses; implemented by the engine."""

@@ -638,12 +638,9 @@ def sgd_partition(impl: Any, ck: Check) -> None:
                 scale = float(np.sum(np.abs(full[l])) / max(float(np.sum(np.abs(mean))), 1e-300))
                 if n_batches == 1 or abs(scale - n_batches) > 0.01 * n_batches:
                     raise
-                raise ClauseFailure(
-                    failure.what, observed=failure.observed, expected=failure.expected, error=failure.error,
-                    tolerance=failure.tolerance,
-                    detail=f"{failure.detail}\nthe full batch's gradient is {n_batches} (the number of "
-                    "minibatches) times their mean: gradients summed over the examples, where the cost is "
-                    "their mean (GD-AVERAGE)",
+                raise failure.with_detail(
+                    f"the full batch's gradient is {n_batches} (the number of minibatches) times their "
+                    "mean: gradients summed over the examples, where the cost is their mean (GD-AVERAGE)"
                 ) from None
     if ck.offers("MLP.train"):
         _sgd_epoch(impl, ck, config, params)

@@ -230,7 +230,7 @@ def _gate_equations(
 
 def _gate_order_read(
     impl: Any, params: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray,
-    h_new: np.ndarray, c_new: np.ndarray,
+    h_new: np.ndarray, c_new: np.ndarray, expected: tuple[np.ndarray, np.ndarray],
 ) -> str | None:
     """The order a cell read its four gate blocks in (the rows of W_ih, W_hh, b_ih, b_hh), where its
     output is not the gate equations' with PARAMETERS.md's i, f, g, o and is, to a few roundings,
@@ -240,11 +240,10 @@ def _gate_order_read(
     observed = np.concatenate([np.ravel(h_new), np.ravel(c_new)]).astype(np.float64)
     bound = 64 * precision.eps(impl) * (1.0 + float(np.max(np.abs(observed), initial=0.0)))
 
-    def off(p: dict[str, np.ndarray]) -> float:
-        want = np.concatenate([np.ravel(v) for v in _gate_equations(p, x, h, c)])
-        return float(np.max(np.abs(observed - want), initial=0.0))
+    def off(want: tuple[np.ndarray, np.ndarray]) -> float:
+        return float(np.max(np.abs(observed - np.concatenate([np.ravel(v) for v in want])), initial=0.0))
 
-    if observed.shape != (2 * np.size(c),) or not np.all(np.isfinite(observed)) or off(params) <= bound:
+    if observed.shape != (2 * np.size(c),) or not np.all(np.isfinite(observed)) or off(expected) <= bound:
         return None
     matching = []
     for order in itertools.permutations("ifgo"):
@@ -254,7 +253,7 @@ def _gate_order_read(
         blocks = [order.index(gate) for gate in "ifgo"]
         reordered = {name: np.concatenate([value[b * H : (b + 1) * H] for b in blocks])
                      for name, value in params.items()}
-        if off(reordered) <= bound:
+        if off(_gate_equations(reordered, x, h, c)) <= bound:
             matching.append(", ".join(order))
     return matching[0] if len(matching) == 1 else None
 
@@ -277,7 +276,7 @@ def lstm_cell(impl: Any, ck: Check) -> None:
     c = _array(ck, (*batch, H), "c")
     h_new, c_new = impl.lstm_cell(params, x, h, c)
     expected_h, expected_c = _gate_equations(params, x, h, c)
-    read = _gate_order_read(impl, params, x, h, c, np.asarray(h_new), np.asarray(c_new))
+    read = _gate_order_read(impl, params, x, h, c, np.asarray(h_new), np.asarray(c_new), (expected_h, expected_c))
     ck.that(
         read is None,
         what="the gate blocks lstm_cell reads from the rows of W_ih, W_hh, b_ih and b_hh",
@@ -528,15 +527,21 @@ def s2s_compose(impl: Any, ck: Check) -> None:
         _composed(impl, ck, config, network_params(ck, config), src, tgt)
 
 
+def _parts_needed(config: Any) -> list[str]:
+    """The functions the composition of ``config``'s encoder-decoder calls."""
+    return ["lstm"] + {"luong": ["dot_attention"], "bahdanau": ["additive_attention"]}.get(str(config.attention), [])
+
+
 def _composed(
-    impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray, tgt: np.ndarray, *, sharpened: bool = False
+    impl: Any, ck: Check, config: Any, params: dict, src: np.ndarray, tgt: np.ndarray, *, sharpened: bool = False,
+    logits: np.ndarray | None = None,
 ) -> None:
-    """S2S-COMPOSE for one configuration: Seq2Seq.forward against its own parts wired by hand."""
-    needed = ["lstm"] + {"luong": ["dot_attention"], "bahdanau": ["additive_attention"]}.get(
-        str(config.attention), []
-    )
+    """S2S-COMPOSE for one configuration: Seq2Seq.forward against its own parts wired by hand
+    (``logits``: its forward pass at (src, tgt), where the caller has it already)."""
+    needed = _parts_needed(config)
     lacking = [name for name in needed if not ck.offers(name)]
-    logits = np.asarray(impl.Seq2Seq(config, copy_params(params)).forward(src, tgt))
+    if logits is None:
+        logits = np.asarray(impl.Seq2Seq(config, copy_params(params)).forward(src, tgt))
     ck.equal(logits.shape, (len(tgt), config.n_tgt_vocab), what="Seq2Seq.forward(src, tgt).shape")
     if lacking and precision.low_precision(impl):
         ck.note(f"composition ({config.attention or 'no'} attention)",
@@ -580,8 +585,7 @@ def _naming_a_slip(
     try:
         check()
     except ClauseFailure as failure:
-        needed = ["lstm", {"luong": "dot_attention", "bahdanau": "additive_attention"}.get(str(config.attention), "")]
-        parts = {name: getattr(impl if ck.offers(name) else ck.oracle, name) for name in needed if name}
+        parts = {name: getattr(impl if ck.offers(name) else ck.oracle, name) for name in _parts_needed(config)}
         slip = _wiring_slip(parts, params, config, src, tgt, logits)
         own = [name for name in parts if ck.offers(name)]
         if slip:
@@ -593,10 +597,7 @@ def _naming_a_slip(
                     f"own {' and '.join(own)}: if LSTM-SEQ, ADD-ATT or DOT-ATT fail too, start there")
         else:
             raise
-        raise ClauseFailure(
-            failure.what, observed=failure.observed, expected=failure.expected, error=failure.error,
-            tolerance=failure.tolerance, detail=f"{failure.detail}\n{hint}".lstrip("\n"),
-        ) from None
+        raise failure.with_detail(hint) from None
 
 
 def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None:
@@ -644,7 +645,7 @@ def _which_state_scores(impl: Any, ck: Check, config: Any, params: dict) -> None
     # The same network, its logits now set by the attention alone and steeply: against its own
     # parts wired by hand, a score read from the wrong state (s_0 = 0 in place of the encoder's
     # final state moves Bahdanau's first step by ~6e-5 unsharpened, under float32's allowance)
-    _composed(impl, ck, config, blind, src, tgt, sharpened=True)
+    _composed(impl, ck, config, blind, src, tgt, sharpened=True, logits=first)
 
 
 def _luong_reads_the_current_state(
