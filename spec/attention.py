@@ -774,13 +774,14 @@ def att_cross(impl: Any, ck: Check) -> None:
         ck.equal(out.shape, (*batch, m, d_model), what="output shape")
         ck.equal(w.shape, (*batch, n_heads, m, n), what="weights shape")
         # No mask: every query gives every source position a positive weight (softmax of finite
-        # scores).
-        ck.that(
-            bool(np.all(w > 0)),
-            what="all cross-attention weights > 0",
-            observed=float(w.min()),
-            expected="> 0",
-        )
+        # scores), wherever the format can hold that weight: float16 has no number near a head's
+        # exact 3e-10, so an honest float16 attention writes 0 there.
+        exact = _attention_weights(
+            _split_heads(_project(x_tgt, params, "q"), n_heads),
+            _split_heads(_project(x_src, params, "k"), n_heads),
+            math.sqrt(d_head),
+        )  # (..., nh, m, n), float64
+        _positive_where_representable(ck, impl, w, exact, "cross-attention weights")
 
     # Every output row depends on every source position: change the value of source position j by
     # delta and the output row i moves by exactly w_ij delta (sdpa is linear in v).
@@ -803,11 +804,26 @@ def att_cross(impl: Any, ck: Check) -> None:
         output="attention",
         what="change of every output row = w_ij * delta",
     )
+    exact = _attention_weights(q, k, math.sqrt(q.shape[-1]))
+    _positive_where_representable(ck, impl, w_v[..., :, j], exact[..., :, j], f"w_ij (j = {j}) for every target i")
+
+
+def _positive_where_representable(ck: Check, impl: Any, w: np.ndarray, exact: np.ndarray, what: str) -> None:
+    """Every weight > 0 where the exact (float64) weight is a normal number of the format.
+
+    Below the format's smallest normal number a correct implementation may round a weight to 0
+    (float16: 6.1e-5; its subnormals end at 6e-8, and exp(s - max) underflows on the way there).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    tiny = precision.smallest_normal(impl)
+    held = exact >= tiny
     ck.that(
-        bool(np.all(w_v[..., :, j] > 0)),
-        what="w_ij > 0 for every target i",
-        observed=float(w_v[..., :, j].min()),
-        expected="> 0",
+        bool(np.all(w[held] > 0)),
+        what=f"{what} > 0" + ("" if held.all() else f" where the exact weight is at least {tiny:.3g}"),
+        observed=f"{float(w[held].min())} (exact weight there {float(exact[held][np.argmin(w[held])]):.3g})"
+        if held.any()
+        else "nothing to compare",
+        expected=f"> 0 (the format's smallest normal number is {tiny:.3g})",
     )
 
 

@@ -65,6 +65,12 @@ def low_precision(impl: Any) -> bool:
     return dtype_of(impl) in ("float16", "bfloat16")
 
 
+def smallest_normal(impl: Any) -> float:
+    """The smallest normal value of the implementation's format: a positive number the exact result
+    has below it (a softmax weight of 3e-10 in float16) may honestly come out as 0."""
+    return _TINY[dtype_of(impl)]
+
+
 def spacing(impl: Any, x: float) -> float:
     """The distance between ``x`` and the next representable value of the implementation's format
     (its ulp), subnormals included: rounding ``x`` to the format moves it by at most half of this."""

@@ -364,3 +364,24 @@ def test_mha_weights_of_the_wrong_shape_fail_the_clause_not_the_engine() -> None
     result = run_clause("MHA-CONCAT", averaged, profile="quick", seed=4, shrink=False)
     assert result.status == "failed", result.message
     assert "weights.shape: observed" in result.message
+
+
+@pytest.mark.parametrize("impl", ["torch:cpu:float16", "torch:cpu:bfloat16"])
+def test_a_weight_below_the_formats_range_may_come_out_zero(impl: str) -> None:
+    """ATT-CROSS asked every cross-attention weight to be > 0. At seed 0 of ``thorough`` a head
+    scored its two source positions -8.1 and 13.8 (d_head 1): the exact weight 3.3e-10 has no
+    float16 number near it, so torch's float16 attention, and a user's, wrote 0 and failed. A
+    weight must be positive where the exact one is a normal number of the format."""
+    result = run_clause("ATT-CROSS", impl, profile="thorough", seed=0)
+    assert result.status == "passed", result.message
+
+
+def test_cross_attention_under_a_causal_mask_still_fails_at_low_precision() -> None:
+    """The positivity check sized to the format still sees a weight a mask zeroed."""
+    def causal_cross(params, x_q, x_kv, n_heads, mask=None):
+        n_q, n_k = np.shape(x_q)[-2], np.shape(x_kv)[-2]
+        return numpy_ref.multi_head_attention(params, x_q, x_kv, n_heads, numpy_ref.causal_mask(n_q, n_k))
+
+    bad = patched("torch:cpu:float16", name="causal cross", multi_head_attention=causal_cross)
+    result = run_clause("ATT-CROSS", bad, profile="default", shrink=False)
+    assert result.status == "failed", result.message
