@@ -33,6 +33,7 @@ from .clause import (
     clause,
     informative,
 )
+from .softmax import LONG_ROWS
 
 TOPIC = "attention"
 
@@ -126,6 +127,23 @@ def _qkv(
     q = _array(ck, (*batch, n_q, d_k), "q")
     k = _array(ck, (*batch, n_k, d_k), "k")
     v = _array(ck, (*batch, n_k, d_v), "v")
+    return q, k, v
+
+
+def _long_row(ck: Check, *, d: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One query over as many keys as a long context: q (1, d), k (n, d), v (n, d), drawn from a
+    seed (too many numbers to draw one by one), n past 256 and 2048.
+
+    The weights are near 1/n and the values positive (0.5 to 2), so sum_j w_j v_j is near 1, where
+    a sum accumulated in the format itself stalls: a bfloat16 sum near 1 ignores an addend below
+    2^-9, past 256 keys of weight 1/n (float16: past 2048).
+    """
+    n = ck.draw(st.sampled_from(LONG_ROWS), "n_k (long row)")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "long row's seed"))
+    d = d if d is not None else ck.draw(st.integers(1, 4), "long row's d_k = d_v")
+    q = ck.input(rng.uniform(-1.0, 1.0, (1, d)))
+    k = ck.input(rng.uniform(-1.0, 1.0, (n, d)))
+    v = ck.input(rng.uniform(0.5, 2.0, (n, d)))
     return q, k, v
 
 
@@ -686,10 +704,21 @@ def att_convex(impl: Any, ck: Check) -> None:
     _on_the_simplex(ck, weights)
     lo, hi = v.min(axis=-2, keepdims=True), v.max(axis=-2, keepdims=True)
     ck.close(
-        np.clip(out, lo, hi),
         out,
+        np.clip(out, lo, hi),
         output="attention",
         what="output inside the box of the value rows",
+    )
+
+    # And over a long context's keys (a sum accumulated in the format stalls below the values)
+    q_long, k_long, v_long = _long_row(ck)
+    out_long, _ = impl.scaled_dot_product_attention(q_long, k_long, v_long)
+    lo, hi = v_long.min(axis=-2, keepdims=True), v_long.max(axis=-2, keepdims=True)
+    ck.close(
+        out_long,
+        np.clip(out_long, lo, hi),
+        output="attention",
+        what=f"output inside the box of the value rows, one query over {len(k_long)} keys",
     )
 
     # softmax(X X^T) X: passing q = k = X d^(1/4) makes the scaled scores exactly X X^T.
@@ -706,8 +735,8 @@ def att_convex(impl: Any, ck: Check) -> None:
     ck.close(hull_out, hull_w @ x, output="attention", what="softmax(X X^T) X = weights @ X")
     lo, hi = x.min(axis=-2, keepdims=True), x.max(axis=-2, keepdims=True)
     ck.close(
-        np.clip(hull_out, lo, hi),
         hull_out,
+        np.clip(hull_out, lo, hi),
         output="attention",
         what="softmax(X X^T) X inside the box of X",
     )
@@ -1138,6 +1167,16 @@ def att_oracle(impl: Any, ck: Check) -> None:
         head_mask = mask[..., None, :, :]
     if ck.offers(MHA):
         ck.close_to_oracle(MHA, params, x_q, x_kv, n_heads, mask=head_mask, output="attention")
+    # And one query over a long context's keys, drawn last (after the small inputs, which stay as
+    # Hypothesis drew them before).
+    if ck.offers(SDPA):
+        q_long, k_long, v_long = _long_row(ck)
+        ck.close_to_oracle(SDPA, q_long, k_long, v_long, output="attention",
+                           what=f"{SDPA}(q, k, v), one query over {len(k_long)} keys")
+    if ck.offers(MHA):
+        _, _, x_long = _long_row(ck, d=d_model)  # (n, d_model), positive
+        ck.close_to_oracle(MHA, params, x_long[:1], x_long, n_heads, output="attention",
+                           what=f"{MHA}(params, x_q, x_kv, n_heads), one query over {len(x_long)} keys")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1861,6 +1861,66 @@ _NETWORK_AGAINST_ORACLE = {
 }
 
 
+# A context past the integers float16 counts exactly (2048; bfloat16: 256), and then one past
+# bfloat16's only; a vocabulary with ids past 2048 too (GPT-3: 2,048 positions, 50,257 tokens).
+LONG_CONTEXTS = (2050, 300)
+LONG_VOCAB = 2304
+
+
+@clause(
+    "NET-LONG",
+    "A GPT and an encoder-decoder MUST give the oracle's logits for a sequence as long as a real "
+    "context, of token ids from a vocabulary of thousands (GPT-3: 2,048 positions, 50,257 tokens): "
+    "every position and every id read as itself, past the 256 integers bfloat16 holds exactly and "
+    "the 2,048 of float16.",
+    source=Source(VIDEO_NOTES, "Context Size", paper=BROWN_2020),
+    needs=("Transformer | GPT",),
+    uses=SUB_LAYERS,
+    topic=TOPIC,
+    cost="network",
+    note="Every other network clause draws a context of 16 and a vocabulary of 11, where positions "
+    "and ids held in a narrow format (torch.arange(T, dtype=bfloat16), ids cast to the model's "
+    "dtype, a sinusoid's angles formed in float16) are still exact. Here one layer of each network "
+    "reads 2050 or 300 tokens drawn from a seed over 2304 ids, against the oracle by the "
+    "same-precision rule, and a GPT against its own sub-layers composed (GPT-COMPOSE's route), "
+    "which a fault the oracle shares cannot pass.",
+)
+def net_long(impl: Any, ck: Check) -> None:
+    T = ck.draw(st.sampled_from(LONG_CONTEXTS), "sequence length T")
+    positional = ck.draw(st.sampled_from(["learned", "sinusoidal"]), "positional")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "tokens' seed"))
+
+    def sentence() -> np.ndarray:  # (T,) words only: no <pad> for an encoder to mask
+        return rng.integers(FIRST_WORD_ID, LONG_VOCAB, size=T)
+
+    if ck.offers("GPT"):
+        gpt = replace(tiny_gpt(ck, positional=positional, n_layers=1), n_vocab=LONG_VOCAB, context=T)
+        params = network_params(ck, gpt)
+        ids = sentence()
+        ck.close_to_oracle(lambda m: m.GPT(gpt, copy_params(params)).forward(ids), output="network",
+                           what=f"GPT.forward(ids), {T} tokens of a vocabulary of {LONG_VOCAB}")
+        if all(ck.offers(part) for part in SUB_LAYERS):
+            # And without the oracle: the same network composed from the implementation's own
+            # sub-layers, every position and id read exactly here (GPT-COMPOSE's route)
+            ck.close_routes(
+                lambda m: np.asarray(m.GPT(gpt, copy_params(params)).forward(ids)),
+                lambda m: unembedding(_gpt_composition(m, params, gpt, ids, lower_triangle(T)), params, "W_E"),
+                output="network",
+                what=f"GPT.forward(ids) vs its own parts composed, {T} tokens of a vocabulary of {LONG_VOCAB}",
+            )
+    if ck.offers("Transformer"):
+        transformer = replace(
+            tiny_transformer(ck, positional=positional, n_encoder_layers=1, n_decoder_layers=1),
+            n_src_vocab=LONG_VOCAB, n_tgt_vocab=LONG_VOCAB, context=T,
+        )
+        params = network_params(ck, transformer)
+        src, tgt = sentence(), sentence()
+        ck.close_to_oracle(
+            lambda m: m.Transformer(transformer, copy_params(params)).forward(src, tgt), output="network",
+            what=f"Transformer.forward(src, tgt), {T} tokens each of vocabularies of {LONG_VOCAB}",
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # The LSTM encoder-decoder (Sutskever et al. 2014).
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A model nobody here wrote: Hugging Face's GPT-2 through nnspec.verify.hf_gpt2.
 
-It offers one capability, ``GPT``, and is held to the five clauses a decoder-only model can run
+It offers one capability, ``GPT``, and is held to the seven clauses a decoder-only model can run
 (GPT-NEXT, DEC-AUTOREGRESSIVE through its own KV cache, NET-ORACLE, GPT-GENERATE and SAMPLE-DIST
 through Hugging Face's own ``generate``), at three precisions. The clauses must also catch the
 mistakes an adapter for such a model makes: a ``Conv1D`` weight left untransposed, positions
@@ -18,11 +18,13 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
-
+from nnspec.spec.blocks import SUB_LAYERS  # noqa: E402
 from nnspec.verify import load_implementation, patched, run_clause  # noqa: E402
 from nnspec.verify.catalogue import installed  # noqa: E402
 
-GPT_CLAUSES = {"GPT-NEXT", "DEC-AUTOREGRESSIVE", "NET-ORACLE", "GPT-GENERATE", "SAMPLE-DIST", "NET-BATCH"}
+GPT_CLAUSES = {
+    "GPT-NEXT", "DEC-AUTOREGRESSIVE", "NET-ORACLE", "GPT-GENERATE", "SAMPLE-DIST", "NET-BATCH", "NET-LONG",
+}
 
 
 def _name(device: str, dtype: str) -> str:
@@ -45,6 +47,7 @@ def test_gpt2_passes_every_clause_a_gpt_alone_can_run(device: str, dtype: str) -
     assert results["DEC-AUTOREGRESSIVE"].notes["not offered"] == ["Transformer"]
     assert results["SAMPLE-DIST"].notes["not offered"] == ["Transformer.sample"]
     assert results["NET-BATCH"].notes["not offered"] == ["Transformer", "Seq2Seq"]
+    assert results["NET-LONG"].notes["not offered"] == ["Transformer", *SUB_LAYERS]
     assert "GPT-NEXT" not in {cid for cid, r in results.items() if r.notes.get("not offered")}
 
 

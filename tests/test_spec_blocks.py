@@ -54,6 +54,7 @@ def test_the_topic_declares_the_issue_clauses() -> None:
         "DEC-CAUSAL", "DEC-AUTOREGRESSIVE", "DEC-CROSS-ALL", "OUT-DISTRIBUTION", "GREEDY",
         "GPT-NEXT", "NET-ORACLE", "S2S-REVERSE", "S2S-EOS", "S2S-BOTTLENECK", "TRAIN-TRANSLATE",
         "NET-PADDING", "GPT-GENERATE", "SAMPLE-DIST", "GPT-COMPOSE", "NET-LOGITS", "NET-BATCH",
+        "NET-LONG",
     }
 
 
@@ -249,6 +250,22 @@ class CacheIgnoringGPT(numpy_ref.GPT):
         return self.forward(ids), {"length": length + np.shape(ids)[-1]}
 
 
+def _through_float16(ids):
+    """Token ids stored in a float16 buffer on their way in (ids cast to the model's dtype): past
+    2048 they round to even numbers, so two words read one column."""
+    return np.asarray(ids).astype(np.float16).astype(np.int64)
+
+
+class IdsThroughFloat16GPT(numpy_ref.GPT):
+    def forward(self, ids):
+        return super().forward(_through_float16(ids))
+
+
+class IdsThroughFloat16Transformer(numpy_ref.Transformer):
+    def forward(self, src, tgt):
+        return super().forward(_through_float16(src), _through_float16(tgt))
+
+
 class PositionsFromOneGPT(numpy_ref.GPT):
     """Positions counted from 1 instead of 0 (an off-by-one in the position index)."""
 
@@ -354,6 +371,8 @@ BUGS = [
     ("NET-LOGITS", "tied-to-source-embedding", {"Transformer": TiedToSourceTransformer}),
     ("NET-BATCH", "gpt-positions-from-batch-length", {"GPT": GPTPositionsFromLen}),
     ("NET-BATCH", "seq2seq-reverse-batch-axis", {"Seq2Seq": ReverseBatchAxisSeq2Seq}),
+    ("NET-LONG", "ids-through-float16", {"GPT": IdsThroughFloat16GPT}),
+    ("NET-LONG", "ids-through-float16", {"Transformer": IdsThroughFloat16Transformer}),
 ]
 
 

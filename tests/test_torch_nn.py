@@ -64,7 +64,7 @@ def test_pytorch_layers_pass_every_clause_they_can_run_but_one(
     # (NET-ORACLE among them: each network agrees with the oracle by the tolerance policy), and
     # ATT-PADDING, which gives F.scaled_dot_product_attention and nn.MultiheadAttention the
     # oracle's padding mask (PyTorch has no padding_mask function)
-    assert len(runnable) == 81
+    assert len(runnable) == 82
     assert {"NET-ORACLE", "MLP-FORWARD", "GD-STEP", "ATT-PADDING", "NET-PADDING", "LSTM-SEQ", "NET-BATCH"} <= runnable
     # PyTorch has no parameter-counting function and no Bahdanau or Luong attention: PARAM-COUNT
     # checks the MLP init_params, S2S-COMPOSE composes nn.LSTM with the oracle's attention

@@ -1421,6 +1421,64 @@ def _half_cache_gpt(device: str, dtype: str) -> Callable:
     return _torch_network_class(HalfCacheGPT, device, dtype)
 
 
+def _gpt_positions_in_format(device: str, dtype: str) -> Callable:
+    """torch_ref's GPT whose position indices come from torch.arange(T, dtype=model dtype), as
+    code that builds positions beside the activations does: bfloat16 holds no integer above 256
+    exactly, so a learned table's rows and a sinusoid's angles are read at rounded positions, and
+    tokens 257 to 2050 share a few dozen of them. Only a context past 256 shows it."""
+    import torch
+    from nnspec.reference import torch_ref
+    from nnspec.reference.torch_ref import networks as tnets
+
+    from .implementations import _torch_network_class
+
+    class PositionsInFormatGPT(torch_ref.GPT):
+        def hidden(self, ids: Any) -> torch.Tensor:
+            ids = tnets._ids(ids, self.device)
+            p, c = self.params, self.config
+            T = ids.shape[-1]
+            x = tnets.embed(ids, p["W_E"])
+            if c.scale_embeddings:
+                x = x * math.sqrt(c.d_model)
+            pos = torch.arange(T, device=self.device, dtype=p["W_E"].dtype)  # rounded past 256
+            if c.positional == "learned":
+                x = x + p["W_P"][pos.long()]
+            elif c.positional == "sinusoidal":
+                col = torch.arange(c.d_model, device=self.device, dtype=torch.float64)
+                angle = pos.double()[:, None] / 10000.0 ** ((col - col % 2) / c.d_model)
+                x = x + torch.where(col % 2 == 0, torch.sin(angle), torch.cos(angle)).to(x.dtype)
+            mask = tnets.causal_mask(T, T, device=self.device)
+            for block in p["blocks"]:
+                x = tnets._block(x, block["attn"], block["norm_1"], block["ffn"], block["norm_2"], c, mask)
+            if c.norm_placement == "pre":
+                x = tnets.layer_norm(x, p["final_norm"]["gamma"], p["final_norm"]["beta"], c.layer_norm_eps)
+            return x
+
+    return _torch_network_class(PositionsInFormatGPT, device, dtype)
+
+
+def _build_gpt_positions_in_bfloat16(base: str) -> Implementation:
+    device = _device_of(base)
+    return patched(f"torch:{device}:bfloat16", name="gpt-positions-in-bfloat16",
+                   GPT=_gpt_positions_in_format(device, "bfloat16"))
+
+
+def attention_values_summed_in_bfloat16(
+    q: Any, k: Any, v: Any, mask: Any | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Attention whose output sum_j w_j v_j is accumulated key by key in bfloat16 (a kernel whose
+    accumulator has the data's type): once the sum nears 1, an addend below 2^-9 is lost, so past
+    a few hundred keys of weight 1/n the output stalls."""
+    out, weights = numpy_ref.scaled_dot_product_attention(q, k, v, mask)
+    w = round_to_dtype(weights, "bfloat16")  # (..., n_q, n_k)
+    v = round_to_dtype(np.asarray(v, dtype=np.float64), "bfloat16")  # (..., n_k, d_v)
+    total = np.zeros(np.shape(out))
+    for j in range(w.shape[-1]):
+        total = round_to_dtype(total + round_to_dtype(w[..., :, j, None] * v[..., None, j, :], "bfloat16"),
+                               "bfloat16")
+    return total, w
+
+
 def layer_norm_variance_in_float16(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
     """(x - mean).pow(2).mean(-1) with the squares in float16 (T5's layer norm before
     transformers #10956): a feature 256 from its token's mean squares past 65504 to inf."""
@@ -1875,6 +1933,12 @@ MUTANTS: tuple[Mutant, ...] = (
     _at_precision("mask-additive-minus-1e4", "masked scores + (1 - mask) * -10000.0 (BERT) instead "
                   "of -inf: a row with no allowed key gets uniform weights", ("ATT-FULLY-MASKED",),
                   "float32", scaled_dot_product_attention=attention_mask_minus_1e4),
+    Mutant("gpt-positions-in-bfloat16", "a bfloat16 GPT whose positions come from torch.arange(T, "
+           "dtype=bfloat16): past 256 tokens they collide", ("GPT",), ("NET-LONG",),
+           _build_gpt_positions_in_bfloat16, base="torch:cpu:bfloat16"),
+    _at_precision("attention-values-summed-in-bfloat16", "attention's sum of weighted values "
+                  "accumulated in bfloat16: past a few hundred keys it stalls", ("ATT-ORACLE", "ATT-CONVEX"),
+                  "bfloat16", scaled_dot_product_attention=attention_values_summed_in_bfloat16),
     _at_precision("mask-fill-finfo-min", "scores.masked_fill(~mask, finfo(float16).min) (Hugging "
                   "Face): a row with no allowed key gets uniform weights", ("ATT-FULLY-MASKED",),
                   "float16", scaled_dot_product_attention=attention_mask_fill_finfo_min),
