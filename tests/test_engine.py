@@ -1316,3 +1316,23 @@ def test_a_read_only_array_crosses_the_torch_boundary_without_a_warning() -> Non
         rounded = round_to_dtype(x, "bfloat16")  # every clause input goes through it
     np.testing.assert_allclose(out, numpy_ref.softmax(x), rtol=1e-12)
     np.testing.assert_array_equal(rounded, x)  # 0, 1 and 2 are bfloat16 numbers
+
+
+def test_torch_code_returning_a_narrower_format_than_declared_is_told_so() -> None:
+    """The failure of a model whose result is narrower than it declares says the declaration may be
+    the fix. torch_module converts tensors to float64 NumPy, so the format was lost and a float32
+    declaration over autocast's bfloat16 results got no such line (a user audit)."""
+    import types
+
+    import torch
+    from nnspec.verify import torch_module
+
+    def softmax(x, axis=-1, temperature=1.0):  # autocast's output format handed back as it is
+        return torch.softmax(x.to(torch.bfloat16).float() / temperature, axis).to(torch.bfloat16)
+
+    impl = torch_module(types.SimpleNamespace(softmax=softmax), name="autocast-softmax", dtype="float32")
+    result = run_clause("SM-FORMULA", impl, profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert "its torch results have come back in bfloat16, narrower than the float32 it declares" in result.message
+    honest = torch_module(types.SimpleNamespace(softmax=softmax), name="declared-bf16", dtype="bfloat16")
+    assert run_clause("SM-FORMULA", honest, profile="quick", seed=0).status == "passed"

@@ -272,3 +272,78 @@ def test_a_factory_that_hangs_while_building_the_probe_fails_the_clause_in_its_t
     result = run_clause("BP-FULL", from_object(Hanging(), name="hanging"), profile="quick", seed=0, time_limit=1.0)
     assert result.status == "failed", result.message
     assert "timed out after 1 s while hanging's MLP was building a tiny network" in result.message, result.message
+
+
+def test_torch_code_offered_as_a_factory_crosses_the_boundary_as_a_class_does() -> None:
+    """``torch_module`` converted a network class's parameters, arguments and results, but handed a
+    factory (``def MLP(self, config, params): return MyMLP(...)``, as the protocols spell it) the
+    NumPy parameters and the instance's methods NumPy arguments, and passed its tensors back: every
+    MLP and Transformer clause of a user audit's correct float32 model failed on `.to`."""
+    from nnspec.reference import torch_ref
+    from nnspec.verify import torch_module
+
+    class Factories:
+        def MLP(self, config: Any, params: Any) -> Any:  # noqa: N802
+            return torch_ref.MLP(config, params)
+
+        def Transformer(self, config: Any, params: Any) -> Any:  # noqa: N802
+            return torch_ref.Transformer(config, params)
+
+    impl = torch_module(Factories(), name="factories", dtype="float32")
+    assert impl.has("MLP.gradients") and impl.has("Transformer.greedy_decode")
+    assert not impl.has("MLP.hidden")
+    for clause_id in ("MLP-FORWARD", "BP-FULL", "NET-LOGITS", "GREEDY"):
+        result = run_clause(clause_id, impl, profile="quick", seed=0)
+        assert result.status == "passed", (clause_id, result.message)
+
+
+def test_the_train_every_torch_module_has_is_not_the_networks_training() -> None:
+    """A Transformer built on ``torch.nn.Module`` has ``train(mode=True)``, the switch to training
+    mode: TRAIN-TRANSLATE took it for ``Transformer.train(src, tgt, epochs=..., ...)`` and failed a
+    correct model that offers no training (a user audit). Offered as a class, as torch code, or
+    answering ``nnspec_has_method`` from its instances, it is not applicable."""
+    import torch
+    from nnspec.reference import numpy_ref, torch_ref
+    from nnspec.verify import torch_module
+    from nnspec.verify.implementations import from_object
+
+    class ModuleTransformer(torch.nn.Module):
+        def __init__(self, config: Any, params: Any) -> None:
+            super().__init__()
+            self.net = numpy_ref.Transformer(config, params)
+
+        def forward(self, src: Any, tgt: Any) -> Any:
+            return self.net.forward(src, tgt)
+
+    class TorchModuleTransformer(torch.nn.Module):
+        def __init__(self, config: Any, params: Any) -> None:
+            super().__init__()
+            self.net = torch_ref.Transformer(config, params)
+
+        def forward(self, src: Any, tgt: Any) -> Any:
+            return self.net.forward(src, tgt)
+
+    class Answering:  # says per instance what it offers
+        def __init__(self, config: Any, params: Any) -> None:
+            self.net = numpy_ref.Transformer(config, params)
+
+        def nnspec_has_method(self, name: str) -> bool:
+            return name != "train"
+
+        def train(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("not offered, as nnspec_has_method says")
+
+        def forward(self, src: Any, tgt: Any) -> Any:
+            return self.net.forward(src, tgt)
+
+    class Holder:
+        def __init__(self, transformer: Any) -> None:
+            self.Transformer = transformer
+
+    for impl in (from_object(Holder(ModuleTransformer), name="module"),
+                 torch_module(Holder(TorchModuleTransformer), name="torch-module"),
+                 from_object(Holder(Answering), name="answering")):
+        assert impl.has("Transformer.forward") and not impl.has("Transformer.train"), impl.name
+        assert run_clause("TRAIN-TRANSLATE", impl, profile="quick").status == "not_applicable", impl.name
+        result = run_clause("NET-ORACLE", impl, profile="quick", seed=0)
+        assert result.status == "passed", result.message

@@ -181,13 +181,22 @@ class EngineCheck:
     def _narrower(self, observed: Any) -> str:
         """Why a precision failure may be the declaration's: a result in a narrower float than the
         implementation declares (a float32 model without ``nnspec_dtype`` is judged as float64)."""
-        if not isinstance(observed, np.ndarray) or observed.dtype.kind != "f":
+        declared = tolerances.EPS[self.impl.dtype]  # the one eps table
+        if isinstance(observed, np.ndarray) and observed.dtype.kind == "f" \
+                and float(np.finfo(observed.dtype).eps) > declared:
+            return (
+                f"the result is {observed.dtype}, narrower than the {self.impl.dtype} this implementation "
+                f"declares (nnspec_dtype; float64 unless declared): if it computes in {observed.dtype}, "
+                "declare that, and it is judged by that precision's rule"
+            )
+        # torch code behind torch_module: its tensors became float64 NumPy on the way out
+        narrower = [d for d in self.impl.result_dtypes if tolerances.EPS.get(d, 0.0) > declared]
+        if not narrower:
             return ""
-        if float(np.finfo(observed.dtype).eps) <= tolerances.EPS[self.impl.dtype]:  # the one eps table
-            return ""
+        seen = ", ".join(sorted(narrower, key=tolerances.EPS.__getitem__))
         return (
-            f"the result is {observed.dtype}, narrower than the {self.impl.dtype} this implementation declares "
-            f"(nnspec_dtype; float64 unless declared): if it computes in {observed.dtype}, declare that, "
+            f"its torch results have come back in {seen}, narrower than the {self.impl.dtype} it declares "
+            f"(torch_module(dtype=...)): if it computes in {seen} (autocast included), declare that, "
             "and it is judged by that precision's rule"
         )
 

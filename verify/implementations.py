@@ -545,6 +545,9 @@ class Implementation:
         self._namespace = {k: v for k, v in namespace.items() if v is not None}
         # What a network offered as a factory builds, by capability (see ``has``): found once
         self._built: dict[str, Any] = {}
+        # The float formats its results came in before an adapter converted them to NumPy (filled
+        # by torch_module; empty where the results arrive as NumPy and show their own dtype)
+        self.result_dtypes: set[str] = set()
 
     # -- what it offers ------------------------------------------------------------------------
     @property
@@ -559,11 +562,14 @@ class Implementation:
         if not method:
             return True
         target = self._namespace[head]
-        probe = getattr(target, "nnspec_has_method", None)
+        probe = _has_method_probe(target)
         if probe is not None:
             return bool(probe(method))
-        if hasattr(target, method) or head not in NETWORK_CLASSES:
+        if head not in NETWORK_CLASSES:
             return hasattr(target, method)
+        answers_per_instance = inspect.getattr_static(target, "nnspec_has_method", None) is not None
+        if inspect.isclass(target) and offers_method(target, method) and not answers_per_instance:
+            return True
         # A factory (``def MLP(self, config, params): return MyNet(...)``), or a class that hands
         # its methods on from an inner model (``__getattr__``): the methods are those of what it
         # builds. Judged by the factory alone, every method clause was not applicable, and a run
@@ -571,7 +577,8 @@ class Implementation:
         built = self._what_it_builds(head)
         if built is None:
             return not inspect.isclass(target)
-        return hasattr(built, method)
+        probe = getattr(built, "nnspec_has_method", None)  # an instance's own answer
+        return bool(probe(method)) if callable(probe) else offers_method(built, method)
 
     def _what_it_builds(self, head: str) -> Any:
         """One tiny network a factory built from a preset and the parameters of PARAMETERS.md, under
@@ -586,8 +593,9 @@ class Implementation:
                 "transformer_tiny"), "GPT": configs.preset("gpt_tiny"), "Seq2Seq": configs.preset("seq2seq_tiny")}
             config = self.conventions.apply(preset[head])
             try:
-                network = getattr(self, head)(config, init_params(config))
-                built = network._network if isinstance(network, NetworkProxy) else network
+                built = getattr(self, head)(config, init_params(config))
+                while isinstance(built, (NetworkProxy, TorchNetwork)):  # the adapters' wrappers
+                    built = built._network
             except Exception:
                 built = None
             self._built[head] = built
@@ -779,9 +787,10 @@ class TorchNetwork:
     in IEEE float32 whatever the session set (:func:`nnspec.verify.numerics.ieee_float32`)."""
 
     def __init__(
-        self, cls: type, device: str, dtype: str, config: Any, params: Any, *a: Any, pin: bool = True, **k: Any
+        self, cls: type, device: str, dtype: str, config: Any, params: Any, *a: Any, pin: bool = True,
+        seen: set[str] | None = None, **k: Any,
     ):
-        self._device, self._dtype, self._pin = device, dtype, pin
+        self._device, self._dtype, self._pin, self._seen = device, dtype, pin, seen
         with ieee_float32() if pin else contextlib.nullcontext():
             self._network = cls(config, to_framework(params, device, dtype), *a, **k)
 
@@ -791,26 +800,81 @@ class TorchNetwork:
             return to_numpy(target)
         device, dtype = self._device, self._dtype
 
-        pin = self._pin
+        pin, seen = self._pin, self._seen
 
         @functools.wraps(target)
         def method(*args: Any, **kwargs: Any) -> Any:
             with ieee_float32() if pin else contextlib.nullcontext():
-                return to_numpy(
-                    target(*to_framework(args, device, dtype), **to_framework(kwargs, device, dtype))
-                )
+                result = target(*to_framework(args, device, dtype), **to_framework(kwargs, device, dtype))
+            return to_numpy(_noting_float_dtypes(result, seen))
 
         return method
 
 
-def _torch_network_class(cls: type, device: str, dtype: str, *, pin: bool = True) -> Callable:
-    def construct(config: Any, params: Any, *args: Any, **kwargs: Any) -> TorchNetwork:
-        return TorchNetwork(cls, device, dtype, config, params, *args, pin=pin, **kwargs)
+def _noting_float_dtypes(result: Any, seen: set[str] | None) -> Any:
+    """``result``, its tensors' floating-point formats added to ``seen`` (user code: they are lost
+    in the conversion to NumPy, and a bfloat16 result under a float32 declaration is the usual
+    autocast slip that a failure should name)."""
+    if seen is not None:
+        import torch
 
-    construct.__name__ = cls.__name__
+        stack = [result]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point():
+                    seen.add(str(value.dtype).removeprefix("torch."))
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
+            elif isinstance(value, dict):
+                stack.extend(value.values())
+    return result
+
+
+def _torch_network_class(
+    cls: Callable, device: str, dtype: str, *, pin: bool = True, seen: set[str] | None = None
+) -> Callable:
+    """A torch network class, or a factory ``(config, params) -> network``, behind the NumPy
+    boundary: parameters converted once, every method's arguments and results on each call."""
+
+    def construct(config: Any, params: Any, *args: Any, **kwargs: Any) -> TorchNetwork:
+        return TorchNetwork(cls, device, dtype, config, params, *args, pin=pin, seen=seen, **kwargs)
+
+    construct.__name__ = getattr(cls, "__name__", "network")
     construct.__doc__ = cls.__doc__
-    construct.nnspec_has_method = lambda method: hasattr(cls, method)  # type: ignore[attr-defined]
+    probe = _has_method_probe(cls)
+    if probe is not None:
+        construct.nnspec_has_method = probe  # type: ignore[attr-defined]
+    elif inspect.isclass(cls) and inspect.getattr_static(cls, "nnspec_has_method", None) is None:
+        construct.nnspec_has_method = functools.partial(offers_method, cls)  # type: ignore[attr-defined]
+    # else a factory, or a class that answers per instance: the engine asks one it builds
     return construct
+
+
+def offers_method(owner: Any, method: str) -> bool:
+    """Whether ``owner`` (a network class or instance) has ``method`` as nnspec means it.
+
+    Every ``torch.nn.Module`` has ``train(mode=True)``, the switch to training mode, which is not
+    ``Transformer.train(src, tgt, epochs=..., eta=..., seed=...)``: a model built on nn.Module
+    that offers no training of its own offers no ``train`` (nor an unimplemented ``forward``).
+    """
+    if not hasattr(owner, method):
+        return False
+    cls = owner if inspect.isclass(owner) else type(owner)
+    for klass in inspect.getmro(cls):
+        if method in vars(klass):
+            return not (klass.__name__ == "Module" and klass.__module__ == "torch.nn.modules.module")
+    return True  # an instance attribute, or handed on by __getattr__
+
+
+def _has_method_probe(target: Any) -> Callable[[str], Any] | None:
+    """``target.nnspec_has_method`` where it can answer without an instance: a factory's
+    attribute, a class's staticmethod or classmethod (an instance method needs an instance)."""
+    if inspect.isclass(target):
+        own = inspect.getattr_static(target, "nnspec_has_method", None)
+        return target.nnspec_has_method if isinstance(own, (staticmethod, classmethod)) else None
+    probe = getattr(target, "nnspec_has_method", None)
+    return probe if callable(probe) else None
 
 
 # Capabilities whose result is itself a function of arrays (activation(name)): it crosses the
@@ -818,7 +882,9 @@ def _torch_network_class(cls: type, device: str, dtype: str, *, pin: bool = True
 RETURNS_FUNCTION = frozenset({"activation"})
 
 
-def _torch_function(name: str, fn: Callable, device: str, dtype: str, *, pin: bool = True) -> Callable:
+def _torch_function(
+    name: str, fn: Callable, device: str, dtype: str, *, pin: bool = True, seen: set[str] | None = None
+) -> Callable:
     """``fn`` (tensors in and out) at the NumPy boundary. ``pin``: nnspec's own torch_ref, run in
     IEEE float32 and without autograd; a user's torch code runs as the session set it."""
     import torch
@@ -844,8 +910,8 @@ def _torch_function(name: str, fn: Callable, device: str, dtype: str, *, pin: bo
             with torch.no_grad(), ieee_float32():
                 result = fn(*args, **kwargs)
         if name in RETURNS_FUNCTION:  # activation(name): the function it hands back takes tensors too
-            return _torch_function(f"{name}()", result, device, dtype, pin=pin)
-        return to_numpy(result)
+            return _torch_function(f"{name}()", result, device, dtype, pin=pin, seen=seen)
+        return to_numpy(_noting_float_dtypes(result, seen))
 
     return call
 
@@ -863,17 +929,20 @@ def _device_available(device: str) -> tuple[bool, str]:
     return False, f"unknown device {device!r}"
 
 
-def _torch_namespace(module: Any, device: str, dtype: str, *, pin: bool) -> dict[str, Any]:
-    """A module's torch capabilities (torch_ref's names), each behind the NumPy boundary."""
+def _torch_namespace(
+    module: Any, device: str, dtype: str, *, pin: bool, seen: set[str] | None = None
+) -> dict[str, Any]:
+    """A module's torch capabilities (torch_ref's names), each behind the NumPy boundary; the
+    float formats of their results go into ``seen`` where given."""
     namespace: dict[str, Any] = {}
     for name in CAPABILITIES:
         target = getattr(module, name, None)
         if target is None or name in SHARED:
             continue
-        if name in NETWORK_CLASSES and isinstance(target, type):
-            namespace[name] = _torch_network_class(target, device, dtype, pin=pin)
+        if name in NETWORK_CLASSES and callable(target):  # a class, or a factory of networks
+            namespace[name] = _torch_network_class(target, device, dtype, pin=pin, seen=seen)
         elif callable(target):
-            namespace[name] = _torch_function(name, target, device, dtype, pin=pin)
+            namespace[name] = _torch_function(name, target, device, dtype, pin=pin, seen=seen)
     return namespace
 
 
@@ -921,7 +990,8 @@ def torch_module(
     references' defaults.
     """
     dtype = _declared_dtype(dtype, name, what="dtype")  # torch.bfloat16 as well as "bf16"
-    namespace = _torch_namespace(module, device, dtype, pin=False)
+    result_dtypes: set[str] = set()
+    namespace = _torch_namespace(module, device, dtype, pin=False, seen=result_dtypes)
     if not namespace:
         raise UnknownImplementation(
             f"implementation {name!r}: {module!r} offers none of the capabilities "
@@ -931,10 +1001,12 @@ def torch_module(
     version = getattr(module, "__version__", "")
     if conventions is None:  # what the module declares, as for an implementation named by path
         conventions = getattr(module, "nnspec_conventions", None)
-    return Implementation(
+    impl = Implementation(
         name, namespace, dtype=dtype, device=device, version=str(version), conventions=conventions,
         framework="third-party", available=available, unavailable_reason=reason,
     )
+    impl.result_dtypes = result_dtypes
+    return impl
 
 
 def numpy_implementation() -> Implementation:
@@ -1267,7 +1339,7 @@ def _resolve(name: str) -> Implementation:
 def _without_method(network: Any, method: str) -> type:
     """A network class (or an adapter's factory of one) whose class and instances lack ``method``:
     a model without ``train``, say. The engine asks a factory through ``nnspec_has_method``."""
-    inner_has = getattr(network, "nnspec_has_method", None) or (lambda m: hasattr(network, m))
+    inner_has = _has_method_probe(network) or functools.partial(offers_method, network)
 
     class Without:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
