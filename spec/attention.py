@@ -158,6 +158,14 @@ def _mask(ck: Check, shape: tuple[int, ...], label: str) -> np.ndarray:
     return mask
 
 
+def _as_passed(mask: np.ndarray) -> str:
+    """The mask a clause passed, for its failure message, where the draw shown below it was
+    changed first (True = may attend, as 1)."""
+    if mask.size > 32:
+        return f" (mask as passed: shape {mask.shape}, {int(mask.sum())} allowed)"
+    return f" (mask as passed, 1 = may attend: {mask.astype(int).tolist()})"
+
+
 def _mha_params(ck: Check, d_model: int, *, bias: bool = True) -> dict[str, np.ndarray]:
     """W_q, W_k, W_v, W_o (d_model, d_model) and their biases, entries ~ N(0, 1/d_model)."""
     seed = ck.draw(st.integers(0, 2**32 - 1), "parameter seed")
@@ -663,18 +671,19 @@ def att_fully_masked(impl: Any, ck: Check) -> None:
     mask = _mask(ck, q.shape[:-1] + (k.shape[-2],), "mask")
     blocked = ck.draw(hnp.arrays(np.bool_, q.shape[:-1]), "fully masked queries")  # (..., n_q)
     mask = mask & ~blocked[..., None]
+    passed = _as_passed(mask)  # the drawn mask above is shown before its blocked rows were cleared
     out, weights = impl.scaled_dot_product_attention(q, k, v, mask)
     ck.that(
         bool(np.all(np.isfinite(out))),
-        what="isfinite(output)",
+        what=f"isfinite(output){passed}",
         observed=_nonfinite({"output": out}),
         expected="finite",
     )
     # softmax(-inf, ..., -inf) -> 0 weights, so the weighted sum of values is 0.
     ck.equal(
-        weights[blocked], np.zeros(weights[blocked].shape), what="weights of a fully masked query"
+        weights[blocked], np.zeros(weights[blocked].shape), what=f"weights of a fully masked query{passed}"
     )
-    ck.equal(out[blocked], np.zeros(out[blocked].shape), what="output of a fully masked query")
+    ck.equal(out[blocked], np.zeros(out[blocked].shape), what=f"output of a fully masked query{passed}")
     ck.close(
         weights[~blocked].sum(axis=-1),
         np.ones(int((~blocked).sum())),
@@ -975,15 +984,17 @@ def mha_fully_masked(impl: Any, ck: Check) -> None:
     mask = _mask(ck, (*batch, 1, n_q, n_k), "mask")  # shared by the heads
     blocked_query = ck.draw(st.integers(0, n_q - 1), "fully masked query")
     mask[..., blocked_query, :] = False
+    passed = _as_passed(mask)  # the drawn mask is shown before query blocked_query was cleared
     out, weights = impl.multi_head_attention(params, x_q, x_kv, n_heads, mask)
     ck.that(
         bool(np.all(np.isfinite(out))) and bool(np.all(np.isfinite(weights))),
-        what="isfinite(output) and isfinite(weights)",
+        what=f"isfinite(output) and isfinite(weights){passed}",
         observed=_nonfinite({"output": out, "weights": weights}) + f" (query {blocked_query} has no allowed key)",
         expected="finite everywhere",
     )
     blocked_weights = weights[..., blocked_query, :]  # (..., nh, n_k)
-    ck.equal(blocked_weights, np.zeros(blocked_weights.shape), what=f"every head's weights of query {blocked_query}")
+    ck.equal(blocked_weights, np.zeros(blocked_weights.shape),
+             what=f"every head's weights of query {blocked_query}{passed}")
     b_o = params.get("b_o", np.zeros(d_model))
     ck.close(
         out[..., blocked_query, :],

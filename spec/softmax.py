@@ -212,7 +212,7 @@ def softmax_temperature(impl: Any, ck: Check) -> None:
     ck.close(impl.softmax(x, temperature=1.0), impl.softmax(x),
              output="probability", what="softmax(x, T=1)")
     # e^{x_i/T} / sum_j e^{x_j/T} = softmax(x / T); T a power of two keeps x / T exact
-    k = ck.draw(st.integers(-4, 4), "log2 T")
+    k = ck.draw(st.integers(-4, 4), "log2 T (the drawn temperature; the limits use 2^-12 and 2^60)")
     t = 2.0**k
     ck.close(impl.softmax(x, temperature=t), _exp_normalise(x / t, -1),
              output="probability", what=f"softmax(x, T=2^{k})")

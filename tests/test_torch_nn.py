@@ -20,7 +20,10 @@ from nnspec.verify.catalogue import installed
 from nnspec.verify.torch_nn import TorchNN
 
 # The clauses PyTorch's built-ins fail, and what the failure must say.
-DEPARTURES = {"MHA-FULLY-MASKED": "isfinite(output) and isfinite(weights): observed 1 non-finite in output"}
+DEPARTURES = {
+    "MHA-FULLY-MASKED": "isfinite(output) and isfinite(weights) (mask as passed, 1 = may attend: [[[0], [1]]]): "
+    "observed 1 non-finite in output",
+}
 # Capabilities offered: what torch.nn / torch.nn.functional have a built-in for.
 OFFERED = {
     "sigmoid", "sigmoid_prime", "relu", "relu_prime", "tanh", "tanh_prime", "gelu", "gelu_prime",
