@@ -250,7 +250,8 @@ GPT_POSITIONAL = ("none", "sinusoidal", "learned")
 
 
 def tiny_gpt(ck: Check, *, positional_first: str = "none", **fixed: Any) -> GPTConfig:
-    """A small GPT with every switch the configs offer drawn (``fixed`` pins some).
+    """A small GPT with every switch the configs offer drawn (``fixed`` pins some, and may pin
+    ``n_heads`` and ``d_head``).
 
     The first choices are where Hypothesis starts, and at the quick profile a network clause gets
     two examples, the first of them these choices and the second a random draw: so the first is
@@ -261,8 +262,9 @@ def tiny_gpt(ck: Check, *, positional_first: str = "none", **fixed: Any) -> GPTC
     'none' that still adds a position table) unless the clause is about positions, where the
     learned table (read from the wrong row, or from the cache's start) comes first.
     """
-    n_heads = ck.draw(st.sampled_from([1, 2]), "n_heads")
-    d_head = ck.draw(st.sampled_from([3, 4]), "d_head")
+    fixed = dict(fixed)
+    n_heads = fixed.pop("n_heads") if "n_heads" in fixed else ck.draw(st.sampled_from([1, 2]), "n_heads")
+    d_head = fixed.pop("d_head") if "d_head" in fixed else ck.draw(st.sampled_from([3, 4]), "d_head")
     positional = (positional_first, *(kind for kind in GPT_POSITIONAL if kind != positional_first))
     choices = {
         "norm_placement": st.sampled_from(["pre", "post"]),
@@ -1894,7 +1896,11 @@ def net_long(impl: Any, ck: Check) -> None:
         return rng.integers(FIRST_WORD_ID, LONG_VOCAB, size=T)
 
     if ck.offers("GPT"):
-        gpt = replace(tiny_gpt(ck, positional=positional, n_layers=1), n_vocab=LONG_VOCAB, context=T)
+        # two heads of 4: a layer norm over 3 features is ill-conditioned enough that two correct
+        # bfloat16 routes part, at one of 300 positions, by more than rule 4 allows (PyTorch's own
+        # encoder layer against its functions composed)
+        gpt = replace(tiny_gpt(ck, positional=positional, n_layers=1, n_heads=2, d_head=4),
+                      n_vocab=LONG_VOCAB, context=T)
         params = network_params(ck, gpt)
         ids = sentence()
         ck.close_to_oracle(lambda m: m.GPT(gpt, copy_params(params)).forward(ids), output="network",
