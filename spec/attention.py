@@ -835,6 +835,8 @@ def att_cross(impl: Any, ck: Check) -> None:
     if not ck.offers(SDPA):
         return
     out_v, w_v = impl.scaled_dot_product_attention(q, k, v)
+    # the weights are read by position below: a wrong shape is the implementation's failure
+    ck.equal(np.shape(w_v), (*batch, m, n), what="scaled_dot_product_attention(q, k, v) weights.shape")
     out_v2, _ = impl.scaled_dot_product_attention(q, k, v2)
     ck.close(
         out_v2 - out_v,

@@ -1903,14 +1903,18 @@ def net_long(impl: Any, ck: Check) -> None:
                       n_vocab=LONG_VOCAB, context=T)
         params = network_params(ck, gpt)
         ids = sentence()
-        ck.close_to_oracle(lambda m: m.GPT(gpt, copy_params(params)).forward(ids), output="network",
-                           what=f"GPT.forward(ids), {T} tokens of a vocabulary of {LONG_VOCAB}")
+        logits = np.asarray(ck.close_to_oracle(
+            lambda m: m.GPT(gpt, copy_params(params)).forward(ids), output="network",
+            what=f"GPT.forward(ids), {T} tokens of a vocabulary of {LONG_VOCAB}",
+        ))  # (T, n_vocab)
         if all(ck.offers(part) for part in SUB_LAYERS):
             # And without the oracle: the same network composed from the implementation's own
-            # sub-layers, every position and id read exactly here (GPT-COMPOSE's route)
+            # sub-layers, every position and id read exactly here (GPT-COMPOSE's route); the
+            # implementation's forward pass above is not run again
+            causal = lower_triangle(T)  # (T, T)
             ck.close_routes(
-                lambda m: np.asarray(m.GPT(gpt, copy_params(params)).forward(ids)),
-                lambda m: unembedding(_gpt_composition(m, params, gpt, ids, lower_triangle(T)), params, "W_E"),
+                lambda m: logits if m is impl else np.asarray(m.GPT(gpt, copy_params(params)).forward(ids)),
+                lambda m: unembedding(_gpt_composition(m, params, gpt, ids, causal), params, "W_E"),
                 output="network",
                 what=f"GPT.forward(ids) vs its own parts composed, {T} tokens of a vocabulary of {LONG_VOCAB}",
             )

@@ -1421,46 +1421,38 @@ def _half_cache_gpt(device: str, dtype: str) -> Callable:
     return _torch_network_class(HalfCacheGPT, device, dtype)
 
 
-def _gpt_positions_in_format(device: str, dtype: str) -> Callable:
-    """torch_ref's GPT whose position indices come from torch.arange(T, dtype=model dtype), as
+def _gpt_positions_in_bfloat16(device: str) -> Callable:
+    """torch_ref's bfloat16 GPT whose position indices come from torch.arange(T, dtype=bfloat16), as
     code that builds positions beside the activations does: bfloat16 holds no integer above 256
     exactly, so a learned table's rows and a sinusoid's angles are read at rounded positions, and
-    tokens 257 to 2050 share a few dozen of them. Only a context past 256 shows it."""
+    tokens 257 to 2050 share a few dozen of them. Only a context past 256 shows it. Planted as the
+    table the GPT adds: the learned rows at the rounded positions, or the sinusoids at them
+    (:func:`pe_positions_in_bfloat16`), added as a learned table."""
     import torch
     from nnspec.reference import torch_ref
-    from nnspec.reference.torch_ref import networks as tnets
 
     from .implementations import _torch_network_class
 
-    class PositionsInFormatGPT(torch_ref.GPT):
-        def hidden(self, ids: Any) -> torch.Tensor:
-            ids = tnets._ids(ids, self.device)
-            p, c = self.params, self.config
-            T = ids.shape[-1]
-            x = tnets.embed(ids, p["W_E"])
-            if c.scale_embeddings:
-                x = x * math.sqrt(c.d_model)
-            pos = torch.arange(T, device=self.device, dtype=p["W_E"].dtype)  # rounded past 256
-            if c.positional == "learned":
-                x = x + p["W_P"][pos.long()]
-            elif c.positional == "sinusoidal":
-                col = torch.arange(c.d_model, device=self.device, dtype=torch.float64)
-                angle = pos.double()[:, None] / 10000.0 ** ((col - col % 2) / c.d_model)
-                x = x + torch.where(col % 2 == 0, torch.sin(angle), torch.cos(angle)).to(x.dtype)
-            mask = tnets.causal_mask(T, T, device=self.device)
-            for block in p["blocks"]:
-                x = tnets._block(x, block["attn"], block["norm_1"], block["ffn"], block["norm_2"], c, mask)
-            if c.norm_placement == "pre":
-                x = tnets.layer_norm(x, p["final_norm"]["gamma"], p["final_norm"]["beta"], c.layer_norm_eps)
-            return x
+    class PositionsInBfloat16GPT(torch_ref.GPT):
+        def __init__(self, config: Any, params: dict[str, Any]) -> None:
+            W_E = params["W_E"]
+            if config.positional == "learned":
+                rounded = round_to_dtype(np.arange(config.context, dtype=np.float64), "bfloat16")
+                rounded = np.minimum(rounded, config.context - 1)  # 399 rounds to 400: the last row
+                params = {**params, "W_P": params["W_P"][torch.as_tensor(rounded, device=W_E.device).long()]}
+            elif config.positional == "sinusoidal":
+                table = pe_positions_in_bfloat16(config.context, config.d_model)  # (context, d_model)
+                params = {**params, "W_P": torch.as_tensor(table, dtype=W_E.dtype, device=W_E.device)}
+                config = replace(config, positional="learned")
+            super().__init__(config, params)
 
-    return _torch_network_class(PositionsInFormatGPT, device, dtype)
+    return _torch_network_class(PositionsInBfloat16GPT, device, "bfloat16")
 
 
 def _build_gpt_positions_in_bfloat16(base: str) -> Implementation:
     device = _device_of(base)
     return patched(f"torch:{device}:bfloat16", name="gpt-positions-in-bfloat16",
-                   GPT=_gpt_positions_in_format(device, "bfloat16"))
+                   GPT=_gpt_positions_in_bfloat16(device))
 
 
 def attention_values_summed_in_bfloat16(
