@@ -214,28 +214,49 @@ def _lstm_params(ck: Check, D: int, H: int) -> dict[str, np.ndarray]:
 
 
 def _gate_equations(
-    params: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray
+    params: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, *, slip: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One step of the documents' LSTM: (h', c') from x (..., D), h and c (..., H)."""
+    """One step of the documents' LSTM: (h', c') from x (..., D), h and c (..., H); or, with
+    ``slip`` (a key of :data:`CELL_SLIPS`), of a cell that makes that one mistake."""
     H = params["W_hh"].shape[1]
+    b_hh = 0.0 if slip == "no b_hh" else params["b_hh"]
     # z = W_ih x + b_ih + W_hh h + b_hh, rows stacked as [i; f; g; o], H rows each
-    z = x @ params["W_ih"].T + params["b_ih"] + h @ params["W_hh"].T + params["b_hh"]  # (..., 4H)
+    z = x @ params["W_ih"].T + params["b_ih"] + h @ params["W_hh"].T + b_hh  # (..., 4H)
     z_i, z_f, z_g, z_o = (z[..., n * H : (n + 1) * H] for n in range(4))
-    i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), np.tanh(z_g), _sigmoid(z_o)
+    i, f, o = _sigmoid(z_i), _sigmoid(z_f), _sigmoid(z_o)
+    g = _sigmoid(z_g) if slip == "g sigma" else np.tanh(z_g)
     # c' = f * c + i * g   (forget part of the old cell, write the gated candidate)
-    c_new = f * c + i * g
+    c_new = {
+        "no input gate": f * c + g,
+        "no forget gate": c + i * g,
+        "coupled gates": f * c + (1.0 - f) * g,
+    }.get(slip or "", f * c + i * g)
     # h' = o * tanh(c')
-    return o * np.tanh(c_new), c_new
+    h_new = {"no tanh": o * c_new, "old cell": o * np.tanh(c)}.get(slip or "", o * np.tanh(c_new))
+    return h_new, c_new
 
 
-def _gate_order_read(
+# One change each to the gate equations, as hand-written cells make them; a failing cell whose
+# output is, to a few roundings, the equations with exactly one of these is told which.
+CELL_SLIPS: dict[str, str] = {
+    "g sigma": "g = sigma(.) where the candidate is tanh(.)",
+    "no input gate": "c' = f*c + g, the input gate left out",
+    "no forget gate": "c' = c + i*g, the forget gate left out",
+    "coupled gates": "c' = f*c + (1 - f)*g, the input gate coupled to the forget gate",
+    "no tanh": "h' = o*c', tanh(c') left out",
+    "old cell": "h' = o*tanh(c), the old cell where c' belongs",
+    "no b_hh": "b_hh left out (one bias, b_ih)",
+}
+
+
+def _misreading(
     impl: Any, params: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray,
     h_new: np.ndarray, c_new: np.ndarray, expected: tuple[np.ndarray, np.ndarray],
 ) -> str | None:
-    """The order a cell read its four gate blocks in (the rows of W_ih, W_hh, b_ih, b_hh), where its
-    output is not the gate equations' with PARAMETERS.md's i, f, g, o and is, to a few roundings,
-    with exactly one other order: a layout slip (torch's i, f, g, o read as Keras's i, f, c, o or
-    cuDNN's) the failure can then name, rather than a c' off by some number."""
+    """What a failing cell did, where its output is not the gate equations' and is, to a few
+    roundings, theirs with exactly one known change: the gate blocks read in another order (torch's
+    i, f, g, o as Keras's i, f, c, o or cuDNN's) or one of :data:`CELL_SLIPS`. The failure can then
+    name it, rather than a c' off by some number."""
     H = params["W_hh"].shape[1]
     observed = np.concatenate([np.ravel(h_new), np.ravel(c_new)]).astype(np.float64)
     bound = 64 * precision.eps(impl) * (1.0 + float(np.max(np.abs(observed), initial=0.0)))
@@ -254,7 +275,11 @@ def _gate_order_read(
         reordered = {name: np.concatenate([value[b * H : (b + 1) * H] for b in blocks])
                      for name, value in params.items()}
         if off(_gate_equations(reordered, x, h, c)) <= bound:
-            matching.append(", ".join(order))
+            matching.append(f"the gate blocks read in the order {', '.join(order)} from the rows of W_ih, "
+                            "W_hh, b_ih and b_hh")
+    for slip, slipped in CELL_SLIPS.items():
+        if off(_gate_equations(params, x, h, c, slip=slip)) <= bound:
+            matching.append(slipped)
     return matching[0] if len(matching) == 1 else None
 
 
@@ -276,12 +301,13 @@ def lstm_cell(impl: Any, ck: Check) -> None:
     c = _array(ck, (*batch, H), "c")
     h_new, c_new = impl.lstm_cell(params, x, h, c)
     expected_h, expected_c = _gate_equations(params, x, h, c)
-    read = _gate_order_read(impl, params, x, h, c, np.asarray(h_new), np.asarray(c_new), (expected_h, expected_c))
+    misread = _misreading(impl, params, x, h, c, np.asarray(h_new), np.asarray(c_new), (expected_h, expected_c))
     ck.that(
-        read is None,
-        what="the gate blocks lstm_cell reads from the rows of W_ih, W_hh, b_ih and b_hh",
-        observed=f"{read} (its h' and c' are the gate equations' with the blocks in that order)",
-        expected="i, f, g, o, H rows each (PARAMETERS.md, as torch.nn.LSTM)",
+        misread is None,
+        what="what lstm_cell computes",
+        observed=f"{misread} (its h' and c' are the gate equations' with that one change)",
+        expected="the gate equations as stated, blocks i, f, g, o of H rows each (PARAMETERS.md, as "
+        "torch.nn.LSTM)",
     )
     ck.close(c_new, expected_c, output="default", what="c' = f*c + i*g")
     ck.close(h_new, expected_h, output="default", what="h' = o*tanh(c')")

@@ -314,7 +314,7 @@ def test_a_cell_reading_its_gates_in_another_order_is_told_which() -> None:
     ifog = next(m for m in mutants.MUTANTS if m.id == "lstm-gate-order-ifog").build("numpy")
     result = run_clause("LSTM-CELL", ifog, profile="quick", seed=0)
     assert result.status == "failed"
-    assert "lstm_cell reads from the rows of W_ih, W_hh, b_ih and b_hh: observed i, f, o, g" in result.message
+    assert "observed the gate blocks read in the order i, f, o, g from the rows of W_ih" in result.message
 
     def doubled(params: Any, x: Any, h: Any, c: Any) -> Any:
         h_new, c_new = numpy_ref.lstm_cell(params, x, h, c)
@@ -323,6 +323,37 @@ def test_a_cell_reading_its_gates_in_another_order_is_told_which() -> None:
     other = run_clause("LSTM-CELL", patched("numpy", name="doubled-cell", lstm_cell=doubled), profile="quick", seed=0)
     assert other.status == "failed" and "c' = f*c + i*g" in other.message
     assert "observed i, f" not in other.message
+
+
+def _slipped_cell(slip: str) -> Any:
+    """A NumPy LSTM cell with one mistake of a hand-written one (written out here, apart from the
+    clause's own list of them)."""
+
+    def lstm_cell(params: Any, x: Any, h: Any, c: Any) -> Any:
+        b_hh = 0.0 if slip == "no b_hh" else params["b_hh"]
+        z_i, z_f, z_g, z_o = np.split(x @ params["W_ih"].T + params["b_ih"] + h @ params["W_hh"].T + b_hh, 4, axis=-1)
+        sigma = numpy_ref.sigmoid  # stable at the clause's gate biases of +-1e4
+        i, f, o = sigma(z_i), sigma(z_f), sigma(z_o)
+        g = sigma(z_g) if slip == "g sigma" else np.tanh(z_g)
+        written = {"no input gate": g, "coupled gates": (1 - f) * g}.get(slip, i * g)
+        c_new = (c if slip == "no forget gate" else f * c) + written
+        h_new = {"old cell": o * np.tanh(c), "no tanh": o * c_new}.get(slip, o * np.tanh(c_new))
+        return h_new, c_new
+
+    return lstm_cell
+
+
+@pytest.mark.parametrize("slip", ["g sigma", "no input gate", "no forget gate", "coupled gates", "no tanh", "old cell",
+                                  "no b_hh"])
+def test_a_cell_with_one_known_slip_is_told_which(slip: str) -> None:
+    """Beyond gate orders: a candidate squashed by sigma, a gate left out or coupled, h' from the old
+    cell, one bias dropped. The failure names the change, as it names an order."""
+    from nnspec.spec.rnn_attention import CELL_SLIPS
+
+    slipped = patched("numpy", name=slip, lstm_cell=_slipped_cell(slip))
+    result = run_clause("LSTM-CELL", slipped, profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert f"observed {CELL_SLIPS[slip]} (its h' and c' are the gate equations' with that one change)" in result.message
 
 
 @pytest.mark.parametrize(("name", "slip"), [
