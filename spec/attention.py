@@ -87,8 +87,9 @@ def _wide(impl: Any, n_terms: int, *, gain: float = 1.0, partner: float | None =
     keeps that sum within ``largest / 4``.
 
     At float64/float32 the cut lies far beyond 1e6 and changes nothing. At float16 (largest 65504)
-    1e6 is not representable, and values that are (36400) overflow q k^T to inf, which a correct
-    float16 implementation cannot avoid: what it can be asked to ignore is what it can hold. (So at
+    1e6 is not representable, and values that are (36400) overflow q k^T to inf, scaled or not,
+    which a correct float16 implementation cannot avoid: what it can be asked to ignore is what it
+    can hold (where only the unscaled product overflows, :func:`_hot_row` asks for it). (So at
     float16 a finite additive mask of -1e4 is exposed only by scores near the format's limit, which
     the draws rarely reach; ATT-CAUSAL catches that bug at float32 and float64.)
     """
@@ -145,6 +146,68 @@ def _long_row(ck: Check, *, d: int | None = None) -> tuple[np.ndarray, np.ndarra
     k = ck.input(rng.uniform(-1.0, 1.0, (n, d)))
     v = ck.input(rng.uniform(0.5, 2.0, (n, d)))
     return q, k, v
+
+
+# Head sizes of a hot row: sqrt(d_k) / 4 well above 1, so q . k can lie past the format's largest
+# number while q . k / sqrt(d_k) stays within a quarter of it.
+_HOT_D_K = (64, 128, 256)
+
+
+def _hot_row(ck: Check, impl: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One query whose unscaled scores q . k_j lie past the largest number of the implementation's
+    format while the scaled ones stay within a quarter of it: q (1, d_k), k (n, d_k), v (n, d_v).
+
+    Forming q k^T in the format and dividing by sqrt(d_k) afterwards overflows to inf there (float16:
+    |q . k| > 65504 at entries of 32 and d_k = 64), and the softmax returns NaN; dividing q first,
+    as PyTorch's kernels and torch_ref do, does not (Hugging Face's GPT-2 reorders its attention
+    for this, ``reorder_and_upcast_attn``). For a float64 implementation the bound is float32's
+    largest number: the float64 oracle forms q k^T itself, and a float64 implementation that
+    computes in float32 overflows there.
+
+    The keys lie along the query, k_j = c_j q with c_j in [-1, 0.9] and one c_j = 1, so the top
+    scaled score leads the others by a tenth of itself (at least 512 at float16) and the weights
+    are one-hot at the top key in every format: the output is that key's value row.
+    """
+    top, _ = _hot_bound(impl)
+    d_k = ck.draw(st.sampled_from(_HOT_D_K), "hot row's d_k")
+    n = ck.draw(st.integers(1, 4), "hot row's n_k")
+    over = ck.draw(st.floats(1.25, 0.9 * math.sqrt(d_k) / 4), "hot row's max q . k / largest")
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "hot row's seed"))
+    a = math.sqrt(over * top / d_k)  # q . q = a^2 d_k = over x largest
+    signs = rng.choice([-1.0, 1.0], size=d_k)
+    c = rng.uniform(-1.0, 0.9, n)
+    c[rng.integers(n)] = 1.0  # the top key
+    q = ck.input(a * signs[None, :])  # (1, d_k)
+    k = ck.input(c[:, None] * q)  # (n, d_k)
+    v = ck.input(rng.uniform(-1.0, 1.0, (n, ck.draw(st.integers(1, 4), "hot row's d_v"))))
+    return q, k, v
+
+
+def _hot_bound(impl: Any) -> tuple[float, str]:
+    """The number a hot row's unscaled scores lie past: the format's largest, float32's for float64."""
+    dtype = "float32" if precision.dtype_of(impl) == "float64" else precision.dtype_of(impl)
+    return min(precision.largest(impl), float(np.finfo(np.float32).max)), dtype
+
+
+def _hot_label(impl: Any, q: np.ndarray, k: np.ndarray) -> str:
+    """How far past the format's largest number a hot row's unscaled scores lie, for a message."""
+    most = float(np.max(np.abs(q @ k.T)))
+    top, dtype = _hot_bound(impl)
+    return (f"{most:.4g} (past {top:.4g}, the largest {dtype}), "
+            f"max |q . k| / sqrt(d_k) {most / math.sqrt(q.shape[-1]):.4g}")
+
+
+def _hot_params(ck: Check, d_model: int) -> dict[str, np.ndarray]:
+    """One head whose queries and keys are its inputs (W_q = W_k = I, no biases), so a hot row's
+    scores reach multi-head attention unchanged; W_v and W_o ~ N(0, 1/d_model)."""
+    rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "hot row's parameter seed"))
+    eye = np.eye(d_model)
+    return {
+        "W_q": ck.input(eye),
+        "W_k": ck.input(eye),
+        "W_v": ck.input(rng.standard_normal((d_model, d_model)) / math.sqrt(d_model)),
+        "W_o": ck.input(rng.standard_normal((d_model, d_model)) / math.sqrt(d_model)),
+    }
 
 
 def _mask(ck: Check, shape: tuple[int, ...], label: str) -> np.ndarray:
@@ -697,6 +760,13 @@ def att_fully_masked(impl: Any, ck: Check) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _into_box(out: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each output row moved into the box of the value rows (per feature, between their least and
+    greatest); a NaN goes to the box's low corner, so a NaN output is out of the box, not matched."""
+    lo, hi = v.min(axis=-2, keepdims=True), v.max(axis=-2, keepdims=True)
+    return np.clip(np.where(np.isnan(out), lo, out), lo, hi)
+
+
 @clause(
     "ATT-CONVEX",
     "Each attention output row MUST be a convex combination of the value rows, so parameter-free "
@@ -711,10 +781,9 @@ def att_convex(impl: Any, ck: Check) -> None:
     # AttentionVector_i = sum_j w_ij V_j with w_i on the simplex
     ck.close(out, weights @ v, output="attention", what="output = weights @ v")
     _on_the_simplex(ck, weights)
-    lo, hi = v.min(axis=-2, keepdims=True), v.max(axis=-2, keepdims=True)
     ck.close(
         out,
-        np.clip(out, lo, hi),
+        _into_box(out, v),
         output="attention",
         what="output inside the box of the value rows",
     )
@@ -722,12 +791,22 @@ def att_convex(impl: Any, ck: Check) -> None:
     # And over a long context's keys (a sum accumulated in the format stalls below the values)
     q_long, k_long, v_long = _long_row(ck)
     out_long, _ = impl.scaled_dot_product_attention(q_long, k_long, v_long)
-    lo, hi = v_long.min(axis=-2, keepdims=True), v_long.max(axis=-2, keepdims=True)
     ck.close(
         out_long,
-        np.clip(out_long, lo, hi),
+        _into_box(out_long, v_long),
         output="attention",
         what=f"output inside the box of the value rows, one query over {len(k_long)} keys",
+    )
+
+    # And one whose q . k lies past the format's largest number: the weights are one-hot at the top
+    # key in every format (its scaled score leads by thousands), so the output is that value row.
+    q_hot, k_hot, v_hot = _hot_row(ck, impl)
+    out_hot, _ = impl.scaled_dot_product_attention(q_hot, k_hot, v_hot)
+    ck.close(
+        out_hot,
+        _attention_weights(q_hot, k_hot, math.sqrt(q_hot.shape[-1])) @ v_hot,
+        output="attention",
+        what=f"softmax(q k^T / sqrt(d_k)) v, max |q . k| {_hot_label(impl, q_hot, k_hot)}",
     )
 
     # softmax(X X^T) X: passing q = k = X d^(1/4) makes the scaled scores exactly X X^T.
@@ -742,10 +821,9 @@ def att_convex(impl: Any, ck: Check) -> None:
         what="softmax(X X^T)",
     )
     ck.close(hull_out, hull_w @ x, output="attention", what="softmax(X X^T) X = weights @ X")
-    lo, hi = x.min(axis=-2, keepdims=True), x.max(axis=-2, keepdims=True)
     ck.close(
         hull_out,
-        np.clip(hull_out, lo, hi),
+        _into_box(hull_out, x),
         output="attention",
         what="softmax(X X^T) X inside the box of X",
     )
@@ -1190,6 +1268,17 @@ def att_oracle(impl: Any, ck: Check) -> None:
         _, _, x_long = _long_row(ck, d=d_model)  # (n, d_model), positive
         ck.close_to_oracle(MHA, params, x_long[:1], x_long, n_heads, output="attention",
                            what=f"{MHA}(params, x_q, x_kv, n_heads), one query over {len(x_long)} keys")
+    # And one query whose q . k lies past the format's largest number (the scaled score does not)
+    if ck.offers(SDPA):
+        q_hot, k_hot, v_hot = _hot_row(ck, impl)
+        ck.close_to_oracle(SDPA, q_hot, k_hot, v_hot, output="attention",
+                           what=f"{SDPA}(q, k, v), max |q . k| {_hot_label(impl, q_hot, k_hot)}")
+    if ck.offers(MHA):
+        q_hot, k_hot, _ = _hot_row(ck, impl)
+        hot_params = _hot_params(ck, q_hot.shape[-1])
+        ck.close_to_oracle(MHA, hot_params, q_hot, k_hot, 1, output="attention",
+                           what=f"{MHA}(params, x_q, x_kv, 1) with W_q = W_k = I, "
+                                f"max |q . k| {_hot_label(impl, q_hot, k_hot)}")
 
 
 # ---------------------------------------------------------------------------------------------

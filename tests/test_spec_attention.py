@@ -385,3 +385,29 @@ def test_cross_attention_under_a_causal_mask_still_fails_at_low_precision() -> N
     bad = patched("torch:cpu:float16", name="causal cross", multi_head_attention=causal_cross)
     result = run_clause("ATT-CROSS", bad, profile="default", shrink=False)
     assert result.status == "failed", result.message
+
+
+@pytest.mark.parametrize(
+    "impl",
+    ["torch:cpu:float16", "torch:cpu:bfloat16", "torch:cpu:float64", "numpy", "nnspec.verify.torch_nn:float16"],
+)
+@pytest.mark.parametrize("clause_id", ["ATT-ORACLE", "ATT-CONVEX"])
+def test_scores_past_the_formats_range_before_scaling_are_asked_for(clause_id: str, impl: str) -> None:
+    """The hot row: q . k past the format's largest number, q . k / sqrt(d_k) well inside it. Dividing
+    q first (torch_ref, PyTorch's F.scaled_dot_product_attention) keeps every score finite."""
+    result = run_clause(clause_id, impl, profile="default", seed=0)
+    assert result.status in ("passed", "not applicable"), result.message
+
+
+@pytest.mark.parametrize("clause_id", ["ATT-ORACLE", "ATT-CONVEX"])
+def test_q_k_formed_in_float16_before_the_division_fails(clause_id: str) -> None:
+    """torch_ref's own order before the eighth hunt, (q @ k^T) / sqrt(d_k): the scores overflow to
+    inf and the weights are NaN. The failure names how far past float16's range q . k went."""
+    from nnspec.verify.mutants import attention_scaled_after_the_product_in_float16
+
+    bad = patched("torch:cpu:float16", name="q k^T before the scale",
+                  scaled_dot_product_attention=attention_scaled_after_the_product_in_float16)
+    result = run_clause(clause_id, bad, profile="default", seed=0)
+    assert result.status == "failed", result.message
+    assert "past 6.55e+04, the largest float16" in result.message
+    assert "NaN where the expected output is finite" in result.message

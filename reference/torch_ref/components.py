@@ -352,10 +352,12 @@ def scaled_dot_product_attention(
         weights = softmax(q k^T / sqrt(d_k)) with masked scores -inf;  output = weights v
 
     q (..., n_q, d_k), k (..., n_k, d_k), v (..., n_k, d_v); a fully masked row gives zeros.
+    The scores are formed as (q / sqrt(d_k)) k^T, PyTorch's own order: q k^T itself can overflow
+    a narrow format where the scaled scores fit (float16 past |q . k| = 65504).
     """
     q, k, v = _t(q), _t(k), _t(v)
     d_k = q.shape[-1]
-    scores = q @ k.transpose(-1, -2) / math.sqrt(d_k)  # (..., n_q, n_k)
+    scores = (q / math.sqrt(d_k)) @ k.transpose(-1, -2)  # (..., n_q, n_k)
     if mask is not None:
         neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
         scores = torch.where(_bool_mask(mask, scores), scores, neg_inf)
