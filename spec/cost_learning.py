@@ -493,12 +493,67 @@ def gd_step(impl: Any, ck: Check) -> None:
     )
 
 
+# A data set of this many examples: a sum of per-example gradients accumulated in a narrow format
+# stops growing once the addends fall below half its spacing (float16: 2048 equal addends;
+# bfloat16: 256), so the average over 4096 comes out half of what it is, or less.
+LARGE_DATA_SET = 4096
+
+
+def _named_gradients(dW: Any, db: Any) -> dict[str, np.ndarray]:
+    """dC/dW(l) and dC/db(l) by name (layers from 1), so that a failure says which."""
+    named = {f"dC/dW({l + 1})": np.asarray(g) for l, g in enumerate(dW)}
+    return named | {f"dC/db({l + 1})": np.asarray(g) for l, g in enumerate(db)}
+
+
+def _large_data_set(
+    impl: Any, ck: Check, config: MLPConfig, params: dict, x: np.ndarray, y: np.ndarray
+) -> None:
+    """GD-AVERAGE over thousands of examples: the drawn ones, each repeated, whose average gradient
+    is the average of their own. Two routes through the implementation (rule 4: below float64,
+    torch_ref's gap between the same routes measures what rounding alone costs, such as deltas
+    scaled by 1/n going subnormal in float16), so no oracle is asked.
+
+    Each gradient is compared in units of its largest per-example entry: a sum's rounding is
+    relative to its addends, and the closed-form tolerance's absolute part assumes values of order
+    one, where the average gradient of a sigmoid network is of order 0.1 (half of it lost would
+    be within 32 float16 ulps of 1)."""
+    repeats = -(-LARGE_DATA_SET // len(x))
+    X, Y = np.tile(x, (repeats, 1)), np.tile(y, (repeats, 1))
+
+    def each_example(m: Any) -> list[dict[str, np.ndarray]]:
+        net = m.MLP(config, copy_params(params))
+        return [_named_gradients(*net.gradients(x[i : i + 1], y[i : i + 1])) for i in range(len(x))]
+
+    mine = each_example(impl)
+    # no unit below smallest normal / eps, whose spacing is a subnormal's: the tolerance's absolute
+    # part never asks for less than 32 smallest normals (a float64 x of 2e-313 makes dC/dW 5e-315)
+    least = precision.smallest_normal(impl) / precision.eps(impl)
+    units = {name: max(float(np.max(np.abs([g[name] for g in mine]))), least) for name in mine[0]}
+
+    def whole(m: Any) -> dict[str, np.ndarray]:
+        named = _named_gradients(*m.MLP(config, copy_params(params)).gradients(X, Y))
+        return {name: g / units.get(name, 1.0) for name, g in named.items()}
+
+    def averaged(m: Any) -> dict[str, np.ndarray]:
+        each = each_example(m)
+        return {name: np.mean([g[name] for g in each], axis=0) / units[name] for name in each[0]}
+
+    ck.close_routes(
+        whole, averaged, output="gradient",
+        what=f"MLP.gradients of {len(X)} examples (the {len(x)} drawn, {repeats} times each) "
+        f"vs mean_i dC_i/dtheta, in units of the largest |dC_i/dtheta| "
+        f"({', '.join(f'{name} {unit:.3g}' for name, unit in units.items())})",
+    )
+
+
 @clause(
     "GD-AVERAGE",
     "The gradient of the cost over a data set MUST be the average of the per-example gradients.",
     source=Source(NEURAL_NETWORKS, NN_BP_GD),
     needs=("MLP.gradients",),
     topic=TOPIC,
+    note="Also over 4096 examples (the drawn ones, repeated), in units of the largest per-example "
+    "gradient: a per-example sum kept in float16 stops growing past 2048 equal addends.",
 )
 def gd_average(impl: Any, ck: Check) -> None:
     config, params, x, y = _small_mlp(ck)
@@ -518,6 +573,8 @@ def gd_average(impl: Any, ck: Check) -> None:
             output="gradient",
             what=f"dC/db({l + 1}) vs mean_i dC_i/db({l + 1})",
         )
+    # And over thousands of examples, where a sum kept in a narrow format stalls
+    _large_data_set(impl, ck, config, params, x, y)
 
 
 # One epoch of SGD on N examples in minibatches of B is checked against the SGD trajectory of every

@@ -210,6 +210,7 @@ CATALOGUE_BUGS = [
     ("GD-STEP", "mlp-sgd-step-ascends", "after sgd_step(x, y, eta="),
     ("MLP-FORWARD", "mlp-forward-omits-input", "len(forward(x)[1]) of a 1-layer network"),
     ("MLP-FORWARD", "mlp-forward-zs-without-bias", "z(1) = W(1) a(0) + b(1)"),
+    ("GD-AVERAGE", "mlp-gradients-summed-in-float16", "MLP.gradients of 4096 examples"),
 ]
 
 
@@ -336,3 +337,24 @@ def test_a_gradient_summed_over_the_examples_is_named_by_sgd_partition() -> None
     assert result.status == "failed"
     assert "(the number of minibatches) times their mean: gradients summed over the examples" in result.message, \
         result.message
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch:cpu:float64", "torch:cpu:float16", "torch:cpu:bfloat16"])
+def test_gd_average_over_thousands_of_examples_is_judged_in_units_of_the_addends(impl: str) -> None:
+    """GD-AVERAGE's data set of 4096 examples compares each gradient in units of its largest
+    per-example entry, but no unit below smallest normal / eps: at seed 2 a float64 x of 2e-313 made
+    dC/dW(1) 5e-315, where subnormal arithmetic's 1e-6 relative error failed torch's own float64 MLP.
+    Honest float16, whose deltas scaled by 1/4096 go subnormal, passes by torch_ref's own gap."""
+    for seed in range(4):
+        result = run_clause("GD-AVERAGE", impl, profile="default", seed=seed)
+        assert result.status == "passed", result.message
+
+
+def test_gd_average_finds_a_per_example_sum_kept_in_bfloat16() -> None:
+    """The same loop, ``grad += delta_i a_i^T``, in bfloat16: its sum stalls past 256 equal addends."""
+    from nnspec.verify.mutants import _half_summed_mlp
+
+    bad = patched("torch:cpu:bfloat16", name="bfloat16 sum", MLP=_half_summed_mlp("cpu", "bfloat16"))
+    result = run_clause("GD-AVERAGE", bad, shrink=False)
+    assert result.status == "failed", result.message
+    assert "MLP.gradients of 4096 examples" in result.message

@@ -1421,6 +1421,38 @@ def _half_cache_gpt(device: str, dtype: str) -> Callable:
     return _torch_network_class(HalfCacheGPT, device, dtype)
 
 
+def _half_summed_mlp(device: str, dtype: str = "float16") -> Callable:
+    """torch_ref's float16 (or ``dtype``) MLP whose batch gradient is the sum of the per-example
+    gradients kept in the format, example by example (a hand-written backpropagation loop,
+    ``grad += delta_i a_i^T``), then divided by n: each example's gradient is right, but once the
+    running sum is 2048 times an addend (bfloat16: 256) the addend is lost, so the average of
+    thousands of examples comes out half or less."""
+    import torch
+    from nnspec.reference import torch_ref
+    from nnspec.reference.torch_ref import networks as tnets
+
+    from .implementations import _torch_network_class
+
+    class HalfSummedMLP(torch_ref.MLP):
+        def gradients(self, x: Any, y: Any) -> tuple[list[Any], list[Any]]:
+            W0 = self.params["layers"][0]["W"]
+            x, y = tnets._as(x, W0), tnets._as(y, W0)
+            layers = [(W.detach().requires_grad_(True), b.detach().requires_grad_(True)) for W, b in self._layers()]
+            with torch.enable_grad():
+                zs, activations = self._forward(x, layers)
+                # delta_i(l) = dC_i/dz_i(l): each example's own cost, summed so one pass gives them all
+                deltas = torch.autograd.grad(tnets.squared_error_cost(activations[-1], y).sum(), zs)
+            dW = [torch.zeros_like(W) for W, _ in layers]
+            db = [torch.zeros_like(b) for _, b in layers]
+            for i in range(len(x)):  # the running sums are tensors of the model's format
+                for l, (delta, a) in enumerate(zip(deltas, activations[:-1], strict=True)):
+                    dW[l] = dW[l] + torch.outer(delta[i], a[i].detach())
+                    db[l] = db[l] + delta[i]
+            return [g / len(x) for g in dW], [g / len(x) for g in db]
+
+    return _torch_network_class(HalfSummedMLP, device, dtype)
+
+
 def _gpt_positions_in_bfloat16(device: str) -> Callable:
     """torch_ref's bfloat16 GPT whose position indices come from torch.arange(T, dtype=bfloat16), as
     code that builds positions beside the activations does: bfloat16 holds no integer above 256
@@ -1455,6 +1487,12 @@ def _build_gpt_positions_in_bfloat16(base: str) -> Implementation:
                    GPT=_gpt_positions_in_bfloat16(device))
 
 
+def _build_half_summed_mlp(base: str) -> Implementation:
+    device = _device_of(base)
+    return patched(f"torch:{device}:float16", name="mlp-gradients-summed-in-float16",
+                   MLP=_half_summed_mlp(device))
+
+
 def attention_values_summed_in_bfloat16(
     q: Any, k: Any, v: Any, mask: Any | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -1469,6 +1507,24 @@ def attention_values_summed_in_bfloat16(
         total = round_to_dtype(total + round_to_dtype(w[..., :, j, None] * v[..., None, j, :], "bfloat16"),
                                "bfloat16")
     return total, w
+
+
+def attention_scaled_after_the_product_in_float16(
+    q: Any, k: Any, v: Any, mask: Any | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores formed as q k^T in float16 and divided by sqrt(d_k) afterwards (the equation's order,
+    torch_ref's own before the eighth hunt, Hugging Face GPT-2's without ``reorder_and_upcast_attn``):
+    past |q . k| = 65504 the product is inf, though the scaled score fits, and a row holding inf
+    softmaxes to NaN."""
+    import torch
+    from nnspec.reference import torch_ref
+
+    q, k, v, mask = torch_ref.to_torch((q, k, v, mask), dtype=torch.float16)  # the mask stays boolean
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., n_q, n_k): inf before the division
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch_ref.softmax(scores, axis=-1)
+    return torch_ref.to_numpy((weights @ v, weights))
 
 
 def layer_norm_variance_in_float16(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
@@ -1934,6 +1990,13 @@ MUTANTS: tuple[Mutant, ...] = (
     _at_precision("mask-fill-finfo-min", "scores.masked_fill(~mask, finfo(float16).min) (Hugging "
                   "Face): a row with no allowed key gets uniform weights", ("ATT-FULLY-MASKED",),
                   "float16", scaled_dot_product_attention=attention_mask_fill_finfo_min),
+    _at_precision("attention-scores-scaled-after-the-product", "q k^T formed in float16 before the "
+                  "division by sqrt(d_k): past |q . k| = 65504 the scores are inf and the weights NaN",
+                  ("ATT-ORACLE", "ATT-CONVEX"), "float16",
+                  scaled_dot_product_attention=attention_scaled_after_the_product_in_float16),
+    Mutant("mlp-gradients-summed-in-float16", "a float16 MLP summing its per-example gradients in "
+           "float16 (grad += delta_i a_i^T): past 2048 examples the sum stalls", ("MLP",), ("GD-AVERAGE",),
+           _build_half_summed_mlp, base="torch:cpu:float16"),
 )
 
 # The fifth hunt: faults a user's own GPT (PyTorch) and NumPy library let through, each part kept
