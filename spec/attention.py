@@ -774,6 +774,8 @@ def _into_box(out: np.ndarray, v: np.ndarray) -> np.ndarray:
     source=_RECAP_MHA,
     needs=(SDPA,),
     topic=TOPIC,
+    note="Also one query over 300 to 8192 keys, and one whose q . k lies past the format's largest "
+    "number (its weights one-hot at the top key, so the output is that value row).",
 )
 def att_convex(impl: Any, ck: Check) -> None:
     q, k, v = _qkv(ck)
@@ -1238,6 +1240,9 @@ def grad_attn(impl: Any, ck: Check) -> None:
     source=_RECAP_MHA,
     needs=(SDPA_OR_MHA,),
     topic=TOPIC,
+    note="Besides the small drawn inputs: one query over 300 to 8192 keys (a sum kept in the format "
+    "stalls) and one whose q . k lies past the format's largest number while q . k / sqrt(d_k) "
+    "does not (forming q k^T before dividing overflows).",
 )
 def att_oracle(impl: Any, ck: Check) -> None:
     q, k, v = _qkv(ck)
@@ -1268,6 +1273,16 @@ def att_oracle(impl: Any, ck: Check) -> None:
         _, _, x_long = _long_row(ck, d=d_model)  # (n, d_model), positive
         ck.close_to_oracle(MHA, params, x_long[:1], x_long, n_heads, output="attention",
                            what=f"{MHA}(params, x_q, x_kv, n_heads), one query over {len(x_long)} keys")
+    # And a mask that differs from head to head, on every example: two heads, each allowed its own
+    # key, so a layer that gives every head one head's mask gets the other head's output wrong.
+    if ck.offers(MHA):
+        d_two = 2 * d_head
+        rng = np.random.default_rng(ck.draw(st.integers(0, 2**32 - 1), "two heads' seed"))
+        x_two = ck.input(rng.uniform(-1.0, 1.0, (2, d_two)))  # 2 positions, queries and keys
+        own_key = np.zeros((2, 2, 2), dtype=bool)  # (n_heads, n_q, n_k)
+        own_key[0, :, 0] = own_key[1, :, 1] = True
+        ck.close_to_oracle(MHA, _mha_params(ck, d_two), x_two, x_two, 2, mask=own_key, output="attention",
+                           what=f"{MHA}(params, x, x, 2) with head 0 allowed key 0 only, head 1 key 1 only")
     # And one query whose q . k lies past the format's largest number (the scaled score does not)
     if ck.offers(SDPA):
         q_hot, k_hot, v_hot = _hot_row(ck, impl)
