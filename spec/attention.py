@@ -562,6 +562,7 @@ def att_causal(impl: Any, ck: Check) -> None:
     q, k, v = _qkv(ck, min_n_q=2, same_length=True)
     T = q.shape[-2]
     has_mask, has_attention = ck.offers("causal_mask"), ck.offers(SDPA)
+    alignment = getattr(getattr(ck.oracle, "conventions", None), "causal_alignment", "bottom_right")
     # Without a causal_mask of its own the attention gets the pinned one (bottom-right aligned,
     # PARAMETERS.md), whatever alignment the implementation declares for a mask it does not have.
     causal_mask = impl.causal_mask if has_mask else _pinned_causal_mask
@@ -604,15 +605,19 @@ def att_causal(impl: Any, ck: Check) -> None:
         # mask built with j < i (off by one) hides each token from itself yet passes every check
         # of the attention. More queries than keys too: the first n_q - n_k queries sit before
         # every key and see none (a mask that clamps the offset at 0 shows them the first key).
+        # An implementation that declared top-left alignment (query i may see keys j <= i) is held to
+        # that one, and has no cached step to check below.
         n_k = ck.draw(st.integers(1, 8), "n_keys of causal_mask")
         n_q = ck.draw(st.integers(1, n_k + 3), "n_queries of causal_mask")
+        declared = (_pinned_causal_mask(n_q, n_k) if alignment == "bottom_right"
+                    else np.asarray(ck.oracle.causal_mask(n_q, n_k)))
         ck.equal(
             np.asarray(impl.causal_mask(n_q, n_k), dtype=bool),
-            _pinned_causal_mask(n_q, n_k),
-            what=f"causal_mask({n_q}, {n_k}) (True = may attend)",
+            declared,
+            what=f"causal_mask({n_q}, {n_k}) (True = may attend, {alignment.replace('_', '-')} aligned)",
         )
 
-    if has_attention:
+    if has_attention and alignment == "bottom_right":
         # Cached decoding: the last m queries against all T keys (causal_mask(m, T), bottom-right
         # aligned) give the last m rows of the full parallel pass.
         m = ck.draw(st.integers(1, T), "n_queries of the cached step")

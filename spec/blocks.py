@@ -48,8 +48,11 @@ from .clause import (
     VIDEO_NOTES,
     Check,
     Source,
+    as_declared,
     clause,
+    in_layout,
     informative,
+    sinusoid_layout,
 )
 from .cost_learning import copy_params, draw_array, finite, rounded_params
 
@@ -120,14 +123,15 @@ def sinusoid_table(n_positions: int, d_model: int) -> np.ndarray:
 
 
 def input_embedding(
-    ids: np.ndarray, W_E: np.ndarray, W_P: np.ndarray | None, config: Any
+    ids: np.ndarray, W_E: np.ndarray, W_P: np.ndarray | None, config: Any, layout: str = "interleaved"
 ) -> np.ndarray:
-    """Column ``t`` of W_E per token (x sqrt(d_model) if scaled) plus its position's encoding."""
+    """Column ``t`` of W_E per token (x sqrt(d_model) if scaled) plus its position's encoding
+    (sinusoids in the declared ``layout``)."""
     x = W_E[:, ids].T  # (T, d_model)
     if config.scale_embeddings:
         x = x * math.sqrt(config.d_model)
     if config.positional == "sinusoidal":
-        x = x + sinusoid_table(len(ids), config.d_model)
+        x = x + in_layout(sinusoid_table(len(ids), config.d_model), layout)
     elif config.positional == "learned":
         x = x + W_P[: len(ids)]
     return x
@@ -215,8 +219,15 @@ NETWORKS = ("MLP", "Transformer", "GPT", "Seq2Seq")
 LAYER_NORM_EPS = (1e-2, 1e-5, 1e-6)
 
 
-def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
-    """A small encoder-decoder with every switch the configs offer drawn (``fixed`` pins some)."""
+def _pins(fixed: dict[str, Any], overridable: tuple[str, ...]) -> dict[str, Any]:
+    """The pinned fields a declaration may not override: all but ``overridable`` (a pin that is
+    only a choice the clause drew itself)."""
+    return {name: value for name, value in fixed.items() if name not in overridable}
+
+
+def tiny_transformer(ck: Check, *, overridable: tuple[str, ...] = (), **fixed: Any) -> TransformerConfig:
+    """A small encoder-decoder with every switch the configs offer drawn (``fixed`` pins some), as
+    the implementation builds it (:func:`as_declared`)."""
     n_heads = ck.draw(st.sampled_from([1, 2]), "n_heads")
     d_head = ck.draw(st.sampled_from([3, 4]), "d_head")
     choices = {
@@ -234,7 +245,7 @@ def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
         name: fixed[name] if name in fixed else ck.draw(strategy, name)
         for name, strategy in choices.items()
     }
-    return TransformerConfig(
+    return as_declared(ck, TransformerConfig(
         n_src_vocab=VOCAB,
         n_tgt_vocab=VOCAB,
         d_model=n_heads * d_head,
@@ -242,14 +253,16 @@ def tiny_transformer(ck: Check, **fixed: Any) -> TransformerConfig:
         d_ff=4 * n_heads * d_head,
         context=16,
         **drawn,
-    )
+    ), needed=_pins(fixed, overridable))
 
 
 # A GPT's kinds of positions, 'none' first: see tiny_gpt.
 GPT_POSITIONAL = ("none", "sinusoidal", "learned")
 
 
-def tiny_gpt(ck: Check, *, positional_first: str = "none", **fixed: Any) -> GPTConfig:
+def tiny_gpt(
+    ck: Check, *, positional_first: str = "none", overridable: tuple[str, ...] = (), **fixed: Any
+) -> GPTConfig:
     """A small GPT with every switch the configs offer drawn (``fixed`` pins some, and may pin
     ``n_heads`` and ``d_head``).
 
@@ -260,7 +273,8 @@ def tiny_gpt(ck: Check, *, positional_first: str = "none", **fixed: Any) -> GPTC
     code computes gelu_new, the tanh approximation, whatever the config says), scaled embeddings
     (GPT-2 code never scales) and eps 1e-2. Positions start at ``positional_first``: 'none' (a
     'none' that still adds a position table) unless the clause is about positions, where the
-    learned table (read from the wrong row, or from the cache's start) comes first.
+    learned table (read from the wrong row, or from the cache's start) comes first. Returned as the
+    implementation builds it (:func:`as_declared`).
     """
     fixed = dict(fixed)
     n_heads = fixed.pop("n_heads") if "n_heads" in fixed else ck.draw(st.sampled_from([1, 2]), "n_heads")
@@ -280,14 +294,14 @@ def tiny_gpt(ck: Check, *, positional_first: str = "none", **fixed: Any) -> GPTC
         name: fixed[name] if name in fixed else ck.draw(strategy, name)
         for name, strategy in choices.items()
     }
-    return GPTConfig(
+    return as_declared(ck, GPTConfig(
         n_vocab=VOCAB,
         context=16,
         d_model=n_heads * d_head,
         n_heads=n_heads,
         d_ff=4 * n_heads * d_head,
         **drawn,
-    )
+    ), needed=_pins(fixed, overridable + ("n_heads", "d_head")))
 
 
 def tiny_seq2seq(ck: Check, **fixed: Any) -> Seq2SeqConfig:
@@ -434,7 +448,7 @@ def residual(impl: Any, ck: Check) -> None:
         if "b_2" in layer["ffn"]:
             layer["ffn"]["b_2"] = np.zeros_like(layer["ffn"]["b_2"])
     src = draw_tokens(ck, 1, 5, "source")
-    x = ck.input(input_embedding(src, params["W_E_src"], None, config))  # (S, d_model)
+    x = ck.input(input_embedding(src, params["W_E_src"], None, config, sinusoid_layout(ck.oracle)))  # (S, d_model)
     eps = config.layer_norm_eps
     if config.norm_placement == "post":
         # x = LN_1(x + 0);  x = LN_2(x + FFN(x))
@@ -500,7 +514,8 @@ def _stack_composition(
     """The ``"encoder"`` or ``"decoder"`` stack as the documents compose it: the input embedding,
     ``layer(layer_params, x)`` for each layer, and pre-LN's final norm (the implementation's)."""
     side = "src" if stack == "encoder" else "tgt"
-    x = input_embedding(ids, params[f"W_E_{side}"], params.get(f"W_P_{side}"), config)  # (T, d_model)
+    layout = sinusoid_layout(impl)
+    x = input_embedding(ids, params[f"W_E_{side}"], params.get(f"W_P_{side}"), config, layout)  # (T, d_model)
     for layer_params in params[stack]:
         x = layer(layer_params, x)
     if config.norm_placement == "pre":
@@ -546,7 +561,8 @@ def enc_layer(impl: Any, ck: Check) -> None:
         return
     # One layer on its own, the block a model is built from; with a causal mask it is a GPT block.
     layer = params["encoder"][0]
-    x = ck.input(input_embedding(src, params["W_E_src"], params.get("W_P_src"), config))  # (S, d)
+    layout = sinusoid_layout(ck.oracle)
+    x = ck.input(input_embedding(src, params["W_E_src"], params.get("W_P_src"), config, layout))  # (S, d)
     mask = lower_triangle(len(src)) if ck.draw(st.booleans(), "causal mask on the layer") else None
     out = np.asarray(ck.close_to_oracle("encoder_layer", layer, x, config, mask, output="network"))
     if composable:
@@ -628,7 +644,8 @@ def dec_layer(impl: Any, ck: Check) -> None:
         return
     # One layer on its own (its self-attention causal by default, PARAMETERS.md).
     layer = params["decoder"][0]
-    y = ck.input(input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config))  # (T, d)
+    layout = sinusoid_layout(ck.oracle)
+    y = ck.input(input_embedding(tgt, params["W_E_tgt"], params.get("W_P_tgt"), config, layout))  # (T, d)
     out = np.asarray(ck.close_to_oracle("decoder_layer", layer, y, memory, config, output="network"))
     if composable:
         ck.close_routes(
@@ -689,7 +706,9 @@ def enc_permute(impl: Any, ck: Check) -> None:
         what="encode(src[perm]) vs encode(src)[perm], no positional encoding",
     )
 
-    with_positions = replace(config, positional="sinusoidal")
+    with_positions = as_declared(ck, replace(config, positional="sinusoidal"))
+    if with_positions.positional != "sinusoidal":  # declared 'none': it has no positions to add
+        return
     net = impl.Transformer(with_positions, params)
     moved = np.abs(np.asarray(net.encode(src[perm])) - np.asarray(net.encode(src))[perm]).max()
     ck.note("difference_with_positions", float(moved))
@@ -1149,6 +1168,7 @@ def net_logits(impl: Any, ck: Check) -> None:
         ck,
         tie_embeddings=ck.draw(st.sampled_from([True, False]), "tie_embeddings"),
         norm_placement=ck.draw(st.sampled_from(["pre", "post"]), "norm_placement"),
+        overridable=("norm_placement",),
     )
     params = network_params(ck, config)
     net = impl.Transformer(config, copy_params(params))
@@ -1257,7 +1277,7 @@ def _gpt_composition(
 ) -> np.ndarray:
     """A GPT's final state as the documents draw it, from the sub-layers of ``m``."""
     # x_t = W_E[:, id_t] (x sqrt(d_model) if scaled) + position t
-    x = input_embedding(ids, params["W_E"], params.get("W_P"), config)  # (T, d_model)
+    x = input_embedding(ids, params["W_E"], params.get("W_P"), config, sinusoid_layout(m))  # (T, d_model)
     for block in params["blocks"]:
         # a GPT block is an encoder block under the causal mask (its attention is masked)
         layer = {"self_attn": block["attn"], "norm_1": block["norm_1"], "ffn": block["ffn"],
@@ -1360,15 +1380,16 @@ def gpt_generate(impl: Any, ck: Check) -> None:
     # generator that computes its own logits without b_U (an adapter around a bias-less lm_head)
     # is caught on every example, not only where the drawn b_U happens to move an argmax; checked
     # before the parallel pass below, so that its failure names the bias.
-    biased = replace(config, bias=True)
-    lifted = network_params(ck, biased)
-    favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
-    lifted = with_logit_moved(lifted, favoured, 1e3)
-    ck.equal(
-        [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
-        [*prompt.tolist(), *[favoured] * n_new],
-        what=f"generate(T=0) when b_U[{favoured}] exceeds every other logit by 1000",
-    )
+    biased = as_declared(ck, replace(config, bias=True))
+    if biased.bias:  # (declared bias-free, it has no b_U to lift a token by)
+        lifted = network_params(ck, biased)
+        favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
+        lifted = with_logit_moved(lifted, favoured, 1e3)
+        ck.equal(
+            [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
+            [*prompt.tolist(), *[favoured] * n_new],
+            what=f"generate(T=0) when b_U[{favoured}] exceeds every other logit by 1000",
+        )
     # Row s of the parallel pass is the distribution of token s + 1 given tokens <= s: the new
     # token s + 1 (s >= P - 1) must be its argmax.
     logits = np.asarray(net.forward(np.asarray(out)))  # (P + n_new, n_vocab)
@@ -1899,7 +1920,7 @@ def net_long(impl: Any, ck: Check) -> None:
         # two heads of 4: a layer norm over 3 features is ill-conditioned enough that two correct
         # bfloat16 routes part, at one of 300 positions, by more than rule 4 allows (PyTorch's own
         # encoder layer against its functions composed)
-        gpt = replace(tiny_gpt(ck, positional=positional, n_layers=1, n_heads=2, d_head=4),
+        gpt = replace(tiny_gpt(ck, positional=positional, n_layers=1, n_heads=2, d_head=4, overridable=("positional",)),
                       n_vocab=LONG_VOCAB, context=T)
         params = network_params(ck, gpt)
         ids = sentence()
@@ -1920,7 +1941,8 @@ def net_long(impl: Any, ck: Check) -> None:
             )
     if ck.offers("Transformer"):
         transformer = replace(
-            tiny_transformer(ck, positional=positional, n_encoder_layers=1, n_decoder_layers=1),
+            tiny_transformer(ck, positional=positional, n_encoder_layers=1, n_decoder_layers=1,
+                             overridable=("positional",)),
             n_src_vocab=LONG_VOCAB, n_tgt_vocab=LONG_VOCAB, context=T,
         )
         params = network_params(ck, transformer)
@@ -2112,7 +2134,7 @@ def train_translate(impl: Any, ck: Check) -> None:
     T = max(len(t) for t in corpus.tgt_ids)
     src, _ = corpus.src_vocab.pad(corpus.src_ids, S)  # (N, S), PAD-filled
     tgt, _ = corpus.tgt_vocab.pad(corpus.tgt_ids, T)  # (N, T), <start> ... <end> then PAD
-    config = TransformerConfig(
+    config = as_declared(ck, TransformerConfig(
         n_src_vocab=len(corpus.src_vocab),
         n_tgt_vocab=len(corpus.tgt_vocab),
         d_model=16,
@@ -2121,7 +2143,7 @@ def train_translate(impl: Any, ck: Check) -> None:
         n_decoder_layers=1,
         d_ff=32,
         context=max(S, T) + 2,
-    )
+    ))
     net = impl.Transformer(config, rounded_params(ck, ck.oracle.init_params(config, seed=0)))
     net.train(np.asarray(src), np.asarray(tgt), epochs=300, eta=0.01, seed=0)
     for source, target in zip(corpus.src_ids, corpus.tgt_ids, strict=True):

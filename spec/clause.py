@@ -93,6 +93,12 @@ class Source:
         return f"{cited} ({self.paper})" if self.paper else cited
 
 
+class DeclaredOtherwise(Exception):
+    """The implementation's declared conventions rule out what the clause checks (a network
+    without positions, asked of one that declares learned ones): the clause is not applicable to
+    it, never failed, and the message says which declaration and what the clause needed."""
+
+
 class ClauseFailure(AssertionError):
     """A property did not hold. ``observed``/``expected`` are short human-readable strings."""
 
@@ -159,6 +165,39 @@ class Check(Protocol):
 
 
 Property = Callable[[Any, Check], None]
+
+
+def as_declared(ck: Check, config: Any, *, needed: dict[str, Any] | None = None) -> Any:
+    """``config`` as both sides build it: with the implementation's declared conventions applied
+    (pre-LN, an eps, positions, biases, embedding scale, activation), as the engine hands it to the
+    implementation's constructors and the oracle's. A clause's own formulas must read this one, not
+    the draw. ``needed``: fields the clause's check cannot do without (a network without positions
+    to be permutation-equivariant); a declaration that overrides one makes the clause not
+    applicable to the implementation (:class:`DeclaredOtherwise`), never failed."""
+    conventions = getattr(ck.oracle, "conventions", None)
+    declared = conventions.apply(config) if conventions is not None else config
+    for name, value in (needed or {}).items():
+        if getattr(declared, name) != value:
+            raise DeclaredOtherwise(
+                f"it declares {name}={getattr(declared, name)!r}, and this clause's check needs a network "
+                f"with {name}={value!r}"
+            )
+    return declared
+
+
+def sinusoid_layout(owner: Any) -> str:
+    """The sin/cos column layout ``owner`` declares (a Check's oracle, or an implementation): the
+    pinned 'interleaved' unless it declared 'concatenated'."""
+    return getattr(getattr(owner, "conventions", None), "sinusoid_layout", "interleaved")
+
+
+def in_layout(table: np.ndarray, layout: str) -> np.ndarray:
+    """An interleaved sinusoid table (sin at even, cos at odd columns) in ``layout``: 'concatenated'
+    puts every sine column first, then every cosine column (for an odd d_model, one sine more)."""
+    if layout == "interleaved":
+        return table
+    d = table.shape[-1]
+    return table[..., [*range(0, d, 2), *range(1, d, 2)]]
 
 
 def must_refuse(ck: Check, call: Callable[[], Any], *, what: str, expected: str) -> None:

@@ -26,6 +26,7 @@ from .clause import (
     VIDEO_NOTES,
     Check,
     Source,
+    as_declared,
     clause,
     ids_outside,
     informative,
@@ -276,16 +277,16 @@ def _counting_config(ck: Check) -> GPTConfig | TransformerConfig | MLPConfig:
         "tie_embeddings": ck.draw(st.booleans(), "tie_embeddings"),
     }
     if kind == "gpt":
-        return GPTConfig(n_vocab=ck.draw(st.integers(5, 9), "n_vocab"),
-                         n_layers=ck.draw(st.integers(0, 2), "n_layers"), **common)
-    return TransformerConfig(
+        return as_declared(ck, GPTConfig(n_vocab=ck.draw(st.integers(5, 9), "n_vocab"),
+                                         n_layers=ck.draw(st.integers(0, 2), "n_layers"), **common))
+    return as_declared(ck, TransformerConfig(
         n_src_vocab=ck.draw(st.integers(5, 9), "n_src_vocab"),
         n_tgt_vocab=ck.draw(st.integers(5, 9), "n_tgt_vocab"),
         n_encoder_layers=ck.draw(st.integers(0, 2), "n_encoder_layers"),
         # at least one decoder layer: without cross-attention the encoder is never read
         n_decoder_layers=ck.draw(st.integers(1, 2), "n_decoder_layers"),
         **common,
-    )
+    ))
 
 
 def _one_input(config: Any) -> tuple[np.ndarray, ...]:

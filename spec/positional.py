@@ -22,7 +22,17 @@ import hypothesis.strategies as st
 import numpy as np
 
 from . import precision
-from .clause import LECTURE_NOTES, RECAP, VASWANI_2017, Check, Source, clause
+from .clause import (
+    LECTURE_NOTES,
+    RECAP,
+    VASWANI_2017,
+    Check,
+    Source,
+    as_declared,
+    clause,
+    in_layout,
+    sinusoid_layout,
+)
 
 PE_SECTION = Source(LECTURE_NOTES, "Positional Encoding", paper=VASWANI_2017)
 
@@ -278,9 +288,11 @@ def _silence(layer: dict, attentions: tuple[str, ...], norms: tuple[str, ...], d
     norms plain (gain 1, shift 0): each post-LN sub-layer then adds 0 and normalises."""
     for sublayer in attentions:
         for name in ("W_o", "b_o"):
-            layer[sublayer][name] = np.zeros_like(layer[sublayer][name])
+            if name in layer[sublayer]:  # no b_o in a bias-free network
+                layer[sublayer][name] = np.zeros_like(layer[sublayer][name])
     for name in ("W_2", "b_2"):
-        layer["ffn"][name] = np.zeros_like(layer["ffn"][name])
+        if name in layer["ffn"]:
+            layer["ffn"][name] = np.zeros_like(layer["ffn"][name])
     for norm in norms:
         layer[norm]["gamma"] = np.ones(d_model)
         layer[norm]["beta"] = np.zeros(d_model)
@@ -305,8 +317,9 @@ def _draw_ids(ck: Check, n_vocab: int, length_label: str, label: str) -> np.ndar
 def pe_added(impl: Any, ck: Check) -> None:
     from nnspec.reference.config import preset
 
-    config = replace(preset("transformer_tiny"), n_encoder_layers=1, n_decoder_layers=1, norm_placement="post",
-                     positional="sinusoidal", scale_embeddings=True)
+    needed = {"norm_placement": "post", "positional": "sinusoidal", "scale_embeddings": True}
+    config = as_declared(ck, replace(preset("transformer_tiny"), n_encoder_layers=1, n_decoder_layers=1, **needed),
+                         needed=needed)
     seed = ck.draw(st.integers(0, 2**16), "seed")
     params = ck.oracle.init_params(config, seed=seed)
     # silence the encoder layer's sub-layers: zero output projections and zero second FFN layer,
@@ -319,7 +332,7 @@ def pe_added(impl: Any, ck: Check) -> None:
 
     # x = W_E onehot(t) sqrt(d_model) + PE(pos)   (the block's input)
     d = config.d_model
-    x = W_E[:, src].T * math.sqrt(d) + _formula(len(src), d)  # (S, d_model)
+    x = W_E[:, src].T * math.sqrt(d) + in_layout(_formula(len(src), d), sinusoid_layout(ck.oracle))  # (S, d_model)
 
     def ln(v: np.ndarray) -> np.ndarray:
         mean = v.mean(axis=-1, keepdims=True)
@@ -337,5 +350,5 @@ def pe_added(impl: Any, ck: Check) -> None:
     W_E_tgt = ck.input(params["W_E_tgt"])
     params["W_E_tgt"] = W_E_tgt
     decoded = impl.Transformer(config, params).decode(tgt[None, :], np.asarray(memory)[None])[0]  # (T, d_model)
-    y = W_E_tgt[:, tgt].T * math.sqrt(d) + _formula(len(tgt), d)  # (T, d_model)
+    y = W_E_tgt[:, tgt].T * math.sqrt(d) + in_layout(_formula(len(tgt), d), sinusoid_layout(ck.oracle))  # (T, d_model)
     ck.close(decoded, ln(ln(ln(y))), output="network", what="decode(tgt, memory) with silent sub-layers")

@@ -282,6 +282,46 @@ def test_an_implementation_named_twice_runs_once(project: pytest.Pytester) -> No
     ])
 
 
+def _installed_entry_point(project: pytest.Pytester, name: str, value: str) -> None:
+    """An installed distribution's entry point in the group ``nnspec.implementations``: a dist-info
+    folder on sys.path, which importlib.metadata reads as pip's install would leave it."""
+    dist = project.mkdir("mylib-0.1.dist-info")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mylib\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[nnspec.implementations]\n{name} = {value}\n")
+    project.syspathinsert()
+
+
+def test_one_module_named_by_its_entry_point_and_its_import_path_runs_once(project: pytest.Pytester) -> None:
+    """The workflow audit's `nnspec verify mylib mylib_impl`: one module, so one run, not a usage
+    error asking to rename one of the two (there is one object)."""
+    project.makepyfile(mylib_impl="from nnspec.reference import numpy_ref\nsoftmax = numpy_ref.softmax\n")
+    _installed_entry_point(project, "mylib", "mylib_impl")
+    result = project.runpytest("--nnspec-impl=mylib", "--nnspec-impl=mylib_impl", CATALOGUE,
+                               "--nnspec-profile=quick", "--nnspec-clause=T-SOFTMAX")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["nnspec: --nnspec-impl=mylib_impl is --nnspec-impl=mylib again (*): it runs once"])
+
+
+def test_an_entry_point_to_a_module_of_implementations_is_told_the_import_path(project: pytest.Pytester) -> None:
+    """An entry point naming a module whose objects are the implementations (README's ``mypkg =
+    "mypkg.impl"`` with ``IMPL = torch_module(...)`` inside): the hint names the object by the
+    module's import path, which loads, not by the entry point's name, which does not."""
+    project.makepyfile(mylib_timpl=(
+        "from nnspec.reference import numpy_ref\n"
+        "class Kernels:\n    softmax = staticmethod(numpy_ref.softmax)\n"
+        "IMPL = Kernels()\n"
+    ))
+    _installed_entry_point(project, "mylib-torch", "mylib_timpl")
+    result = project.runpytest("--nnspec-impl=mylib-torch", CATALOGUE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*objects in it do: name one, e.g. mylib_timpl:IMPL (it has IMPL, Kernels), or point the entry point at the "
+        'object: mylib-torch = "mylib_timpl:IMPL"',
+    ])
+    fixed = project.runpytest("--nnspec-impl=mylib_timpl:IMPL", CATALOGUE, "--nnspec-clause=T-SOFTMAX")
+    fixed.assert_outcomes(passed=1)
+
+
 def test_two_implementations_under_one_name_are_a_usage_error(project: pytest.Pytester) -> None:
     """Two versions of a package that both declare ``nnspec_name = "mypkg"`` would share test ids and
     report rows, so no one could tell their results apart."""

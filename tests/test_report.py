@@ -561,6 +561,12 @@ def test_the_positional_encoding_figure_needs_a_pe_clause(written: dict[str, Pat
     row = run_clause("PE-BOUNDED", "numpy", profile="quick").to_dict()
     html = write_report(build_report([row], _meta(["numpy"])), tmp_path / "pe")["html"].read_text()
     assert re.search(r'<figure id="fig-pe">\s*<svg', html)
+    # one that was not applicable checked nothing: no figure (the workflow audit's softmax-only run)
+    no_pe = patched("numpy", name="no-pe", without=["positional_encoding"])
+    idle = run_clause("PE-BOUNDED", no_pe, profile="quick").to_dict()
+    assert idle["status"] == "not_applicable"
+    html = write_report(build_report([idle], _meta(["no-pe"])), tmp_path / "idle")["html"].read_text()
+    assert 'id="fig-pe"' not in html
 
 
 # ------------------------------------------------------------------------------------------------

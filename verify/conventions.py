@@ -7,13 +7,16 @@ for the references; another implementation may make a different, equally valid c
 it in a :class:`Conventions`, which travels with the implementation:
 
 - *translated* conventions are hidden by the adapter: a mask polarity of ``"masked"`` (True = blocked)
-  is inverted on the way in and out, so clauses always speak "True = may attend";
+  is inverted on the way in and out, so clauses always speak "True = may attend"; a
+  ``positional_encoding`` table declared concatenated comes back interleaved, so the PE clauses
+  read the documents' formula;
 - *matched* conventions configure the oracle (:class:`ConfiguredOracle`): its ``causal_mask`` uses
-  the declared alignment, ``layer_norm`` the declared eps, ``gelu`` the declared variant,
-  ``positional_encoding`` the declared sin/cos layout, and network configs get the declared norm
+  the declared alignment, ``layer_norm`` the declared eps, ``gelu`` the declared variant, its
+  networks add sinusoids in the declared layout, and network configs get the declared norm
   placement, activation, positional style, bias and embedding scale. The implementation's own
   network constructors receive the same adjusted config, so both sides always build the same
-  network.
+  network. Clauses that build a config read it through ``spec.clause.as_declared``, so their own
+  formulas see the network the two sides build.
 
 A field left at ``None`` means "follows the argument or the config" (the references' behaviour).
 """
@@ -70,6 +73,15 @@ class Conventions:
                 raise ValueError(
                     f"convention {name}={getattr(self, name)!r} is not one of {list(values)}"
                 )
+        # a string would pass into every config as is ("false" is true, "1e-6" no number)
+        for name in ("bias", "scale_embeddings"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool | np.bool_):
+                raise ValueError(f"convention {name}={value!r} is not True, False or None (a bool, not a string)")
+        eps = self.layer_norm_eps
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, int | float | np.floating)
+                                or not 0 < eps < float("inf")):
+            raise ValueError(f"convention layer_norm_eps={eps!r} is not a positive number (such as 1e-6) or None")
 
     @classmethod
     def coerce(cls, value: Conventions | dict[str, Any] | None) -> Conventions:
@@ -120,6 +132,30 @@ def apply_to_arguments(conventions: Conventions, args: tuple, kwargs: dict) -> t
     )
 
 
+# Networks that add sinusoidal positions, and their position tables' names when learned.
+_POSITIONED = {"Transformer": ("W_P_src", "W_P_tgt"), "GPT": ("W_P",)}
+
+
+def _concatenated_positions(module: Any, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """A network whose sinusoids are concatenated (every sine column, then every cosine column):
+    the same network with that table as its learned positions, so the oracle's code is unchanged."""
+    args = list(args)
+    config = kwargs["config"] if "config" in kwargs else args[0]
+    if getattr(config, "positional", None) != "sinusoidal":
+        return tuple(args), kwargs
+    d = config.d_model
+    table = module.positional_encoding(config.context, d)[:, [*range(0, d, 2), *range(1, d, 2)]]
+    learned = dataclasses.replace(config, positional="learned")
+    params = kwargs["params"] if "params" in kwargs else args[1]
+    params = {**params, **{table_name: table for table_name in _POSITIONED[name]}}
+    for key, value, position in (("config", learned, 0), ("params", params, 1)):
+        if key in kwargs:
+            kwargs = {**kwargs, key: value}
+        else:
+            args[position] = value
+    return tuple(args), kwargs
+
+
 class ConfiguredOracle:
     """:mod:`numpy_ref` as seen through an implementation's declared conventions.
 
@@ -149,6 +185,8 @@ class ConfiguredOracle:
 
             def construct(*args: Any, **kwargs: Any) -> Any:
                 args, kwargs = apply_to_arguments(conventions, args, kwargs)
+                if name in _POSITIONED and conventions.sinusoid_layout == "concatenated":
+                    args, kwargs = _concatenated_positions(self.raw, name, args, kwargs)
                 return target(*args, **kwargs)
 
             construct.__name__ = name
@@ -180,10 +218,3 @@ class ConfiguredOracle:
     def gelu_prime(self, z: np.ndarray, approximate: str | None = None) -> np.ndarray:
         return self.raw.gelu_prime(z, approximate=approximate or self.conventions.gelu_approximate)
 
-    def positional_encoding(self, n_positions: int, d_model: int) -> np.ndarray:
-        pe = self.raw.positional_encoding(n_positions, d_model)  # (n_positions, d_model), interleaved
-        if self.conventions.sinusoid_layout == "interleaved":
-            return pe
-        # concatenated: all sine columns, then all cosine columns
-        order = list(range(0, d_model, 2)) + list(range(1, d_model, 2))
-        return pe[:, order]

@@ -464,6 +464,19 @@ def _flip_masks(value: Any) -> Any:
     return value
 
 
+def _interleaved(table: Any) -> Any:
+    """A sinusoid table declared 'concatenated' (every sine column, then every cosine column) in the
+    pinned interleaved order, sin at even and cos at odd columns: translated on the way out, as a
+    mask polarity is, so the PE clauses read the documents' formula in either layout."""
+    table = np.asarray(table)
+    if table.ndim < 1:
+        return table
+    d = table.shape[-1]
+    interleaved = np.empty_like(table)
+    interleaved[..., [*range(0, d, 2), *range(1, d, 2)]] = table  # concatenated column i is this one
+    return interleaved
+
+
 def _flip_mask_arguments(name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     args = list(args)
     known = _MASK_ARGUMENTS.get(name, ())
@@ -535,6 +548,9 @@ class Implementation:
         # The name a third-party object was loaded by, where it declares another (``nnspec_name``):
         # failures reproduce with the name that loads again. Never set on a shared object.
         self.loaded_as: str | None = None
+        # The third-party object (module, object, factory) it was made from: one object named twice
+        # (by an entry point and by its import path) is one implementation
+        self.wrapped: Any = None
         self.dtype = dtype
         self.device = device
         self.version = version
@@ -711,6 +727,8 @@ class Implementation:
                 result = _snapshot(result)  # nnspec's own code returns fresh arrays
             if flip and call in _MASK_RESULTS:
                 result = _flip_masks(result)
+            if call == "positional_encoding" and impl.conventions.sinusoid_layout == "concatenated":
+                result = _interleaved(result)
             if call in PROXIED_CLASSES:
                 return NetworkProxy(impl, call, result)
             if call == "Vocabulary.from_sentences":  # a vocabulary built by the class's own method
@@ -1107,6 +1125,7 @@ def from_object(obj: Any, *, name: str) -> Implementation:
     """Wrap a third-party object (see the module docstring). Factories are called first."""
     if isinstance(obj, Implementation):
         return obj
+    given = obj
     if callable(obj) and not inspect.ismodule(obj) and not any(hasattr(obj, c) for c in CAPABILITIES):
         attr = name.rpartition(":")[2].rpartition(".")[2]
         if attr in CAPABILITIES and inspect.isroutine(obj):
@@ -1131,8 +1150,12 @@ def from_object(obj: Any, *, name: str) -> Implementation:
     namespace = {c: getattr(obj, c) for c in CAPABILITIES if callable(getattr(obj, c, None))}
     if not namespace:
         inside = _offering(obj) if inspect.ismodule(obj) else []
+        # a module reached through an entry point is named by its import path, not the entry's name
+        path = obj.__name__ if inspect.ismodule(obj) else name
+        entry = (f", or point the entry point at the object: {name} = \"{path}:{inside[0]}\""
+                 if inside and path != name else "")
         fix = (
-            f"objects in it do: name one, e.g. {name}:{inside[0]} (it has {', '.join(inside[:8])})"
+            f"objects in it do: name one, e.g. {path}:{inside[0]} (it has {', '.join(inside[:8])}){entry}"
             if inside else
             "expose functions named as in numpy_ref or return an nnspec.verify.Implementation"
         )
@@ -1161,6 +1184,7 @@ def from_object(obj: Any, *, name: str) -> Implementation:
     )
     if impl.name != name:  # a display name of its own: failures reproduce with the one that loads
         impl.loaded_as = name
+    impl.wrapped = given
     return impl
 
 

@@ -417,15 +417,21 @@ def _check_creatable(directory: Path) -> None:
         raise ReportDirError(f"it cannot be written: {target} is not writable by this user")
 
 
+def _same_offer(a: Implementation, b: Implementation) -> bool:
+    """Two wrappers of one third-party object: a module named by its entry point and by its
+    import path."""
+    return a.wrapped is not None and a.wrapped is b.wrapped
+
+
 def _named_before(state: _State, name: str, impl: Implementation) -> bool:
     """Whether ``impl`` is one already on the command line (``torch`` and ``torch:cpu:float32``),
     which then runs once. Another implementation under a name already taken is a usage error: its
     results would share test ids and report rows with the first one's."""
     for earlier, other in zip(state.names, state.implementations, strict=True):
-        if other.name != impl.name:
+        if other.name != impl.name and not _same_offer(other, impl):
             continue
         bundled = all(i.framework != "third-party" and i.patched_from is None for i in (impl, other))
-        if other is impl or bundled:
+        if other is impl or bundled or _same_offer(other, impl):
             state.repeated.append(f"{_as_given(name)} is {_as_given(earlier)} again ({impl.name}): it runs once")
             return True
         raise UnknownImplementation(
@@ -474,7 +480,8 @@ def _raised_at(exc: BaseException) -> str:
     not nnspec's) where ``exc`` was raised, so a failing import says where it failed."""
     engine = str(Path(__file__).resolve().parent)
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "importlib" not in f.filename and not str(Path(f.filename).resolve()).startswith(engine)]
+              if "importlib" not in f.filename and not f.filename.startswith("<")  # a dataclass's __init__
+              and not str(Path(f.filename).resolve()).startswith(engine)]
     if not frames:
         return ""
     frame = frames[-1]

@@ -40,7 +40,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 from hypothesis.errors import Flaky, HypothesisException, StopTest, UnsatisfiedAssumption
-from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure
+from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure, DeclaredOtherwise
 
 from . import numerics
 from .check import EngineCheck, Record, summarise
@@ -612,6 +612,9 @@ def run_clause(
     except MissingCapability as exc:
         result.status = "not_applicable"
         result.message = f"{exc} (used by the clause although not in its needs {list(clause.needs)})"
+    except DeclaredOtherwise as exc:
+        result.status = "not_applicable"
+        result.message = f"{impl.name}: {exc}"
     except ClauseFailure as exc:
         result.status = "failed"
         result.message = str(exc)

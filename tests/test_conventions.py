@@ -1,0 +1,90 @@
+"""Declared conventions, end to end: code that makes another of the documents' open choices, and
+says so, passes every clause it can be asked; code that declares one choice and makes another
+fails. (The conventions audit found clauses building their expected values from the drawn config,
+not the declared one, and a concatenated or top-left declaration that could not pass at all.)"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import numpy as np
+import pytest
+from nnspec.reference import numpy_ref
+from nnspec.spec.clause import in_layout
+from nnspec.verify import run_clause
+from nnspec.verify.conventions import ConfiguredOracle, Conventions
+from nnspec.verify.implementations import CAPABILITIES, from_object
+
+# Three models of real code: a GPT-2-like one (pre-LN, eps 1e-6, learned positions, no biases,
+# tanh GELU), the original Transformer's with concatenated sinusoids and top-left causal masks
+# (the layout and alignment of code that slices the mask's top-left corner), and one without
+# positions or biases.
+DECLARED = {
+    "gpt2-like": dict(norm_placement="pre", layer_norm_eps=1e-6, gelu_approximate="tanh", activation="gelu_tanh",
+                      positional="learned", bias=False, scale_embeddings=True),
+    "concatenated-top-left": dict(causal_alignment="top_left", sinusoid_layout="concatenated", norm_placement="post",
+                                  layer_norm_eps=1e-6, activation="relu", positional="sinusoidal", bias=True),
+    "no-positions-no-biases": dict(norm_placement="pre", positional="none", bias=False, scale_embeddings=False,
+                                   activation="gelu"),
+}
+
+# The clauses the audit saw fail correct code under a declaration, and those about the choices.
+CLAUSES = ["RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE", "GPT-COMPOSE", "PE-ADDED", "GREEDY",
+           "GPT-GENERATE", "NET-ORACLE", "NET-PADDING", "NET-LOGITS", "ATT-CAUSAL", "PE-FORMULA", "PE-PAIR",
+           "PE-RELATIVE", "LN-STATS", "ACT-GELU", "PARAM-COUNT"]
+
+
+def declaring(conventions: dict[str, Any], *, computes: dict[str, Any] | None = None, name: str) -> Any:
+    """A third-party NumPy implementation that computes with ``computes`` (the declared choices,
+    unless a fault is planted) and declares ``conventions``: the oracle configured its way, with a
+    positional_encoding of its own layout."""
+    own = Conventions(**(computes if computes is not None else conventions))
+    oracle = ConfiguredOracle(own)
+    namespace = {c: getattr(oracle, c) for c in CAPABILITIES if hasattr(numpy_ref, c)}
+    namespace["positional_encoding"] = lambda n_positions, d_model: in_layout(
+        numpy_ref.positional_encoding(n_positions, d_model), own.sinusoid_layout)
+    return from_object(types.SimpleNamespace(**namespace, nnspec_conventions=conventions), name=name)
+
+
+@pytest.mark.parametrize("clause_id", CLAUSES)
+@pytest.mark.parametrize("model", sorted(DECLARED))
+def test_code_that_declares_its_choices_passes(model: str, clause_id: str) -> None:
+    result = run_clause(clause_id, declaring(DECLARED[model], name=model), profile="quick", seed=0)
+    assert result.status in ("passed", "not_applicable"), result.message
+    if result.status == "not_applicable":  # only where the clause needs what the declaration rules out
+        assert "and this clause's check needs a network with" in result.message, result.message
+
+
+@pytest.mark.parametrize(("declares", "computes", "clause_id"), [
+    (dict(sinusoid_layout="concatenated"), {}, "PE-FORMULA"),
+    (dict(causal_alignment="top_left"), {}, "ATT-CAUSAL"),
+    (dict(norm_placement="pre"), dict(norm_placement="post"), "NET-ORACLE"),
+    (dict(layer_norm_eps=1e-6), {}, "LN-STATS"),
+])
+def test_code_that_declares_one_choice_and_makes_another_fails(declares: dict, computes: dict, clause_id: str) -> None:
+    """The audit's two that passed before: concatenated declared, interleaved computed; top-left
+    declared, bottom-right computed."""
+    bad = declaring(declares, computes=computes, name="declares otherwise")
+    result = run_clause(clause_id, bad, profile="quick", seed=0, shrink=False)
+    assert result.status == "failed", result.message
+
+
+def test_a_declaration_that_rules_out_a_check_makes_it_not_applicable_and_says_why() -> None:
+    result = run_clause("ENC-PERMUTE", declaring(dict(positional="learned"), name="learned"), profile="quick")
+    assert result.status == "not_applicable"
+    assert "it declares positional='learned', and this clause's check needs a network with positional='none'" \
+        in result.message
+
+
+def test_the_adapter_hands_a_concatenated_table_back_interleaved() -> None:
+    impl = declaring(dict(sinusoid_layout="concatenated"), name="concatenated")
+    np.testing.assert_array_equal(impl.positional_encoding(4, 5), numpy_ref.positional_encoding(4, 5))
+
+
+@pytest.mark.parametrize("value", [{"layer_norm_eps": "1e-6"}, {"layer_norm_eps": -1.0}, {"bias": "no"},
+                                   {"scale_embeddings": "false"}])
+def test_a_declaration_of_the_wrong_kind_is_refused(value: dict) -> None:
+    """Strings passed into every config as they were: "false" turned embedding scaling on."""
+    with pytest.raises(ValueError, match=next(iter(value))):
+        Conventions.coerce(value)
