@@ -270,7 +270,8 @@ def report_figures(report: dict[str, Any]) -> list[dict[str, str]]:
                                 "first failing attention clause; compare with the observed values in "
                                 "its failure text."})
                 break
-    if any(r["clause_id"].startswith("PE-") for r in report["results"]):  # only where a PE clause ran
+    ran = ("passed", "failed", "error")  # not applicable or skipped: nothing was checked
+    if any(r["clause_id"].startswith("PE-") and r["status"] in ran for r in report["results"]):
         figures.append({"id": "fig-pe", "title": "Positional encoding", "svg": positional_encoding_matrix(),
                         "caption": "The reference sinusoidal encoding (interleaved sin/cos) the PE clauses "
                         "hold implementations to."})
