@@ -1346,3 +1346,15 @@ def test_torch_code_returning_a_narrower_format_than_declared_is_told_so() -> No
     assert "its torch results have come back in bfloat16, narrower than the float32 it declares" in result.message
     honest = torch_module(types.SimpleNamespace(softmax=softmax), name="declared-bf16", dtype="bfloat16")
     assert run_clause("SM-FORMULA", honest, profile="quick", seed=0).status == "passed"
+
+
+def test_a_module_whose_own_code_raises_import_error_is_told_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow audit: ``from ._C import ...`` failing inside a found module got the advice for a
+    module that cannot be found (run from its directory, install it). It now says where it raised."""
+    (tmp_path / "needs_libfoo.py").write_text('raise ImportError("libfoo.so: cannot open shared object file")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UnknownImplementation, match=r"the module was found, and its own code raised this at "
+                       r".*needs_libfoo\.py:1"):
+        load_implementation("needs_libfoo:IMPL")

@@ -46,6 +46,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import traceback
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
@@ -1188,14 +1189,31 @@ def from_object(obj: Any, *, name: str) -> Implementation:
     return impl
 
 
+def _raised_inside(exc: BaseException, module_name: str) -> str:
+    """`` at FILE:LINE``: where an ImportError was raised inside the module's own files (not by the
+    import system failing to find it), or ""."""
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return ""
+    if found is None or not found.origin:
+        return ""
+    package = str(Path(found.origin).parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(package)]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
 def _import_object(spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or ""
+        inside = _raised_inside(exc, module_name)
         if missing and module_name != missing and not module_name.startswith(missing + "."):
             fix = f"{module_name} imports {missing}, which is not installed here"
+        elif inside:  # found, and its own code raised (a shared library that fails to load, say)
+            fix = f"the module was found, and its own code raised this{inside}"
         else:
             fix = (
                 f"run from the directory that holds {module_name.split('.')[0]} (`nnspec verify` and "
