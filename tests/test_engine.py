@@ -357,6 +357,20 @@ def test_the_time_limit_during_shrinking_reports_the_failure_found() -> None:
     assert result.counterexample.startswith("x = ") and int(result.counterexample[4:]) >= 10
 
 
+def test_a_time_limit_that_falls_in_the_clauses_own_work_does_not_blame_the_implementation() -> None:
+    """The workflow audit: at --nnspec-time-limit=2 the oracle's own 2.6 s on BP-CHAIN-MULTI read as
+    "the implementation hung or is far too slow", naming no call of it."""
+
+    def prop(impl, ck):
+        impl.softmax(np.array([1.0, 2.0]))
+        time.sleep(3)  # the clause's own work, after the implementation returned
+
+    result = run_clause(_toy(prop, hypothesis=False), "numpy", time_limit=0.5)
+    assert result.status == "failed"
+    assert "no call of the implementation was running then" in result.message, result.message
+    assert "hung" not in result.message
+
+
 def test_the_shrunk_input_of_an_in_place_write_is_what_the_call_was_given() -> None:
     """The clause's drawn arrays are the ones passed: shown after the write, the input would not
     reproduce the failure."""

@@ -607,7 +607,10 @@ def run_clause(
                 "pytest --nnspec-time-limit change it"
             )
             result.message = (
-                f"timed out after {limit:g} s{where} ({whose}); the implementation hung or is far too slow"
+                f"timed out after {limit:g} s{where} ({whose}); "
+                + ("the implementation hung or is far too slow" if running else
+                   "no call of the implementation was running then: the time went to the clause's own "
+                   "checks and the oracle, so the limit is too small for this clause here")
             )
     except MissingCapability as exc:
         result.status = "not_applicable"
