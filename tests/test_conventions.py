@@ -88,3 +88,13 @@ def test_a_declaration_of_the_wrong_kind_is_refused(value: dict) -> None:
     """Strings passed into every config as they were: "false" turned embedding scaling on."""
     with pytest.raises(ValueError, match=next(iter(value))):
         Conventions.coerce(value)
+
+
+def test_a_failure_says_the_drawn_network_choices_gave_way_to_the_declared_ones() -> None:
+    """The shrunk input shows the draw (norm_placement = 'post'); both sides built pre-LN. The
+    failure says so, where the audit had to guess."""
+    bad = declaring(dict(norm_placement="pre"), computes=dict(norm_placement="post"), name="declares pre")
+    result = run_clause("NET-ORACLE", bad, profile="quick", seed=0)
+    assert result.status == "failed", result.message
+    assert "(network choices above as drawn: declares pre declares norm_placement='pre', and both sides " \
+        "built the network with that)" in result.message, result.message

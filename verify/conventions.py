@@ -34,7 +34,7 @@ CausalAlignment = Literal["bottom_right", "top_left"]
 SinusoidLayout = Literal["interleaved", "concatenated"]
 
 # Config fields a declared convention may pin (TransformerConfig and GPTConfig have them all).
-_CONFIG_FIELDS = (
+CONFIG_CONVENTIONS = _CONFIG_FIELDS = (
     "norm_placement", "activation", "positional", "bias", "layer_norm_eps", "scale_embeddings",
 )
 # The oracle's functions (besides the network classes) that take a config: called with the

@@ -44,6 +44,7 @@ from nnspec.spec.clause import REGISTRY, Clause, ClauseFailure, DeclaredOtherwis
 
 from . import numerics
 from .check import EngineCheck, Record, summarise
+from .conventions import CONFIG_CONVENTIONS
 from .implementations import (
     CURRENT_CALL,
     SESSION_FLUSHES_SUBNORMALS,
@@ -669,6 +670,15 @@ def run_clause(
                 result.counterexample += (
                     f"\n(masks above as the clauses read them, True = may attend: {impl.name} declares "
                     "mask_true_means='masked' and was handed each inverted)"
+                )
+            pinned = {name: value for name, value in impl.conventions.differences().items()
+                      if name in CONFIG_CONVENTIONS and any(label == name for label, _ in ck.drawn)}
+            if pinned:
+                # the draw is shown; both sides built the network with the declared choice instead
+                declared = ", ".join(f"{name}={value!r}" for name, value in pinned.items())
+                result.counterexample += (
+                    f"\n(network choices above as drawn: {impl.name} declares {declared}, and both sides "
+                    "built the network with that)"
                 )
     if not_offered:
         result.notes["not offered"] = not_offered
