@@ -191,13 +191,15 @@ def sinusoid_layout(owner: Any) -> str:
     return getattr(getattr(owner, "conventions", None), "sinusoid_layout", "interleaved")
 
 
+def concatenated_order(d_model: int) -> list[int]:
+    """Column i of a concatenated sinusoid table is column ``order[i]`` of the interleaved one:
+    every sine column (even), then every cosine column (odd); for an odd d_model, one sine more."""
+    return [*range(0, d_model, 2), *range(1, d_model, 2)]
+
+
 def in_layout(table: np.ndarray, layout: str) -> np.ndarray:
-    """An interleaved sinusoid table (sin at even, cos at odd columns) in ``layout``: 'concatenated'
-    puts every sine column first, then every cosine column (for an odd d_model, one sine more)."""
-    if layout == "interleaved":
-        return table
-    d = table.shape[-1]
-    return table[..., [*range(0, d, 2), *range(1, d, 2)]]
+    """An interleaved sinusoid table (sin at even, cos at odd columns) in ``layout``."""
+    return table if layout == "interleaved" else table[..., concatenated_order(table.shape[-1])]
 
 
 def must_refuse(ck: Check, call: Callable[[], Any], *, what: str, expected: str) -> None:

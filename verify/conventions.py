@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from nnspec.spec.clause import in_layout
 
 MaskPolarity = Literal["attend", "masked"]
 CausalAlignment = Literal["bottom_right", "top_left"]
 SinusoidLayout = Literal["interleaved", "concatenated"]
 
 # Config fields a declared convention may pin (TransformerConfig and GPTConfig have them all).
-CONFIG_CONVENTIONS = _CONFIG_FIELDS = (
+CONFIG_CONVENTIONS = (
     "norm_placement", "activation", "positional", "bias", "layer_norm_eps", "scale_embeddings",
 )
 # The oracle's functions (besides the network classes) that take a config: called with the
@@ -115,7 +116,7 @@ class Conventions:
         names = {f.name for f in dataclasses.fields(config)}
         changes = {
             name: getattr(self, name)
-            for name in _CONFIG_FIELDS
+            for name in CONFIG_CONVENTIONS
             if name in names and getattr(self, name) is not None and name != "activation"
         }
         # An activation convention pins the transformer blocks' activation, not an MLP's choice.
@@ -143,8 +144,7 @@ def _concatenated_positions(module: Any, name: str, args: tuple, kwargs: dict) -
     config = kwargs["config"] if "config" in kwargs else args[0]
     if getattr(config, "positional", None) != "sinusoidal":
         return tuple(args), kwargs
-    d = config.d_model
-    table = module.positional_encoding(config.context, d)[:, [*range(0, d, 2), *range(1, d, 2)]]
+    table = in_layout(module.positional_encoding(config.context, config.d_model), "concatenated")
     learned = dataclasses.replace(config, positional="learned")
     params = kwargs["params"] if "params" in kwargs else args[1]
     params = {**params, **{table_name: table for table_name in _POSITIONED[name]}}

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from nnspec.spec.clause import ClauseFailure, alternatives
+from nnspec.spec.clause import ClauseFailure, alternatives, concatenated_order
 
 from .conventions import ConfiguredOracle, Conventions, apply_to_arguments
 from .numerics import ieee_float32, subnormals
@@ -474,7 +474,7 @@ def _interleaved(table: Any) -> Any:
         return table
     d = table.shape[-1]
     interleaved = np.empty_like(table)
-    interleaved[..., [*range(0, d, 2), *range(1, d, 2)]] = table  # concatenated column i is this one
+    interleaved[..., concatenated_order(d)] = table
     return interleaved
 
 
