@@ -307,21 +307,18 @@ def test_the_train_every_torch_module_has_is_not_the_networks_training() -> None
     from nnspec.verify import torch_module
     from nnspec.verify.implementations import from_object
 
-    class ModuleTransformer(torch.nn.Module):
-        def __init__(self, config: Any, params: Any) -> None:
-            super().__init__()
-            self.net = numpy_ref.Transformer(config, params)
+    def module_transformer(reference: Any) -> type:
+        """An nn.Module around ``reference``'s Transformer (NumPy's, or torch_ref's for torch_module)."""
 
-        def forward(self, src: Any, tgt: Any) -> Any:
-            return self.net.forward(src, tgt)
+        class ModuleTransformer(torch.nn.Module):
+            def __init__(self, config: Any, params: Any) -> None:
+                super().__init__()
+                self.net = reference.Transformer(config, params)
 
-    class TorchModuleTransformer(torch.nn.Module):
-        def __init__(self, config: Any, params: Any) -> None:
-            super().__init__()
-            self.net = torch_ref.Transformer(config, params)
+            def forward(self, src: Any, tgt: Any) -> Any:
+                return self.net.forward(src, tgt)
 
-        def forward(self, src: Any, tgt: Any) -> Any:
-            return self.net.forward(src, tgt)
+        return ModuleTransformer
 
     class Answering:  # says per instance what it offers
         def __init__(self, config: Any, params: Any) -> None:
@@ -340,8 +337,8 @@ def test_the_train_every_torch_module_has_is_not_the_networks_training() -> None
         def __init__(self, transformer: Any) -> None:
             self.Transformer = transformer
 
-    for impl in (from_object(Holder(ModuleTransformer), name="module"),
-                 torch_module(Holder(TorchModuleTransformer), name="torch-module"),
+    for impl in (from_object(Holder(module_transformer(numpy_ref)), name="module"),
+                 torch_module(Holder(module_transformer(torch_ref)), name="torch-module"),
                  from_object(Holder(Answering), name="answering")):
         assert impl.has("Transformer.forward") and not impl.has("Transformer.train"), impl.name
         assert run_clause("TRAIN-TRANSLATE", impl, profile="quick").status == "not_applicable", impl.name
