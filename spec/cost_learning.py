@@ -506,7 +506,7 @@ def _named_gradients(dW: Any, db: Any) -> dict[str, np.ndarray]:
 
 
 def _large_data_set(
-    impl: Any, ck: Check, config: MLPConfig, params: dict, x: np.ndarray, y: np.ndarray
+    impl: Any, ck: Check, config: MLPConfig, params: dict, x: np.ndarray, y: np.ndarray, per_example: list
 ) -> None:
     """GD-AVERAGE over thousands of examples: the drawn ones, each repeated, whose average gradient
     is the average of their own. Two routes through the implementation (rule 4: below float64,
@@ -524,7 +524,7 @@ def _large_data_set(
         net = m.MLP(config, copy_params(params))
         return [_named_gradients(*net.gradients(x[i : i + 1], y[i : i + 1])) for i in range(len(x))]
 
-    mine = each_example(impl)
+    mine = [_named_gradients(*g) for g in per_example]  # the implementation's, computed by the caller
     # no unit below smallest normal / eps, whose spacing is a subnormal's: the tolerance's absolute
     # part never asks for less than 32 smallest normals (a float64 x of 2e-313 makes dC/dW 5e-315)
     least = precision.smallest_normal(impl) / precision.eps(impl)
@@ -535,7 +535,7 @@ def _large_data_set(
         return {name: g / units.get(name, 1.0) for name, g in named.items()}
 
     def averaged(m: Any) -> dict[str, np.ndarray]:
-        each = each_example(m)
+        each = mine if m is impl else each_example(m)  # torch_ref's, for the baseline's gap
         return {name: np.mean([g[name] for g in each], axis=0) / units[name] for name in each[0]}
 
     ck.close_routes(
@@ -574,7 +574,7 @@ def gd_average(impl: Any, ck: Check) -> None:
             what=f"dC/db({l + 1}) vs mean_i dC_i/db({l + 1})",
         )
     # And over thousands of examples, where a sum kept in a narrow format stalls
-    _large_data_set(impl, ck, config, params, x, y)
+    _large_data_set(impl, ck, config, params, x, y, per_example)
 
 
 # One epoch of SGD on N examples in minibatches of B is checked against the SGD trajectory of every
