@@ -117,8 +117,15 @@ def error_vs_tolerance(rows: list[dict[str, Any]], limit: int = 30) -> str | Non
     fig = _figure(7.5, 1.6 + 0.24 * len(measured))
     ax = fig.add_subplot()
     y = np.arange(len(measured))
-    ax.barh(y, [e - floor for e in errors], left=floor, color=colours, height=0.6, label="max observed error")
+    ax.barh(y, [e - floor for e in errors], left=floor, color=colours, height=0.6)
     ax.scatter(tols, tol_y, marker="|", s=220, color="black", linewidths=2, label="tolerance", zorder=3)
+    from matplotlib.patches import Patch
+
+    # one legend entry per colour drawn (a labelled barh would show its first bar's colour for all)
+    handles = [ax.get_legend_handles_labels()[0][0]] + [
+        Patch(color=colour, label=f"max observed error, {status}")
+        for status, colour in (("passed", PASS), ("failed", FAIL), ("error", ERROR)) if colour in colours
+    ]
     for i, r in enumerate(measured):
         if not math.isfinite(r["max_error"]):  # the bar ends at the axis, not at the value: say it
             ax.text(top, i, f"error {_number_text(r['max_error'])} ", ha="right", va="center", fontsize=7,
@@ -129,7 +136,8 @@ def error_vs_tolerance(rows: list[dict[str, Any]], limit: int = 30) -> str | Non
     ax.invert_yaxis()
     ax.set_xlabel("absolute error (log scale)")
     ax.set_title("Observed error against tolerance, worst ratio first", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    # below the axes, outside them: inside, it covered whichever bars ended at its corner
+    fig.legend(handles=handles, fontsize=7, ncols=4, loc="outside lower center")
     ax.grid(axis="x", alpha=0.3)
     return _svg(fig)
 
@@ -160,7 +168,7 @@ def pass_rate_by_topic(summary: dict[str, Any]) -> str | None:
     ax.set_xlim(0, left.max() * 1.15 + 1)
     ax.set_xlabel("clauses (x implementations)")
     ax.set_title("Results by topic (conformance = passed / applicable)", fontsize=10)
-    ax.legend(fontsize=7, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.6 / len(topics)))
+    fig.legend(fontsize=7, ncols=5, loc="outside lower center")
     return _svg(fig)
 
 

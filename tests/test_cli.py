@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -177,16 +178,17 @@ def test_verify_runs_with_plugin_autoloading_off(tmp_path: Path, workers: list[s
 def test_the_report_records_every_choice_that_shaped_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """-k, -n and --time-limit decide which rows a report has and how they ran: its command names
-    them, quoted for a shell (an unquoted glob fails in zsh); the caller's PYTEST_ADDOPTS is its
-    own test runs' and adds nothing here."""
+    """--catalogue, -k, -n and --time-limit decide which rows a report has and how they ran: its
+    command names them, and the report directory as typed, quoted for a shell (an unquoted glob
+    fails in zsh); the caller's PYTEST_ADDOPTS is its own test runs' and adds nothing here."""
     monkeypatch.setenv("PYTEST_ADDOPTS", "--nnspec-impl=torch:cpu:float64")
     report = tmp_path / "report"
     assert main(["verify", "numpy", "--profile", "quick", *CATALOGUE, "--clause", "T-S*", "-k", "not SIGMOID",
                  "--time-limit", "30", "--report", str(report)]) == 0
     data = json.loads((report / "results.json").read_text())
     assert data["meta"]["command"] == (
-        "nnspec verify numpy --profile quick --seed 0 '--clause=T-S*' --time-limit=30 -k 'not SIGMOID'"
+        "nnspec verify numpy --profile quick --seed 0 '--clause=T-S*' --catalogue=broken_impls:TEST_CLAUSES"
+        f" --time-limit=30 -k 'not SIGMOID' --report {shlex.quote(str(report))}"
     )
     assert [(r["clause_id"], r["implementation"]) for r in data["results"]] == [("T-SOFTMAX", "numpy")]
     assert os.environ["PYTEST_ADDOPTS"] == "--nnspec-impl=torch:cpu:float64"  # given back

@@ -71,6 +71,7 @@ def _verify(args: argparse.Namespace) -> int:
             argv.append(f"--nnspec-report={Path(args.report).resolve()}")
         command = ["nnspec", "verify", *impls, "--profile", args.profile, "--seed", str(args.seed)]
         command += [f"--clause={c}" for c in args.clause]
+        command += [f"--catalogue={c}" for c in args.catalogue]
         if args.time_limit is not None:
             seconds = f"{args.time_limit:g}"
             seconds = seconds if float(seconds) == args.time_limit else repr(args.time_limit)
@@ -82,6 +83,8 @@ def _verify(args: argparse.Namespace) -> int:
         if args.k:
             argv += ["-k", args.k]
             command += ["-k", args.k]
+        if args.report:  # as typed: run again from the same directory, it rewrites the same report
+            command += ["--report", args.report]
         # what the report says was run: every choice that shapes its rows, quoted for a shell
         argv.append("--nnspec-command=" + shlex.join(command))
         argv += ["-v"] * args.verbose + ["-q"] * args.quiet
