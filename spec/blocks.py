@@ -145,11 +145,55 @@ def unembedding(h: np.ndarray, params: dict, W_E_name: str) -> np.ndarray:
 
 
 def with_logit_moved(params: dict, token: int, by: float) -> dict:
-    """``params`` with ``b_U[token]`` moved by ``by`` (a new dict; the drawn arrays are untouched):
-    +1000 makes the token every step's argmax, -1000 takes it out of reach."""
-    b_U = params["b_U"].copy()
-    b_U[token] += by
-    return {**params, "b_U": b_U}
+    """``params`` with ``token``'s logit moved by ``by`` at every position (a new dict; the drawn
+    arrays are untouched): +1000 makes the token every step's argmax, -1000 takes it out of reach.
+    Through ``b_U[token]``; a bias-free network has none, and moves it through its constant feature
+    (:func:`with_constant_feature`): ``W_U[token, 0] += by``, times a feature that is exactly 1."""
+    if "b_U" in params:
+        b_U = params["b_U"].copy()
+        b_U[token] += by
+        return {**params, "b_U": b_U}
+    moved, W_U = with_constant_feature(params)
+    W_U[token, 0] += by
+    return moved
+
+
+def with_constant_feature(params: dict) -> tuple[dict, np.ndarray]:
+    """A copy of a Transformer's or GPT's ``params`` whose last hidden state has feature 0 equal to
+    exactly 1 at every position, and the copy's W_U (n_vocab, d_model), writable in place (the
+    transposed W_E when tied). Column 0 of W_U is then a bias on the logits: what a bias-free network
+    (a switched-off b_U) offers a clause that must place logits where it wants them.
+
+    The hidden state W_U reads is the output of the last layer norm (pre-LN: the final norm; post-LN:
+    the last block's last norm), ``gamma * n + beta``; with gamma_0 = 0 and beta_0 = 1 its feature 0
+    is 0 * n_0 + 1 = 1, exact in every format (n_0 is a normalised, finite value)."""
+    moved = copy_params(params)
+    if "decoder_norm" in moved or "final_norm" in moved:  # pre-LN
+        norm = moved["decoder_norm" if "decoder_norm" in moved else "final_norm"]
+    else:  # post-LN: the last sub-layer's add & norm
+        norm = moved["decoder"][-1]["norm_3"] if "decoder" in moved else moved["blocks"][-1]["norm_2"]
+    norm["gamma"][0], norm["beta"][0] = 0.0, 1.0
+    if "W_U" in moved:
+        return moved, moved["W_U"]
+    return moved, moved["W_E_tgt" if "W_E_tgt" in moved else "W_E"].T  # a view: writes reach W_E
+
+
+def with_constant_logits(params: dict, logits: np.ndarray) -> dict:
+    """``params`` whose logits are ``logits`` (n_vocab,) at every position, whatever the context:
+    W_U = 0 and b_U = logits, or bias-free, W_U's column 0 = logits times the constant feature
+    (:func:`with_constant_feature`). Exact in every format: every other product is 0 times a
+    finite value."""
+    if "b_U" in params:
+        return {**params, "W_U": np.zeros_like(params["W_U"]), "b_U": logits}
+    moved, W_U = with_constant_feature(params)
+    W_U[...] = 0.0
+    W_U[:, 0] = logits
+    return moved
+
+
+def logit_bias(params: dict) -> str:
+    """What carries a logit's bias in ``params``, for failure messages."""
+    return "b_U" if "b_U" in params else "W_U[:, 0] x the final norm's constant feature 0"
 
 
 def lower_triangle(n: int) -> np.ndarray:
@@ -1191,7 +1235,9 @@ def net_logits(impl: Any, ck: Check) -> None:
     cost="network",
 )
 def greedy(impl: Any, ck: Check) -> None:
-    config = tiny_transformer(ck, bias=True)
+    # b_U moves the end token's logit; a declared bias-free network moves it through its final
+    # norm's shift (with_logit_moved)
+    config = tiny_transformer(ck, bias=True, overridable=("bias",))
     params = network_params(ck, config)
     # Lift the end token's logit by a drawn amount so that some drawn models stop early.
     end_boost = ck.draw(st.sampled_from([0.0, 1.0, 3.0, 50.0]), "end-token bias")
@@ -1380,16 +1426,16 @@ def gpt_generate(impl: Any, ck: Check) -> None:
     # generator that computes its own logits without b_U (an adapter around a bias-less lm_head)
     # is caught on every example, not only where the drawn b_U happens to move an argmax; checked
     # before the parallel pass below, so that its failure names the bias.
+    # (declared bias-free, the lift goes through the final norm's shift, with_logit_moved)
     biased = as_declared(ck, replace(config, bias=True))
-    if biased.bias:  # (declared bias-free, it has no b_U to lift a token by)
-        lifted = network_params(ck, biased)
-        favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
-        lifted = with_logit_moved(lifted, favoured, 1e3)
-        ck.equal(
-            [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
-            [*prompt.tolist(), *[favoured] * n_new],
-            what=f"generate(T=0) when b_U[{favoured}] exceeds every other logit by 1000",
-        )
+    lifted = network_params(ck, biased)
+    favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
+    lifted = with_logit_moved(lifted, favoured, 1e3)
+    ck.equal(
+        [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
+        [*prompt.tolist(), *[favoured] * n_new],
+        what=f"generate(T=0) when {logit_bias(lifted)} lifts token {favoured} 1000 above every other logit",
+    )
     # Row s of the parallel pass is the distribution of token s + 1 given tokens <= s: the new
     # token s + 1 (s >= P - 1) must be its argmax.
     logits = np.asarray(net.forward(np.asarray(out)))  # (P + n_new, n_vocab)
@@ -1540,14 +1586,20 @@ def _uniform_successors(impl: Any, ck: Check, name: str, temperature: float) -> 
     kind = name.partition(".")[0]
     make = tiny_gpt if kind == "GPT" else tiny_transformer
     layers = {"n_layers": 1} if kind == "GPT" else {"n_encoder_layers": 1, "n_decoder_layers": 1}
-    config = make(ck, bias=True, tie_embeddings=False, **layers)
+    config = make(ck, bias=True, overridable=("bias",), tie_embeddings=False, **layers)
     params = network_params(ck, config)
     lifted = ck.draw(st.lists(st.integers(FIRST_WORD_ID, VOCAB - 1), min_size=LIFTED, max_size=LIFTED,
                               unique=True), f"{name}: tokens lifted by b_U")
-    params["W_U"] = params["W_U"].copy()
-    params["W_U"][lifted] = 0.0
-    params["b_U"] = params["b_U"].copy()
-    params["b_U"][lifted] = params["b_U"].max() + 1e3
+    if "b_U" in params:
+        params["W_U"] = params["W_U"].copy()
+        params["W_U"][lifted] = 0.0
+        params["b_U"] = params["b_U"].copy()
+        params["b_U"][lifted] = params["b_U"].max() + 1e3
+    else:  # bias-free: column 0 of W_U times the constant feature is the bias
+        params, W_U = with_constant_feature(params)
+        top = W_U[:, 0].max() + 1e3
+        W_U[lifted] = 0.0
+        W_U[lifted, 0] = top
     context = draw_tokens(ck, 1, 5, f"{name}: {'prompt' if kind == 'GPT' else 'source'}")
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the pair seeds")
 
@@ -1620,15 +1672,15 @@ def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> An
     the model and its inputs, and returns the check."""
     kind = name.partition(".")[0]
     if kind == "GPT":
-        config = replace(tiny_gpt(ck, n_layers=1, bias=True, tie_embeddings=False), n_vocab=TAIL_VOCAB)
+        config = replace(tiny_gpt(ck, n_layers=1, bias=True, overridable=("bias",), tie_embeddings=False),
+                         n_vocab=TAIL_VOCAB)
     else:
         config = replace(tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1, bias=True,
-                                          tie_embeddings=False), n_tgt_vocab=TAIL_VOCAB)
-    params = network_params(ck, config)
-    params["W_U"] = np.zeros_like(params["W_U"])  # (TAIL_VOCAB, d_model): the logits are b_U
+                                          overridable=("bias",), tie_embeddings=False), n_tgt_vocab=TAIL_VOCAB)
     b_U = np.full(TAIL_VOCAB, -1e3)
     b_U[FIRST_WORD_ID:] = np.arange(TAIL_VOCAB - FIRST_WORD_ID) / 128
-    params["b_U"] = ck.input(b_U)
+    b_U = ck.input(b_U)
+    params = with_constant_logits(network_params(ck, config), b_U)  # the logits are b_U
     if kind == "GPT":
         context = draw_tokens(ck, 1, 4, f"{name}: prompt (tail)")
     else:
@@ -1650,7 +1702,7 @@ def _tail_frequencies(impl: Any, ck: Check, name: str, temperature: float) -> An
         # p = softmax(b_U / T), as exact as the format keeps it: each probability the format computes
         # is off by a few roundings (its exponential, its normalisation), so a tail of mass q has at
         # least q (1 - 4 eps) in a correct sampler.
-        z = params["b_U"] / temperature
+        z = b_U / temperature
         p = np.exp(z - z.max())
         p = p / p.sum()
         order = np.argsort(-p, kind="stable")  # most probable first
@@ -1699,16 +1751,15 @@ def _bias_and_last_id(impl: Any, ck: Check, name: str) -> Any:
     model and its inputs, and returns the check."""
     kind = name.partition(".")[0]
     if kind == "GPT":
-        config = tiny_gpt(ck, n_layers=1, bias=True, tie_embeddings=False)
+        config = tiny_gpt(ck, n_layers=1, bias=True, overridable=("bias",), tie_embeddings=False)
     else:
-        config = tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1, bias=True, tie_embeddings=False)
-    params = network_params(ck, config)
-    params["W_U"] = np.zeros_like(params["W_U"])  # (VOCAB, d_model): the logits are b_U
+        config = tiny_transformer(ck, n_encoder_layers=1, n_decoder_layers=1, bias=True, overridable=("bias",),
+                                  tie_embeddings=False)
     last = VOCAB - 1
     b_U = np.full(VOCAB, -32 * BIAS_LIFT)
     b_U[FIRST_WORD_ID:] = 0.0
     b_U[last] = BIAS_LIFT
-    params["b_U"] = ck.input(b_U)
+    params = with_constant_logits(network_params(ck, config), ck.input(b_U))  # the logits are b_U
     context = draw_tokens(ck, 1, 5, f"{name}: {'prompt' if kind == 'GPT' else 'source'} (bias)")
     base = ck.draw(st.integers(0, 2**16), f"{name}: seed of the bias seeds")
 
@@ -1737,9 +1788,9 @@ def _bias_and_last_id(impl: Any, ck: Check, name: str) -> Any:
             ck.that(
                 k > fewest,
                 what=f"{name}: draws of {label} over {BIAS_RUNS} seeds x 2 tokens at T = {BIAS_LIFT:g}, from "
-                f"logits b_U = {BIAS_LIFT:g} for {last}, 0 for the other words",
+                f"logits {logit_bias(params)} = {BIAS_LIFT:g} for {last}, 0 for the other words",
                 observed=f"{k} of {n}",
-                expected=f"more than {fewest}: softmax(b_U / T) gives them p = {q:.3f}, and a correct sampler "
+                expected=f"more than {fewest}: softmax(logits / T) gives them p = {q:.3f}, and a correct sampler "
                 f"draws {fewest} or fewer with probability < {FALSE_ALARM:g}; {undone} draws none of them",
             )
 

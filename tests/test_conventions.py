@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from nnspec.reference import numpy_ref
+from nnspec.reference.config import START_ID
 from nnspec.spec.clause import in_layout
 from nnspec.verify import run_clause
 from nnspec.verify.conventions import ConfiguredOracle, Conventions
@@ -31,7 +32,7 @@ DECLARED = {
 
 # The clauses the audit saw fail correct code under a declaration, and those about the choices.
 CLAUSES = ["RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE", "GPT-COMPOSE", "PE-ADDED", "GREEDY",
-           "GPT-GENERATE", "NET-ORACLE", "NET-PADDING", "NET-LOGITS", "ATT-CAUSAL", "PE-FORMULA", "PE-PAIR",
+           "GPT-GENERATE", "SAMPLE-DIST", "NET-ORACLE", "NET-PADDING", "NET-LOGITS", "ATT-CAUSAL", "PE-FORMULA", "PE-PAIR",
            "PE-RELATIVE", "LN-STATS", "ACT-GELU", "PARAM-COUNT"]
 
 
@@ -98,3 +99,72 @@ def test_a_failure_says_the_drawn_network_choices_gave_way_to_the_declared_ones(
     assert result.status == "failed", result.message
     assert "(network choices above as drawn: declares pre declares norm_placement='pre', and both sides " \
         "built the network with that)" in result.message, result.message
+
+
+# Decoding and sampling faults of bias-free code. GREEDY and SAMPLE-DIST place logits where they
+# want them through b_U; a bias-free network has none, and they go through the final layer norm's
+# shift instead (spec.blocks.with_constant_feature). Before, both clauses were not applicable to it.
+def _planted_method(base: Any, capability: str, method: str, planted: Any) -> Any:
+    """``base`` with ``capability``'s networks made with ``method`` replaced by ``planted``."""
+    make = getattr(base.raw if hasattr(base, "raw") else base, capability)
+
+    def build(config: Any, params: Any) -> Any:
+        net = make(config, params)
+        setattr(net, method, types.MethodType(planted, net))
+        return net
+
+    return build
+
+
+def _greedy_past_the_end(self: Any, src_ids: Any, *, max_len: int) -> list[int]:
+    out = [START_ID]
+    for _ in range(max_len):  # no test for the end token
+        out.append(int(np.argmax(self.forward(src_ids, np.array(out))[-1])))
+    return out
+
+
+def _sampler(truncate: Any) -> Any:
+    def generate(self: Any, ids: Any, *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> list[int]:
+        rng = np.random.default_rng(seed)
+        out = [int(t) for t in ids]
+        for _ in range(max_new_tokens):
+            logits = self.forward(np.array(out))[-1]
+            if temperature == 0:
+                out.append(int(np.argmax(logits)))
+                continue
+            p = truncate(numpy_ref.softmax(logits, temperature=temperature))
+            out.append(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right")))
+        return out
+
+    return generate
+
+
+def _top_k_50(p: np.ndarray) -> np.ndarray:  # Hugging Face's default top_k left on
+    kept = np.zeros_like(p)
+    top = np.argsort(-p, kind="stable")[:50]
+    kept[top] = p[top]
+    return kept
+
+
+def _without_last_id(p: np.ndarray) -> np.ndarray:  # multinomial(p[:-1]): off by one at the end
+    return np.concatenate([p[:-1], [0.0]])
+
+
+@pytest.mark.parametrize(("clause_id", "capability", "method", "planted", "caught_by"), [
+    ("GREEDY", "Transformer", "greedy_decode", _greedy_past_the_end,
+     "greedy_decode when the end token's logit exceeds the others by 1000"),
+    ("SAMPLE-DIST", "GPT", "generate", _sampler(_top_k_50), "draws among the tokens beyond the 50 most probable"),
+    ("SAMPLE-DIST", "GPT", "generate", _sampler(_without_last_id),
+     "seeds x 2 tokens at T = 1024, from logits W_U[:, 0] x the final norm's constant feature 0 = 1024 for"),
+], ids=["greedy-past-the-end", "top-k-50", "never-the-last-id"])
+@pytest.mark.parametrize("model", ["gpt2-like", "no-positions-no-biases"])
+def test_a_bias_free_network_s_decoding_faults_are_caught(
+    model: str, clause_id: str, capability: str, method: str, planted: Any, caught_by: str
+) -> None:
+    oracle = ConfiguredOracle(Conventions(**DECLARED[model]))
+    namespace = {c: getattr(oracle, c) for c in CAPABILITIES if hasattr(numpy_ref, c)}
+    namespace[capability] = _planted_method(oracle, capability, method, planted)
+    impl = from_object(types.SimpleNamespace(**namespace, nnspec_conventions=DECLARED[model]), name=model)
+    result = run_clause(clause_id, impl, profile="quick", seed=0, shrink=False)
+    assert result.status == "failed", result.message
+    assert caught_by in result.message, result.message
