@@ -32,8 +32,8 @@ DECLARED = {
 
 # The clauses the audit saw fail correct code under a declaration, and those about the choices.
 CLAUSES = ["RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE", "GPT-COMPOSE", "PE-ADDED", "GREEDY",
-           "GPT-GENERATE", "SAMPLE-DIST", "NET-ORACLE", "NET-PADDING", "NET-LOGITS", "ATT-CAUSAL", "PE-FORMULA", "PE-PAIR",
-           "PE-RELATIVE", "LN-STATS", "ACT-GELU", "PARAM-COUNT"]
+           "GPT-GENERATE", "SAMPLE-DIST", "NET-ORACLE", "NET-PADDING", "NET-LOGITS", "ATT-CAUSAL", "PE-FORMULA",
+           "PE-PAIR", "PE-RELATIVE", "LN-STATS", "ACT-GELU", "PARAM-COUNT"]
 
 
 def declaring(conventions: dict[str, Any], *, computes: dict[str, Any] | None = None, name: str) -> Any:
