@@ -150,6 +150,15 @@ def _without_last_id(p: np.ndarray) -> np.ndarray:  # multinomial(p[:-1]): off b
     return np.concatenate([p[:-1], [0.0]])
 
 
+POST_LN_BIAS_FREE = dict(norm_placement="post", bias=False)  # the last block's last norm, not a final one
+
+
+@pytest.mark.parametrize("clause_id", ["GREEDY", "GPT-GENERATE", "SAMPLE-DIST"])
+def test_a_post_ln_bias_free_network_decodes_and_samples_through_its_last_block_s_norm(clause_id: str) -> None:
+    result = run_clause(clause_id, declaring(POST_LN_BIAS_FREE, name="post-ln-bias-free"), profile="quick", seed=1)
+    assert result.status == "passed", result.message
+
+
 @pytest.mark.parametrize(("clause_id", "capability", "method", "planted", "caught_by"), [
     ("GREEDY", "Transformer", "greedy_decode", _greedy_past_the_end,
      "greedy_decode when the end token's logit exceeds the others by 1000"),
@@ -157,14 +166,15 @@ def _without_last_id(p: np.ndarray) -> np.ndarray:  # multinomial(p[:-1]): off b
     ("SAMPLE-DIST", "GPT", "generate", _sampler(_without_last_id),
      "seeds x 2 tokens at T = 1024, from logits W_U[:, 0] x the final norm's constant feature 0 = 1024 for"),
 ], ids=["greedy-past-the-end", "top-k-50", "never-the-last-id"])
-@pytest.mark.parametrize("model", ["gpt2-like", "no-positions-no-biases"])
+@pytest.mark.parametrize("model", ["gpt2-like", "no-positions-no-biases", "post-ln-bias-free"])
 def test_a_bias_free_network_s_decoding_faults_are_caught(
     model: str, clause_id: str, capability: str, method: str, planted: Any, caught_by: str
 ) -> None:
-    oracle = ConfiguredOracle(Conventions(**DECLARED[model]))
+    declared = POST_LN_BIAS_FREE if model == "post-ln-bias-free" else DECLARED[model]
+    oracle = ConfiguredOracle(Conventions(**declared))
     namespace = {c: getattr(oracle, c) for c in CAPABILITIES if hasattr(numpy_ref, c)}
     namespace[capability] = _planted_method(oracle, capability, method, planted)
-    impl = from_object(types.SimpleNamespace(**namespace, nnspec_conventions=DECLARED[model]), name=model)
+    impl = from_object(types.SimpleNamespace(**namespace, nnspec_conventions=declared), name=model)
     result = run_clause(clause_id, impl, profile="quick", seed=0, shrink=False)
     assert result.status == "failed", result.message
     assert caught_by in result.message, result.message
