@@ -1277,6 +1277,14 @@ def greedy(impl: Any, ck: Check) -> None:
     # before it tests the count writes one token more).
     ck.equal([int(t) for t in net.greedy_decode(src, max_len=0)], [START_ID],
              what="greedy_decode(src, max_len=0)")
+    # Any token the model may write, lifted 1000 above the rest, is written at every step: the
+    # specials too (a decoder that bans <pad> and <start>, as bad_words_ids or suppress_tokens do,
+    # is caught on every example, not only where a drawn model happens to prefer one), and the
+    # vocabulary's last id (an argmax over logits[:-1]).
+    for token in (PAD_ID, UNK_ID, START_ID, config.n_tgt_vocab - 1):
+        favoured = impl.Transformer(config, with_logit_moved(params, token, 1e3))
+        ck.equal([int(t) for t in favoured.greedy_decode(src, max_len=max_len)], [START_ID, *[token] * max_len],
+                 what=f"greedy_decode when {logit_bias(params)} lifts token {token} 1000 above the others")
 
     # softmax(l / T) -> one-hot argmax as T -> 0: at T = 1e-3 every decided step (gap > 0.05)
     # leaves the other tokens probability < V e^{-50} ~ 1e-21.
@@ -1427,15 +1435,18 @@ def gpt_generate(impl: Any, ck: Check) -> None:
     # is caught on every example, not only where the drawn b_U happens to move an argmax; checked
     # before the parallel pass below, so that its failure names the bias.
     # (declared bias-free, the lift goes through the final norm's shift, with_logit_moved)
+    # The specials and the last id are lifted as well as the drawn token (a generator that bans
+    # <pad> or <start>, or takes its argmax over logits[:-1], is caught on every example).
     biased = as_declared(ck, replace(config, bias=True))
-    lifted = network_params(ck, biased)
+    drawn = network_params(ck, biased)
     favoured = ck.draw(st.integers(0, biased.n_vocab - 1), "token lifted by b_U")
-    lifted = with_logit_moved(lifted, favoured, 1e3)
-    ck.equal(
-        [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
-        [*prompt.tolist(), *[favoured] * n_new],
-        what=f"generate(T=0) when {logit_bias(lifted)} lifts token {favoured} 1000 above every other logit",
-    )
+    for token in dict.fromkeys((favoured, PAD_ID, UNK_ID, START_ID, END_ID, biased.n_vocab - 1)):
+        lifted = with_logit_moved(drawn, token, 1e3)
+        ck.equal(
+            [int(t) for t in impl.GPT(biased, lifted).generate(prompt, max_new_tokens=n_new, temperature=0.0)],
+            [*prompt.tolist(), *[token] * n_new],
+            what=f"generate(T=0) when {logit_bias(lifted)} lifts token {token} 1000 above every other logit",
+        )
     # Row s of the parallel pass is the distribution of token s + 1 given tokens <= s: the new
     # token s + 1 (s >= P - 1) must be its argmax.
     logits = np.asarray(net.forward(np.asarray(out)))  # (P + n_new, n_vocab)

@@ -1354,6 +1354,19 @@ class TransformerGreedyDoWhile(numpy_ref.Transformer):
         return super()._generate(src_ids, max(1, max_len), pick)
 
 
+class TransformerGreedyBansSpecials(numpy_ref.Transformer):
+    """greedy_decode that never writes <pad> or <start> (bad_words_ids or suppress_tokens left on
+    from a generation config): their logits set to -inf before the argmax. Sampling is untouched."""
+
+    def greedy_decode(self, src_ids: Any, *, max_len: int) -> list[int]:
+        def pick(logits: np.ndarray) -> int:
+            banned = np.array(logits, dtype=np.float64)
+            banned[[nets.PAD_ID, START_ID]] = -np.inf
+            return int(np.argmax(banned))
+
+        return self._generate(src_ids, max_len, pick)
+
+
 class Seq2SeqGreedyDropsEnd(numpy_ref.Seq2Seq):
     """`if token == eos: break` placed before `out.append(token)`: decoding stops at <end> but
     never writes it."""
@@ -1933,6 +1946,9 @@ MUTANTS: tuple[Mutant, ...] = (
        decoder_layer=decoder_layer_ignores_cross_mask),
     _m("greedy-do-while", "a do-while decoding loop: greedy_decode(max_len=0) still writes a token",
        ("GREEDY",), Transformer=TransformerGreedyDoWhile),
+    _m("greedy-bans-specials", "greedy decoding that never writes <pad> or <start> (bad_words_ids, "
+       "suppress_tokens): a model that prefers one writes its runner-up", ("GREEDY",),
+       Transformer=TransformerGreedyBansSpecials),
     _m("seq2seq-greedy-drops-end", "if token == eos: break before out.append(token): decoding stops "
        "at <end> without writing it", ("S2S-EOS",), Seq2Seq=Seq2SeqGreedyDropsEnd),
     _m("softmax-temperature-last-axis", "a softmax whose temperature path (borrowed from a sampler) "
