@@ -265,14 +265,21 @@ def positional_encoding(
 
         PE[pos, 2i] = sin(pos / 10000^(2i/d_model)),  PE[pos, 2i+1] = cos(pos / 10000^(2i/d_model))
 
-    Computed in float64 and rounded once to ``dtype``.
+    In float64 for float64. For float32 and narrower, the angles are formed in float32, as the
+    PyTorch tutorial's table and a model's float32 buffer form them (then rounded once to
+    ``dtype``): the tolerance policy allows an angle float32's rounding (README, *Tolerances*), and
+    torch_ref is the same-precision baseline, so its table carries that rounding too. Where the
+    angle is large (position 1500: about 1e-4 rad) a table rounded once from float64 made honest
+    float32 code look seven times worse than the baseline (NET-LONG, ninth hunt). Positions and
+    2i are exact in float32 (below 2^24); a narrower format would collide above 256 or 2048.
     """
     if n_positions < 0 or d_model < 1:
         raise ValueError(f"need n_positions >= 0 and d_model >= 1, got {n_positions}, {d_model}")
     f64 = torch.float64
-    pos = torch.arange(n_positions, device=device, dtype=f64)[:, None]  # (n_positions, 1)
+    work = f64 if dtype in (None, f64) else torch.float32
+    pos = torch.arange(n_positions, device=device, dtype=work)[:, None]  # (n_positions, 1)
     col = torch.arange(d_model, device=device)  # (d_model,)
-    two_i = (col - col % 2).to(f64)  # 2i for columns 2i and 2i+1
+    two_i = (col - col % 2).to(work)  # 2i for columns 2i and 2i+1
     angle = pos / 10000.0 ** (two_i / d_model)  # (n_positions, d_model)
     pe = torch.where(col % 2 == 0, torch.sin(angle), torch.cos(angle))
     return pe.to(dtype or f64)
