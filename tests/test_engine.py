@@ -357,6 +357,34 @@ def test_the_time_limit_during_shrinking_reports_the_failure_found() -> None:
     assert result.counterexample.startswith("x = ") and int(result.counterexample[4:]) >= 10
 
 
+def test_a_time_limit_that_hypothesis_reports_as_flaky_is_still_the_time_limit() -> None:
+    """The ninth hunt: the alarm fell inside Hypothesis' own work on a 2050-token NET-LONG, and
+    Hypothesis reported two runs of one input that differed (FlakyStrategyDefinition). Read as
+    "not deterministic", it sent the user hunting a race in deterministic code. Here the clause
+    plays Hypothesis' part: once the limit has passed, Flaky is the time limit's doing."""
+    from hypothesis.errors import FlakyStrategyDefinition
+    from nnspec.verify.runner import ClauseTimeout
+
+    failed: list[int] = []
+
+    def prop(impl, ck):
+        x = ck.draw(st.integers(0, 10**6), "x")
+        if failed:
+            try:
+                time.sleep(3)
+            except ClauseTimeout:
+                raise FlakyStrategyDefinition("the replay drew differently") from None
+        if x >= 10:
+            failed.append(x)
+        ck.that(x < 10, what="x", observed=x, expected="< 10")
+
+    result = run_clause(_toy(prop), "numpy", profile="quick", time_limit=1.0)
+    assert result.status == "failed"
+    assert "not deterministic" not in result.message, result.message
+    assert "the time limit of 1 s ended shrinking" in result.message, result.message
+    assert re.search(r"x: observed \d+, but should be < 10", result.message), result.message
+
+
 def test_a_time_limit_that_falls_in_the_clauses_own_work_does_not_blame_the_implementation() -> None:
     """The workflow audit: at --nnspec-time-limit=2 the oracle's own 2.6 s on BP-CHAIN-MULTI read as
     "the implementation hung or is far too slow", naming no call of it."""

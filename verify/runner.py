@@ -193,6 +193,7 @@ class _TimeLimit:
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
+        self.fired = False  # the limit passed, whatever Hypothesis made of the interruption
         self.active = (
             bool(seconds)
             and hasattr(signal, "setitimer")
@@ -200,6 +201,7 @@ class _TimeLimit:
         )
 
     def _fire(self, signum: int, frame: Any) -> None:
+        self.fired = True
         raise ClauseTimeout(CURRENT_CALL.get())
 
     def __enter__(self) -> _TimeLimit:
@@ -588,31 +590,7 @@ def run_clause(
             else:
                 example(None)
     except ClauseTimeout as exc:
-        result.status = "failed"
-        if state["best"] is not None:  # the limit fell while Hypothesis shrank a failure: report it
-            failure, state["ck"] = state["best"]
-            result.message = (
-                f"{failure}\n(the time limit of {limit:g} s ended shrinking: the input below is the "
-                "smallest failing one found by then)"
-            )
-            if failure.error is not None:
-                result.max_error, result.tolerance = failure.error, failure.tolerance
-        else:
-            running = exc.args[0] if exc.args else None
-            where = f" while {running} was running" if running else ""
-            whose = (
-                "the per-clause time limit given to this run; a larger one (nnspec verify "
-                "--time-limit, pytest --nnspec-time-limit) allows more"
-                if time_limit is not None
-                else f"the {prof.name!r} profile's per-clause time limit; nnspec verify --time-limit, "
-                "pytest --nnspec-time-limit change it"
-            )
-            result.message = (
-                f"timed out after {limit:g} s{where} ({whose}); "
-                + ("the implementation hung or is far too slow" if running else
-                   "no call of the implementation was running then: the time went to the clause's own "
-                   "checks and the oracle, so the limit is too small for this clause here")
-            )
+        _timed_out(result, state, exc.args[0] if exc.args else None, limit, time_limit, prof.name)
     except MissingCapability as exc:
         result.status = "not_applicable"
         result.message = f"{exc} (used by the clause although not in its needs {list(clause.needs)})"
@@ -625,21 +603,12 @@ def run_clause(
         if exc.error is not None:
             result.max_error, result.tolerance = exc.error, exc.tolerance
     except Flaky as exc:
-        # The oracle and the clauses are deterministic (the numpy self-check and the ci profile's
-        # twice-identical runs hold them to it), so an input that fails once and not again, or a
-        # run that asks for different draws, is the implementation giving two answers to one input.
-        result.status = "failed"
-        first = _first_failure(exc)
-        result.message = (
-            "not deterministic: the same input gave different results on two runs (Hypothesis saw "
-            f"it fail and then pass, or ask for different draws: {type(exc).__name__}); a race in a "
-            "kernel, uninitialised memory (torch.empty) or state kept between calls does this. "
-            "The input below is the one it was run on twice."
-        )
-        if first is not None:
-            result.message += f"\nthe failure it gave once: {first}"
-            if first.error is not None:
-                result.max_error, result.tolerance = first.error, first.tolerance
+        if time_limit_alarm.fired:
+            # The alarm fell inside Hypothesis' own runs (its replay of a shrunk failure), which
+            # then saw two runs of one input differ: the time limit's doing, not the implementation's.
+            _timed_out(result, state, None, limit, time_limit, prof.name)
+        else:
+            _not_deterministic(result, exc)
     except HypothesisException as exc:
         result.status = "error"
         result.message = f"{clause.id}: Hypothesis could not run the clause: {type(exc).__name__}: {exc}"
@@ -716,6 +685,57 @@ def partly_checked(impl_name: str, not_offered: list[str]) -> str:
         f"passed on the parts {impl_name} offers; not checked: the parts that need "
         f"{', '.join(not_offered)}, which it does not offer"
     )
+
+
+def _timed_out(
+    result: ClauseResult, state: dict[str, Any], running: str | None, limit: float,
+    time_limit: float | None, profile: str,
+) -> None:
+    """A clause past its time limit: the failure Hypothesis was shrinking, if it had found one,
+    with the note that the limit ended shrinking; else a time-out, naming the call that was
+    running."""
+    result.status = "failed"
+    if state["best"] is not None:  # the limit fell while Hypothesis shrank a failure: report it
+        failure, state["ck"] = state["best"]
+        result.message = (
+            f"{failure}\n(the time limit of {limit:g} s ended shrinking: the input below is the "
+            "smallest failing one found by then)"
+        )
+        if failure.error is not None:
+            result.max_error, result.tolerance = failure.error, failure.tolerance
+        return
+    where = f" while {running} was running" if running else ""
+    whose = (
+        "the per-clause time limit given to this run; a larger one (nnspec verify "
+        "--time-limit, pytest --nnspec-time-limit) allows more"
+        if time_limit is not None
+        else f"the {profile!r} profile's per-clause time limit; nnspec verify --time-limit, "
+        "pytest --nnspec-time-limit change it"
+    )
+    result.message = (
+        f"timed out after {limit:g} s{where} ({whose}); "
+        + ("the implementation hung or is far too slow" if running else
+           "no call of the implementation was running then: the time went to the clause's own "
+           "checks and the oracle, so the limit is too small for this clause here")
+    )
+
+
+def _not_deterministic(result: ClauseResult, exc: Flaky) -> None:
+    """Hypothesis saw one input fail and then pass, or ask for different draws. The oracle and the
+    clauses are deterministic (the numpy self-check and the ci profile's twice-identical runs hold
+    them to it), so it is the implementation giving two answers to one input."""
+    result.status = "failed"
+    first = _first_failure(exc)
+    result.message = (
+        "not deterministic: the same input gave different results on two runs (Hypothesis saw "
+        f"it fail and then pass, or ask for different draws: {type(exc).__name__}); a race in a "
+        "kernel, uninitialised memory (torch.empty) or state kept between calls does this. "
+        "The input below is the one it was run on twice."
+    )
+    if first is not None:
+        result.message += f"\nthe failure it gave once: {first}"
+        if first.error is not None:
+            result.max_error, result.tolerance = first.error, first.tolerance
 
 
 def _first_failure(exc: BaseException, seen: set[int] | None = None) -> ClauseFailure | None:
