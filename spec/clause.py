@@ -151,6 +151,11 @@ class Check(Protocol):
         **kwargs: Any,
     ) -> Any: ...
 
+    def close_to(
+        self, route: Any, expected: Any, *, output: str = "default", what: str, condition: Any = 1.0,
+        against: str = "expected",
+    ) -> Any: ...
+
     def close_routes(
         self, route: Any, other: Any, *, output: str = "default", what: str
     ) -> tuple[Any, Any]: ...

@@ -254,6 +254,17 @@ def batch_norm_statistics(impl: Any, ck: Check) -> None:
              what=f"batch_norm(x / 256, ones, zeros), x[0, 0] and x[:, 0, 0] = +-1/256, eps left out "
              f"(the default {EPS:g})",
              condition=_condition(quiet, axes)[None, None, :])
+    # And far from 0, as in LN-INVARIANT: every feature shifted by FAR_OFFSET (exact, and its sums
+    # too), where a one-pass variance E[x^2] - E[x]^2 cancels catastrophically (its error grows as
+    # c^2 eps, a two-pass or Welford kernel's as c eps, which the condition allows). The drawn
+    # values are on a 1/16 grid of |x| <= 10, whose squares sum exactly: found in the ninth hunt,
+    # a float32 one-pass batch norm passed every draw.
+    far = FAR_OFFSET.get(precision.dtype_of(impl), 0.0)
+    if far:
+        shifted = ck.input(x + far * ck.draw(st.sampled_from([1.0, -1.0]), "far offset, in units of 2^k"))
+        ck.close(impl.batch_norm(shifted, np.ones(d), np.zeros(d), eps=EPS), _normalised(x, axes, EPS),
+                 output="normalised", what=f"batch_norm(x + c), c = +-{far:g} in every feature",
+                 condition=_condition(shifted, axes))
 
 
 @clause(

@@ -230,13 +230,32 @@ class EngineCheck:
             return name(namespace)
 
         observed = call(self.impl)
-        expected = call(self.oracle)
+        return self._by_the_same_precision_rule(observed, call(self.oracle), call, f"{label} vs oracle",
+                                                output, condition, "oracle")
+
+    def close_to(
+        self, route: Callable[[Any], Any], expected: Any, *, output: str = "default", what: str,
+        condition: Any = 1.0, against: str = "expected",
+    ) -> Any:
+        """``route(impl)`` against an ``expected`` value computed without the oracle (central
+        differences of a float64 cost, say), by the same rules as :meth:`close_to_oracle`: below
+        float64, ``k`` times torch_ref's own error against it (``route`` run on torch_ref at the
+        implementation's dtype) plus a floor. A bug shared with the oracle cannot hide here, and
+        the tolerance is the format's, not rule 3's fixed ulps. Returns the implementation's
+        output."""
+        tolerances.kind(output)
+        return self._by_the_same_precision_rule(route(self.impl), expected, route, what, output, condition,
+                                                against)
+
+    def _by_the_same_precision_rule(
+        self, observed: Any, expected: Any, call: Callable[[Any], Any], what: str, output: str,
+        condition: Any, against: str,
+    ) -> Any:
         baseline = None
         if self.impl.dtype != "float64":
             # The bundled torch implementation *is* the same-precision baseline: don't run it twice.
             bundled = self.impl.name == f"torch:{self.impl.device}:{self.impl.dtype}"
             baseline = observed if bundled else self._baseline(call)
-        what = f"{label} vs oracle"
         pairs = self._structure(observed, expected, what)
         base_pairs = None
         if baseline is not None:
@@ -251,10 +270,11 @@ class EngineCheck:
                 self.equal(obs, exp, what=leaf)
                 continue
             if self.impl.dtype == "float64":
-                verdict = tolerances.against_oracle_float64(obs, exp, output)
+                verdict = tolerances.against_oracle_float64(obs, exp, output, against=against)
             else:
                 base = base_pairs[i] if base_pairs is not None else None
-                verdict = tolerances.against_baseline(obs, exp, base, output, self.impl.dtype, condition=condition)
+                verdict = tolerances.against_baseline(obs, exp, base, output, self.impl.dtype, condition=condition,
+                                                      against=against)
             self._judge(verdict, obs, exp, leaf)
         return observed
 

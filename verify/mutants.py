@@ -336,6 +336,17 @@ def layer_norm_one_pass_variance(x: Any, gamma: Any, beta: Any, eps: float = 1e-
     return _f64(gamma) * (x - mean) / np.sqrt(var + eps) + _f64(beta)
 
 
+def batch_norm_one_pass_variance(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
+    """Batch norm's variance in one pass, E[x^2] - E[x]^2 over every axis but the features (clipped
+    at 0), as a course library writes it: right for features near 0, catastrophic cancellation for
+    a feature far from it (ninth hunt, in float32)."""
+    x = _f64(x)
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = np.maximum((x * x).mean(axis=axes, keepdims=True) - mean * mean, 0.0)
+    return _f64(gamma) * (x - mean) / np.sqrt(var + eps) + _f64(beta)
+
+
 def layer_norm_wrong_axis(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> np.ndarray:
     """Statistics over axis 0 (the batch, as batch norm) instead of over each vector's features."""
     x = _f64(x)
@@ -1434,6 +1445,31 @@ def _half_cache_gpt(device: str, dtype: str) -> Callable:
     return _torch_network_class(HalfCacheGPT, device, dtype)
 
 
+def _gradients_through_half_mlp(device: str) -> Callable:
+    """torch_ref's float32 MLP whose gradients pass through a float16 buffer on the way out (a
+    preallocated half gradient store, or ``.half()`` on the way to an optimiser): each gradient
+    carries float16's relative rounding, 4.9e-4, which the closed-form gradient tolerance at
+    float32 (4096 ulps) allows (ninth hunt)."""
+    import torch
+    from nnspec.reference import torch_ref
+
+    from .implementations import _torch_network_class
+
+    class HalfGradientsMLP(torch_ref.MLP):
+        def gradients(self, x: Any, y: Any) -> tuple[list[Any], list[Any]]:
+            dW, db = super().gradients(x, y)
+            return ([g.to(torch.float16).to(g.dtype) for g in dW], [g.to(torch.float16).to(g.dtype) for g in db])
+
+    return _torch_network_class(HalfGradientsMLP, device, "float32")
+
+
+def _build_half_gradients(base: str) -> Implementation:
+    """A float32 MLP whose gradients go through float16, on a torch base's device."""
+    device = _device_of(base)
+    return patched(f"torch:{device}:float32", name="mlp-gradients-through-float16",
+                   MLP=_gradients_through_half_mlp(device))
+
+
 def _half_summed_mlp(device: str, dtype: str = "float16") -> Callable:
     """torch_ref's float16 (or ``dtype``) MLP whose batch gradient is the sum of the per-example
     gradients kept in the format, example by example (a hand-written backpropagation loop,
@@ -1750,6 +1786,9 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("layer-norm-one-pass-variance", "layer norm whose variance is E[x^2] - E[x]^2 in one pass: "
        "a token far from 0 loses its spread to cancellation", ("LN-INVARIANT",),
        layer_norm=layer_norm_one_pass_variance),
+    _m("batch-norm-one-pass-variance", "batch norm whose variance is E[x^2] - E[x]^2 in one pass: "
+       "a feature far from 0 loses its spread to cancellation", ("BN-STATS",),
+       batch_norm=batch_norm_one_pass_variance),
     _m("layer-norm-wrong-axis", "layer norm statistics over the batch axis instead of each "
        "vector's features", ("LN-STATS", "LN-INDEPENDENT"), layer_norm=layer_norm_wrong_axis),
     _m("layer-norm-no-affine", "layer norm without its learned gain gamma and bias beta",
@@ -2013,6 +2052,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("mlp-gradients-summed-in-float16", "a float16 MLP summing its per-example gradients in "
            "float16 (grad += delta_i a_i^T): past 2048 examples the sum stalls", ("MLP",), ("GD-AVERAGE",),
            _build_half_summed_mlp, base="torch:cpu:float16"),
+    Mutant("mlp-gradients-through-float16", "a float32 MLP whose gradients pass through a float16 "
+           "buffer: each carries float16's rounding, within the closed form's 4096 float32 ulps",
+           ("MLP",), ("BP-FULL",), _build_half_gradients, base="torch:cpu:float32"),
 )
 
 # The fifth hunt: faults a user's own GPT (PyTorch) and NumPy library let through, each part kept

@@ -166,14 +166,14 @@ def _at(observed: np.ndarray, expected: np.ndarray, index: tuple) -> str:
     return f"observed {float(observed[index])!r}, expected {float(expected[index])!r}"
 
 
-def against_oracle_float64(observed: object, expected: object, output: str) -> Verdict:
-    """Rule 1: a float64 implementation against the float64 oracle."""
+def against_oracle_float64(observed: object, expected: object, output: str, *, against: str = "oracle") -> Verdict:
+    """Rule 1: a float64 implementation against the float64 oracle (or another float64 truth)."""
     row = kind(output)
     observed, expected = _as_float(observed), _as_float(expected)
     bad = check_nonfinite(observed, expected)
     if bad:
         return bad
-    reason = f"float64 vs oracle, {output}: atol {row.atol64:g} + rtol {row.rtol64:g} ({row.why})"
+    reason = f"float64 vs {against}, {output}: atol {row.atol64:g} + rtol {row.rtol64:g} ({row.why})"
     return _elementwise(observed, expected, row.atol64, row.rtol64, reason)
 
 
@@ -259,7 +259,7 @@ def between_routes(
 
 def against_baseline(
     observed: object, expected: object, baseline: object | None, output: str, dtype: str,
-    *, condition: object = 1.0,
+    *, condition: object = 1.0, against: str = "oracle",
 ) -> Verdict:
     """Rule 2: a low-precision implementation; falls back to rule 3 without a usable baseline.
 
@@ -284,9 +284,9 @@ def against_baseline(
     scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
     floor = row.floor_ulps * EPS[dtype] * scale * np.broadcast_to(conditions, expected.shape)
     reason = (
-        f"{dtype} vs oracle, {output}: k={row.k:g} x baseline error {baseline_error:.3g} "
+        f"{dtype} vs {against}, {output}: k={row.k:g} x baseline error {baseline_error:.3g} "
         f"(torch_ref at {dtype}) + floor {float(np.max(floor, initial=0.0)):.3g} "
-        f"({row.floor_ulps:g} ulps x max|oracle|{conditioned})"
+        f"({row.floor_ulps:g} ulps x max|{against}|{conditioned})"
     )
     # an absolute tolerance per element, k x the baseline's error plus that element's floor
     return _elementwise(observed, expected, row.k * baseline_error + floor, 0.0, reason, baseline)
