@@ -137,7 +137,7 @@ def _config_without_do_sample(self: Any, max_new_tokens: int, temperature: float
         (dict(_state_dict=_c_proj_untransposed), "NET-ORACLE", "GPT"),
         (dict(_state_dict=_final_norm_dropped), "NET-ORACLE", "GPT"),
         (dict(_run=_positions_restart), "DEC-AUTOREGRESSIVE", "cached decoding"),
-        (dict(_logits_processors=_no_logits_processors), "GPT-GENERATE", "exceeds every other logit by 1000"),
+        (dict(_logits_processors=_no_logits_processors), "GPT-GENERATE", "when b_U lifts token"),
         (dict(_seed=_seed_ignored), "SAMPLE-DIST", "seed"),
         (dict(_generation_config=_config_without_do_sample), "SAMPLE-DIST", "frequencies"),
     ],
