@@ -255,7 +255,9 @@ def _gradients_in_units(
     topic=TOPIC,
     note="Every activation an MLP config names (sigmoid, tanh, relu, gelu, gelu_tanh) on each drawn "
     "network; for relu the biases are moved so that no weighted input lies near the kink at 0. "
-    "Gradients are compared in units of the cost C where C > 1 (finite differences lose eps C / h).",
+    "Gradients are compared in units of the cost C where C > 1 (finite differences lose eps C / h), "
+    "by the closed-form rule and, below float64, also by the same-precision rule: k times torch_ref's "
+    "own error against the same differences, plus a floor.",
 )
 def bp_full(impl: Any, ck: Check) -> None:
     sizes = draw_layer_sizes(ck, layers=(1, 3), width=5, label="layer sizes")
@@ -273,10 +275,16 @@ def bp_full(impl: Any, ck: Check) -> None:
         # Compared in units of the cost where it exceeds 1: the differences' rounding error is
         # eps |C| / h, and a ReLU or GELU network's outputs (so C) are not bounded as sigmoid's are.
         unit = max(1.0, _cost64(params, activation, x, y))
-        # By the same-precision rule (below float64: k times torch_ref's own error against the
-        # differences at the implementation's dtype, plus a floor), not rule 3's 4096 ulps, which
-        # at float32 is float16's whole unit roundoff: gradients passed through a float16 buffer
-        # passed that (ninth hunt). The differences need no oracle, so a shared bug cannot hide.
+        ck.close(
+            observed / unit, expected / unit, output="gradient",
+            what=f"MLP.gradients vs central finite differences, activation {activation!r}, "
+            f"in units of max(1, C) = {unit:.4g} (closed form)",
+        )
+        # And by the same-precision rule (below float64: k times torch_ref's own error against the
+        # differences at the implementation's dtype, plus a floor). Rule 3 alone allows 4096 ulps,
+        # at float32 float16's whole unit roundoff: gradients passed through a float16 buffer
+        # passed it (ninth hunt). At 16 bits rule 3's 32 ulps are the tighter of the two, so both
+        # hold. The differences need no oracle, so a shared bug cannot hide from either.
         config = MLPConfig(layer_sizes=sizes, activation=activation)
         ck.close_to(
             partial(_gradients_in_units, impl, observed, config, params, x, y, unit),

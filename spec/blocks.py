@@ -1233,6 +1233,10 @@ def net_logits(impl: Any, ck: Check) -> None:
     uses=("Transformer.sample",),
     topic=TOPIC,
     cost="network",
+    note="Also with the end token, each special id and the last id in turn lifted 1000 above the "
+    "other logits (through b_U, or in a bias-free network through the last layer norm's shift): a "
+    "decoder that ignores <end>, bans <pad> or <start>, or takes its argmax over logits[:-1] is "
+    "caught on every example.",
 )
 def greedy(impl: Any, ck: Check) -> None:
     # b_U moves the end token's logit; a declared bias-free network moves it through its final
@@ -1408,7 +1412,9 @@ def gpt_compose(impl: Any, ck: Check) -> None:
     cost="network",
     note="Each generated token is checked against one parallel forward pass over the whole output "
     "(GPT-NEXT makes its row s the prediction from tokens <= s), as GREEDY does for the "
-    "encoder-decoder; generate does not stop at the end token (PARAMETERS.md).",
+    "encoder-decoder; generate does not stop at the end token (PARAMETERS.md). Also with a drawn "
+    "token, each special id and the last id in turn lifted 1000 above the other logits, which "
+    "generate(T=0) must then write at every step.",
 )
 def gpt_generate(impl: Any, ck: Check) -> None:
     config = tiny_gpt(ck)

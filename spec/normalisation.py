@@ -235,6 +235,8 @@ def layer_norm_independent(impl: Any, ck: Check) -> None:
     source=BN_SECTION,
     needs=("batch_norm",),
     topic="normalisation",
+    note="Also with every feature shifted far from 0 (2^12 at float32, 2^30 at float64; no 16-bit "
+    "format holds such a shift and its spread), where a one-pass variance E[x^2] - E[x]^2 cancels.",
 )
 def batch_norm_statistics(impl: Any, ck: Check) -> None:
     x = _tokens(ck, min_batch=2, min_d=1)
