@@ -32,6 +32,7 @@ from .clause import (
     Source,
     clause,
     informative,
+    must_be_boolean_mask,
 )
 from .softmax import LONG_ROWS
 
@@ -611,11 +612,13 @@ def att_causal(impl: Any, ck: Check) -> None:
         n_q = ck.draw(st.integers(1, n_k + 3), "n_queries of causal_mask")
         declared = (_pinned_causal_mask(n_q, n_k) if alignment == "bottom_right"
                     else np.asarray(ck.oracle.causal_mask(n_q, n_k)))
+        returned = impl.causal_mask(n_q, n_k)
         ck.equal(
-            np.asarray(impl.causal_mask(n_q, n_k), dtype=bool),
+            np.asarray(returned, dtype=bool),
             declared,
             what=f"causal_mask({n_q}, {n_k}) (True = may attend, {alignment.replace('_', '-')} aligned)",
         )
+        must_be_boolean_mask(ck, returned, what=f"causal_mask({n_q}, {n_k}).dtype", meaning="True = may attend")
 
     if has_attention and alignment == "bottom_right":
         # Cached decoding: the last m queries against all T keys (causal_mask(m, T), bottom-right
@@ -690,6 +693,9 @@ def att_padding(impl: Any, ck: Check) -> None:
     # the query axis PARAMETERS.md pins: a (B, T) mask (torch's key_padding_mask) broadcast against
     # (B, T, T) scores would line the batch up with the queries
     ck.equal(np.shape(mask), (batch, 1, T), what=f"padding_mask(ids of shape {ids.shape}, pad_id).shape")
+    if ck.offers("padding_mask"):
+        must_be_boolean_mask(ck, mask, what=f"padding_mask(ids of shape {ids.shape}, pad_id).dtype",
+                             meaning="True = real token")
 
     n_heads, d_head = _mha_dims(ck)
     d_model = n_heads * d_head
@@ -1132,7 +1138,8 @@ def mha_lowrank(impl: Any, ck: Check) -> None:
         what="head output vs its projection on span(value-up)",
     )
     # rank <= d_head  (recorded; implied by the projection check above)
-    singular = np.linalg.svd(out, compute_uv=False)
+    # (in float64: LAPACK has no float16, and an implementation may return NumPy float16)
+    singular = np.linalg.svd(np.asarray(out, dtype=np.float64), compute_uv=False)
     ck.note("singular values", singular.round(6).tolist())
     # Parameter count (recorded, it is arithmetic on the layout): value-down (d_head x d_model) plus
     # value-up (d_model x d_head) = 2 d_head d_model = query rows + key rows of the head.

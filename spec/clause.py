@@ -218,6 +218,17 @@ def must_refuse(ck: Check, call: Callable[[], Any], *, what: str, expected: str)
     ck.that(False, what=what, observed=result, expected=expected)
 
 
+def must_be_boolean_mask(ck: Check, mask: Any, *, what: str, meaning: str) -> None:
+    """A mask an implementation returns MUST be boolean (PARAMETERS.md). Values are checked
+    elsewhere, after a cast; this is the dtype: a float 0/1 mask (``jnp.tri``, ``torch.tril`` of
+    ones) that a caller adds to the scores moves them by 1 instead of hiding them, and a declared
+    True = masked polarity translates boolean arrays only."""
+    mask = np.asarray(mask)
+    ck.that(mask.dtype == np.bool_ or not mask.size, what=what, observed=str(mask.dtype),
+            expected=f"bool (PARAMETERS.md: masks are boolean, {meaning}; a float or int 0/1 array is "
+            "the wrong dtype, not a mask)")
+
+
 def ids_outside(n: int) -> Any:
     """A strategy of integer ids outside ``[0, n)``: negative (a wrap-around index) or ``>= n``."""
     import hypothesis.strategies as st

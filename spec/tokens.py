@@ -37,6 +37,7 @@ from .clause import (
     Source,
     clause,
     ids_outside,
+    must_be_boolean_mask,
     must_refuse,
 )
 
@@ -90,10 +91,7 @@ def _padded(ck: Check, vocab: Any, seqs: list[list[int]], length: int | None = N
     # (an empty batch built from lists, np.array([[]]), is float64 and harmless: not judged)
     ck.that(ids.dtype.kind in "iu" or not ids.size, what=f"{call}[0].dtype (the ids)",
             observed=str(ids.dtype), expected="an integer dtype (int64)")
-    ck.that(mask.dtype == np.bool_ or not mask.size, what=f"{call}[1].dtype (the mask)",
-            observed=str(mask.dtype),
-            expected="bool (PARAMETERS.md: masks are boolean, True = real token; an int 0/1 array "
-            "is the wrong dtype, not a mask)")
+    must_be_boolean_mask(ck, mask, what=f"{call}[1].dtype (the mask)", meaning="True = real token")
     return ids, mask
 
 

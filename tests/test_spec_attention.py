@@ -15,6 +15,7 @@ import pytest
 from nnspec.reference import numpy_ref
 from nnspec.spec import REGISTRY
 from nnspec.verify import patched, run_clause
+from nnspec.verify.implementations import from_object
 from nnspec.verify.mutants import mha_first_head_mask
 
 ATTENTION_CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "attention")
@@ -299,6 +300,38 @@ def test_clause_rejects_wrong_implementation(
     assert result.status == "failed", f"{clause_id} vs {name}: {result.status}: {result.message}"
 
 
+def causal_mask_of_ones(n_queries, n_keys):
+    """``jnp.tri`` or ``torch.tril(torch.ones(...))``: the right triangle, as a float 0/1 array."""
+    return np.tri(n_queries, n_keys, k=n_keys - n_queries)
+
+
+def padding_mask_of_ints(token_ids, pad_id):
+    """``(ids != pad).astype(int)``: the right pattern, as an int 0/1 array."""
+    return (np.asarray(token_ids) != pad_id)[..., None, :].astype(np.int64)
+
+
+def sdpa_taking_any_mask(q, k, v, mask=None):
+    """Attention that casts whatever mask it is given to bool, so its own float mask works."""
+    return numpy_ref.scaled_dot_product_attention(q, k, v, None if mask is None else np.asarray(mask).astype(bool))
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "overrides", "expected"),
+    [
+        ("ATT-CAUSAL", {"causal_mask": causal_mask_of_ones}, ".dtype: observed float64, but should be bool"),
+        ("ATT-PADDING", {"padding_mask": padding_mask_of_ints}, ".dtype: observed int64, but should be bool"),
+    ],
+    ids=["causal_mask", "padding_mask"],
+)
+def test_a_mask_returned_as_numbers_fails_by_its_dtype(clause_id: str, overrides: dict, expected: str) -> None:
+    # tenth hunt (JAX): jnp.tri is float32, and an attention that casts every mask to bool
+    # made the right values pass; PARAMETERS.md pins masks as boolean
+    bad = patched("numpy", name="mask-of-numbers", scaled_dot_product_attention=sdpa_taking_any_mask, **overrides)
+    result = run_clause(clause_id, bad, shrink=False)
+    assert result.status == "failed", result.message
+    assert expected in result.message, result.message
+
+
 def test_every_attention_clause_has_a_mutant() -> None:
     assert set(ATTENTION_CLAUSES) <= {clause_id for clause_id, _, _ in MUTANTS}
 
@@ -411,3 +444,18 @@ def test_q_k_formed_in_float16_before_the_division_fails(clause_id: str) -> None
     assert result.status == "failed", result.message
     assert "past 6.55e+04, the largest float16" in result.message
     assert "NaN where the expected output is finite" in result.message
+
+
+def test_a_numpy_float16_implementation_runs_mha_lowrank() -> None:
+    # tenth hunt (Keras): the clause took the singular values of the output as returned, and
+    # LAPACK has no float16, so a kernel returning NumPy float16 made the clause itself raise
+    class HalfAttention:
+        nnspec_dtype = "float16"
+
+        @staticmethod
+        def multi_head_attention(params, x_q, x_kv, n_heads, mask=None):
+            out, weights = numpy_ref.multi_head_attention(params, x_q, x_kv, n_heads, mask)
+            return out.astype(np.float16), weights.astype(np.float16)
+
+    result = run_clause("MHA-LOWRANK", from_object(HalfAttention(), name="half-attention"), shrink=False)
+    assert result.status == "passed", result.message

@@ -308,7 +308,7 @@ def test_a_float32_model_with_a_bahdanau_wiring_fault_fails_at_quick(name: str, 
 
 
 def test_a_cell_reading_its_gates_in_another_order_is_told_which() -> None:
-    """A layout slip (the Keras order i, f, o, g read from weights stacked i, f, g, o) fails LSTM-CELL
+    """A layout slip (char-rnn's order i, f, o, g read from weights stacked i, f, g, o) fails LSTM-CELL
     naming the order the cell read, not only with a c' off by some number; a cell wrong in another
     way names no order."""
     ifog = next(m for m in mutants.MUTANTS if m.id == "lstm-gate-order-ifog").build("numpy")

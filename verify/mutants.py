@@ -442,7 +442,8 @@ class SummedGradientMLP(_BackpropMLP):
 
 
 def lstm_cell_ifog(params: Params, x: Any, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Gates unpacked as i, f, o, g (Keras/TF order) from weights stacked i, f, g, o (torch order)."""
+    """Gates unpacked as i, f, o, g (char-rnn's hand-written order: three sigmoid gates, then the tanh
+    input) from weights stacked i, f, g, o (torch's order, and Keras' i, f, c, o)."""
     x, h, c = _f64(x), _f64(h), _f64(c)
     gates = _linear(x, params["W_ih"], params.get("b_ih")) + _linear(h, params["W_hh"], params.get("b_hh"))
     i, f, o, g = np.split(gates, 4, axis=-1)  # should be i, f, g, o
@@ -1826,8 +1827,8 @@ MUTANTS: tuple[Mutant, ...] = (
            ("DEC-AUTOREGRESSIVE",), _build_kv_cache, base="torch:cpu:float64"),
     _m("seq2seq-source-not-reversed", "reverse_source ignored: the source read in order",
        ("S2S-REVERSE",), Seq2Seq=NeverReversingSeq2Seq),
-    _m("lstm-gate-order-ifog", "LSTM gates unpacked i, f, o, g (Keras order) from weights stacked "
-       "i, f, g, o (torch order)", ("LSTM-CELL",), lstm_cell=lstm_cell_ifog),
+    _m("lstm-gate-order-ifog", "LSTM gates unpacked i, f, o, g (char-rnn's order) from weights "
+       "stacked i, f, g, o (torch's and Keras' order)", ("LSTM-CELL",), lstm_cell=lstm_cell_ifog),
     # activations, cost, backpropagation
     _m("sigmoid-prime-as-sigma", "sigmoid derivative written as sigma(z) instead of "
        "sigma(z)(1 - sigma(z))", ("ACT-SIGMOID",), sigmoid_prime=sigmoid_prime_as_sigma),
