@@ -684,6 +684,26 @@ def _build_kv_cache(base: str) -> Implementation:
                    GPT=_faulty_cache_gpt(impl.device, impl.dtype, restart_positions=True))
 
 
+class ClipsGradientNormMLP(numpy_ref.MLP):
+    """SGD whose loop clips each minibatch's gradient to a global norm of 1 before the step
+    (nanoGPT's ``grad_clip = 1.0``, ``torch.nn.utils.clip_grad_norm_``; Keras' ``clipnorm``): a
+    step of ``eta * min(1, 1 / |grad|) * grad``, shorter than SGD's wherever the gradient is large."""
+
+    def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X), batch_size):
+                batch = order[start : start + batch_size]
+                dW, db = self.gradients(X[batch], Y[batch])
+                norm = math.sqrt(sum(float(np.sum(g * g)) for g in (*dW, *db)))
+                clip = min(1.0, 1.0 / (norm + 1e-6))
+                for layer, gW, gb in zip(self.params["layers"], dW, db, strict=True):
+                    layer["W"] -= eta * clip * gW
+                    layer["b"] -= eta * clip * gb
+
+
 class DropsLastBatchMLP(numpy_ref.MLP):
     """SGD whose epoch loop runs ``range(0, len(X) - batch_size + 1, batch_size)`` (what
     DataLoader(drop_last=True) does): the smaller last minibatch is never stepped on."""
@@ -1879,6 +1899,9 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("mlp-train-drops-last-batch", "SGD whose epoch skips the smaller last minibatch "
        "(range(0, N - B + 1, B), DataLoader(drop_last=True)) when B does not divide N",
        ("SGD-PARTITION",), MLP=DropsLastBatchMLP),
+    _m("mlp-train-clips-gradient-norm", "SGD whose loop clips each minibatch's gradient to a global "
+       "norm of 1 (nanoGPT's grad_clip, clip_grad_norm_, Keras' clipnorm)", ("SGD-PARTITION",),
+       MLP=ClipsGradientNormMLP),
     _m("parameter-count-tied-twice", "a parameter count that adds W_U although it is tied to W_E "
        "(the shared matrix counted twice)", ("PARAM-COUNT",),
        parameter_count=parameter_count_tied_twice),
