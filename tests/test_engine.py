@@ -1072,8 +1072,17 @@ def test_every_clause_that_passes_a_mask_passes_it_in_the_declared_polarity() ->
     ignoring.conventions = Conventions(mask_true_means="masked")
     failed = run_clause("ATT-MASK-ZERO", ignoring, profile="quick", seed=0)
     assert failed.status == "failed"
-    assert "(masks above as the clauses read them, True = may attend: ignores-masks declares " \
-        "mask_true_means='masked' and was handed each inverted)" in format_failure(failed)
+    assert "(masks as the clauses read them, True = may attend: ignores-masks declares " \
+        "mask_true_means='masked', and each mask it took or returned was inverted on the way (here: " \
+        in format_failure(failed)
+    # also where the clause drew no mask: a padding_mask left in nnspec's polarity under the
+    # declaration is read inverted back, True for the pads (tenth hunt: the line was missing)
+    unflipped = patched("numpy", name="padding-mask-unflipped", padding_mask=numpy_ref.padding_mask,
+                        **{name: overrides[name] for name in _MASK_CAPABILITIES[:2]})
+    unflipped.conventions = Conventions(mask_true_means="masked")
+    failed = run_clause("ATT-PADDING", unflipped, profile="quick", seed=0)
+    assert failed.status == "failed"
+    assert "was inverted on the way (here: padding_mask, scaled_dot_product_attention)" in format_failure(failed)
     # the same code undeclared: the masks it reads are the wrong way round, and that shows
     for cid in ("ATT-MASK-ZERO", "ATT-ORACLE", "NET-PADDING", "ADD-ATT", "DOT-ATT", "TOK-PAD"):
         assert run_clause(cid, undeclared, profile="quick", seed=0).status == "failed", cid

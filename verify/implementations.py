@@ -75,6 +75,12 @@ SESSION_NUMPY_ERRORS: contextvars.ContextVar[dict[str, str] | None] = contextvar
 SESSION_FLUSHES_SUBNORMALS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "nnspec_flushes_subnormals", default=False
 )
+# The capabilities whose masks the adapter inverted during one clause run (a declared True = masked
+# polarity), arguments and results alike: the runner says so beside a failure, also when the
+# clause drew no mask (ATT-PADDING reads the implementation's own padding_mask, inverted back).
+MASKS_TRANSLATED: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "nnspec_masks_translated", default=None
+)
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 DTYPE_ALIASES = {
@@ -456,12 +462,16 @@ def _snapshot(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _flip_masks(value: Any) -> Any:
-    """Invert boolean masks (``True = may attend`` <-> ``True = masked``)."""
+def _flip_masks(value: Any, call: str) -> Any:
+    """Invert boolean masks (``True = may attend`` <-> ``True = masked``) that ``call`` takes or
+    returns, and note the call in :data:`MASKS_TRANSLATED`."""
     if isinstance(value, np.ndarray) and value.dtype == bool:
+        translated = MASKS_TRANSLATED.get()
+        if translated is not None:
+            translated.add(call)
         return ~value
     if isinstance(value, tuple | list):
-        return _rebuilt(value, [_flip_masks(v) for v in value])
+        return _rebuilt(value, [_flip_masks(v, call) for v in value])
     return value
 
 
@@ -483,13 +493,13 @@ def _flip_mask_arguments(name: str, args: tuple, kwargs: dict) -> tuple[tuple, d
     known = _MASK_ARGUMENTS.get(name, ())
     for arg_name, position in known:
         if arg_name in kwargs:
-            kwargs = {**kwargs, arg_name: _flip_masks(kwargs[arg_name])}
+            kwargs = {**kwargs, arg_name: _flip_masks(kwargs[arg_name], name)}
         elif len(args) > position:
-            args[position] = _flip_masks(args[position])
+            args[position] = _flip_masks(args[position], name)
     # network methods: every other keyword ending in "mask" (tgt_mask); once each, or a mask
     # passed as mask= reached a "True = masked" implementation in nnspec's polarity
     done = {arg_name for arg_name, _ in known}
-    kwargs = {k: _flip_masks(v) if k.endswith("mask") and k not in done else v for k, v in kwargs.items()}
+    kwargs = {k: _flip_masks(v, name) if k.endswith("mask") and k not in done else v for k, v in kwargs.items()}
     return tuple(args), kwargs
 
 
@@ -727,7 +737,7 @@ class Implementation:
             if third_party and call not in PROXIED_CLASSES and call != "Vocabulary.from_sentences":
                 result = _snapshot(result)  # nnspec's own code returns fresh arrays
             if flip and call in _MASK_RESULTS:
-                result = _flip_masks(result)
+                result = _flip_masks(result, call)
             if call == "positional_encoding" and impl.conventions.sinusoid_layout == "concatenated":
                 result = _interleaved(result)
             if call in PROXIED_CLASSES:

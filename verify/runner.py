@@ -47,6 +47,7 @@ from .check import EngineCheck, Record, summarise
 from .conventions import CONFIG_CONVENTIONS
 from .implementations import (
     CURRENT_CALL,
+    MASKS_TRANSLATED,
     SESSION_FLUSHES_SUBNORMALS,
     SESSION_NUMPY_ERRORS,
     Implementation,
@@ -574,6 +575,8 @@ def run_clause(
     # the session's (numerics.NUMPY_FRESH)
     session_errors = SESSION_NUMPY_ERRORS.set(np.geterr())
     session_flush = SESSION_FLUSHES_SUBNORMALS.set(flushing)
+    translated_masks: set[str] = set()
+    masks_translated = MASKS_TRANSLATED.set(translated_masks)
     try:
         with (
             np.errstate(**numerics.NUMPY_FRESH),
@@ -622,6 +625,7 @@ def run_clause(
     finally:
         SESSION_NUMPY_ERRORS.reset(session_errors)
         SESSION_FLUSHES_SUBNORMALS.reset(session_flush)
+        MASKS_TRANSLATED.reset(masks_translated)
     result.duration = time.perf_counter() - started
     result.examples = state["examples"]
     result.shrinks = state["shrinks"]
@@ -632,13 +636,14 @@ def run_clause(
         result.records = list(ck.records)
         if result.status == "failed" and ck.drawn:
             result.counterexample = "\n".join(f"{label} = {summarise(v)}" for label, v in ck.drawn)
-            if impl.conventions.mask_true_means == "masked" and any(
+            if impl.conventions.mask_true_means == "masked" and (translated_masks or any(
                 isinstance(v, np.ndarray) and v.dtype == bool for _, v in ck.drawn
-            ):
-                # what the clause drew is what it reads; the implementation was handed the inverse
+            )):
+                # what the clause drew or read is in nnspec's polarity; the implementation's is the inverse
+                via = f" (here: {', '.join(sorted(translated_masks))})" if translated_masks else ""
                 result.counterexample += (
-                    f"\n(masks above as the clauses read them, True = may attend: {impl.name} declares "
-                    "mask_true_means='masked' and was handed each inverted)"
+                    f"\n(masks as the clauses read them, True = may attend: {impl.name} declares "
+                    f"mask_true_means='masked', and each mask it took or returned was inverted on the way{via})"
                 )
             pinned = {name: value for name, value in impl.conventions.differences().items()
                       if name in CONFIG_CONVENTIONS and any(label == name for label, _ in ck.drawn)}
