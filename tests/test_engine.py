@@ -7,6 +7,7 @@ import math
 import re
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -1409,3 +1410,31 @@ def test_a_module_whose_own_code_raises_import_error_is_told_where(
     with pytest.raises(UnknownImplementation, match=r"the module was found, and its own code raised this at "
                        r".*needs_libfoo\.py:1"):
         load_implementation("needs_libfoo:IMPL")
+
+
+def _softmax_in_float32(x: Any, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """A float64 implementation's softmax computed in float32 and cast back (eager JAX's
+    ``dot_product_attention`` softmaxes in float32 whatever its inputs)."""
+    z = (np.asarray(x) / temperature).astype(np.float32)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float64)
+
+
+def test_a_float64_result_off_by_float32_rounding_says_so() -> None:
+    # tenth hunt (JAX): "observed [0.3333, ...], but should be [0.3333, ...] (error 9.9e-09)"
+    # showed the same digits on both sides, with nothing to say where such an error comes from
+    failed = run_clause("SM-FORMULA", patched("numpy", name="softmax-in-float32", softmax=_softmax_in_float32))
+    assert failed.status == "failed"
+    assert "is the size of float32's rounding (eps 1.2e-07), not float64's: a step inside may compute " \
+        "in float32 and cast back" in format_failure(failed)
+    # an error of another size gets no such line
+    scaled = patched("numpy", name="softmax-off", softmax=lambda x, axis=-1, temperature=1.0: (
+        numpy_ref.softmax(x, axis, temperature) * 1.001))
+    other = run_clause("SM-FORMULA", scaled)
+    assert other.status == "failed" and "float32's rounding" not in format_failure(other)
+
+
+def test_run_clause_given_an_object_that_is_no_implementation_names_the_fix() -> None:
+    # tenth hunt: an object handed to run_clause raised AttributeError: no attribute 'strip'
+    with pytest.raises(TypeError, match=r"not a SimpleNamespace: wrap the object with nnspec.verify.from_object"):
+        run_clause("SM-SUM", types.SimpleNamespace(softmax=numpy_ref.softmax))

@@ -56,6 +56,7 @@ _EXPORTS = {
     "UnknownImplementation": ".implementations",
     "load_implementation": ".implementations",
     "by_device_and_dtype": ".implementations",
+    "from_object": ".implementations",
     "patched": ".implementations",
     "torch_module": ".implementations",
     "PROFILES": ".profiles",

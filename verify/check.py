@@ -176,9 +176,26 @@ class EngineCheck:
     def _judge(self, verdict: tolerances.Verdict, observed: Any, expected: Any, what: str) -> None:
         self.records.append(Record(what, verdict.passed, verdict.error, verdict.tolerance, verdict.reason))
         if not verdict.passed:
-            self._fail(what, summarise(observed), summarise(expected), verdict, note=self._narrower(observed))
+            scale = float(np.max(np.abs(expected), initial=1.0)) if _is_float_array(expected) else 1.0
+            self._fail(what, summarise(observed), summarise(expected), verdict,
+                       note=self._narrower(observed, verdict.error, scale))
 
-    def _narrower(self, observed: Any) -> str:
+    def _rounded_like_float32(self, error: float, scale: float) -> str:
+        """A float64 result off by float32's rounding (a kernel that computes in float32 inside and
+        returns float64: eager JAX's ``dot_product_attention``, a cast back after ``.float()``)
+        shows the same four digits on both sides; say what the error's size suggests."""
+        if self.impl.dtype != "float64" or not np.isfinite(error):
+            return ""
+        relative = error / max(scale, 1e-300)
+        if not tolerances.EPS["float32"] / 64 <= relative <= tolerances.EPS["float32"] * 64:
+            return ""
+        return (
+            f"an error of {relative:.2g} relative to max|expected| is the size of float32's rounding (eps "
+            f"{tolerances.EPS['float32']:.2g}), not float64's: a step inside may compute in float32 "
+            "and cast back; if the whole computation does, declare float32"
+        )
+
+    def _narrower(self, observed: Any, error: float = 0.0, scale: float = 1.0) -> str:
         """Why a precision failure may be the declaration's: a result in a narrower float than the
         implementation declares (a float32 model without ``nnspec_dtype`` is judged as float64)."""
         declared = tolerances.EPS[self.impl.dtype]  # the one eps table
@@ -192,7 +209,7 @@ class EngineCheck:
         # torch code behind torch_module: its tensors became float64 NumPy on the way out
         narrower = [d for d in self.impl.result_dtypes if tolerances.EPS.get(d, 0.0) > declared]
         if not narrower:
-            return ""
+            return self._rounded_like_float32(error, scale)
         seen = ", ".join(sorted(narrower, key=tolerances.EPS.__getitem__))
         return (
             f"its torch results have come back in {seen}, narrower than the {self.impl.dtype} it declares "

@@ -1133,7 +1133,9 @@ def _instance_methods(cls: type) -> list[str]:
 
 
 def from_object(obj: Any, *, name: str) -> Implementation:
-    """Wrap a third-party object (see the module docstring). Factories are called first."""
+    """Wrap a third-party object (a module, an instance, a class or a factory; see the module
+    docstring) as an implementation, as a name would load it: for ``run_clause`` on an object
+    built in Python. Factories are called first."""
     if isinstance(obj, Implementation):
         return obj
     given = obj
@@ -1335,6 +1337,12 @@ def load_implementation(name: str | Implementation) -> Implementation:
     """Resolve an implementation name (see the module docstring); cached per name."""
     if isinstance(name, Implementation):
         return name
+    if not isinstance(name, str):
+        raise TypeError(
+            f"an implementation is a name or an Implementation, not a {type(name).__name__}: wrap the "
+            f"object with nnspec.verify.from_object(obj, name=...) (or torch_module(model, name=...) for "
+            "torch code), or pass 'package.module:object'"
+        )
     name = name.strip()
     if name in _CACHE:
         return _CACHE[name]
