@@ -557,7 +557,8 @@ def _pinned_causal_mask(n_queries: int, n_keys: int) -> np.ndarray:
     needs=(f"{SDPA} | causal_mask",),
     topic=TOPIC,
     note="An attention without a causal_mask of its own is given the pinned one (bottom-right "
-    "aligned); a causal_mask without attention is held to its closed form alone.",
+    "aligned); a causal_mask without attention is held to its closed form alone. A causal_mask "
+    "MUST return a boolean array (PARAMETERS.md): a float 0/1 triangle (jnp.tri) is the wrong dtype.",
 )
 def att_causal(impl: Any, ck: Check) -> None:
     q, k, v = _qkv(ck, min_n_q=2, same_length=True)
@@ -675,7 +676,8 @@ def att_mask_renorm(impl: Any, ck: Check) -> None:
     needs=(SDPA_OR_MHA,),
     uses=("padding_mask",),
     topic=TOPIC,
-    note="An attention without a padding_mask of its own is given the oracle's.",
+    note="An attention without a padding_mask of its own is given the oracle's; an implementation's "
+    "own padding_mask MUST return a boolean (..., 1, T) array (PARAMETERS.md).",
 )
 def att_padding(impl: Any, ck: Check) -> None:
     batch = ck.draw(st.integers(1, 3), "batch")

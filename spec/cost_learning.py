@@ -667,7 +667,9 @@ def documented_batches(n: int, batch_size: int, seed: int) -> Batches:
          "always the first's (not at float16 or bfloat16, which do not resolve the orders). "
          "'Determined by the seed': training again from the same parameters with the same seed "
          "ends at the same outputs (a loop that shuffles with the unseeded global "
-         "np.random.permutation does not).",
+         "np.random.permutation does not). The epoch trains first on targets in [3, 4], beyond the "
+         "sigmoid's reach, where gradients have norms above 1: a loop that clips them (nanoGPT's "
+         "grad_clip, Keras' clipnorm) takes shorter steps than SGD.",
 )
 def sgd_partition(impl: Any, ck: Check) -> None:
     sizes = draw_layer_sizes(ck, layers=(2, 3), width=4)
