@@ -689,7 +689,7 @@ def att_padding(impl: Any, ck: Check) -> None:
     ids = ck.draw(hnp.arrays(np.int64, (batch, T), elements=st.integers(0, 9)), "token ids")
     ids = np.where(ids >= pad_id, ids + 1, ids)  # real tokens: any id but pad_id
     real = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
-    ids = np.where(real, ids, pad_id)
+    ids = ck.show("token ids as passed (pads in)", np.where(real, ids, pad_id))
     padding_mask = impl.padding_mask if ck.offers("padding_mask") else ck.oracle.padding_mask
     mask = padding_mask(ids, pad_id)  # (B, 1, T)
     # the query axis PARAMETERS.md pins: a (B, T) mask (torch's key_padding_mask) broadcast against

@@ -459,3 +459,14 @@ def test_a_numpy_float16_implementation_runs_mha_lowrank() -> None:
 
     result = run_clause("MHA-LOWRANK", from_object(HalfAttention(), name="half-attention"), shrink=False)
     assert result.status == "passed", result.message
+
+
+def test_att_padding_shows_the_ids_as_passed() -> None:
+    # tenth hunt (Keras): the shrunk input showed the ids as drawn ([0, 0], pad id 1), before the
+    # pads went in, not the [0, 1] that padding_mask was called with
+    from nnspec.verify.runner import format_failure
+
+    inverted = patched("numpy", name="padding-mask-inverted", padding_mask=padding_mask_inverted)
+    failed = run_clause("ATT-PADDING", inverted)
+    assert failed.status == "failed"
+    assert "token ids as passed (pads in) = array(1, 2) int64 [0, 1]" in format_failure(failed)

@@ -113,6 +113,13 @@ class EngineCheck:
     def input(self, x: Any) -> Any:
         return round_tree(np.asarray(x, dtype=np.float64) if isinstance(x, float | list) else x, self.impl.dtype)
 
+    def show(self, label: str, value: Any) -> Any:
+        """Show ``value`` beside the drawn input of a failure, under ``label``: an input the clause
+        derived from its draws (ids with the pads put in), so that what the implementation was
+        called with is on the page, not only what it was made from. Returns ``value``."""
+        self.drawn.append((label, value))
+        return value
+
     # -- assertions ----------------------------------------------------------------------------
     def _fail(
         self, what: str, observed: str, expected: str, verdict: tolerances.Verdict | None = None, *, note: str = ""
