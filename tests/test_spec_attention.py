@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from nnspec.reference import numpy_ref
 from nnspec.spec import REGISTRY
-from nnspec.verify import patched, run_clause
-from nnspec.verify.implementations import from_object
+from nnspec.verify import from_object, patched, run_clause
 from nnspec.verify.mutants import mha_first_head_mask
 
 ATTENTION_CLAUSES = sorted(cid for cid, c in REGISTRY.items() if c.topic == "attention")

@@ -183,7 +183,7 @@ class EngineCheck:
     def _judge(self, verdict: tolerances.Verdict, observed: Any, expected: Any, what: str) -> None:
         self.records.append(Record(what, verdict.passed, verdict.error, verdict.tolerance, verdict.reason))
         if not verdict.passed:
-            scale = float(np.max(np.abs(expected), initial=1.0)) if _is_float_array(expected) else 1.0
+            scale = tolerances.magnitude(expected) if _is_float_array(expected) else 1.0
             self._fail(what, summarise(observed), summarise(expected), verdict,
                        note=self._narrower(observed, verdict.error, scale))
 

@@ -687,21 +687,25 @@ def _build_kv_cache(base: str) -> Implementation:
 class ClipsGradientNormMLP(numpy_ref.MLP):
     """SGD whose loop clips each minibatch's gradient to a global norm of 1 before the step
     (nanoGPT's ``grad_clip = 1.0``, ``torch.nn.utils.clip_grad_norm_``; Keras' ``clipnorm``): a
-    step of ``eta * min(1, 1 / |grad|) * grad``, shorter than SGD's wherever the gradient is large."""
+    step of ``eta * min(1, 1 / |grad|) * grad``, shorter than SGD's wherever the gradient is large.
+    numpy_ref's loop and step, with the clip folded into ``eta``; only inside ``train``, as
+    clipping lives in a training loop (``sgd_step`` called alone is plain SGD)."""
+
+    _training = False
 
     def train(self, X: Any, Y: Any, *, epochs: int, batch_size: int, eta: float, seed: int) -> None:
-        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            order = rng.permutation(len(X))
-            for start in range(0, len(X), batch_size):
-                batch = order[start : start + batch_size]
-                dW, db = self.gradients(X[batch], Y[batch])
-                norm = math.sqrt(sum(float(np.sum(g * g)) for g in (*dW, *db)))
-                clip = min(1.0, 1.0 / (norm + 1e-6))
-                for layer, gW, gb in zip(self.params["layers"], dW, db, strict=True):
-                    layer["W"] -= eta * clip * gW
-                    layer["b"] -= eta * clip * gb
+        self._training = True
+        try:
+            super().train(X, Y, epochs=epochs, batch_size=batch_size, eta=eta, seed=seed)
+        finally:
+            self._training = False
+
+    def sgd_step(self, x: Any, y: Any, eta: float) -> None:
+        if self._training:
+            dW, db = self.gradients(x, y)
+            norm = math.sqrt(sum(float(np.sum(g * g)) for g in (*dW, *db)))
+            eta *= min(1.0, 1.0 / (norm + 1e-6))
+        super().sgd_step(x, y, eta)
 
 
 class DropsLastBatchMLP(numpy_ref.MLP):

@@ -115,6 +115,13 @@ def _locate(mask: np.ndarray) -> str:
     return f"{int(mask.sum())} element(s), first at index {index}"
 
 
+def magnitude(expected: object) -> float:
+    """``max(1, max|expected|)`` over the finite elements: the scale of rule 2's floor, and what a
+    failure's error is read against."""
+    expected = _as_float(expected)
+    return max(1.0, float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0)))
+
+
 def check_nonfinite(observed: np.ndarray, expected: np.ndarray) -> Verdict | None:
     """The always-fail rule: NaN/Inf where the expected output has none, or a mismatch where it has."""
     obs_bad = ~np.isfinite(observed)
@@ -281,7 +288,7 @@ def against_baseline(
     conditions, conditioned = _conditions(condition)
     finite = np.isfinite(expected)
     baseline_error = float(np.max(np.abs(baseline - expected)[finite], initial=0.0))
-    scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
+    scale = magnitude(expected)
     floor = row.floor_ulps * EPS[dtype] * scale * np.broadcast_to(conditions, expected.shape)
     reason = (
         f"{dtype} vs {against}, {output}: k={row.k:g} x baseline error {baseline_error:.3g} "
