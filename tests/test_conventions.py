@@ -36,16 +36,21 @@ CLAUSES = ["RESIDUAL", "ENC-LAYER", "DEC-LAYER", "ENC-PERMUTE", "GPT-COMPOSE", "
            "PE-PAIR", "PE-RELATIVE", "LN-STATS", "ACT-GELU", "PARAM-COUNT"]
 
 
-def declaring(conventions: dict[str, Any], *, computes: dict[str, Any] | None = None, name: str) -> Any:
+def declaring(
+    conventions: dict[str, Any], *, computes: dict[str, Any] | None = None, name: str, dtype: str = "float64"
+) -> Any:
     """A third-party NumPy implementation that computes with ``computes`` (the declared choices,
     unless a fault is planted) and declares ``conventions``: the oracle configured its way, with a
-    positional_encoding of its own layout."""
+    positional_encoding of its own layout. Declared below float64, it is judged by the
+    same-precision rule (computing in float64 on the rounded inputs, it is within it)."""
     own = Conventions(**(computes if computes is not None else conventions))
     oracle = ConfiguredOracle(own)
     namespace = {c: getattr(oracle, c) for c in CAPABILITIES if hasattr(numpy_ref, c)}
     namespace["positional_encoding"] = lambda n_positions, d_model: in_layout(
         numpy_ref.positional_encoding(n_positions, d_model), own.sinusoid_layout)
-    return from_object(types.SimpleNamespace(**namespace, nnspec_conventions=conventions), name=name)
+    return from_object(
+        types.SimpleNamespace(**namespace, nnspec_conventions=conventions, nnspec_dtype=dtype), name=name
+    )
 
 
 @pytest.mark.parametrize("clause_id", CLAUSES)
@@ -67,6 +72,32 @@ def test_code_that_declares_one_choice_and_makes_another_fails(declares: dict, c
     """The audit's two that passed before: concatenated declared, interleaved computed; top-left
     declared, bottom-right computed."""
     bad = declaring(declares, computes=computes, name="declares otherwise")
+    result = run_clause(clause_id, bad, profile="quick", seed=0, shrink=False)
+    assert result.status == "failed", result.message
+
+
+SINUSOIDS_CONCATENATED = dict(sinusoid_layout="concatenated", positional="sinusoidal", norm_placement="post")
+
+
+@pytest.mark.parametrize(("declares", "computes", "clause_id"), [
+    (SINUSOIDS_CONCATENATED, dict(SINUSOIDS_CONCATENATED, sinusoid_layout="interleaved"), "PE-ADDED"),
+    (SINUSOIDS_CONCATENATED, dict(SINUSOIDS_CONCATENATED, sinusoid_layout="interleaved"), "NET-ORACLE"),
+    (dict(sinusoid_layout="concatenated"), {}, "PE-FORMULA"),
+    (dict(gelu_approximate="tanh"), {}, "ACT-GELU"),
+])
+def test_below_float64_the_baseline_makes_the_declared_choices_too(
+    declares: dict, computes: dict, clause_id: str
+) -> None:
+    """The same-precision rule's baseline (torch_ref at the implementation's precision) must make
+    the choices the oracle is configured with. It read the references' own (interleaved sinusoids
+    in its networks, exact GELU) and scrambled the table a concatenated declaration translates:
+    its error was the declared choice's difference from the pinned one, k times which let float32
+    code making the other choice pass (Hugging Face's Marian, float32, loading one embedding into
+    both sides, passed NET-ORACLE by a baseline error of 2.1)."""
+    good = declaring(declares, name="declares and makes it", dtype="float32")
+    result = run_clause(clause_id, good, profile="quick", seed=0)
+    assert result.status == "passed", result.message
+    bad = declaring(declares, computes=computes, name="declares otherwise", dtype="float32")
     result = run_clause(clause_id, bad, profile="quick", seed=0, shrink=False)
     assert result.status == "failed", result.message
 

@@ -18,7 +18,8 @@ import numpy as np
 from nnspec.spec.clause import ClauseFailure
 
 from . import tolerances
-from .implementations import Implementation, load_implementation, patched, round_tree
+from .conventions import ConfiguredOracle, Conventions
+from .implementations import Implementation, load_implementation, round_tree
 
 
 @dataclass
@@ -81,6 +82,22 @@ def baseline_device(device: str, *, available: bool) -> str:
     for here (``xpu``, ``mps``, one that is absent) falls back to the CPU."""
     kind = device.partition(":")[0]
     return kind if available and kind == "cuda" else "cpu"
+
+
+def same_precision_baseline(conventions: Conventions, device: str, dtype: str) -> Any:
+    """torch_ref at ``dtype`` on ``device``, making the choices the oracle is configured with.
+
+    The rule's baseline must differ from the oracle by its precision alone. So the conventions the
+    oracle matches (network configs, eps, GELU's form, causal alignment, the order of the sinusoids
+    a network adds) are matched on it the same way, by :class:`ConfiguredOracle` around it, while
+    those an adapter translates (mask polarity, a concatenated ``positional_encoding`` table) are
+    not declared for it: it computes in the clauses' terms already. A baseline with the references'
+    choices where the implementation declared others was off by their difference (interleaved
+    sinusoids under a concatenated declaration: logits off by 2 in float32), and k times that let
+    code making neither choice pass."""
+    torch_ref = load_implementation(f"torch:{device}:{dtype}")  # declares nothing: translates nothing
+    matched = dataclasses.replace(conventions, mask_true_means="attend")
+    return torch_ref if matched == torch_ref.conventions else ConfiguredOracle(matched, module=torch_ref)
 
 
 class EngineCheck:
@@ -335,13 +352,7 @@ class EngineCheck:
         """The same call through torch_ref at the implementation's dtype (None if it cannot run)."""
         device = baseline_device(self.impl.device, available=self.impl.available)
         try:
-            base_impl = load_implementation(f"torch:{device}:{self.impl.dtype}")
-            # the matched conventions (configs, eps) apply to the baseline; masks it reads natively
-            matched = dataclasses.replace(self.impl.conventions, mask_true_means="attend")
-            if matched != base_impl.conventions:
-                base_impl = patched(base_impl, name=f"{base_impl.name}+conventions")
-                base_impl.conventions = matched
-            return call(base_impl)
+            return call(same_precision_baseline(self.impl.conventions, device, self.impl.dtype))
         except Exception:
             return None
 

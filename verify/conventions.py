@@ -180,7 +180,9 @@ class ConfiguredOracle:
             if name not in shared:
                 raise
             return shared[name]
-        if isinstance(target, type) or name in _TAKES_CONFIG:
+        # (a class of numpy_ref; or a network of an Implementation wrapped as the same-precision
+        # baseline, whose constructors are functions)
+        if isinstance(target, type) or name in _TAKES_CONFIG or name in _POSITIONED:
             conventions = self.conventions
 
             def construct(*args: Any, **kwargs: Any) -> Any:
