@@ -375,7 +375,9 @@ _TORCH_PART_IMPORTED = False
 # The modules that import torch: what a float64 run of implementations that never touch torch (the
 # oracle, NumPy or JAX code of a user's) does without. The rest of nnspec imports it only inside
 # the functions that need it.
-_TORCH_MODULES = ("nnspec.reference.torch_ref", "nnspec.verify.torch_nn", "nnspec.verify.hf_gpt2")
+_TORCH_MODULES = (
+    "nnspec.reference.torch_ref", "nnspec.verify.torch_nn", "nnspec.verify.hf_gpt2", "nnspec.verify.hf_marian",
+)
 
 
 def needs_torch(implementations: Iterable[Any]) -> bool:
