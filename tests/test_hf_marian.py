@@ -165,9 +165,10 @@ def test_an_undeclared_sinusoid_layout_is_caught() -> None:
     assert result.status == "failed" and "silent sub-layers" in result.message, result.message
 
 
-def test_decode_takes_the_source_mask_for_the_cross_attention() -> None:
-    """decode(tgt, memory, src_mask) hides the masked memory rows from every target position, as
-    the oracle does; without a mask nothing is hidden (PARAMETERS.md)."""
+def test_encode_and_decode_take_the_source_mask() -> None:
+    """decode(tgt, memory, src_mask) hides the masked memory rows from every target position, and
+    encode(src, src_mask) the masked tokens, as the oracle does, broadcasting the mask's leading
+    axes; without a mask decode hides nothing (PARAMETERS.md)."""
     from nnspec.reference.config import preset
 
     impl = load_implementation("nnspec.verify.hf_marian:float64")
@@ -180,6 +181,11 @@ def test_decode_takes_the_source_mask_for_the_cross_attention() -> None:
     for src_mask in (mask, None):
         np.testing.assert_allclose(marian.decode(tgt, memory, src_mask),
                                    oracle.decode(tgt, memory, src_mask), rtol=1e-6, atol=1e-6)
+    # the mask's leading axes broadcast with the others' (one sequence's memory, two masks)
+    np.testing.assert_allclose(marian.decode(tgt[0], memory[0], mask), oracle.decode(tgt[0], memory[0], mask),
+                               rtol=1e-6, atol=1e-6)
+    src = np.array([5, 6, 7, 8])
+    np.testing.assert_allclose(marian.encode(src, mask), oracle.encode(src, mask), rtol=1e-6, atol=1e-6)
     hidden = marian.decode(tgt, memory, mask)
     moved = memory.copy()
     moved[0, 2:] += 1.0  # rows the first sequence's mask hides

@@ -152,33 +152,37 @@ class _Marian:
     def _ids(self, ids: Any) -> torch.Tensor:
         return to_torch(np.asarray(ids, dtype=np.int64), device=self.device)
 
-    def _attention_mask(self, src: torch.Tensor, src_mask: Any | None) -> torch.Tensor:
-        """Marian's ``attention_mask`` (N, S), 1 = a real token: nnspec's ``(..., 1, S)`` mask
-        (True = may attend, the same polarity) or, without one, the source's non-pad tokens."""
+    def _source_mask(self, src_mask: Any | None) -> torch.Tensor | None:
+        """nnspec's ``(..., 1, S)`` source mask, True = may attend (Marian's polarity too)."""
+        return None if src_mask is None else to_torch(np.asarray(src_mask, dtype=bool), device=self.device)
+
+    def _attention_mask(self, src: torch.Tensor, src_mask: torch.Tensor | None) -> torch.Tensor:
+        """Marian's ``attention_mask`` (N, S), 1 = a real token, for ``src`` (..., S) whose leading
+        axes are already broadcast: the given mask's row, or without one the non-pad tokens."""
         S = src.shape[-1]
         if src_mask is None:
             return (src != PAD_ID).reshape(-1, S).long()
-        mask = to_torch(np.asarray(src_mask, dtype=bool), device=self.device)
-        return torch.broadcast_to(mask, (*src.shape[:-1], 1, S)).reshape(-1, S).long()
+        return torch.broadcast_to(src_mask, (*src.shape[:-1], 1, S)).reshape(-1, S).long()
 
     @torch.no_grad()
     def encode(self, src_ids: Any, src_mask: Any | None = None) -> np.ndarray:
-        src = self._ids(src_ids)
+        src, mask = self._ids(src_ids), self._source_mask(src_mask)
         S = src.shape[-1]
+        lead = src.shape[:-1] if mask is None else torch.broadcast_shapes(src.shape[:-1], mask.shape[:-2])
+        src = torch.broadcast_to(src, (*lead, S))
         out = self.model.model.encoder(
-            input_ids=src.reshape(-1, S), attention_mask=self._attention_mask(src, src_mask)
+            input_ids=src.reshape(-1, S), attention_mask=self._attention_mask(src, mask)
         ).last_hidden_state  # (N, S, d_model)
-        return to_numpy(out.reshape(*src.shape, -1))
+        return to_numpy(out.reshape(*lead, S, -1))
 
     @torch.no_grad()
     def decode(self, tgt_ids: Any, memory: Any, src_mask: Any | None = None) -> np.ndarray:
-        tgt, memory = self._ids(tgt_ids), self._tensor(memory)
+        tgt, memory, mask = self._ids(tgt_ids), self._tensor(memory), self._source_mask(src_mask)
         (T,), (S, d) = tgt.shape[-1:], memory.shape[-2:]
-        lead = torch.broadcast_shapes(tgt.shape[:-1], memory.shape[:-2])
-        mask = None  # decode(tgt, memory) masks nothing in the cross-attention (PARAMETERS.md)
-        if src_mask is not None:
-            keys = torch.zeros((*lead, S), dtype=torch.long, device=self.device)  # only the shape
-            mask = self._attention_mask(keys, src_mask)
+        leads = [tgt.shape[:-1], memory.shape[:-2], *([] if mask is None else [mask.shape[:-2]])]
+        lead = torch.broadcast_shapes(*leads)
+        if mask is not None:  # decode(tgt, memory) alone masks nothing in the cross-attention
+            mask = self._attention_mask(torch.zeros((*lead, S), dtype=torch.long, device=self.device), mask)
         out = self.model.model.decoder(
             input_ids=torch.broadcast_to(tgt, (*lead, T)).reshape(-1, T),
             encoder_hidden_states=torch.broadcast_to(memory, (*lead, S, d)).reshape(-1, S, d),

@@ -1527,6 +1527,19 @@ def _half_summed_mlp(device: str, dtype: str = "float16") -> Callable:
     return _torch_network_class(HalfSummedMLP, device, dtype)
 
 
+def _sinusoids_as_learned(
+    config: Any, params: dict[str, Any], table: np.ndarray, names: tuple[str, ...]
+) -> tuple[Any, dict[str, Any]]:
+    """A torch_ref network's config and params adding ``table`` (context, d_model), a faulty
+    sinusoid table, as its learned positions ``names``: the fault planted, the network's code as
+    it is. The table takes the dtype and device of the network's other weights."""
+    import torch
+
+    weight = next(v for v in params.values() if isinstance(v, torch.Tensor))
+    learned = torch.as_tensor(table, dtype=weight.dtype, device=weight.device)
+    return replace(config, positional="learned"), {**params, **dict.fromkeys(names, learned)}
+
+
 def _gpt_positions_in_bfloat16(device: str) -> Callable:
     """torch_ref's bfloat16 GPT whose position indices come from torch.arange(T, dtype=bfloat16), as
     code that builds positions beside the activations does: bfloat16 holds no integer above 256
@@ -1548,8 +1561,7 @@ def _gpt_positions_in_bfloat16(device: str) -> Callable:
                 params = {**params, "W_P": params["W_P"][torch.as_tensor(rounded, device=W_E.device).long()]}
             elif config.positional == "sinusoidal":
                 table = pe_positions_in_bfloat16(config.context, config.d_model)  # (context, d_model)
-                params = {**params, "W_P": torch.as_tensor(table, dtype=W_E.dtype, device=W_E.device)}
-                config = replace(config, positional="learned")
+                config, params = _sinusoids_as_learned(config, params, table, ("W_P",))
             super().__init__(config, params)
 
     return _torch_network_class(PositionsInBfloat16GPT, device, "bfloat16")
@@ -1559,6 +1571,31 @@ def _build_gpt_positions_in_bfloat16(base: str) -> Implementation:
     device = _device_of(base)
     return patched(f"torch:{device}:bfloat16", name="gpt-positions-in-bfloat16",
                    GPT=_gpt_positions_in_bfloat16(device))
+
+
+def _transformer_sinusoids_in_float32(device: str) -> Callable:
+    """torch_ref's float64 Transformer whose sinusoid tables hold float32 values, as Hugging Face's
+    Marian builds them (``MarianSinusoidalPositionalEmbedding.create_weight`` fills its table
+    through ``torch.FloatTensor``, whatever the model's dtype): a float64 model whose positions are
+    float32-accurate. Planted as the table both stacks add, as a learned one."""
+    from nnspec.reference import torch_ref
+
+    from .implementations import _torch_network_class
+
+    class SinusoidsInFloat32Transformer(torch_ref.Transformer):
+        def __init__(self, config: Any, params: dict[str, Any]) -> None:
+            if config.positional == "sinusoidal":
+                table = round_to_dtype(numpy_ref.positional_encoding(config.context, config.d_model), "float32")
+                config, params = _sinusoids_as_learned(config, params, table, ("W_P_src", "W_P_tgt"))
+            super().__init__(config, params)
+
+    return _torch_network_class(SinusoidsInFloat32Transformer, device, "float64")
+
+
+def _build_transformer_sinusoids_in_float32(base: str) -> Implementation:
+    device = _device_of(base)
+    return patched(f"torch:{device}:float64", name="transformer-sinusoids-in-float32",
+                   Transformer=_transformer_sinusoids_in_float32(device))
 
 
 def _build_half_summed_mlp(base: str) -> Implementation:
@@ -2067,6 +2104,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("gpt-positions-in-bfloat16", "a bfloat16 GPT whose positions come from torch.arange(T, "
            "dtype=bfloat16): past 256 tokens they collide", ("GPT",), ("NET-LONG",),
            _build_gpt_positions_in_bfloat16, base="torch:cpu:bfloat16"),
+    Mutant("transformer-sinusoids-in-float32", "a float64 encoder-decoder whose sinusoid tables "
+           "hold float32 values (Hugging Face's Marian: torch.FloatTensor in create_weight)",
+           ("Transformer",), ("PE-ADDED",), _build_transformer_sinusoids_in_float32,
+           base="torch:cpu:float64"),
     _at_precision("attention-values-summed-in-bfloat16", "attention's sum of weighted values "
                   "accumulated in bfloat16: past a few hundred keys it stalls", ("ATT-ORACLE", "ATT-CONVEX"),
                   "bfloat16", scaled_dot_product_attention=attention_values_summed_in_bfloat16),
