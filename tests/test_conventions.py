@@ -130,6 +130,10 @@ def test_a_failure_says_the_drawn_network_choices_gave_way_to_the_declared_ones(
     assert result.status == "failed", result.message
     assert "(network choices above as drawn: declares pre declares norm_placement='pre', and both sides " \
         "built the network with that)" in result.message, result.message
+    # and beside each drawn choice the declaration replaced, what was built
+    drawn = [line.partition(" = ")[2] for line in result.counterexample.splitlines()
+             if line.startswith("norm_placement = ")]
+    assert drawn and set(drawn) <= {"'pre'", "'post'  (built as 'pre': declared)"}, result.counterexample
 
 
 # Decoding and sampling faults of bias-free code. GREEDY and SAMPLE-DIST place logits where they

@@ -637,7 +637,11 @@ def run_clause(
         result.notes = dict(ck.notes)
         result.records = list(ck.records)
         if result.status == "failed" and ck.drawn:
-            result.counterexample = "\n".join(f"{label} = {summarise(v)}" for label, v in ck.drawn)
+            pinned = {name: value for name, value in impl.conventions.differences().items()
+                      if name in CONFIG_CONVENTIONS and any(label == name for label, _ in ck.drawn)}
+            result.counterexample = "\n".join(
+                f"{label} = {summarise(v)}{_built_as(pinned, label, v)}" for label, v in ck.drawn
+            )
             if impl.conventions.mask_true_means == "masked" and (translated_masks or any(
                 isinstance(v, np.ndarray) and v.dtype == bool for _, v in ck.drawn
             )):
@@ -647,8 +651,6 @@ def run_clause(
                     f"\n(masks as the clauses read them, True = may attend: {impl.name} declares "
                     f"mask_true_means='masked', and each mask it took or returned was inverted on the way{via})"
                 )
-            pinned = {name: value for name, value in impl.conventions.differences().items()
-                      if name in CONFIG_CONVENTIONS and any(label == name for label, _ in ck.drawn)}
             if pinned:
                 # the draw is shown; both sides built the network with the declared choice instead
                 declared = ", ".join(f"{name}={value!r}" for name, value in pinned.items())
@@ -676,6 +678,14 @@ def run_clause(
     if result.status == "failed":
         result.message = format_failure(result)
     return result
+
+
+def _built_as(pinned: dict[str, Any], label: str, drawn: Any) -> str:
+    """Beside a drawn network choice that a declared convention replaced, the value both sides built
+    (Marian's shrunk input read ``positional = 'learned'`` for a network that has only sinusoids)."""
+    if label not in pinned or isinstance(drawn, np.ndarray) or drawn == pinned[label]:
+        return ""
+    return f"  (built as {pinned[label]!r}: declared)"
 
 
 def _final_replay() -> bool:
