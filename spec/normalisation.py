@@ -27,6 +27,7 @@ NORM_SECTION = Source(LECTURE_NOTES, "What is Normalization", paper=BA_2016)
 LN_SECTION = Source(LECTURE_NOTES, "Layer Norm in Transformers", paper=BA_2016)
 BN_SECTION = Source(LECTURE_NOTES, "Why don't we use Batch Norm in Transformers?", paper=IOFFE_2015)
 EPS = 1e-5
+GIVEN_EPS = 2.0**-13  # an eps given explicitly, apart from any default: exact in every format
 # LN-INVARIANT's far shift per format; none where a shifted token would not be exact (float16's 11
 # bits and bfloat16's 8 hold no more than the near shifts).
 FAR_OFFSET = {"float64": 2.0**30, "float32": 2.0**12}
@@ -140,6 +141,12 @@ def layer_norm_statistics(impl: Any, ck: Check) -> None:
              what=f"layer_norm(x / 256, ones, zeros), x[0, 0] and x[:, 0, 0] = +-1/256, eps left out "
              f"(the default {eps:g})",
              condition=_condition(quiet, -1, eps)[..., None])
+    # And an eps given, on the same quiet tokens: 2^-13, neither the default nor a declared one, so
+    # code that drops the argument for its own eps is seen in every format (on ordinary tokens 1e-5
+    # against a declared 1e-6 is below float16's resolution; the eleventh hunt's float16 miss).
+    ck.close(impl.layer_norm(quiet, np.ones(d), np.zeros(d), eps=GIVEN_EPS), _normalised(quiet, -1, GIVEN_EPS),
+             output="normalised", what=f"layer_norm(x / 256, ones, zeros, eps={GIVEN_EPS:g}) (eps given)",
+             condition=_condition(quiet, -1, GIVEN_EPS)[..., None])
 
 
 @clause(
