@@ -171,6 +171,13 @@ def _implementation_error(
         expected = (
             f"a capability called as numpy_ref's {call}{ours}" if ours else "a capability called as numpy_ref's"
         ) + " (reference/PARAMETERS.md); rename or reorder the arguments in the adapter"
+    if "device-side assert triggered" in str(exc):
+        observed += (
+            " [a device-side assert: a kernel indexed out of range (F.embedding on CUDA does so for an id "
+            "outside the vocabulary, where on the CPU it raises IndexError), and this process's CUDA "
+            "context is now unusable: every later CUDA call in it fails, and the clauses that make them. "
+            "Check such inputs in the adapter and raise, as the CPU does]"
+        )
     err = _error_class(type(exc))(
         f"{_call_text(impl_name, call, args, kwargs)} raised", observed=observed, expected=expected
     )

@@ -622,7 +622,13 @@ class TorchNN(_OnDevice):
         return self._out(F.mse_loss(self._in(a), self._in(y), reduction="none").sum(-1))
 
     def embed(self, token_ids: Any, W_E: Any) -> np.ndarray:
-        ids = to_torch(np.asarray(token_ids), device=self.device)  # non-integer ids stay so: F.embedding refuses
+        ids, n_vocab = np.asarray(token_ids), np.shape(W_E)[-1]
+        # F.embedding raises IndexError for an id outside the vocabulary on the CPU; on CUDA it
+        # trips a device-side assert, after which every CUDA call of the process fails. So the
+        # adapter refuses such ids itself, on the host, as the CPU would.
+        if ids.dtype.kind in "iu" and ids.size and (ids.min() < 0 or ids.max() >= n_vocab):
+            raise IndexError(f"token ids must lie in [0, {n_vocab}), got {ids.min()}..{ids.max()}")
+        ids = to_torch(ids, device=self.device)  # non-integer ids stay so: F.embedding refuses
         return self._out(F.embedding(ids, self._in(W_E).T))  # F.embedding rows are tokens
 
     def unembed(self, h: Any, W_U: Any, b_U: Any | None = None) -> np.ndarray:
