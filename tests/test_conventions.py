@@ -93,7 +93,8 @@ def test_below_float64_the_baseline_makes_the_declared_choices_too(
     in its networks, exact GELU) and scrambled the table a concatenated declaration translates:
     its error was the declared choice's difference from the pinned one, k times which let float32
     code making the other choice pass (Hugging Face's Marian, float32, loading one embedding into
-    both sides, passed NET-ORACLE by a baseline error of 2.1)."""
+    both sides, passed NET-ORACLE by a baseline error of 2.1). NET-ORACLE's case failed before the
+    fix; PE-ADDED, PE-FORMULA and ACT-GELU, judged by closed forms, hold the good/bad split beside it."""
     good = declaring(declares, name="declares and makes it", dtype="float32")
     result = run_clause(clause_id, good, profile="quick", seed=0)
     assert result.status == "passed", result.message

@@ -40,28 +40,17 @@ import numpy as np
 import torch
 from nnspec.reference.torch_ref import to_numpy, to_torch  # nnspec's one NumPy <-> torch copy
 
-from .implementations import DTYPES, by_device_and_dtype, torch_dtype
+from .hugging_face import DEVICES, HuggingFaceNetwork, generation_config, identify, on_device
+from .implementations import DTYPES, by_device_and_dtype
 
 __all__ = ["HFGPT2"]
 
-_DEVICES = ("cpu", "cuda")
 # nnspec's activation names -> GPT-2's activation_function
 _ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}
 
 
-def _transformers_version() -> str:
-    try:
-        import transformers
-    except ImportError:
-        return ""
-    return transformers.__version__
-
-
-class _GPT2:
+class _GPT2(HuggingFaceNetwork):
     """nnspec's ``GPT(config, params)`` on a ``GPT2LMHeadModel`` loaded with ``params``."""
-
-    device: torch.device
-    dtype: torch.dtype
 
     def __init__(self, config: Any, params: dict[str, Any]) -> None:
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -93,9 +82,6 @@ class _GPT2:
         self.model.load_state_dict(self._state_dict(params), strict=True)
         b_U = params.get("b_U")
         self.b_U = None if b_U is None else self._tensor(b_U)
-
-    def _tensor(self, array: Any) -> torch.Tensor:
-        return to_torch(np.asarray(array, dtype=np.float64), device=self.device, dtype=self.dtype)
 
     def _state_dict(self, p: dict[str, Any]) -> dict[str, torch.Tensor]:
         """nnspec's parameter layout (reference/PARAMETERS.md) as GPT-2's state dict."""
@@ -177,9 +163,7 @@ class _GPT2:
             return [int(t) for t in np.asarray(ids, dtype=np.int64).reshape(-1)]
         prompt = to_torch(np.asarray(ids, dtype=np.int64).reshape(1, -1), device=self.device)
         config = self._generation_config(max_new_tokens, temperature)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            self._seed(seed)
+        with self._seeded(seed):
             out = self.model.generate(
                 prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
                 logits_processor=self._logits_processors(),
@@ -187,15 +171,10 @@ class _GPT2:
         return [int(t) for t in out[0].tolist()]
 
     def _generation_config(self, max_new_tokens: int, temperature: float) -> Any:
-        """Exactly ``max_new_tokens`` (no end token stops it early), sampling only when T != 0."""
-        from transformers import GenerationConfig
-
-        sampling = temperature != 0
-        # (the sampling flags only where it samples: greedy search warns that they do nothing)
-        warping = {"temperature": float(temperature), "top_k": 0, "top_p": 1.0} if sampling else {}
-        return GenerationConfig(
-            max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=sampling,
-            eos_token_id=None, bos_token_id=None, pad_token_id=0, **warping,
+        """Exactly ``max_new_tokens`` (no end token stops it early)."""
+        return generation_config(
+            temperature, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
+            eos_token_id=None, bos_token_id=None, pad_token_id=0,
         )
 
     def _logits_processors(self) -> Any:
@@ -203,10 +182,6 @@ class _GPT2:
         from transformers import LogitsProcessorList
 
         return LogitsProcessorList([] if self.b_U is None else [_AddUnembeddingBias(self.b_U)])
-
-    def _seed(self, seed: int) -> None:
-        """Sampling draws from torch's global generator (inside ``fork_rng``, so only here)."""
-        torch.manual_seed(seed)
 
 
 class _AddUnembeddingBias:
@@ -225,25 +200,11 @@ class HFGPT2:
     nnspec_conventions = {"norm_placement": "pre", "positional": "learned", "scale_embeddings": False}
 
     def __init__(self, device: str = "cpu", dtype: str = "float64") -> None:
-        if device not in _DEVICES:
-            raise ValueError(f"HFGPT2(device={device!r}): choose one of {_DEVICES}")
-        if dtype not in DTYPES:
-            raise ValueError(f"HFGPT2(dtype={dtype!r}): choose one of {DTYPES}")
-        self.nnspec_name = f"hf-gpt2:{device}:{dtype}"
-        self.nnspec_device = device
-        self.nnspec_dtype = dtype
-        version = _transformers_version()
-        self.__version__ = f"transformers {version}" if version else "transformers not installed"
-        reasons = []
-        if not version:
-            reasons.append("transformers is not installed (pip install transformers)")
-        if device == "cuda" and not torch.cuda.is_available():
-            reasons.append("no CUDA device is available")
-        self.nnspec_unavailable = "; ".join(reasons)
-        self.GPT = type("GPT", (_GPT2,), {"device": torch.device(device), "dtype": torch_dtype(dtype)})
+        identify(self, "hf-gpt2", device, dtype)
+        self.GPT = on_device(_GPT2, "GPT", device, dtype)
 
 
 # ``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype.
 __getattr__, __dir__ = by_device_and_dtype(
-    __name__, globals(), lambda device, dtype: HFGPT2(device=device, dtype=dtype), dtypes=DTYPES, devices=_DEVICES
+    __name__, globals(), lambda device, dtype: HFGPT2(device=device, dtype=dtype), dtypes=DTYPES, devices=DEVICES
 )

@@ -45,29 +45,18 @@ import torch
 from nnspec.reference.config import END_ID, PAD_ID, START_ID  # nnspec's special token ids
 from nnspec.reference.torch_ref import to_numpy, to_torch  # nnspec's one NumPy <-> torch copy
 
-from .implementations import DTYPES, by_device_and_dtype, torch_dtype
+from .hugging_face import DEVICES, HuggingFaceNetwork, generation_config, identify, on_device
+from .implementations import DTYPES, by_device_and_dtype
 
 __all__ = ["HFMarian"]
 
-_DEVICES = ("cpu", "cuda")
 # nnspec's activation names -> Marian's activation_function (Marian's own default is "swish")
 _ACTIVATIONS = {"relu": "relu", "gelu": "gelu"}
 MARIAN_LAYER_NORM_EPS = 1e-5  # nn.LayerNorm(embed_dim): Marian passes no eps
 
 
-def _transformers_version() -> str:
-    try:
-        import transformers
-    except ImportError:
-        return ""
-    return transformers.__version__
-
-
-class _Marian:
+class _Marian(HuggingFaceNetwork):
     """nnspec's ``Transformer(config, params)`` on a ``MarianMTModel`` loaded with ``params``."""
-
-    device: torch.device
-    dtype: torch.dtype
 
     def __init__(self, config: Any, params: dict[str, Any]) -> None:
         from transformers import MarianConfig, MarianMTModel
@@ -98,9 +87,6 @@ class _Marian:
         )
         self.model = MarianMTModel(hf_config).to(device=self.device, dtype=self.dtype).eval()
         self.model.load_state_dict(self._state_dict(params), strict=True)
-
-    def _tensor(self, array: Any) -> torch.Tensor:
-        return to_torch(np.asarray(array, dtype=np.float64), device=self.device, dtype=self.dtype)
 
     def _state_dict(self, p: dict[str, Any]) -> dict[str, torch.Tensor]:
         """nnspec's parameter layout (reference/PARAMETERS.md) as Marian's state dict; the two
@@ -222,9 +208,7 @@ class _Marian:
         if max_len == 0:  # Hugging Face refuses to generate nothing; nnspec's API returns <start>
             return [START_ID]
         src = self._ids(np.asarray(src_ids).reshape(1, -1))
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            self._seed(seed)
+        with self._seeded(seed):
             out = self.model.generate(
                 src, attention_mask=self._attention_mask(src, None),
                 generation_config=self._generation_config(max_len, temperature),
@@ -232,22 +216,11 @@ class _Marian:
         return [int(token) for token in out[0].tolist()]
 
     def _generation_config(self, max_len: int, temperature: float) -> Any:
-        """At most ``max_len`` tokens after ``<start>``, stopping at ``<end>``; one beam; sampling
-        only when T != 0, from the whole of softmax(l / T) (``top_k`` and ``top_p`` off)."""
-        from transformers import GenerationConfig
-
-        sampling = temperature != 0
-        # (the sampling flags only where it samples: greedy search warns that they do nothing)
-        warping = {"temperature": float(temperature), "top_k": 0, "top_p": 1.0} if sampling else {}
-        return GenerationConfig(
-            max_new_tokens=max_len, do_sample=sampling, num_beams=1,
-            decoder_start_token_id=START_ID, eos_token_id=END_ID, pad_token_id=PAD_ID,
-            forced_eos_token_id=None, bos_token_id=None, **warping,
+        """At most ``max_len`` tokens after ``<start>``, stopping at ``<end>``; one beam."""
+        return generation_config(
+            temperature, max_new_tokens=max_len, num_beams=1, decoder_start_token_id=START_ID,
+            eos_token_id=END_ID, pad_token_id=PAD_ID, forced_eos_token_id=None, bos_token_id=None,
         )
-
-    def _seed(self, seed: int) -> None:
-        """Sampling draws from torch's global generator (inside ``fork_rng``, so only here)."""
-        torch.manual_seed(seed)
 
 
 class HFMarian:
@@ -259,27 +232,11 @@ class HFMarian:
     }
 
     def __init__(self, device: str = "cpu", dtype: str = "float64") -> None:
-        if device not in _DEVICES:
-            raise ValueError(f"HFMarian(device={device!r}): choose one of {_DEVICES}")
-        if dtype not in DTYPES:
-            raise ValueError(f"HFMarian(dtype={dtype!r}): choose one of {DTYPES}")
-        self.nnspec_name = f"hf-marian:{device}:{dtype}"
-        self.nnspec_device = device
-        self.nnspec_dtype = dtype
-        version = _transformers_version()
-        self.__version__ = f"transformers {version}" if version else "transformers not installed"
-        reasons = []
-        if not version:
-            reasons.append("transformers is not installed (pip install transformers)")
-        if device == "cuda" and not torch.cuda.is_available():
-            reasons.append("no CUDA device is available")
-        self.nnspec_unavailable = "; ".join(reasons)
-        self.Transformer = type(
-            "Transformer", (_Marian,), {"device": torch.device(device), "dtype": torch_dtype(dtype)}
-        )
+        identify(self, "hf-marian", device, dtype)
+        self.Transformer = on_device(_Marian, "Transformer", device, dtype)
 
 
 # ``float32`` (on the CPU) or ``cuda_bfloat16``: import paths name a device and a dtype.
 __getattr__, __dir__ = by_device_and_dtype(
-    __name__, globals(), lambda device, dtype: HFMarian(device=device, dtype=dtype), dtypes=DTYPES, devices=_DEVICES
+    __name__, globals(), lambda device, dtype: HFMarian(device=device, dtype=dtype), dtypes=DTYPES, devices=DEVICES
 )

@@ -377,6 +377,7 @@ _TORCH_PART_IMPORTED = False
 # the functions that need it.
 _TORCH_MODULES = (
     "nnspec.reference.torch_ref", "nnspec.verify.torch_nn", "nnspec.verify.hf_gpt2", "nnspec.verify.hf_marian",
+    "nnspec.verify.hugging_face",
 )
 
 
