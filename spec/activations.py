@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hypothesis.strategies as st
 import numpy as np
-import sympy
 from hypothesis.extra import numpy as hnp
+
+if TYPE_CHECKING:
+    import sympy
 
 from . import precision
 from .clause import (
@@ -112,6 +114,7 @@ def _symbolic(name: str, z: sympy.Symbol) -> sympy.Expr:
     and takes the value 0 at the kink z = 0: the choice the reference documents (and PyTorch's
     autograd makes) for a function with no derivative there.
     """
+    import sympy  # here, not at the top: a pytest run that never differentiates skips its 0.3 s import
     half = sympy.Rational(1, 2)
     definitions = {
         "relu": lambda: sympy.Piecewise((z, z > 0), (0, True)),
@@ -127,6 +130,7 @@ def _symbolic(name: str, z: sympy.Symbol) -> sympy.Expr:
 def _derivative(name: str) -> Callable[[float], float]:
     """d/dz of activation ``name``, differentiated by sympy from :func:`_symbolic`, as a function
     of one float evaluated with Python's math module (float64)."""
+    import sympy  # here, not at the top: a pytest run that never differentiates skips its 0.3 s import
     z = sympy.Symbol("z", real=True)
     return sympy.lambdify(z, sympy.diff(_symbolic(name, z), z), modules="math")
 

@@ -14,7 +14,6 @@ from functools import cache, partial
 from typing import Any
 
 import numpy as np
-import sympy
 from hypothesis import strategies as st
 from nnspec.reference.config import MLPConfig
 
@@ -44,6 +43,7 @@ def _symbolic_gradient(layer_sizes: tuple[int, ...]) -> Any:
     with sigma(z) = 1 / (1 + e^-z); sympy differentiates C0 with respect to every w_jk(l), b_j(l).
     The function returns the derivatives layer by layer, weights (row-major) then biases.
     """
+    import sympy  # here, not at the top: a pytest run that never differentiates skips its 0.3 s import
     a0 = sympy.symbols(f"a0_0:{layer_sizes[0]}", real=True)
     y = sympy.symbols(f"y_0:{layer_sizes[-1]}", real=True)
     weights, biases = [], []

@@ -19,7 +19,6 @@ from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
-import sympy
 from hypothesis.extra import numpy as hnp
 
 from . import precision
@@ -250,6 +249,7 @@ def _symbolic_softmax_jacobian(n: int) -> tuple[Any, Any]:
     is checked once here: if sympy did not reduce J - (diag(p) - p p^T) to zero the document's
     formula would be wrong, and building the clause raises.
     """
+    import sympy  # here, not at the top: a pytest run that never differentiates skips its 0.3 s import
     xs = sympy.symbols(f"x0:{n}", real=True)
     denom = sum(sympy.exp(v) for v in xs)
     p = sympy.Matrix([sympy.exp(v) / denom for v in xs])

@@ -1269,6 +1269,50 @@ def test_closed_form_tolerance_grows_with_the_stated_condition_number() -> None:
     assert "x condition up to 1.03e+03" in per_token.reason
 
 
+_VALUES = st.floats(-1e3, 1e3) | st.sampled_from([0.0, np.inf, -np.inf, np.nan])
+
+
+@given(
+    data=st.data(),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+    rtol=st.sampled_from([0.0, 1e-7, 1e-3]),
+)
+def test_the_elementwise_rule_is_the_plain_comparison_at_the_worst_element(
+    data: Any, shape: tuple, rtol: float
+) -> None:
+    """The comparison behind every tolerance rule, against its plain statement. It takes shortcuts
+    for large all-finite arrays with tolerances above zero (NET-LONG's 2050 x 2304 logits), so both
+    paths are drawn: NaN/Inf where the expected output has them (skipped), zero tolerances (any
+    difference is infinitely far past), an element a hair past its tolerance, scalar and
+    per-element atol."""
+    from nnspec.verify import tolerances
+
+    expected = data.draw(hnp.arrays(np.float64, shape, elements=_VALUES), label="expected")
+    finite_values = st.floats(-1e3, 1e3)
+    observed = np.array(np.where(np.isfinite(expected), expected, 0.0) + data.draw(
+        hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1e-9, -1e-6, 1e-3]) | finite_values),
+        label="offset"))
+    atol = data.draw(st.sampled_from([0.0, 1e-8, 1e-3]) | hnp.arrays(
+        np.float64, shape, elements=st.sampled_from([0.0, 1e-8, 1e-6])), label="atol")
+    if np.size(expected) and data.draw(st.booleans(), label="a hair past"):
+        index = np.unravel_index(0, np.shape(expected))
+        if np.isfinite(expected[index]):
+            allowed = float(np.broadcast_to(atol, np.shape(expected))[index]) + rtol * abs(expected[index])
+            observed[index] = np.nextafter(expected[index] + allowed, np.inf)
+    verdict = tolerances._elementwise(observed, expected, atol, rtol, "r")
+    finite = np.isfinite(expected)
+    diff = np.abs(np.where(finite, observed - expected, 0.0))
+    allowed = np.broadcast_to(atol + rtol * np.abs(np.where(finite, expected, 0.0)), np.shape(diff))
+    assert verdict.passed == bool(np.all(diff <= allowed))
+    if np.size(diff):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(allowed > 0, diff / allowed, np.where(diff > 0, np.inf, 0.0))
+        worst = np.unravel_index(int(np.argmax(ratio)), np.shape(ratio))
+        assert (verdict.error, verdict.tolerance) == (float(diff[worst]), float(allowed[worst]))
+        if not verdict.passed:
+            assert f"worst at index {tuple(int(i) for i in worst)}" in verdict.detail
+
+
 def test_close_to_oracle_uses_the_same_rounded_inputs_and_the_baseline() -> None:
     ck = EngineCheck(load_implementation("torch:cpu:bfloat16"))
     x = np.array([[0.1, 0.2, 0.3]])  # not bf16 values: both sides must see the rounded ones

@@ -200,7 +200,9 @@ BUGS = [
     ("clause_id", "bug", "overrides"), BUGS, ids=[f"{c}-{b}" for c, b, _ in BUGS]
 )
 def test_clause_rejects_planted_bug(clause_id: str, bug: str, overrides: dict) -> None:
-    result = run_clause(clause_id, patched("numpy", name=bug, **overrides))
+    # shrink=False: the verdict is the first failing example's (a repeated first batch took 79
+    # shrink runs to show a smaller input, which test_engine's shrinking tests already cover)
+    result = run_clause(clause_id, patched("numpy", name=bug, **overrides), shrink=False)
     assert result.status == "failed", result.message
 
 

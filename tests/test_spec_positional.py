@@ -143,10 +143,11 @@ def _tutorial_networks() -> object:
                    Transformer=with_table(torch_ref.Transformer, ("W_P_src", "W_P_tgt")))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_a_float32_network_with_the_tutorial_s_table_passes_net_long(seed: int) -> None:
+def test_a_float32_network_with_the_tutorial_s_table_passes_net_long() -> None:
     """The policy allows an angle float32's rounding; at position 1500 that is about 1e-4 rad, and
     the same-precision baseline, torch_ref, once built its table in float64: honest float32 code
-    then failed NET-LONG at default (ninth hunt). torch_ref now forms its float32 angles in float32."""
-    result = run_clause("NET-LONG", _tutorial_networks(), profile="default", seed=seed, shrink=False)
+    then failed NET-LONG at default (ninth hunt). torch_ref now forms its float32 angles in float32.
+    With the table built in float64 again, seed 0 fails here, on the GPT (seeds 1 and 2 on the
+    encoder-decoder too; this test once ran seed 1 as well); ``quick`` passed seeds 0-11."""
+    result = run_clause("NET-LONG", _tutorial_networks(), profile="default", seed=0, shrink=False)
     assert result.status == "passed", result.message
