@@ -1488,13 +1488,6 @@ def _gradients_through_half_mlp(device: str) -> Callable:
     return _torch_network_class(HalfGradientsMLP, device, "float32")
 
 
-def _build_half_gradients(base: str) -> Implementation:
-    """A float32 MLP whose gradients go through float16, on a torch base's device."""
-    device = _device_of(base)
-    return patched(f"torch:{device}:float32", name="mlp-gradients-through-float16",
-                   MLP=_gradients_through_half_mlp(device))
-
-
 def _half_summed_mlp(device: str, dtype: str = "float16") -> Callable:
     """torch_ref's float16 (or ``dtype``) MLP whose batch gradient is the sum of the per-example
     gradients kept in the format, example by example (a hand-written backpropagation loop,
@@ -1567,12 +1560,6 @@ def _gpt_positions_in_bfloat16(device: str) -> Callable:
     return _torch_network_class(PositionsInBfloat16GPT, device, "bfloat16")
 
 
-def _build_gpt_positions_in_bfloat16(base: str) -> Implementation:
-    device = _device_of(base)
-    return patched(f"torch:{device}:bfloat16", name="gpt-positions-in-bfloat16",
-                   GPT=_gpt_positions_in_bfloat16(device))
-
-
 def _transformer_sinusoids_in_float32(device: str) -> Callable:
     """torch_ref's float64 Transformer whose sinusoid tables hold float32 values, as Hugging Face's
     Marian builds them (``MarianSinusoidalPositionalEmbedding.create_weight`` fills its table
@@ -1590,18 +1577,6 @@ def _transformer_sinusoids_in_float32(device: str) -> Callable:
             super().__init__(config, params)
 
     return _torch_network_class(SinusoidsInFloat32Transformer, device, "float64")
-
-
-def _build_transformer_sinusoids_in_float32(base: str) -> Implementation:
-    device = _device_of(base)
-    return patched(f"torch:{device}:float64", name="transformer-sinusoids-in-float32",
-                   Transformer=_transformer_sinusoids_in_float32(device))
-
-
-def _build_half_summed_mlp(base: str) -> Implementation:
-    device = _device_of(base)
-    return patched(f"torch:{device}:float16", name="mlp-gradients-summed-in-float16",
-                   MLP=_half_summed_mlp(device))
 
 
 def attention_values_summed_in_bfloat16(
@@ -1781,11 +1756,17 @@ def _at_precision(
     return Mutant(id, models, tuple(overrides), expected, build, base=f"torch:cpu:{dtype}")
 
 
-def _build_half_cache(base: str) -> Implementation:
-    """A float32 GPT with a float16 KV cache, on a torch base's device."""
-    device = _device_of(base)
-    return patched(f"torch:{device}:float32", name="kv-cache-in-float16",
-                   GPT=_half_cache_gpt(device, "float32"))
+def _network_at_precision(
+    id: str, models: str, network: str, expected: tuple[str, ...], dtype: str,
+    network_class: Callable[[str], Callable], **kwargs: Any,
+) -> Mutant:
+    """A fault of one format in a network, planted in torch_ref at that dtype (on a torch base's
+    device): ``network_class(device)`` is the faulty class, as :func:`_torch_network_class` wraps it."""
+
+    def build(base: str) -> Implementation:
+        return patched(f"torch:{_device_of(base)}:{dtype}", name=id, **{network: network_class(_device_of(base))})
+
+    return Mutant(id, models, (network,), expected, build, base=f"torch:cpu:{dtype}", **kwargs)
 
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -2073,9 +2054,9 @@ MUTANTS: tuple[Mutant, ...] = (
     _at_precision("pe-frequencies-in-float16", "the frequency buffer 10000^(-2i/d) converted by "
                   "model.half(): far positions carry its rounding as radians of phase",
                   ("PE-FORMULA",), "float16", positional_encoding=pe_frequencies_in_float16),
-    Mutant("kv-cache-in-float16", "a float32 GPT whose KV cache is a float16 buffer: cached "
-           "decoding reads rounded keys and values", ("GPT",), ("DEC-AUTOREGRESSIVE",),
-           _build_half_cache, base="torch:cpu:float32", profile="ci"),
+    _network_at_precision("kv-cache-in-float16", "a float32 GPT whose KV cache is a float16 buffer: "
+                          "cached decoding reads rounded keys and values", "GPT", ("DEC-AUTOREGRESSIVE",),
+                          "float32", lambda device: _half_cache_gpt(device, "float32"), profile="ci"),
     _at_precision("layer-norm-squares-in-float16", "layer norm squaring (x - mean) in float16 (T5's "
                   "before the fix): past 256 the square overflows", ("LN-STATS",), "float16",
                   layer_norm=layer_norm_variance_in_float16),
@@ -2101,13 +2082,13 @@ MUTANTS: tuple[Mutant, ...] = (
     _at_precision("mask-additive-minus-1e4", "masked scores + (1 - mask) * -10000.0 (BERT) instead "
                   "of -inf: a row with no allowed key gets uniform weights", ("ATT-FULLY-MASKED",),
                   "float32", scaled_dot_product_attention=attention_mask_minus_1e4),
-    Mutant("gpt-positions-in-bfloat16", "a bfloat16 GPT whose positions come from torch.arange(T, "
-           "dtype=bfloat16): past 256 tokens they collide", ("GPT",), ("NET-LONG",),
-           _build_gpt_positions_in_bfloat16, base="torch:cpu:bfloat16"),
-    Mutant("transformer-sinusoids-in-float32", "a float64 encoder-decoder whose sinusoid tables "
-           "hold float32 values (Hugging Face's Marian: torch.FloatTensor in create_weight)",
-           ("Transformer",), ("PE-ADDED",), _build_transformer_sinusoids_in_float32,
-           base="torch:cpu:float64"),
+    _network_at_precision("gpt-positions-in-bfloat16", "a bfloat16 GPT whose positions come from "
+                          "torch.arange(T, dtype=bfloat16): past 256 tokens they collide", "GPT", ("NET-LONG",),
+                          "bfloat16", _gpt_positions_in_bfloat16),
+    _network_at_precision("transformer-sinusoids-in-float32", "a float64 encoder-decoder whose sinusoid "
+                          "tables hold float32 values (Hugging Face's Marian: torch.FloatTensor in "
+                          "create_weight)", "Transformer", ("PE-ADDED",), "float64",
+                          _transformer_sinusoids_in_float32),
     _at_precision("attention-values-summed-in-bfloat16", "attention's sum of weighted values "
                   "accumulated in bfloat16: past a few hundred keys it stalls", ("ATT-ORACLE", "ATT-CONVEX"),
                   "bfloat16", scaled_dot_product_attention=attention_values_summed_in_bfloat16),
@@ -2118,12 +2099,12 @@ MUTANTS: tuple[Mutant, ...] = (
                   "division by sqrt(d_k): past |q . k| = 65504 the scores are inf and the weights NaN",
                   ("ATT-ORACLE", "ATT-CONVEX"), "float16",
                   scaled_dot_product_attention=attention_scaled_after_the_product_in_float16),
-    Mutant("mlp-gradients-summed-in-float16", "a float16 MLP summing its per-example gradients in "
-           "float16 (grad += delta_i a_i^T): past 2048 examples the sum stalls", ("MLP",), ("GD-AVERAGE",),
-           _build_half_summed_mlp, base="torch:cpu:float16"),
-    Mutant("mlp-gradients-through-float16", "a float32 MLP whose gradients pass through a float16 "
-           "buffer: each carries float16's rounding, within the closed form's 4096 float32 ulps",
-           ("MLP",), ("BP-FULL",), _build_half_gradients, base="torch:cpu:float32"),
+    _network_at_precision("mlp-gradients-summed-in-float16", "a float16 MLP summing its per-example "
+                          "gradients in float16 (grad += delta_i a_i^T): past 2048 examples the sum stalls",
+                          "MLP", ("GD-AVERAGE",), "float16", _half_summed_mlp),
+    _network_at_precision("mlp-gradients-through-float16", "a float32 MLP whose gradients pass through "
+                          "a float16 buffer: each carries float16's rounding, within the closed form's 4096 "
+                          "float32 ulps", "MLP", ("BP-FULL",), "float32", _gradients_through_half_mlp),
 )
 
 # The fifth hunt: faults a user's own GPT (PyTorch) and NumPy library let through, each part kept
